@@ -1,0 +1,258 @@
+//! RabbitMQ: connection, topology and a confirming publisher (R35, R36).
+//!
+//! Topology, every name under the configured prefix `P`:
+//! - `P.jobs` (direct exchange) -> one durable quorum queue per job kind,
+//!   `P.jobs.<kind>`, bound by the kind; a queue's own poison-message limit
+//!   (`x-delivery-limit`) dead-letters into `P.dead`.
+//! - `P.retry.<n>` (fanout exchange + queue per backoff step): messages wait
+//!   there for the step's TTL, then dead-letter back to `P.jobs` with their
+//!   original routing key. One queue per step, because a TTL only expires
+//!   messages at a queue's head.
+//! - `P.dead` (fanout exchange + quorum queue): jobs that failed for good,
+//!   with the reason in the `x-reason` header.
+//! - `P.events` (topic exchange) -> `P.events.evidence-added` (`evidence.added`):
+//!   upstream systems publish evidence here instead of calling HTTP (R38).
+//! - `P.status` (topic exchange): status events such as `share.complete` (R15).
+
+use crate::jobs::JobKind;
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+
+pub const EVIDENCE_ADDED_ROUTING_KEY: &str = "evidence.added";
+
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub prefix: String,
+    pub retry_delays_ms: Vec<u64>,
+}
+
+impl Topology {
+    pub fn new(prefix: &str, retry_delays_ms: &[u64]) -> Self {
+        Self {
+            prefix: prefix.to_string(),
+            retry_delays_ms: retry_delays_ms.to_vec(),
+        }
+    }
+    pub fn jobs_exchange(&self) -> String {
+        format!("{}.jobs", self.prefix)
+    }
+    pub fn job_queue(&self, kind: JobKind) -> String {
+        format!("{}.jobs.{}", self.prefix, kind.as_str())
+    }
+    pub fn retry_exchange(&self, step: usize) -> String {
+        format!("{}.retry.{}", self.prefix, step)
+    }
+    pub fn retry_queue(&self, step: usize) -> String {
+        format!("{}.retry.{}", self.prefix, step)
+    }
+    pub fn dead_exchange(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+    pub fn dead_queue(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+    pub fn events_exchange(&self) -> String {
+        format!("{}.events", self.prefix)
+    }
+    pub fn events_queue(&self) -> String {
+        format!("{}.events.evidence-added", self.prefix)
+    }
+    pub fn status_exchange(&self) -> String {
+        format!("{}.status", self.prefix)
+    }
+
+    /// Every queue this deployment owns, for metrics and the `queues` command.
+    pub fn all_queues(&self) -> Vec<String> {
+        let mut queues: Vec<String> = JobKind::ALL.iter().map(|k| self.job_queue(*k)).collect();
+        queues.push(self.events_queue());
+        queues.extend((0..self.retry_delays_ms.len()).map(|i| self.retry_queue(i)));
+        queues.push(self.dead_queue());
+        queues
+    }
+
+    /// Declare everything; idempotent, run by every process on start.
+    pub async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        let qopts = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.exchange_declare(self.jobs_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default())
+            .await?;
+        ch.exchange_declare(self.dead_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+            .await?;
+        ch.exchange_declare(self.events_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .await?;
+        ch.exchange_declare(self.status_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default())
+            .await?;
+
+        ch.queue_declare(self.dead_queue().into(), qopts, quorum_args(None, None)).await?;
+        ch.queue_bind(
+            self.dead_queue().into(),
+            self.dead_exchange().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+
+        for kind in JobKind::ALL {
+            let q = self.job_queue(*kind);
+            ch.queue_declare(q.clone().into(), qopts, quorum_args(Some(&self.dead_exchange()), Some(20)))
+                .await?;
+            ch.queue_bind(
+                q.into(),
+                self.jobs_exchange().into(),
+                kind.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+
+        for (step, delay) in self.retry_delays_ms.iter().enumerate() {
+            let ex = self.retry_exchange(step);
+            ch.exchange_declare(ex.clone().into(), ExchangeKind::Fanout, durable, FieldTable::default())
+                .await?;
+            let mut args = quorum_args(Some(&self.jobs_exchange()), None);
+            // Upper bound: each message carries its own jittered expiration in [d, 2d).
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(2 * *delay as i64));
+            ch.queue_declare(self.retry_queue(step).into(), qopts, args).await?;
+            ch.queue_bind(
+                self.retry_queue(step).into(),
+                ex.into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        }
+
+        ch.queue_declare(self.events_queue().into(), qopts, quorum_args(Some(&self.dead_exchange()), Some(20)))
+            .await?;
+        ch.queue_bind(
+            self.events_queue().into(),
+            self.events_exchange().into(),
+            EVIDENCE_ADDED_ROUTING_KEY.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn quorum_args(dead_letter_exchange: Option<&str>, delivery_limit: Option<i64>) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    if let Some(dlx) = dead_letter_exchange {
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            AMQPValue::LongString("at-least-once".into()),
+        );
+        args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    }
+    if let Some(limit) = delivery_limit {
+        args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(limit));
+    }
+    args
+}
+
+pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url, props).await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("broker refused the message (nack)")]
+    Nacked,
+    #[error("message was unroutable: {0}")]
+    Unroutable(String),
+}
+
+/// A channel in confirm mode. Every publish is `mandatory`, and a confirm that
+/// carries a returned message counts as a failure (see FIELD-NOTES.md).
+#[derive(Clone)]
+pub struct Publisher {
+    channel: Channel,
+}
+
+impl Publisher {
+    pub async fn open(conn: &Connection) -> lapin::Result<Self> {
+        let channel = conn.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(Self { channel })
+    }
+
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    pub async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        headers: FieldTable,
+        message_id: Option<&str>,
+    ) -> Result<(), PublishError> {
+        let mut props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_headers(headers);
+        if let Some(id) = message_id {
+            props = props.with_message_id(id.into());
+        }
+        self.publish_with(exchange, routing_key, body, props).await
+    }
+
+    /// Publish with explicit properties; confirmed and mandatory like `publish`.
+    pub async fn publish_with(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+    ) -> Result<(), PublishError> {
+        let confirm = self
+            .channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.into(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
+                body,
+                props,
+            )
+            .await?
+            .await?;
+        if confirm.is_nack() {
+            return Err(PublishError::Nacked);
+        }
+        if let Some(returned) = confirm.take_message() {
+            return Err(PublishError::Unroutable(returned.reply_text.to_string()));
+        }
+        Ok(())
+    }
+}
+
+pub fn header_str(headers: &FieldTable, key: &str) -> Option<String> {
+    headers.inner().get(&ShortString::from(key)).and_then(|v| match v {
+        AMQPValue::LongString(s) => Some(s.to_string()),
+        AMQPValue::ShortString(s) => Some(s.to_string()),
+        _ => None,
+    })
+}

@@ -1,0 +1,234 @@
+//! Cases and folders of an org, and who may see them (tenant isolation): an
+//! org sees its own cases (including imported copies), and another org's case
+//! only through a live grant, as a read-only external view (R18).
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, Action};
+use crate::error::{Error, Result};
+
+/// The case fields that can reach a receiver (filtered by `policy::filter::case`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+pub struct CaseData {
+    pub case_number: String,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    pub case_number: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub notes: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CaseRow {
+    pub id: Uuid,
+    pub org_id: Uuid,
+    pub owner_id: Option<Uuid>,
+    pub case_number: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub notes: sqlx::types::Json<Vec<String>>,
+    pub tags: sqlx::types::Json<Vec<String>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl CaseRow {
+    pub fn data(&self) -> CaseData {
+        CaseData {
+            case_number: self.case_number.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            notes: Some(self.notes.0.clone()),
+            tags: Some(self.tags.0.clone()),
+        }
+    }
+}
+
+pub const CASE_COLUMNS: &str = "id, org_id, owner_id, case_number, title, description, notes, tags, created_at";
+
+pub async fn create(db: &mut PgConnection, org_id: Uuid, owner_id: Uuid, new: NewCase) -> Result<CaseRow> {
+    if new.case_number.trim().is_empty() || new.title.trim().is_empty() {
+        return Err(Error::validation("case_number and title must not be empty"));
+    }
+    let row: CaseRow = sqlx::query_as(&format!(
+        "INSERT INTO cases (id, org_id, owner_id, case_number, title, description, notes, tags)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {CASE_COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(org_id)
+    .bind(owner_id)
+    .bind(new.case_number.trim())
+    .bind(new.title.trim())
+    .bind(&new.description)
+    .bind(sqlx::types::Json(new.notes.unwrap_or_default()))
+    .bind(sqlx::types::Json(new.tags.unwrap_or_default()))
+    .fetch_one(&mut *db)
+    .await?;
+    audit::record(
+        db,
+        Action::CaseCreated,
+        audit::Entry { org_id: Some(org_id), actor_user_id: Some(owner_id), case_id: Some(row.id), ..Default::default() },
+    )
+    .await?;
+    Ok(row)
+}
+
+/// A case owned by `org_id` (its own or an imported copy); 404 otherwise.
+pub async fn owned(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<CaseRow> {
+    sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND org_id = $2"))
+        .bind(case_id)
+        .bind(org_id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound("case"))
+}
+
+/// Lock an owned case row for the rest of the transaction.
+pub async fn owned_for_update(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<CaseRow> {
+    sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND org_id = $2 FOR UPDATE"))
+        .bind(case_id)
+        .bind(org_id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound("case"))
+}
+
+pub async fn by_id(db: &mut PgConnection, case_id: Uuid) -> Result<CaseRow> {
+    sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"))
+        .bind(case_id)
+        .fetch_optional(db)
+        .await?
+        .ok_or(Error::NotFound("case"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CasePatch {
+    pub title: Option<String>,
+    pub case_number: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, Clone, ToSchema)]
+pub struct Folder {
+    pub id: Uuid,
+    pub name: String,
+    pub parent_id: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewFolder {
+    pub name: String,
+    pub parent_id: Option<Uuid>,
+}
+
+pub async fn create_folder(db: &mut PgConnection, case_id: Uuid, new: NewFolder) -> Result<Uuid> {
+    if new.name.trim().is_empty() {
+        return Err(Error::validation("name must not be empty"));
+    }
+    if let Some(parent) = new.parent_id {
+        folder_in_case(db, case_id, parent).await?;
+    }
+    let id = Uuid::new_v4();
+    sqlx::query("INSERT INTO folders (id, case_id, parent_id, name) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(case_id)
+        .bind(new.parent_id)
+        .bind(new.name.trim())
+        .execute(db)
+        .await?;
+    Ok(id)
+}
+
+async fn folder_in_case(db: &mut PgConnection, case_id: Uuid, folder_id: Uuid) -> Result<()> {
+    let ok: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM folders WHERE id = $1 AND case_id = $2)")
+        .bind(folder_id)
+        .bind(case_id)
+        .fetch_one(db)
+        .await?;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::validation("folder_id/parent_id does not name a folder of this case"))
+    }
+}
+
+pub async fn check_folder(db: &mut PgConnection, case_id: Uuid, folder_id: Option<Uuid>) -> Result<()> {
+    match folder_id {
+        Some(f) => folder_in_case(db, case_id, f).await,
+        None => Ok(()),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FolderPatch {
+    pub name: Option<String>,
+    /// Move under another folder of the same case.
+    pub parent_id: Option<Uuid>,
+}
+
+/// Rename or move a folder of a case the org owns. Receivers' folders are
+/// copies (R21) and are not touched.
+pub async fn update_folder(db: &mut PgConnection, org_id: Uuid, folder_id: Uuid, patch: FolderPatch) -> Result<()> {
+    let case_id: Uuid = sqlx::query_scalar(
+        "SELECT f.case_id FROM folders f JOIN cases c ON c.id = f.case_id WHERE f.id = $1 AND c.org_id = $2 FOR UPDATE OF f",
+    )
+    .bind(folder_id)
+    .bind(org_id)
+    .fetch_optional(&mut *db)
+    .await?
+    .ok_or(Error::NotFound("folder"))?;
+    if let Some(name) = &patch.name {
+        if name.trim().is_empty() {
+            return Err(Error::validation("name must not be empty"));
+        }
+    }
+    if let Some(parent) = patch.parent_id {
+        folder_in_case(db, case_id, parent).await?;
+        // Refuse cycles: the new parent must not be the folder or below it.
+        let cycle: bool = sqlx::query_scalar(
+            "WITH RECURSIVE sub AS (SELECT id FROM folders WHERE id = $1
+                UNION SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id)
+             SELECT EXISTS (SELECT 1 FROM sub WHERE id = $2)",
+        )
+        .bind(folder_id)
+        .bind(parent)
+        .fetch_one(&mut *db)
+        .await?;
+        if cycle {
+            return Err(Error::validation("a folder cannot be moved below itself"));
+        }
+    }
+    sqlx::query("UPDATE folders SET name = coalesce($2, name), parent_id = coalesce($3, parent_id) WHERE id = $1")
+        .bind(folder_id)
+        .bind(patch.name.as_deref().map(str::trim))
+        .bind(patch.parent_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn folders(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<Folder>> {
+    let rows: Vec<(Uuid, String, Option<Uuid>)> =
+        sqlx::query_as("SELECT id, name, parent_id FROM folders WHERE case_id = $1 ORDER BY created_at, id")
+            .bind(case_id)
+            .fetch_all(db)
+            .await?;
+    Ok(rows.into_iter().map(|(id, name, parent_id)| Folder { id, name, parent_id }).collect())
+}

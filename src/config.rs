@@ -1,0 +1,212 @@
+//! Settings: `config/default.toml` (or the file named by `CASESHARE_CONFIG`),
+//! then `CASESHARE_*` environment variables on top. A bad value fails at start
+//! with a message naming the variable, never later at first use.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub database_url: String,
+    pub amqp_url: String,
+    pub amqp_prefix: String,
+    pub http_addr: SocketAddr,
+    pub smtp_url: String,
+    pub mail_from: String,
+    pub public_url: String,
+    pub service_tokens: Vec<String>,
+    pub worker_concurrency: u16,
+    pub max_attempts: u32,
+    pub retry_delays_ms: Vec<u64>,
+    pub log_format: LogFormat,
+    pub migrate_on_start: bool,
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is invalid: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("{var}: {reason}")]
+    Invalid { var: String, reason: String },
+}
+
+/// The built-in defaults, identical to `config/default.toml`, so that the
+/// binary also runs from a directory without the file.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+impl Settings {
+    /// Load defaults, then the config file, then the environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        let mut table: toml::Table = toml::from_str(DEFAULTS).map_err(|source| ConfigError::Parse {
+            path: "built-in defaults".into(),
+            source,
+        })?;
+        let path = std::env::var_os("CASESHARE_CONFIG")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("config/default.toml"));
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let file: toml::Table = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+            table.extend(file);
+        }
+        Self::from_table_and_env(table, |k| std::env::var(k).ok())
+    }
+
+    /// Apply `CASESHARE_<KEY>` overrides to `table`, then type-check it.
+    pub fn from_table_and_env(
+        mut table: toml::Table,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let keys: Vec<String> = table.keys().cloned().collect();
+        for key in keys {
+            let var = format!("CASESHARE_{}", key.to_uppercase());
+            let Some(raw) = env(&var) else { continue };
+            let value = match &table[&key] {
+                toml::Value::Array(_) => toml::Value::Array(
+                    raw.split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| match s.parse::<i64>() {
+                            Ok(n) if key != "service_tokens" => toml::Value::Integer(n),
+                            _ => toml::Value::String(s.to_string()),
+                        })
+                        .collect(),
+                ),
+                toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                    ConfigError::Invalid {
+                        var: var.clone(),
+                        reason: format!("expected an integer, got {raw:?}"),
+                    }
+                })?),
+                toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            var,
+                            reason: format!("expected true or false, got {raw:?}"),
+                        })
+                    }
+                }),
+                _ => toml::Value::String(raw),
+            };
+            table.insert(key, value);
+        }
+        let settings: Settings =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    var: "configuration".into(),
+                    reason: e.to_string(),
+                })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |var: &str, reason: &str| ConfigError::Invalid {
+            var: var.into(),
+            reason: reason.into(),
+        };
+        if !self.database_url.starts_with("postgres://") && !self.database_url.starts_with("postgresql://") {
+            return Err(invalid("CASESHARE_DATABASE_URL", "must be a postgres:// URL"));
+        }
+        if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
+            return Err(invalid("CASESHARE_AMQP_URL", "must be an amqp:// or amqps:// URL"));
+        }
+        if self.amqp_prefix.is_empty() || !self.amqp_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(invalid("CASESHARE_AMQP_PREFIX", "must be non-empty letters, digits, '-', '_' or '.'"));
+        }
+        if !self.smtp_url.starts_with("smtp://") && !self.smtp_url.starts_with("smtps://") {
+            return Err(invalid("CASESHARE_SMTP_URL", "must be an smtp:// or smtps:// URL"));
+        }
+        if !self.mail_from.contains('@') {
+            return Err(invalid("CASESHARE_MAIL_FROM", "must be an email address"));
+        }
+        if url::Url::parse(&self.public_url).is_err() {
+            return Err(invalid("CASESHARE_PUBLIC_URL", "must be an absolute URL"));
+        }
+        if self.worker_concurrency == 0 {
+            return Err(invalid("CASESHARE_WORKER_CONCURRENCY", "must be at least 1"));
+        }
+        if self.max_attempts == 0 {
+            return Err(invalid("CASESHARE_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
+            return Err(invalid("CASESHARE_RETRY_DELAYS_MS", "must list at least one positive delay"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let table: toml::Table = toml::from_str(DEFAULTS).unwrap();
+        Settings::from_table_and_env(table, |k| {
+            env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/caseshare");
+        assert_eq!(s.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.smtp_url, "smtp://127.0.0.1:25");
+        assert_eq!(s.mail_from, "caseshare@localhost");
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert_eq!(s.amqp_prefix, "caseshare");
+        assert!(s.service_tokens.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_and_lists() {
+        let s = load(&[
+            ("CASESHARE_SERVICE_TOKENS", "a, b"),
+            ("CASESHARE_RETRY_DELAYS_MS", "10,20"),
+            ("CASESHARE_MIGRATE_ON_START", "false"),
+        ])
+        .unwrap();
+        assert_eq!(s.service_tokens, vec!["a", "b"]);
+        assert_eq!(s.retry_delays_ms, vec![10, 20]);
+        assert!(!s.migrate_on_start);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = load(&[("CASESHARE_WORKER_CONCURRENCY", "lots")]).unwrap_err();
+        assert!(e.to_string().contains("CASESHARE_WORKER_CONCURRENCY"), "{e}");
+        let e = load(&[("CASESHARE_DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert!(e.to_string().contains("CASESHARE_DATABASE_URL"), "{e}");
+        let e = load(&[("CASESHARE_HTTP_ADDR", "nowhere")]).unwrap_err();
+        assert!(e.to_string().contains("http_addr"), "{e}");
+    }
+}

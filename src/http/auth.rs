@@ -1,0 +1,107 @@
+//! Bearer-token authentication: service tokens from configuration, user
+//! tokens looked up by their SHA-256 (the token itself is never stored).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use subtle_eq::constant_time_eq;
+use uuid::Uuid;
+
+use super::AppState;
+use crate::error::Error;
+use crate::orgs::{hash_token, Role};
+
+#[derive(Debug, Clone)]
+pub struct UserPrincipal {
+    pub user_id: Uuid,
+    pub org_id: Uuid,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Service,
+    User(UserPrincipal),
+}
+
+mod subtle_eq {
+    /// Compare without an early exit, so timing does not reveal a prefix.
+    pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, Error> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
+    let value = header.to_str().map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Unauthorized("expected Authorization: Bearer <token>".into()))
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let hash = hash_token(token);
+        if state.service_token_hashes.iter().any(|h| constant_time_eq(h, &hash)) {
+            return Ok(Principal::Service);
+        }
+        let row: Option<(Uuid, Uuid, Role)> = sqlx::query_as("SELECT id, org_id, role FROM users WHERE token_hash = $1")
+            .bind(&hash)
+            .fetch_optional(&state.db)
+            .await?;
+        match row {
+            Some((user_id, org_id, role)) => Ok(Principal::User(UserPrincipal { user_id, org_id, role })),
+            None => Err(Error::Unauthorized("unknown token".into())),
+        }
+    }
+}
+
+/// Any user of an organization.
+pub struct User(pub UserPrincipal);
+
+impl FromRequestParts<AppState> for User {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Principal::from_request_parts(parts, state).await? {
+            Principal::User(u) => Ok(User(u)),
+            Principal::Service => Err(Error::Forbidden("this endpoint is for users of an organization".into())),
+        }
+    }
+}
+
+/// A user with role `admin`.
+pub struct Admin(pub UserPrincipal);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let User(u) = User::from_request_parts(parts, state).await?;
+        if u.role != Role::Admin {
+            return Err(Error::Forbidden("this endpoint is for admins".into()));
+        }
+        Ok(Admin(u))
+    }
+}
+
+/// The service principal (bootstrap and upstream systems).
+pub struct Service;
+
+impl FromRequestParts<AppState> for Service {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match Principal::from_request_parts(parts, state).await? {
+            Principal::Service => Ok(Service),
+            Principal::User(_) => Err(Error::Forbidden("this endpoint is for the service principal".into())),
+        }
+    }
+}

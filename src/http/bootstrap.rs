@@ -1,0 +1,72 @@
+//! Service principal: bootstrap of orgs, users, groups and partnerships (R1).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::Service;
+use super::extract::{Json, Path};
+use super::AppState;
+use crate::error::{ErrorBody, Result};
+use crate::orgs::{self, NewGroup, NewOrg, NewUser, Org};
+
+#[utoipa::path(post, path = "/v1/orgs", tag = "bootstrap", request_body = NewOrg,
+    responses((status = 201, body = Org), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_org(_: Service, State(s): State<AppState>, Json(body): Json<NewOrg>) -> Result<(StatusCode, axum::Json<Org>)> {
+    Ok((StatusCode::CREATED, axum::Json(orgs::create(&s.db, body).await?)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedUser {
+    pub id: Uuid,
+    /// The bearer token; shown once, stored only as a hash.
+    pub token: String,
+}
+
+#[utoipa::path(post, path = "/v1/orgs/{org_id}/users", tag = "bootstrap", request_body = NewUser,
+    responses((status = 201, body = CreatedUser), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_user(
+    _: Service,
+    State(s): State<AppState>,
+    Path(org_id): Path<Uuid>,
+    Json(body): Json<NewUser>,
+) -> Result<(StatusCode, axum::Json<CreatedUser>)> {
+    let (id, token) = orgs::create_user(&s.db, org_id, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(CreatedUser { id, token })))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Created {
+    pub id: Uuid,
+}
+
+#[utoipa::path(post, path = "/v1/orgs/{org_id}/groups", tag = "bootstrap", request_body = NewGroup,
+    responses((status = 201, body = Created), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_group(
+    _: Service,
+    State(s): State<AppState>,
+    Path(org_id): Path<Uuid>,
+    Json(body): Json<NewGroup>,
+) -> Result<(StatusCode, axum::Json<Created>)> {
+    let id = orgs::create_group(&s.db, org_id, body).await?;
+    Ok((StatusCode::CREATED, axum::Json(Created { id })))
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPartnership {
+    pub org_ids: [Uuid; 2],
+}
+
+#[utoipa::path(post, path = "/v1/partnerships", tag = "bootstrap", request_body = NewPartnership,
+    responses((status = 201, body = NewPartnership), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_partnership(
+    _: Service,
+    State(s): State<AppState>,
+    Json(body): Json<NewPartnership>,
+) -> Result<(StatusCode, axum::Json<NewPartnership>)> {
+    orgs::create_partnership(&s.db, body.org_ids[0], body.org_ids[1]).await?;
+    Ok((StatusCode::CREATED, axum::Json(body)))
+}

@@ -1,0 +1,261 @@
+//! Cases, folders, evidence and the audit trail, as seen by an org: its own
+//! cases in full, received cases read-only and filtered (R18).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::{Principal, User};
+use super::bootstrap::Created;
+use super::extract::{Json, Path, Query};
+use super::AppState;
+use crate::audit::{self, Action, AuditItem};
+use crate::cases::{self, CasePatch, Folder, FolderPatch, NewCase, NewFolder};
+use crate::error::{Error, ErrorBody, Result};
+use crate::evidence::{self, Accepted, EvidenceView, NewEvidence};
+use crate::receiving::{self, CaseView};
+
+#[derive(Serialize, ToSchema)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+#[utoipa::path(post, path = "/v1/cases", tag = "cases", request_body = NewCase,
+    responses((status = 201, body = CaseView), (status = 422, body = ErrorBody)))]
+pub async fn create_case(User(u): User, State(s): State<AppState>, Json(body): Json<NewCase>) -> Result<(StatusCode, axum::Json<CaseView>)> {
+    let mut tx = s.db.begin().await?;
+    let case = cases::create(&mut tx, u.org_id, u.user_id, body).await?;
+    tx.commit().await?;
+    let view = receiving::case_view(&mut *s.db.acquire().await?, &u, case.id).await?;
+    Ok((StatusCode::CREATED, axum::Json(view)))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct ListQuery {
+    /// true: only received external cases; false: only own and imported cases.
+    pub external: Option<bool>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CaseSummary {
+    pub id: Uuid,
+    pub case_number: String,
+    pub title: String,
+    pub external: bool,
+    pub imported: bool,
+    pub sharing_org: Option<receiving::OrgRef>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[utoipa::path(get, path = "/v1/cases", tag = "cases", params(ListQuery),
+    responses((status = 200, body = Items<CaseSummary>)))]
+pub async fn list_cases(User(u): User, State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<axum::Json<Items<CaseSummary>>> {
+    let rows: Vec<(Uuid, String, String, bool, bool, Option<Uuid>, Option<String>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
+        "SELECT c.id, c.case_number, c.title, false, EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = c.id),
+                NULL::uuid, NULL::text, c.created_at
+         FROM cases c WHERE c.org_id = $1 AND ($2::bool IS NULL OR NOT $2)
+         UNION ALL
+         SELECT c.id, c.case_number, c.title, true, false, o.id, o.name, r.received_at
+         FROM received r JOIN cases c ON c.id = r.case_id JOIN orgs o ON o.id = r.sharer_org_id
+         WHERE r.receiver_org_id = $1 AND r.revoked_at IS NULL AND r.imported_case_id IS NULL AND ($2::bool IS NULL OR $2)
+         ORDER BY 8 DESC",
+    )
+    .bind(u.org_id)
+    .bind(q.external)
+    .fetch_all(&s.db)
+    .await?;
+    let items = rows
+        .into_iter()
+        .map(|(id, case_number, title, external, imported, org_id, org_name, created_at)| CaseSummary {
+            id,
+            case_number,
+            title,
+            external,
+            imported,
+            sharing_org: org_id.zip(org_name).map(|(id, name)| receiving::OrgRef { id, name }),
+            created_at,
+        })
+        .collect();
+    Ok(axum::Json(Items { items }))
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}", tag = "cases",
+    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody)))]
+pub async fn get_case(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<CaseView>> {
+    let mut tx = s.db.begin().await?;
+    let view = receiving::case_view(&mut tx, &u, case_id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(view))
+}
+
+/// Own case, or 403 for an external one (read-only, R18), or 404.
+async fn owned_or_refuse(db: &mut sqlx::PgConnection, org_id: Uuid, case_id: Uuid) -> Result<cases::CaseRow> {
+    match cases::owned_for_update(db, org_id, case_id).await {
+        Err(Error::NotFound(_)) if receiving::external(db, org_id, case_id).await.is_ok() => {
+            Err(Error::Forbidden("an external case is read-only".into()))
+        }
+        other => other,
+    }
+}
+
+#[utoipa::path(patch, path = "/v1/cases/{case_id}", tag = "cases", request_body = CasePatch,
+    responses((status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn patch_case(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+    Json(patch): Json<CasePatch>,
+) -> Result<axum::Json<CaseView>> {
+    let mut tx = s.db.begin().await?;
+    let case = owned_or_refuse(&mut tx, u.org_id, case_id).await?;
+    for (name, v) in [("title", &patch.title), ("case_number", &patch.case_number)] {
+        if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(Error::validation(format!("{name} must not be empty")));
+        }
+    }
+    let mut changed: Vec<(&'static str, Option<String>)> = Vec::new();
+    if let Some(t) = patch.title.as_ref().map(|t| t.trim().to_string()).filter(|t| *t != case.title) {
+        changed.push(("title", Some(t)));
+    }
+    if let Some(n) = patch.case_number.as_ref().map(|t| t.trim().to_string()).filter(|n| *n != case.case_number) {
+        changed.push(("case_number", Some(n)));
+    }
+    if let Some(d) = patch.description.clone().filter(|d| Some(d) != case.description.as_ref()) {
+        changed.push(("description", Some(d)));
+    }
+    if !changed.is_empty() {
+        sqlx::query(
+            "UPDATE cases SET title = coalesce($2, title), case_number = coalesce($3, case_number),
+                    description = coalesce($4, description), updated_at = now() WHERE id = $1",
+        )
+        .bind(case_id)
+        .bind(patch.title.as_deref().map(str::trim))
+        .bind(patch.case_number.as_deref().map(str::trim))
+        .bind(&patch.description)
+        .execute(&mut *tx)
+        .await?;
+        // R26: receivers with an imported copy are offered the change.
+        receiving::record_case_updates_tx(&mut tx, case_id, &changed).await?;
+        audit::record(
+            &mut tx,
+            Action::CaseUpdated,
+            audit::Entry {
+                org_id: Some(u.org_id),
+                actor_user_id: Some(u.user_id),
+                case_id: Some(case_id),
+                details: Some(serde_json::json!({ "fields": changed.iter().map(|(f, _)| *f).collect::<Vec<_>>() })),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let view = receiving::case_view(&mut tx, &u, case_id).await?;
+    tx.commit().await?;
+    Ok(axum::Json(view))
+}
+
+#[utoipa::path(post, path = "/v1/cases/{case_id}/folders", tag = "cases", request_body = NewFolder,
+    responses((status = 201, body = Created), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create_folder(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+    Json(body): Json<NewFolder>,
+) -> Result<(StatusCode, axum::Json<Created>)> {
+    let mut tx = s.db.begin().await?;
+    owned_or_refuse(&mut tx, u.org_id, case_id).await?;
+    let id = cases::create_folder(&mut tx, case_id, body).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, axum::Json(Created { id })))
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}/folders", tag = "cases",
+    responses((status = 200, body = Items<Folder>), (status = 404, body = ErrorBody)))]
+pub async fn list_folders(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<Items<Folder>>> {
+    let mut conn = s.db.acquire().await?;
+    let items = match cases::owned(&mut conn, u.org_id, case_id).await {
+        Ok(_) => cases::folders(&mut conn, case_id).await?,
+        Err(Error::NotFound(_)) => {
+            let r = receiving::external(&mut conn, u.org_id, case_id).await?;
+            receiving::external_folders(&mut conn, r.id).await?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(axum::Json(Items { items }))
+}
+
+#[utoipa::path(patch, path = "/v1/folders/{folder_id}", tag = "cases", request_body = FolderPatch,
+    responses((status = 200, body = Created), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn patch_folder(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(folder_id): Path<Uuid>,
+    Json(body): Json<FolderPatch>,
+) -> Result<axum::Json<Created>> {
+    let mut tx = s.db.begin().await?;
+    cases::update_folder(&mut tx, u.org_id, folder_id, body).await?;
+    tx.commit().await?;
+    Ok(axum::Json(Created { id: folder_id }))
+}
+
+#[utoipa::path(post, path = "/v1/cases/{case_id}/evidence", tag = "cases", request_body = NewEvidence,
+    responses((status = 202, body = Accepted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_evidence(
+    p: Principal,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+    Json(body): Json<NewEvidence>,
+) -> Result<(StatusCode, axum::Json<Accepted>)> {
+    let actor = match &p {
+        Principal::Service => None,
+        Principal::User(u) => {
+            let mut conn = s.db.acquire().await?;
+            owned_or_refuse(&mut conn, u.org_id, case_id).await?;
+            Some(u.user_id)
+        }
+    };
+    let accepted = evidence::record(&s.db, case_id, actor, body).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(accepted)))
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}/evidence", tag = "cases",
+    responses((status = 200, body = Items<EvidenceView>), (status = 404, body = ErrorBody)))]
+pub async fn list_evidence(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<Items<EvidenceView>>> {
+    let mut conn = s.db.acquire().await?;
+    let items = match cases::owned(&mut conn, u.org_id, case_id).await {
+        Ok(_) => evidence::list_owned(&mut conn, case_id).await?,
+        Err(Error::NotFound(_)) => {
+            let r = receiving::external(&mut conn, u.org_id, case_id).await?;
+            receiving::external_evidence(&mut conn, &r).await?
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(axum::Json(Items { items }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditView {
+    pub items: Vec<AuditItem>,
+    /// R7: the sender's audit trail, when the policy allowed sending it.
+    pub sender_snapshot: Option<serde_json::Value>,
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}/audit", tag = "cases",
+    responses((status = 200, body = AuditView), (status = 404, body = ErrorBody)))]
+pub async fn case_audit(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<AuditView>> {
+    let mut conn = s.db.acquire().await?;
+    let received = receiving::for_case(&mut conn, u.org_id, case_id).await?;
+    let visible = cases::owned(&mut conn, u.org_id, case_id).await.is_ok()
+        || received.as_ref().is_some_and(|r| r.revoked_at.is_none());
+    if !visible {
+        return Err(Error::NotFound("case"));
+    }
+    let items = audit::for_case(&mut conn, u.org_id, case_id).await?;
+    let sender_snapshot = received
+        .filter(|r| r.revoked_at.is_none() && r.policy.policy.permissions.sender_audit_trail)
+        .and_then(|r| r.sender_snapshot);
+    Ok(axum::Json(AuditView { items, sender_snapshot }))
+}

@@ -1,0 +1,129 @@
+//! The thin intake API (axum): parse, authorize, call the domain, map errors.
+//! Every route is listed in the OpenAPI document generated from this code.
+
+pub mod admin;
+pub mod auth;
+pub mod bootstrap;
+pub mod cases;
+pub mod extract;
+pub mod ops;
+pub mod receiving;
+pub mod sharing;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, patch, post, put};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Instant;
+use utoipa::OpenApi;
+
+use crate::amqp::Topology;
+use crate::config::Settings;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub settings: Arc<Settings>,
+    pub topology: Topology,
+    pub service_token_hashes: Arc<Vec<Vec<u8>>>,
+    pub metrics: PrometheusHandle,
+    pub probe: Arc<ops::BrokerProbe>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "caseshare", description = "Cross-organization case and evidence sharing (see SPEC.md and API.md)."),
+    paths(
+        bootstrap::create_org, bootstrap::create_user, bootstrap::create_group, bootstrap::create_partnership,
+        cases::create_case, cases::list_cases, cases::get_case, cases::patch_case, cases::create_folder,
+        cases::list_folders, cases::patch_folder, cases::add_evidence, cases::list_evidence, cases::case_audit,
+        admin::get_setup, admin::complete_setup, admin::get_settings, admin::put_settings, admin::create_policy,
+        admin::get_policy, admin::put_policy, admin::list_partners, admin::assign_partner_policy,
+        admin::remove_partner_policy, admin::get_partner_policy,
+        sharing::create_share, sharing::get_share, sharing::list_shares, sharing::access_list, sharing::revoke_share,
+        sharing::share_notices,
+        receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
+        receiving::add_recipient,
+        ops::healthz, ops::readyz, ops::metrics, ops::get_job,
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/jobs/{job_id}", get(ops::get_job))
+        .route("/v1/orgs", post(bootstrap::create_org))
+        .route("/v1/orgs/{org_id}/users", post(bootstrap::create_user))
+        .route("/v1/orgs/{org_id}/groups", post(bootstrap::create_group))
+        .route("/v1/partnerships", post(bootstrap::create_partnership))
+        .route("/v1/cases", post(cases::create_case).get(cases::list_cases))
+        .route("/v1/cases/{case_id}", get(cases::get_case).patch(cases::patch_case))
+        .route("/v1/cases/{case_id}/folders", post(cases::create_folder).get(cases::list_folders))
+        .route("/v1/folders/{folder_id}", patch(cases::patch_folder))
+        .route("/v1/cases/{case_id}/evidence", post(cases::add_evidence).get(cases::list_evidence))
+        .route("/v1/cases/{case_id}/audit", get(cases::case_audit))
+        .route("/v1/sharing/setup", get(admin::get_setup).post(admin::complete_setup))
+        .route("/v1/sharing/settings", get(admin::get_settings).put(admin::put_settings))
+        .route("/v1/policies", post(admin::create_policy))
+        .route("/v1/policies/{policy_id}", get(admin::get_policy).put(admin::put_policy))
+        .route("/v1/partners", get(admin::list_partners))
+        .route(
+            "/v1/partners/{org_id}/policy",
+            put(admin::assign_partner_policy).delete(admin::remove_partner_policy).get(admin::get_partner_policy),
+        )
+        .route("/v1/cases/{case_id}/shares", post(sharing::create_share).get(sharing::list_shares))
+        .route("/v1/shares/{share_id}", get(sharing::get_share))
+        .route("/v1/shares/{share_id}/revoke", post(sharing::revoke_share))
+        .route("/v1/shares/{share_id}/notices", get(sharing::share_notices))
+        .route("/v1/cases/{case_id}/access", get(sharing::access_list))
+        .route("/v1/received", get(receiving::list_received))
+        .route("/v1/received/{received_id}/import", post(receiving::import))
+        .route("/v1/cases/{case_id}/import-details", get(receiving::import_details))
+        .route("/v1/cases/{case_id}/updates/apply", post(receiving::apply_updates))
+        .route("/v1/cases/{case_id}/recipients", post(receiving::add_recipient))
+        .fallback(|| async { crate::error::Error::NotFound("route") })
+        .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// HTTP request counts and latency by route and status.
+async fn track(State(_): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("caseshare_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("caseshare_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,62 @@
+//! Receiving endpoints (R18–R20, R27, R28).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::User;
+use super::cases::Items;
+use super::extract::{Json, Path};
+use super::AppState;
+use crate::error::{ErrorBody, Result};
+use crate::receiving::{self, ApplyRequest, ApplyResult, ImportDetails, OnwardRecipient, ReceivedItem};
+
+#[utoipa::path(get, path = "/v1/received", tag = "receiving", responses((status = 200, body = Items<ReceivedItem>)))]
+pub async fn list_received(User(u): User, State(s): State<AppState>) -> Result<axum::Json<Items<ReceivedItem>>> {
+    Ok(axum::Json(Items { items: receiving::list(&mut *s.db.acquire().await?, u.org_id).await? }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ImportAccepted {
+    pub received_id: Uuid,
+    pub job_id: Uuid,
+    pub status: String,
+}
+
+#[utoipa::path(post, path = "/v1/received/{received_id}/import", tag = "receiving",
+    responses((status = 202, body = ImportAccepted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
+pub async fn import(User(u): User, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<(StatusCode, axum::Json<ImportAccepted>)> {
+    let job_id = receiving::request_import(&s.db, &u, id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(ImportAccepted { received_id: id, job_id, status: "processing".into() })))
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}/import-details", tag = "receiving",
+    responses((status = 200, body = ImportDetails), (status = 404, body = ErrorBody)))]
+pub async fn import_details(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<ImportDetails>> {
+    Ok(axum::Json(receiving::import_details(&mut *s.db.acquire().await?, &u, case_id).await?))
+}
+
+#[utoipa::path(post, path = "/v1/cases/{case_id}/updates/apply", tag = "receiving", request_body = ApplyRequest,
+    responses((status = 200, body = ApplyResult), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn apply_updates(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+    Json(body): Json<ApplyRequest>,
+) -> Result<axum::Json<ApplyResult>> {
+    Ok(axum::Json(receiving::apply_updates(&s.db, &u, case_id, body).await?))
+}
+
+#[utoipa::path(post, path = "/v1/cases/{case_id}/recipients", tag = "receiving", request_body = OnwardRecipient,
+    responses((status = 201), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn add_recipient(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+    Json(body): Json<OnwardRecipient>,
+) -> Result<StatusCode> {
+    receiving::add_recipient(&s.db, &u, case_id, body).await?;
+    Ok(StatusCode::CREATED)
+}

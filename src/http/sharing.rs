@@ -1,0 +1,66 @@
+//! Sharing endpoints (R13–R17, R29–R31): thin wrappers over `sharing` and
+//! `revocation`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use uuid::Uuid;
+
+use super::auth::User;
+use super::cases::Items;
+use super::extract::{Json, Path};
+use super::AppState;
+use crate::cases;
+use crate::error::{ErrorBody, Result};
+use crate::notify::{self, NoticeView};
+use crate::revocation;
+use crate::sharing::{self, AccessEntry, ShareRequest, ShareView};
+
+#[utoipa::path(post, path = "/v1/cases/{case_id}/shares", tag = "sharing", request_body = ShareRequest,
+    responses((status = 202, body = ShareView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn create_share(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+    Json(body): Json<ShareRequest>,
+) -> Result<(StatusCode, axum::Json<ShareView>)> {
+    let view = sharing::create(&s.db, &u, case_id, body).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(view)))
+}
+
+#[utoipa::path(get, path = "/v1/shares/{share_id}", tag = "sharing",
+    responses((status = 200, body = ShareView), (status = 404, body = ErrorBody)))]
+pub async fn get_share(User(u): User, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<axum::Json<ShareView>> {
+    let share = sharing::load_owned(&mut *s.db.acquire().await?, u.org_id, id).await?;
+    Ok(axum::Json(share.view(None)))
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}/shares", tag = "sharing",
+    responses((status = 200, body = Items<ShareView>), (status = 404, body = ErrorBody)))]
+pub async fn list_shares(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<Items<ShareView>>> {
+    let mut conn = s.db.acquire().await?;
+    cases::owned(&mut conn, u.org_id, case_id).await?;
+    Ok(axum::Json(Items { items: sharing::list_for_case(&mut conn, case_id).await? }))
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}/access", tag = "sharing",
+    responses((status = 200, body = Items<AccessEntry>), (status = 404, body = ErrorBody)))]
+pub async fn access_list(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<Items<AccessEntry>>> {
+    let mut conn = s.db.acquire().await?;
+    let case = cases::owned(&mut conn, u.org_id, case_id).await?;
+    Ok(axum::Json(Items { items: sharing::access_list(&mut conn, &case).await? }))
+}
+
+#[utoipa::path(post, path = "/v1/shares/{share_id}/revoke", tag = "sharing",
+    responses((status = 202, body = ShareView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_share(User(u): User, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<(StatusCode, axum::Json<ShareView>)> {
+    Ok((StatusCode::ACCEPTED, axum::Json(revocation::revoke(&s.db, &u, id).await?)))
+}
+
+#[utoipa::path(get, path = "/v1/shares/{share_id}/notices", tag = "sharing",
+    responses((status = 200, body = Items<NoticeView>), (status = 404, body = ErrorBody)))]
+pub async fn share_notices(User(u): User, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<axum::Json<Items<NoticeView>>> {
+    let mut conn = s.db.acquire().await?;
+    sharing::load_owned(&mut conn, u.org_id, id).await?;
+    Ok(axum::Json(Items { items: notify::for_share(&mut conn, id).await? }))
+}

@@ -1,0 +1,145 @@
+//! The outbox relay: publishes committed `outbox` rows to RabbitMQ with
+//! publisher confirms, then marks them published (R35).
+//!
+//! Rows are claimed with `FOR UPDATE SKIP LOCKED`, so any number of relays (one
+//! per `api`/`worker`/`serve` process) share the work. A row is marked only
+//! after the broker confirmed it; a crash in between republishes it, which is
+//! harmless because consumers are idempotent. A broker outage leaves rows in
+//! the table until the broker is back: nothing accepted is lost.
+
+use crate::amqp::{self, Publisher, Topology};
+use crate::jobs::retry::reconnect_backoff;
+use crate::shutdown::Shutdown;
+use lapin::types::FieldTable;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use std::time::Duration;
+
+const CHANNEL: &str = "caseshare_outbox";
+const BATCH: i64 = 500;
+
+/// Wake relays after commit (NOTIFY is delivered only if the transaction commits).
+pub async fn notify_tx(tx: &mut PgConnection) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+pub struct Relay {
+    pub db: PgPool,
+    pub amqp_url: String,
+    pub topology: Topology,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    exchange: String,
+    routing_key: String,
+    payload: serde_json::Value,
+}
+
+impl Relay {
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut backoff = reconnect_backoff();
+        while !shutdown.is_triggered() {
+            match self.session(&shutdown).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(error = %e, ?delay, "outbox relay interrupted; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.wait() => break,
+                    }
+                }
+            }
+        }
+        tracing::debug!("outbox relay stopped");
+    }
+
+    async fn session(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
+        let conn = amqp::connect(&self.amqp_url, "caseshare-relay").await?;
+        let publisher = Publisher::open(&conn).await?;
+        self.topology.declare(publisher.channel()).await?;
+        let mut listener = PgListener::connect_with(&self.db).await?;
+        listener.listen(CHANNEL).await?;
+        loop {
+            // Drain everything that is waiting, then sleep until notified (or
+            // a short poll interval, in case a notification was missed).
+            while self.publish_batch(&publisher).await? == BATCH as usize {}
+            self.record_backlog().await;
+            tokio::select! {
+                _ = shutdown.wait() => {
+                    let _ = conn.close(200, "shutdown".into()).await;
+                    return Ok(());
+                }
+                n = listener.recv() => { n?; }
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    async fn publish_batch(&self, publisher: &Publisher) -> anyhow::Result<usize> {
+        let mut tx = self.db.begin().await?;
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, exchange, routing_key, payload FROM outbox
+             WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(BATCH)
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        // Publish the whole batch, then wait for all confirms together.
+        let mut pending = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let exchange = match row.exchange.as_str() {
+                "jobs" => self.topology.jobs_exchange(),
+                _ => self.topology.status_exchange(),
+            };
+            let body = serde_json::to_vec(&row.payload)?;
+            let message_id = format!("outbox-{}", row.id);
+            let p = publisher.clone();
+            let routing_key = row.routing_key.clone();
+            pending.push(async move {
+                p.publish(&exchange, &routing_key, &body, FieldTable::default(), Some(&message_id))
+                    .await
+            });
+            ids.push(row.id);
+        }
+        let results = futures_util::future::join_all(pending).await;
+        for (row, result) in rows.iter().zip(results) {
+            match result {
+                Ok(()) => {}
+                // A status event nobody is bound to is fine: status is a broadcast.
+                Err(amqp::PublishError::Unroutable(_)) if row.exchange == "status" => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        metrics::counter!("caseshare_outbox_published_total").increment(ids.len() as u64);
+        Ok(ids.len())
+    }
+
+    async fn record_backlog(&self) {
+        let row: Result<(i64, Option<f64>), _> = sqlx::query_as(
+            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.db)
+        .await;
+        if let Ok((n, age)) = row {
+            metrics::gauge!("caseshare_outbox_backlog").set(n as f64);
+            metrics::gauge!("caseshare_outbox_oldest_unpublished_seconds").set(age.unwrap_or(0.0));
+        }
+    }
+}

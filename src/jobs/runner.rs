@@ -1,0 +1,407 @@
+//! The job runner: consumes every job queue (and the upstream events queue)
+//! with manual acks and bounded prefetch, and owns what every job shares:
+//! claiming, retry with backoff and jitter, dead-lettering, spans, metrics.
+//!
+//! Outcomes (R36):
+//! - handler `Ok` -> job `complete`, ack;
+//! - `Transient` below the attempt budget -> republished to the retry step
+//!   queue (confirmed) and acked; the TTL brings it back;
+//! - `Permanent`, budget exhausted, or a malformed message -> published to the
+//!   dead-letter queue with the reason, job `dead`, ack.
+//!
+//! The ack always comes after the outcome is durable, so a crash anywhere means
+//! a redelivery, never a loss; handlers are idempotent, so never a double effect.
+
+use crate::amqp::{self, Publisher};
+use crate::jobs::retry::{jittered_delay, reconnect_backoff, step_for_attempt};
+use crate::jobs::{JobContext, JobError, JobKind, JobMessage};
+use crate::shutdown::Shutdown;
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{BasicProperties, Connection};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+use uuid::Uuid;
+
+/// Fault injection for crash tests: when armed, the next job of `kind` that
+/// finishes its effect is abandoned before it is marked and acked, and its
+/// channel is closed, exactly as if the process had died there.
+#[derive(Default)]
+pub struct Faults {
+    crash_after_effect: std::sync::Mutex<Option<JobKind>>,
+    crashed: AtomicBool,
+}
+
+impl Faults {
+    pub fn crash_after_effect_once(&self, kind: JobKind) {
+        *self.crash_after_effect.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+    }
+    pub fn has_crashed(&self) -> bool {
+        self.crashed.load(Ordering::SeqCst)
+    }
+    fn take(&self, kind: JobKind) -> bool {
+        let mut armed = self.crash_after_effect.lock().unwrap_or_else(|p| p.into_inner());
+        if *armed == Some(kind) {
+            *armed = None;
+            self.crashed.store(true, Ordering::SeqCst);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub struct Worker {
+    pub ctx: JobContext,
+    pub amqp_url: String,
+    pub concurrency: u16,
+    pub max_attempts: u32,
+    pub faults: Arc<Faults>,
+}
+
+/// Why a consumer loop ended.
+enum Ended {
+    Shutdown,
+    Crashed,
+}
+
+impl Worker {
+    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+        let mut backoff = reconnect_backoff();
+        while !shutdown.is_triggered() {
+            match self.clone().session(&shutdown).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+                    tracing::warn!(error = %e, ?delay, "worker lost its broker session; reconnecting");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.wait() => break,
+                    }
+                }
+            }
+        }
+        tracing::debug!("worker stopped");
+    }
+
+    async fn session(self: Arc<Self>, shutdown: &Shutdown) -> anyhow::Result<()> {
+        let conn = Arc::new(amqp::connect(&self.amqp_url, "caseshare-worker").await?);
+        let publisher = Publisher::open(&conn).await?;
+        self.ctx.topology.declare(publisher.channel()).await?;
+        let mut consumers = JoinSet::new();
+        for kind in JobKind::ALL {
+            let queue = self.ctx.topology.job_queue(*kind);
+            consumers.spawn(self.clone().consume(conn.clone(), publisher.clone(), queue, Some(*kind), shutdown.clone()));
+        }
+        let queue = self.ctx.topology.events_queue();
+        consumers.spawn(self.clone().consume(conn.clone(), publisher.clone(), queue, None, shutdown.clone()));
+        tracing::info!(prefix = %self.ctx.topology.prefix, "worker consuming");
+
+        let mut result = Ok(());
+        while let Some(joined) = consumers.join_next().await {
+            match joined {
+                Ok(Ok(Ended::Shutdown)) => {}
+                Ok(Ok(Ended::Crashed)) => {
+                    result = Err(anyhow::anyhow!("simulated crash"));
+                    consumers.abort_all();
+                }
+                Ok(Err(e)) => {
+                    result = Err(e);
+                    consumers.abort_all();
+                }
+                Err(e) if e.is_cancelled() => {}
+                Err(e) => {
+                    result = Err(anyhow::anyhow!("consumer task failed: {e}"));
+                    consumers.abort_all();
+                }
+            }
+        }
+        if result.is_ok() {
+            let _ = conn.close(200, "shutdown".into()).await;
+        }
+        result
+    }
+
+    async fn consume(
+        self: Arc<Self>,
+        conn: Arc<Connection>,
+        publisher: Publisher,
+        queue: String,
+        kind: Option<JobKind>,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<Ended> {
+        let channel = conn.create_channel().await?;
+        channel.basic_qos(self.concurrency, BasicQosOptions::default()).await?;
+        let tag = format!("{}-{}", queue, Uuid::new_v4());
+        let mut consumer = channel
+            .basic_consume(queue.clone().into(), tag.clone().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await?;
+        let mut in_flight: JoinSet<Result<(), HandleError>> = JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => {
+                    // Stop taking deliveries, let in-flight jobs finish (their
+                    // acks need the channel), then close it.
+                    let _ = channel.basic_cancel(tag.clone().into(), BasicCancelOptions::default()).await;
+                    while in_flight.join_next().await.is_some() {}
+                    let _ = channel.close(200, "shutdown".into()).await;
+                    return Ok(Ended::Shutdown);
+                }
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    match done {
+                        Ok(Ok(())) => {}
+                        Ok(Err(HandleError::Crash)) => {
+                            // Die like a killed process: no ack, channel gone.
+                            in_flight.abort_all();
+                            let _ = channel.close(320, "simulated crash".into()).await;
+                            return Ok(Ended::Crashed);
+                        }
+                        Ok(Err(HandleError::Broker(e))) => return Err(e.into()),
+                        Err(e) => return Err(anyhow::anyhow!("delivery task failed: {e}")),
+                    }
+                }
+                next = consumer.next() => {
+                    let delivery = match next {
+                        Some(Ok(d)) => d,
+                        Some(Err(e)) => return Err(e.into()),
+                        None => anyhow::bail!("consumer on {queue} was cancelled"),
+                    };
+                    let me = self.clone();
+                    let publisher = publisher.clone();
+                    in_flight.spawn(async move {
+                        match kind {
+                            Some(kind) => me.handle_job(kind, delivery, &publisher).await,
+                            None => me.handle_event(delivery, &publisher).await,
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    async fn handle_job(&self, kind: JobKind, delivery: Delivery, publisher: &Publisher) -> Result<(), HandleError> {
+        let message: JobMessage = match serde_json::from_slice(&delivery.data) {
+            Ok(m) => m,
+            Err(e) => {
+                self.dead_letter(&delivery, publisher, None, kind.as_str(), &format!("malformed message: {e}"))
+                    .await?;
+                return Ok(());
+            }
+        };
+        let job_id = message.job_id;
+        let span = tracing::info_span!("job", %job_id, kind = kind.as_str(), attempt = tracing::field::Empty);
+        async {
+            let claimed: Option<(i32, serde_json::Value)> = match sqlx::query_as(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, deliveries = deliveries + 1,
+                        started_at = coalesce(started_at, now()), updated_at = now()
+                 WHERE id = $1 AND kind = $2 AND status NOT IN ('complete', 'dead')
+                 RETURNING attempts, payload",
+            )
+            .bind(job_id)
+            .bind(kind.as_str())
+            .fetch_optional(&self.ctx.db)
+            .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    // Database down: put the message back for later.
+                    tracing::warn!(error = %e, "cannot claim job; requeueing");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                    return Ok(());
+                }
+            };
+            let Some((attempts, payload)) = claimed else {
+                let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)")
+                    .bind(job_id)
+                    .fetch_one(&self.ctx.db)
+                    .await
+                    .unwrap_or(true);
+                if exists {
+                    // Already finished: a redelivery or a duplicate publish.
+                    metrics::counter!("caseshare_jobs_duplicate_deliveries_total", "kind" => kind.as_str()).increment(1);
+                    delivery.ack(BasicAckOptions::default()).await?;
+                    return Ok(());
+                }
+                self.dead_letter(&delivery, publisher, Some(job_id), kind.as_str(), "unknown job id").await?;
+                return Ok(());
+            };
+            tracing::Span::current().record("attempt", attempts);
+            let started = Instant::now();
+            let outcome = kind.dispatch(job_id, payload.clone(), &self.ctx).await;
+            metrics::histogram!("caseshare_job_duration_seconds", "kind" => kind.as_str())
+                .record(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(()) => {
+                    if self.faults.take(kind) {
+                        return Err(HandleError::Crash);
+                    }
+                    self.finish(job_id, "complete", None).await;
+                    metrics::counter!("caseshare_jobs_total", "kind" => kind.as_str(), "outcome" => "complete").increment(1);
+                    self.record_latency(job_id, kind).await;
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                Err(JobError::Transient(reason)) if (attempts as u32) < self.max_attempts => {
+                    let steps = &self.ctx.topology.retry_delays_ms;
+                    let step = step_for_attempt(attempts as u32, steps.len());
+                    let delay = jittered_delay(steps[step]);
+                    tracing::warn!(%reason, ?delay, "job failed; retrying");
+                    let props_headers = retry_headers(&delivery, &reason);
+                    let published = publish_with_expiration(
+                        publisher,
+                        &self.ctx.topology.retry_exchange(step),
+                        kind.as_str(),
+                        &delivery.data,
+                        props_headers,
+                        delay,
+                    )
+                    .await;
+                    if let Err(e) = published {
+                        tracing::warn!(error = %e, "cannot schedule retry; requeueing");
+                        delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                        return Ok(());
+                    }
+                    let _ = sqlx::query("UPDATE jobs SET status = 'retrying', last_error = $2, updated_at = now() WHERE id = $1")
+                        .bind(job_id)
+                        .bind(&reason)
+                        .execute(&self.ctx.db)
+                        .await;
+                    metrics::counter!("caseshare_jobs_retried_total", "kind" => kind.as_str()).increment(1);
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                Err(e) => {
+                    let reason = match &e {
+                        JobError::Transient(r) => format!("gave up after {attempts} attempts: {r}"),
+                        JobError::Permanent(r) => r.clone(),
+                    };
+                    tracing::error!(%reason, "job failed for good");
+                    if self.dead_letter(&delivery, publisher, Some(job_id), kind.as_str(), &reason).await? {
+                        kind.dead(payload, &self.ctx, &reason).await;
+                    }
+                }
+            }
+            Ok(())
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// R38: an upstream system published evidence to the events exchange.
+    /// It is recorded exactly as `POST /v1/cases/{id}/evidence` records it.
+    async fn handle_event(&self, delivery: Delivery, publisher: &Publisher) -> Result<(), HandleError> {
+        match crate::evidence::ingest_event(&self.ctx.db, &delivery.data).await {
+            Ok(_) => {
+                metrics::counter!("caseshare_events_ingested_total").increment(1);
+                delivery.ack(BasicAckOptions::default()).await?;
+                Ok(())
+            }
+            Err(crate::evidence::IngestError::Invalid(reason)) => {
+                self.dead_letter(&delivery, publisher, None, "evidence-event", &reason).await?;
+                Ok(())
+            }
+            Err(crate::evidence::IngestError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "cannot record evidence event yet; requeueing");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        publisher: &Publisher,
+        job_id: Option<Uuid>,
+        kind: &str,
+        reason: &str,
+    ) -> Result<bool, HandleError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert("x-reason".into(), AMQPValue::LongString(reason.into()));
+        headers.insert("x-kind".into(), AMQPValue::LongString(kind.into()));
+        if let Some(id) = job_id {
+            headers.insert("x-job-id".into(), AMQPValue::LongString(id.to_string().into()));
+        }
+        if let Err(e) = publisher
+            .publish(&self.ctx.topology.dead_exchange(), kind, &delivery.data, headers, None)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot dead-letter; requeueing");
+            delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+            return Ok(false);
+        }
+        if let Some(id) = job_id {
+            self.finish(id, "dead", Some(reason)).await;
+        }
+        metrics::counter!("caseshare_jobs_dead_lettered_total", "kind" => kind.to_string()).increment(1);
+        delivery.ack(BasicAckOptions::default()).await?;
+        Ok(true)
+    }
+
+    async fn finish(&self, job_id: Uuid, status: &str, error: Option<&str>) {
+        let r = sqlx::query(
+            "UPDATE jobs SET status = $2::job_status, last_error = coalesce($3, last_error),
+                    finished_at = now(), updated_at = now() WHERE id = $1",
+        )
+        .bind(job_id)
+        .bind(status)
+        .bind(error)
+        .execute(&self.ctx.db)
+        .await;
+        if let Err(e) = r {
+            // The handler's effects are keyed, so a redelivery will finish it.
+            tracing::warn!(error = %e, %job_id, "cannot record job outcome");
+        }
+    }
+
+    async fn record_latency(&self, job_id: Uuid, kind: JobKind) {
+        if let Ok(secs) = sqlx::query_scalar::<_, f64>(
+            "SELECT EXTRACT(EPOCH FROM finished_at - created_at)::float8 FROM jobs WHERE id = $1",
+        )
+        .bind(job_id)
+        .fetch_one(&self.ctx.db)
+        .await
+        {
+            metrics::histogram!("caseshare_job_latency_seconds", "kind" => kind.as_str()).record(secs);
+        }
+    }
+}
+
+#[derive(Debug)]
+enum HandleError {
+    Crash,
+    Broker(lapin::Error),
+}
+
+impl From<lapin::Error> for HandleError {
+    fn from(e: lapin::Error) -> Self {
+        HandleError::Broker(e)
+    }
+}
+
+fn retry_headers(delivery: &Delivery, reason: &str) -> FieldTable {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert("x-last-error".into(), AMQPValue::LongString(reason.into()));
+    headers
+}
+
+async fn publish_with_expiration(
+    publisher: &Publisher,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    headers: FieldTable,
+    delay: Duration,
+) -> Result<(), amqp::PublishError> {
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+        .with_expiration(delay.as_millis().to_string().into());
+    publisher.publish_with(exchange, routing_key, body, props).await
+}

@@ -1,0 +1,320 @@
+//! Email notifications (R32–R34), once per notice and recipient.
+//!
+//! A notice row per (notice, recipient) is written in the transaction of its
+//! cause, with a unique idempotency key and a stable Message-ID, together with
+//! a `SendNotice` job. The job sends through a pooled SMTP transport and
+//! records `sent` right after the server accepted; a redelivery finds `sent`
+//! and sends nothing. SMTP 4xx and connection errors are retried by the runner
+//! with backoff and jitter; 5xx fail at once; after the budget the notice is
+//! `failed` (visible to operators), never silently dropped.
+//!
+//! Emails carry the sharing org, case title, message and a View link; no
+//! evidence field ever appears in them (R10).
+
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::jobs::{Job, JobContext, JobError, JobKind};
+use crate::sharing::{Recipient, ShareRow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeKind {
+    Share,
+    InternalShare,
+    Revoke,
+    OnwardShare,
+}
+
+impl NoticeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeKind::Share => "share",
+            NoticeKind::InternalShare => "internal_share",
+            NoticeKind::Revoke => "revoke",
+            NoticeKind::OnwardShare => "onward_share",
+        }
+    }
+}
+
+/// The pooled SMTP transport, built once per process.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(smtp_url: &str, from: &str) -> anyhow::Result<Self> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)?
+            .timeout(Some(std::time::Duration::from_secs(15)))
+            .build();
+        Ok(Self { transport, from: from.parse()? })
+    }
+}
+
+/// Everyone a share or its revocation notifies (R32, R33): the named users,
+/// the members of named groups, the named addresses, or, when nobody is named,
+/// the partner org's notification address.
+pub async fn share_recipients(db: &mut PgConnection, share: &ShareRow) -> sqlx::Result<Vec<String>> {
+    let mut users = Vec::new();
+    let mut groups = Vec::new();
+    let mut emails = Vec::new();
+    for r in share.target.0.recipients() {
+        match r {
+            Recipient::User { user_id } => users.push(*user_id),
+            Recipient::Group { group_id } => groups.push(*group_id),
+            Recipient::Email { email } => emails.push(email.clone()),
+        }
+    }
+    let mut out: Vec<String> = sqlx::query_scalar(
+        "SELECT email FROM users WHERE id = ANY($1)
+         UNION SELECT u.email FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = ANY($2)",
+    )
+    .bind(&users)
+    .bind(&groups)
+    .fetch_all(&mut *db)
+    .await?;
+    out.extend(emails);
+    if out.is_empty() {
+        if let Some(org) = share.target_org_id {
+            let addr: Option<String> = sqlx::query_scalar("SELECT notification_email FROM orgs WHERE id = $1")
+                .bind(org)
+                .fetch_one(&mut *db)
+                .await?;
+            out.extend(addr);
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+pub async fn principal_emails(db: &mut PgConnection, user: Option<Uuid>, group: Option<Uuid>) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT email FROM users WHERE id = $1
+         UNION SELECT u.email FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = $2",
+    )
+    .bind(user)
+    .bind(group)
+    .fetch_all(db)
+    .await
+}
+
+/// Record one notice per recipient and its send job, in the caller's
+/// transaction. A key that exists already (a rerun) adds nothing.
+pub async fn enqueue_tx(
+    tx: &mut PgConnection,
+    kind: NoticeKind,
+    share_id: Option<Uuid>,
+    received_id: Option<Uuid>,
+    recipients: &[String],
+) -> sqlx::Result<()> {
+    let subject = share_id.or(received_id).unwrap_or_default();
+    for recipient in recipients {
+        let id = Uuid::new_v4();
+        let key = format!("{}:{}:{}", kind.as_str(), subject, recipient.to_lowercase());
+        let message_id = format!("<{id}@caseshare>");
+        let inserted: Option<Uuid> = sqlx::query_scalar(
+            "INSERT INTO notices (id, kind, share_id, received_id, recipient, idempotency_key, message_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+        )
+        .bind(id)
+        .bind(kind.as_str())
+        .bind(share_id)
+        .bind(received_id)
+        .bind(recipient)
+        .bind(&key)
+        .bind(&message_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(notice_id) = inserted {
+            SendNotice { notice_id }.enqueue_tx(tx).await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendNotice {
+    pub notice_id: Uuid,
+}
+
+#[derive(sqlx::FromRow)]
+struct NoticeRow {
+    kind: String,
+    recipient: String,
+    status: String,
+    message_id: String,
+    share_id: Option<Uuid>,
+    received_id: Option<Uuid>,
+}
+
+struct Rendered {
+    subject: String,
+    text: String,
+    html: String,
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn fill(template: &str, vars: &[(&str, String)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    out
+}
+
+const TEMPLATES: &[(&str, &str, &str)] = &[
+    ("share", include_str!("../../templates/share.txt"), include_str!("../../templates/share.html")),
+    ("revoke", include_str!("../../templates/revoke.txt"), include_str!("../../templates/revoke.html")),
+    (
+        "internal_share",
+        include_str!("../../templates/internal_share.txt"),
+        include_str!("../../templates/internal_share.html"),
+    ),
+];
+
+async fn render(db: &mut PgConnection, ctx: &JobContext, n: &NoticeRow) -> Result<Rendered, JobError> {
+    // Only ids, names and the case title are read: nothing else can leak (R10).
+    let (case_id, case_title, sharing_org, receiving_org, message): (Uuid, String, String, Option<String>, Option<String>) =
+        sqlx::query_as(
+            "SELECT c.id, c.title, so.name, ro.name, s.message
+             FROM shares s JOIN cases c ON c.id = s.case_id JOIN orgs so ON so.id = s.org_id
+             LEFT JOIN orgs ro ON ro.id = s.target_org_id
+             WHERE s.id = $1",
+        )
+        .bind(n.share_id)
+        .fetch_one(db)
+        .await?;
+    let receiving_org = receiving_org.unwrap_or_else(|| sharing_org.clone());
+    let base = ctx.settings.public_url.trim_end_matches('/');
+    let view_url = format!("{base}/cases/{case_id}");
+    let template = match n.kind.as_str() {
+        "share" => "share",
+        "revoke" => "revoke",
+        _ => "internal_share",
+    };
+    let (_, text, html) = TEMPLATES.iter().find(|(name, _, _)| *name == template).copied().unwrap_or(TEMPLATES[0]);
+    let subject = match template {
+        "share" => format!("{sharing_org} shared a case with you: {case_title}"),
+        "revoke" => format!("{sharing_org} revoked a shared case: {case_title}"),
+        _ => format!("A case was shared with you: {case_title}"),
+    };
+    let message = message.filter(|m| !m.trim().is_empty());
+    let text_vars = [
+        ("sharing_org", sharing_org.clone()),
+        ("receiving_org", receiving_org.clone()),
+        ("case_title", case_title.clone()),
+        ("view_url", view_url.clone()),
+        ("message_block", message.as_ref().map(|m| format!("\nMessage:\n{m}\n")).unwrap_or_default()),
+    ];
+    let html_vars = [
+        ("sharing_org", escape_html(&sharing_org)),
+        ("receiving_org", escape_html(&receiving_org)),
+        ("case_title", escape_html(&case_title)),
+        ("view_url", escape_html(&view_url)),
+        ("message_html", message.as_ref().map(|m| format!("<p>Message:<br>{}</p>", escape_html(m))).unwrap_or_default()),
+    ];
+    Ok(Rendered { subject, text: fill(text, &text_vars), html: fill(html, &html_vars) })
+}
+
+impl Job for SendNotice {
+    const KIND: JobKind = JobKind::SendNotice;
+
+    async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
+        let mut conn = ctx.db.acquire().await?;
+        let notice: Option<NoticeRow> = sqlx::query_as(
+            "UPDATE notices SET attempts = attempts + 1 WHERE id = $1
+             RETURNING kind, recipient, status, message_id, share_id, received_id",
+        )
+        .bind(self.notice_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let Some(notice) = notice else {
+            return Err(JobError::Permanent(format!("notice {} does not exist", self.notice_id)));
+        };
+        if notice.status != "pending" {
+            return Ok(()); // sent (or given up) before: never a second copy (R33)
+        }
+        let _ = notice.received_id;
+        let rendered = render(&mut conn, ctx, &notice).await?;
+        let to: Mailbox = notice
+            .recipient
+            .parse()
+            .map_err(|e| JobError::Permanent(format!("invalid recipient address: {e}")))?;
+        let email = Message::builder()
+            .from(ctx.mailer.from.clone())
+            .to(to)
+            .subject(rendered.subject)
+            .message_id(Some(notice.message_id.clone()))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text))
+                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(rendered.html)),
+            )
+            .map_err(|e| JobError::Permanent(format!("cannot build email: {e}")))?;
+        match ctx.mailer.transport.send(email).await {
+            Ok(_) => {
+                sqlx::query("UPDATE notices SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1")
+                    .bind(self.notice_id)
+                    .execute(&mut *conn)
+                    .await?;
+                metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind.clone()).increment(1);
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("smtp: {e}");
+                let _ = sqlx::query("UPDATE notices SET last_error = $2 WHERE id = $1")
+                    .bind(self.notice_id)
+                    .bind(&reason)
+                    .execute(&mut *conn)
+                    .await;
+                if e.is_permanent() {
+                    Err(JobError::Permanent(reason))
+                } else {
+                    Err(JobError::Transient(reason))
+                }
+            }
+        }
+    }
+
+    async fn on_dead(&self, ctx: &JobContext, reason: &str) {
+        let r = sqlx::query("UPDATE notices SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'")
+            .bind(self.notice_id)
+            .bind(reason)
+            .execute(&ctx.db)
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, notice_id = %self.notice_id, "cannot mark notice failed");
+        }
+        metrics::counter!("caseshare_emails_failed_total").increment(1);
+    }
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct NoticeView {
+    pub id: Uuid,
+    pub kind: String,
+    pub recipient: String,
+    pub status: String,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub message_id: String,
+    pub sent_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn for_share(db: &mut PgConnection, share_id: Uuid) -> sqlx::Result<Vec<NoticeView>> {
+    sqlx::query_as(
+        "SELECT id, kind, recipient, status, attempts, last_error, message_id, sent_at FROM notices
+         WHERE share_id = $1 ORDER BY created_at, recipient",
+    )
+    .bind(share_id)
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,146 @@
+//! Sharing policies (R6–R12): the model, storage, resolution (per-partner over
+//! default, R3) and the one filtering function every outbound path uses
+//! (external view, import, sync updates, audit snapshot, email; R10).
+
+pub mod filter;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// R7: what the receiver may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Permissions {
+    pub copy_download: bool,
+    pub sender_audit_trail: bool,
+    pub internal_share: bool,
+}
+
+/// R8: case fields beyond the always-included ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseTerms {
+    pub case_notes: bool,
+    pub case_tags: bool,
+}
+
+/// R9: evidence fields beyond the always-included ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceTerms {
+    pub clips_markers: bool,
+    pub evidence_notes: bool,
+    pub evidence_tags: bool,
+    pub gps: bool,
+    pub custom_metadata: bool,
+    pub device_metadata: bool,
+    pub community_request_pii: bool,
+    pub transcript: bool,
+}
+
+/// A policy body as admins write it (API.md "Policy body"); every leaf required.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    pub name: String,
+    pub permissions: Permissions,
+    pub case_terms: CaseTerms,
+    pub evidence_terms: EvidenceTerms,
+}
+
+impl Policy {
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(Error::validation("policy name must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// A stored policy.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StoredPolicy {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub policy: Policy,
+}
+
+/// The policy recorded with a share (R12): the resolved policy at share time.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PolicySnapshot {
+    pub policy_id: Uuid,
+    /// `default` or `partner` (which assignment supplied it).
+    pub source: String,
+    #[serde(flatten)]
+    pub policy: Policy,
+}
+
+pub async fn create(db: &mut PgConnection, org_id: Uuid, policy: &Policy) -> Result<Uuid> {
+    policy.validate()?;
+    let id = Uuid::new_v4();
+    sqlx::query("INSERT INTO policies (id, org_id, name, rules) VALUES ($1, $2, $3, $4)")
+        .bind(id)
+        .bind(org_id)
+        .bind(&policy.name)
+        .bind(sqlx::types::Json(policy))
+        .execute(db)
+        .await?;
+    Ok(id)
+}
+
+pub async fn get(db: &mut PgConnection, org_id: Uuid, id: Uuid) -> Result<StoredPolicy> {
+    let row: Option<(sqlx::types::Json<Policy>,)> =
+        sqlx::query_as("SELECT rules FROM policies WHERE id = $1 AND org_id = $2")
+            .bind(id)
+            .bind(org_id)
+            .fetch_optional(db)
+            .await?;
+    let (sqlx::types::Json(policy),) = row.ok_or(Error::NotFound("policy"))?;
+    Ok(StoredPolicy { id, policy })
+}
+
+pub async fn update(db: &mut PgConnection, org_id: Uuid, id: Uuid, policy: &Policy) -> Result<()> {
+    policy.validate()?;
+    let done = sqlx::query(
+        "UPDATE policies SET name = $3, rules = $4, updated_at = now() WHERE id = $1 AND org_id = $2",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(&policy.name)
+    .bind(sqlx::types::Json(policy))
+    .execute(db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound("policy"));
+    }
+    Ok(())
+}
+
+/// R2/R3: the policy that governs sharing from `org_id` to `partner_id`: the
+/// per-partner assignment if any, else the default. `None` before setup.
+pub async fn effective(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    partner_id: Uuid,
+) -> Result<Option<PolicySnapshot>> {
+    let row: Option<(Uuid, String, sqlx::types::Json<Policy>)> = sqlx::query_as(
+        "SELECT p.id, CASE WHEN pp.policy_id IS NULL THEN 'default' ELSE 'partner' END, p.rules
+         FROM orgs o
+         LEFT JOIN partner_policies pp ON pp.org_id = o.id AND pp.partner_org_id = $2
+         JOIN policies p ON p.id = coalesce(pp.policy_id, o.default_policy_id)
+         WHERE o.id = $1",
+    )
+    .bind(org_id)
+    .bind(partner_id)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(policy_id, source, sqlx::types::Json(policy))| PolicySnapshot {
+        policy_id,
+        source,
+        policy,
+    }))
+}

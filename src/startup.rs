@@ -1,0 +1,121 @@
+//! Building the application once, for the binary and the tests alike: the
+//! database (created and migrated), the outbox relay, the workers and the HTTP
+//! API, as the roles ask. `serve` runs all of them in one process.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+use crate::amqp::Topology;
+use crate::config::Settings;
+use crate::jobs::relay::Relay;
+use crate::jobs::runner::{Faults, Worker};
+use crate::jobs::JobContext;
+use crate::shutdown::Shutdown;
+use crate::{db, http, notify, orgs, telemetry};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Roles {
+    pub api: bool,
+    pub workers: bool,
+}
+
+impl Roles {
+    pub const SERVE: Roles = Roles { api: true, workers: true };
+    pub const API: Roles = Roles { api: true, workers: false };
+    pub const WORKER: Roles = Roles { api: false, workers: true };
+}
+
+pub struct Application {
+    addr: Option<SocketAddr>,
+    shutdown: Shutdown,
+    tasks: JoinSet<()>,
+    faults: Arc<Faults>,
+    pub db: sqlx::PgPool,
+    pub settings: Arc<Settings>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings, roles: Roles) -> anyhow::Result<Self> {
+        db::ensure_database(&settings.database_url).await?;
+        let pool = db::connect(&settings.database_url, settings.db_max_connections).await?;
+        if settings.migrate_on_start {
+            db::migrate(&pool).await?;
+        }
+        let settings = Arc::new(settings);
+        let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms);
+        let shutdown = Shutdown::new();
+        let faults = Arc::new(Faults::default());
+        let mut tasks = JoinSet::new();
+
+        // Every process relays the outbox; SKIP LOCKED lets them share it.
+        let relay = Relay { db: pool.clone(), amqp_url: settings.amqp_url.clone(), topology: topology.clone() };
+        tasks.spawn(relay.run(shutdown.clone()));
+
+        if roles.workers {
+            let ctx = JobContext {
+                db: pool.clone(),
+                settings: settings.clone(),
+                topology: topology.clone(),
+                mailer: notify::Mailer::new(&settings.smtp_url, &settings.mail_from)?,
+            };
+            let worker = Arc::new(Worker {
+                ctx,
+                amqp_url: settings.amqp_url.clone(),
+                concurrency: settings.worker_concurrency,
+                max_attempts: settings.max_attempts,
+                faults: faults.clone(),
+            });
+            tasks.spawn(worker.run(shutdown.clone()));
+        }
+
+        let mut addr = None;
+        if roles.api {
+            let state = http::AppState {
+                db: pool.clone(),
+                settings: settings.clone(),
+                topology: topology.clone(),
+                service_token_hashes: Arc::new(settings.service_tokens.iter().map(|t| orgs::hash_token(t)).collect()),
+                metrics: telemetry::metrics_handle(),
+                probe: Arc::new(http::ops::BrokerProbe::default()),
+            };
+            let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
+            addr = Some(listener.local_addr()?);
+            let app = http::router(state);
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.wait().await }).await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "http server failed");
+                }
+            });
+            tracing::info!(addr = %addr.unwrap_or(settings.http_addr), "caseshare API listening");
+        }
+        Ok(Self { addr, shutdown, tasks, faults, db: pool, settings })
+    }
+
+    /// The bound HTTP address (None when the API role is off).
+    pub fn addr(&self) -> Option<SocketAddr> {
+        self.addr
+    }
+
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    pub fn faults(&self) -> Arc<Faults> {
+        self.faults.clone()
+    }
+
+    /// Run until shutdown is triggered and every task has drained.
+    pub async fn run_until_stopped(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+        self.db.close().await;
+    }
+
+    /// Trigger shutdown and wait for a clean stop.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        self.run_until_stopped().await;
+    }
+}
