@@ -79,7 +79,11 @@ pub struct AuditItem {
 }
 
 /// Entries about `case_id` recorded by `org_id` (each org sees its own trail).
-pub async fn for_case(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> sqlx::Result<Vec<AuditItem>> {
+pub async fn for_case(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+) -> sqlx::Result<Vec<AuditItem>> {
     sqlx::query_as(
         "SELECT id, at, org_id, actor_user_id, action, case_id, evidence_id, share_id, details
          FROM audit_log WHERE case_id = $1 AND org_id = $2 ORDER BY id",

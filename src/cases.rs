@@ -58,9 +58,15 @@ impl CaseRow {
     }
 }
 
-pub const CASE_COLUMNS: &str = "id, org_id, owner_id, case_number, title, description, notes, tags, created_at";
+pub const CASE_COLUMNS: &str =
+    "id, org_id, owner_id, case_number, title, description, notes, tags, created_at";
 
-pub async fn create(db: &mut PgConnection, org_id: Uuid, owner_id: Uuid, new: NewCase) -> Result<CaseRow> {
+pub async fn create(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    owner_id: Uuid,
+    new: NewCase,
+) -> Result<CaseRow> {
     if new.case_number.trim().is_empty() || new.title.trim().is_empty() {
         return Err(Error::validation("case_number and title must not be empty"));
     }
@@ -81,7 +87,12 @@ pub async fn create(db: &mut PgConnection, org_id: Uuid, owner_id: Uuid, new: Ne
     audit::record(
         db,
         Action::CaseCreated,
-        audit::Entry { org_id: Some(org_id), actor_user_id: Some(owner_id), case_id: Some(row.id), ..Default::default() },
+        audit::Entry {
+            org_id: Some(org_id),
+            actor_user_id: Some(owner_id),
+            case_id: Some(row.id),
+            ..Default::default()
+        },
     )
     .await?;
     Ok(row)
@@ -89,22 +100,30 @@ pub async fn create(db: &mut PgConnection, org_id: Uuid, owner_id: Uuid, new: Ne
 
 /// A case owned by `org_id` (its own or an imported copy); 404 otherwise.
 pub async fn owned(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<CaseRow> {
-    sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND org_id = $2"))
-        .bind(case_id)
-        .bind(org_id)
-        .fetch_optional(db)
-        .await?
-        .ok_or(Error::NotFound("case"))
+    sqlx::query_as(&format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND org_id = $2"
+    ))
+    .bind(case_id)
+    .bind(org_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound("case"))
 }
 
 /// Lock an owned case row for the rest of the transaction.
-pub async fn owned_for_update(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<CaseRow> {
-    sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND org_id = $2 FOR UPDATE"))
-        .bind(case_id)
-        .bind(org_id)
-        .fetch_optional(db)
-        .await?
-        .ok_or(Error::NotFound("case"))
+pub async fn owned_for_update(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+) -> Result<CaseRow> {
+    sqlx::query_as(&format!(
+        "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND org_id = $2 FOR UPDATE"
+    ))
+    .bind(case_id)
+    .bind(org_id)
+    .fetch_optional(db)
+    .await?
+    .ok_or(Error::NotFound("case"))
 }
 
 pub async fn by_id(db: &mut PgConnection, case_id: Uuid) -> Result<CaseRow> {
@@ -156,19 +175,26 @@ pub async fn create_folder(db: &mut PgConnection, case_id: Uuid, new: NewFolder)
 }
 
 async fn folder_in_case(db: &mut PgConnection, case_id: Uuid, folder_id: Uuid) -> Result<()> {
-    let ok: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM folders WHERE id = $1 AND case_id = $2)")
-        .bind(folder_id)
-        .bind(case_id)
-        .fetch_one(db)
-        .await?;
+    let ok: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM folders WHERE id = $1 AND case_id = $2)")
+            .bind(folder_id)
+            .bind(case_id)
+            .fetch_one(db)
+            .await?;
     if ok {
         Ok(())
     } else {
-        Err(Error::validation("folder_id/parent_id does not name a folder of this case"))
+        Err(Error::validation(
+            "folder_id/parent_id does not name a folder of this case",
+        ))
     }
 }
 
-pub async fn check_folder(db: &mut PgConnection, case_id: Uuid, folder_id: Option<Uuid>) -> Result<()> {
+pub async fn check_folder(
+    db: &mut PgConnection,
+    case_id: Uuid,
+    folder_id: Option<Uuid>,
+) -> Result<()> {
     match folder_id {
         Some(f) => folder_in_case(db, case_id, f).await,
         None => Ok(()),
@@ -185,7 +211,12 @@ pub struct FolderPatch {
 
 /// Rename or move a folder of a case the org owns. Receivers' folders are
 /// copies (R21) and are not touched.
-pub async fn update_folder(db: &mut PgConnection, org_id: Uuid, folder_id: Uuid, patch: FolderPatch) -> Result<()> {
+pub async fn update_folder(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    folder_id: Uuid,
+    patch: FolderPatch,
+) -> Result<()> {
     let case_id: Uuid = sqlx::query_scalar(
         "SELECT f.case_id FROM folders f JOIN cases c ON c.id = f.case_id WHERE f.id = $1 AND c.org_id = $2 FOR UPDATE OF f",
     )
@@ -225,10 +256,18 @@ pub async fn update_folder(db: &mut PgConnection, org_id: Uuid, folder_id: Uuid,
 }
 
 pub async fn folders(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<Folder>> {
-    let rows: Vec<(Uuid, String, Option<Uuid>)> =
-        sqlx::query_as("SELECT id, name, parent_id FROM folders WHERE case_id = $1 ORDER BY created_at, id")
-            .bind(case_id)
-            .fetch_all(db)
-            .await?;
-    Ok(rows.into_iter().map(|(id, name, parent_id)| Folder { id, name, parent_id }).collect())
+    let rows: Vec<(Uuid, String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT id, name, parent_id FROM folders WHERE case_id = $1 ORDER BY created_at, id",
+    )
+    .bind(case_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, parent_id)| Folder {
+            id,
+            name,
+            parent_id,
+        })
+        .collect())
 }

@@ -9,7 +9,11 @@ use crate::startup::{Application, Roles};
 use crate::{db, telemetry};
 
 #[derive(Parser, Debug)]
-#[command(name = "caseshare", version, about = "Cross-organization case and evidence sharing")]
+#[command(
+    name = "caseshare",
+    version,
+    about = "Cross-organization case and evidence sharing"
+)]
 pub struct Cli {
     /// Do not apply migrations on start (serve, api, worker).
     #[arg(long, global = true)]
@@ -60,7 +64,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 async fn queues(settings: &Settings) -> anyhow::Result<()> {
     let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms);
     let probe = crate::http::ops::BrokerProbe::default();
-    let stats = probe.queue_stats(&settings.amqp_url, &topology.all_queues()).await?;
+    let stats = probe
+        .queue_stats(&settings.amqp_url, &topology.all_queues())
+        .await?;
     println!("{:<48} {:>10} {:>10}", "QUEUE", "MESSAGES", "CONSUMERS");
     for q in stats {
         println!("{:<48} {:>10} {:>10}", q.queue, q.messages, q.consumers);

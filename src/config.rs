@@ -55,10 +55,11 @@ const DEFAULTS: &str = include_str!("../config/default.toml");
 impl Settings {
     /// Load defaults, then the config file, then the environment.
     pub fn load() -> Result<Self, ConfigError> {
-        let mut table: toml::Table = toml::from_str(DEFAULTS).map_err(|source| ConfigError::Parse {
-            path: "built-in defaults".into(),
-            source,
-        })?;
+        let mut table: toml::Table =
+            toml::from_str(DEFAULTS).map_err(|source| ConfigError::Parse {
+                path: "built-in defaults".into(),
+                source,
+            })?;
         let path = std::env::var_os("CASESHARE_CONFIG")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("config/default.toml"));
@@ -74,6 +75,15 @@ impl Settings {
             table.extend(file);
         }
         Self::from_table_and_env(table, |k| std::env::var(k).ok())
+    }
+
+    /// The built-in defaults alone, with no file and no environment (tests).
+    pub fn defaults() -> Result<Self, ConfigError> {
+        let table: toml::Table = toml::from_str(DEFAULTS).map_err(|source| ConfigError::Parse {
+            path: "built-in defaults".into(),
+            source,
+        })?;
+        Self::from_table_and_env(table, |_| None)
     }
 
     /// Apply `CASESHARE_<KEY>` overrides to `table`, then type-check it.
@@ -96,12 +106,12 @@ impl Settings {
                         })
                         .collect(),
                 ),
-                toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| {
-                    ConfigError::Invalid {
+                toml::Value::Integer(_) => {
+                    toml::Value::Integer(raw.trim().parse().map_err(|_| ConfigError::Invalid {
                         var: var.clone(),
                         reason: format!("expected an integer, got {raw:?}"),
-                    }
-                })?),
+                    })?)
+                }
                 toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
                     "true" | "1" | "yes" | "on" => true,
                     "false" | "0" | "no" | "off" => false,
@@ -132,17 +142,36 @@ impl Settings {
             var: var.into(),
             reason: reason.into(),
         };
-        if !self.database_url.starts_with("postgres://") && !self.database_url.starts_with("postgresql://") {
-            return Err(invalid("CASESHARE_DATABASE_URL", "must be a postgres:// URL"));
+        if !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+        {
+            return Err(invalid(
+                "CASESHARE_DATABASE_URL",
+                "must be a postgres:// URL",
+            ));
         }
         if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
-            return Err(invalid("CASESHARE_AMQP_URL", "must be an amqp:// or amqps:// URL"));
+            return Err(invalid(
+                "CASESHARE_AMQP_URL",
+                "must be an amqp:// or amqps:// URL",
+            ));
         }
-        if self.amqp_prefix.is_empty() || !self.amqp_prefix.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(invalid("CASESHARE_AMQP_PREFIX", "must be non-empty letters, digits, '-', '_' or '.'"));
+        if self.amqp_prefix.is_empty()
+            || !self
+                .amqp_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "CASESHARE_AMQP_PREFIX",
+                "must be non-empty letters, digits, '-', '_' or '.'",
+            ));
         }
         if !self.smtp_url.starts_with("smtp://") && !self.smtp_url.starts_with("smtps://") {
-            return Err(invalid("CASESHARE_SMTP_URL", "must be an smtp:// or smtps:// URL"));
+            return Err(invalid(
+                "CASESHARE_SMTP_URL",
+                "must be an smtp:// or smtps:// URL",
+            ));
         }
         if !self.mail_from.contains('@') {
             return Err(invalid("CASESHARE_MAIL_FROM", "must be an email address"));
@@ -151,13 +180,19 @@ impl Settings {
             return Err(invalid("CASESHARE_PUBLIC_URL", "must be an absolute URL"));
         }
         if self.worker_concurrency == 0 {
-            return Err(invalid("CASESHARE_WORKER_CONCURRENCY", "must be at least 1"));
+            return Err(invalid(
+                "CASESHARE_WORKER_CONCURRENCY",
+                "must be at least 1",
+            ));
         }
         if self.max_attempts == 0 {
             return Err(invalid("CASESHARE_MAX_ATTEMPTS", "must be at least 1"));
         }
         if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
-            return Err(invalid("CASESHARE_RETRY_DELAYS_MS", "must list at least one positive delay"));
+            return Err(invalid(
+                "CASESHARE_RETRY_DELAYS_MS",
+                "must list at least one positive delay",
+            ));
         }
         Ok(())
     }
@@ -170,14 +205,19 @@ mod tests {
     fn load(env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
         let table: toml::Table = toml::from_str(DEFAULTS).unwrap();
         Settings::from_table_and_env(table, |k| {
-            env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
         })
     }
 
     #[test]
     fn defaults_match_the_contract() {
         let s = load(&[]).unwrap();
-        assert_eq!(s.database_url, "postgres://postgres@127.0.0.1:5432/caseshare");
+        assert_eq!(
+            s.database_url,
+            "postgres://postgres@127.0.0.1:5432/caseshare"
+        );
         assert_eq!(s.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.smtp_url, "smtp://127.0.0.1:25");
@@ -203,7 +243,10 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         let e = load(&[("CASESHARE_WORKER_CONCURRENCY", "lots")]).unwrap_err();
-        assert!(e.to_string().contains("CASESHARE_WORKER_CONCURRENCY"), "{e}");
+        assert!(
+            e.to_string().contains("CASESHARE_WORKER_CONCURRENCY"),
+            "{e}"
+        );
         let e = load(&[("CASESHARE_DATABASE_URL", "mysql://x")]).unwrap_err();
         assert!(e.to_string().contains("CASESHARE_DATABASE_URL"), "{e}");
         let e = load(&[("CASESHARE_HTTP_ADDR", "nowhere")]).unwrap_err();

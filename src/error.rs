@@ -89,6 +89,13 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        (status, axum::Json(ErrorBody { error: self.code(), message })).into_response()
+        (
+            status,
+            axum::Json(ErrorBody {
+                error: self.code(),
+                message,
+            }),
+        )
+            .into_response()
     }
 }

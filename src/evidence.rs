@@ -141,7 +141,12 @@ pub struct Accepted {
 
 /// Record evidence in `case_id` and its evidence-added job. The caller has
 /// checked that the case belongs to the right org.
-pub async fn record(db: &PgPool, case_id: Uuid, actor: Option<Uuid>, new: NewEvidence) -> Result<Accepted> {
+pub async fn record(
+    db: &PgPool,
+    case_id: Uuid,
+    actor: Option<Uuid>,
+    new: NewEvidence,
+) -> Result<Accepted> {
     new.data.validate()?;
     let id = new.id.unwrap_or_else(Uuid::new_v4);
     let mut tx = db.begin().await?;
@@ -163,7 +168,9 @@ pub async fn record(db: &PgPool, case_id: Uuid, actor: Option<Uuid>, new: NewEvi
         drop(tx);
         return existing(&mut *db.acquire().await?, case_id, id).await;
     }
-    let job_id = EvidenceAdded { evidence_id: id }.enqueue_for_tx(&mut tx, Some(case.org_id)).await?;
+    let job_id = EvidenceAdded { evidence_id: id }
+        .enqueue_for_tx(&mut tx, Some(case.org_id))
+        .await?;
     sqlx::query("UPDATE evidence SET job_id = $2 WHERE id = $1")
         .bind(id)
         .bind(job_id)
@@ -186,13 +193,16 @@ pub async fn record(db: &PgPool, case_id: Uuid, actor: Option<Uuid>, new: NewEvi
 }
 
 async fn existing(db: &mut PgConnection, case_id: Uuid, id: Uuid) -> Result<Accepted> {
-    let row: Option<(Uuid, Option<Uuid>)> = sqlx::query_as("SELECT case_id, job_id FROM evidence WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db)
-        .await?;
+    let row: Option<(Uuid, Option<Uuid>)> =
+        sqlx::query_as("SELECT case_id, job_id FROM evidence WHERE id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
     match row {
         Some((c, Some(job_id))) if c == case_id => Ok(Accepted { id, job_id }),
-        _ => Err(Error::Conflict("an evidence item with this id already exists elsewhere".into())),
+        _ => Err(Error::Conflict(
+            "an evidence item with this id already exists elsewhere".into(),
+        )),
     }
 }
 
@@ -223,14 +233,20 @@ struct NewEvidenceNoId {
 
 /// R38: record an evidence-added event published by an upstream system.
 pub async fn ingest_event(db: &PgPool, body: &[u8]) -> Result<Accepted, IngestError> {
-    let event: EvidenceEvent =
-        serde_json::from_slice(body).map_err(|e| IngestError::Invalid(format!("malformed evidence event: {e}")))?;
-    let new = NewEvidence { id: Some(event.id), folder_id: event.evidence.folder_id, data: event.evidence.data };
-    record(db, event.case_id, None, new).await.map_err(|e| match e {
-        Error::Database(e) => IngestError::Unavailable(e.to_string()),
-        Error::Internal(e) => IngestError::Unavailable(e.to_string()),
-        other => IngestError::Invalid(other.to_string()),
-    })
+    let event: EvidenceEvent = serde_json::from_slice(body)
+        .map_err(|e| IngestError::Invalid(format!("malformed evidence event: {e}")))?;
+    let new = NewEvidence {
+        id: Some(event.id),
+        folder_id: event.evidence.folder_id,
+        data: event.evidence.data,
+    };
+    record(db, event.case_id, None, new)
+        .await
+        .map_err(|e| match e {
+            Error::Database(e) => IngestError::Unavailable(e.to_string()),
+            Error::Internal(e) => IngestError::Unavailable(e.to_string()),
+            other => IngestError::Invalid(other.to_string()),
+        })
 }
 
 #[derive(sqlx::FromRow)]
@@ -242,10 +258,18 @@ pub struct EvidenceRow {
 
 /// The org's own view of its evidence (unfiltered: it owns it).
 pub async fn list_owned(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<EvidenceView>> {
-    let rows: Vec<EvidenceRow> =
-        sqlx::query_as("SELECT id, folder_id, data FROM evidence WHERE case_id = $1 ORDER BY created_at, id")
-            .bind(case_id)
-            .fetch_all(db)
-            .await?;
-    Ok(rows.into_iter().map(|r| EvidenceView { id: r.id, folder_id: r.folder_id, data: r.data.0 }).collect())
+    let rows: Vec<EvidenceRow> = sqlx::query_as(
+        "SELECT id, folder_id, data FROM evidence WHERE case_id = $1 ORDER BY created_at, id",
+    )
+    .bind(case_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| EvidenceView {
+            id: r.id,
+            folder_id: r.folder_id,
+            data: r.data.0,
+        })
+        .collect())
 }

@@ -59,7 +59,9 @@ pub async fn create(db: &PgPool, new: NewOrg) -> Result<Org> {
     }
     if let Some(e) = &new.notification_email {
         if !valid_email(e) {
-            return Err(Error::validation("notification_email is not a valid email address"));
+            return Err(Error::validation(
+                "notification_email is not a valid email address",
+            ));
         }
     }
     // R5: Justice receives with auto-import on by default; LEA chooses at setup.
@@ -141,16 +143,19 @@ pub async fn create_group(db: &PgPool, org_id: Uuid, new: NewGroup) -> Result<Uu
     }
     let mut tx = db.begin().await?;
     get(&mut tx, org_id).await?;
-    let members: i64 = sqlx::query_scalar("SELECT count(*) FROM users WHERE org_id = $1 AND id = ANY($2)")
-        .bind(org_id)
-        .bind(&new.member_ids)
-        .fetch_one(&mut *tx)
-        .await?;
+    let members: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users WHERE org_id = $1 AND id = ANY($2)")
+            .bind(org_id)
+            .bind(&new.member_ids)
+            .fetch_one(&mut *tx)
+            .await?;
     let mut distinct = new.member_ids.clone();
     distinct.sort();
     distinct.dedup();
     if members as usize != distinct.len() {
-        return Err(Error::validation("every member must be a user of this organization"));
+        return Err(Error::validation(
+            "every member must be a user of this organization",
+        ));
     }
     let id = Uuid::new_v4();
     sqlx::query("INSERT INTO groups (id, org_id, name) VALUES ($1, $2, $3)")
@@ -159,12 +164,14 @@ pub async fn create_group(db: &PgPool, org_id: Uuid, new: NewGroup) -> Result<Uu
         .bind(new.name.trim())
         .execute(&mut *tx)
         .await?;
-    sqlx::query("INSERT INTO group_members (group_id, org_id, user_id) SELECT $1, $2, unnest($3::uuid[])")
-        .bind(id)
-        .bind(org_id)
-        .bind(&distinct)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO group_members (group_id, org_id, user_id) SELECT $1, $2, unnest($3::uuid[])",
+    )
+    .bind(id)
+    .bind(org_id)
+    .bind(&distinct)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -172,7 +179,9 @@ pub async fn create_group(db: &PgPool, org_id: Uuid, new: NewGroup) -> Result<Uu
 /// Partnerships are symmetric and stored once (smaller id first).
 pub async fn create_partnership(db: &PgPool, a: Uuid, b: Uuid) -> Result<()> {
     if a == b {
-        return Err(Error::validation("an organization cannot partner with itself"));
+        return Err(Error::validation(
+            "an organization cannot partner with itself",
+        ));
     }
     let (a, b) = if a < b { (a, b) } else { (b, a) };
     let mut conn = db.acquire().await?;
@@ -188,11 +197,13 @@ pub async fn create_partnership(db: &PgPool, a: Uuid, b: Uuid) -> Result<()> {
 
 pub async fn are_partners(db: &mut PgConnection, a: Uuid, b: Uuid) -> Result<bool> {
     let (a, b) = if a < b { (a, b) } else { (b, a) };
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM partnerships WHERE org_a = $1 AND org_b = $2)")
-        .bind(a)
-        .bind(b)
-        .fetch_one(db)
-        .await?)
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM partnerships WHERE org_a = $1 AND org_b = $2)",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(db)
+    .await?)
 }
 
 pub async fn partners(db: &mut PgConnection, org_id: Uuid) -> Result<Vec<Org>> {
@@ -216,12 +227,15 @@ pub struct SetupRequest {
 /// R2: the setup wizard, once per org. The row lock serializes two admins.
 pub async fn complete_setup(db: &PgPool, org_id: Uuid, req: SetupRequest) -> Result<Uuid> {
     let mut tx = db.begin().await?;
-    let done: Option<Uuid> = sqlx::query_scalar("SELECT default_policy_id FROM orgs WHERE id = $1 FOR UPDATE")
-        .bind(org_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let done: Option<Uuid> =
+        sqlx::query_scalar("SELECT default_policy_id FROM orgs WHERE id = $1 FOR UPDATE")
+            .bind(org_id)
+            .fetch_one(&mut *tx)
+            .await?;
     if done.is_some() {
-        return Err(Error::Conflict("advanced sharing setup has already been completed".into()));
+        return Err(Error::Conflict(
+            "advanced sharing setup has already been completed".into(),
+        ));
     }
     let policy_id = policy::create(&mut tx, org_id, &req.default_policy).await?;
     sqlx::query(
@@ -248,7 +262,9 @@ pub async fn update_settings(db: &PgPool, org_id: Uuid, s: ReceivingSettings) ->
     let mut tx = db.begin().await?;
     let org = get(&mut tx, org_id).await?;
     if s.auto_sync == Some(true) && org.kind != OrgKind::Justice {
-        return Err(Error::validation("auto_sync applies to justice organizations only"));
+        return Err(Error::validation(
+            "auto_sync applies to justice organizations only",
+        ));
     }
     let org = sqlx::query_as(
         "UPDATE orgs SET auto_import = coalesce($2, auto_import), auto_sync = coalesce($3, auto_sync) WHERE id = $1
@@ -264,15 +280,24 @@ pub async fn update_settings(db: &PgPool, org_id: Uuid, s: ReceivingSettings) ->
 }
 
 /// R3: assign (or replace) the policy for one partner.
-pub async fn assign_partner_policy(db: &PgPool, org_id: Uuid, partner: Uuid, policy_id: Uuid) -> Result<()> {
+pub async fn assign_partner_policy(
+    db: &PgPool,
+    org_id: Uuid,
+    partner: Uuid,
+    policy_id: Uuid,
+) -> Result<()> {
     let mut tx = db.begin().await?;
     if !are_partners(&mut tx, org_id, partner).await? {
         return Err(Error::NotFound("partner"));
     }
-    policy::get(&mut tx, org_id, policy_id).await.map_err(|e| match e {
-        Error::NotFound(_) => Error::validation("policy_id does not name a policy of this organization"),
-        other => other,
-    })?;
+    policy::get(&mut tx, org_id, policy_id)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(_) => {
+                Error::validation("policy_id does not name a policy of this organization")
+            }
+            other => other,
+        })?;
     sqlx::query(
         "INSERT INTO partner_policies (org_id, partner_org_id, policy_id) VALUES ($1, $2, $3)
          ON CONFLICT (org_id, partner_org_id) DO UPDATE SET policy_id = EXCLUDED.policy_id",

@@ -21,9 +21,18 @@ pub struct Roles {
 }
 
 impl Roles {
-    pub const SERVE: Roles = Roles { api: true, workers: true };
-    pub const API: Roles = Roles { api: true, workers: false };
-    pub const WORKER: Roles = Roles { api: false, workers: true };
+    pub const SERVE: Roles = Roles {
+        api: true,
+        workers: true,
+    };
+    pub const API: Roles = Roles {
+        api: true,
+        workers: false,
+    };
+    pub const WORKER: Roles = Roles {
+        api: false,
+        workers: true,
+    };
 }
 
 pub struct Application {
@@ -49,7 +58,11 @@ impl Application {
         let mut tasks = JoinSet::new();
 
         // Every process relays the outbox; SKIP LOCKED lets them share it.
-        let relay = Relay { db: pool.clone(), amqp_url: settings.amqp_url.clone(), topology: topology.clone() };
+        let relay = Relay {
+            db: pool.clone(),
+            amqp_url: settings.amqp_url.clone(),
+            topology: topology.clone(),
+        };
         tasks.spawn(relay.run(shutdown.clone()));
 
         if roles.workers {
@@ -75,7 +88,13 @@ impl Application {
                 db: pool.clone(),
                 settings: settings.clone(),
                 topology: topology.clone(),
-                service_token_hashes: Arc::new(settings.service_tokens.iter().map(|t| orgs::hash_token(t)).collect()),
+                service_token_hashes: Arc::new(
+                    settings
+                        .service_tokens
+                        .iter()
+                        .map(|t| orgs::hash_token(t))
+                        .collect(),
+                ),
                 metrics: telemetry::metrics_handle(),
                 probe: Arc::new(http::ops::BrokerProbe::default()),
             };
@@ -84,14 +103,23 @@ impl Application {
             let app = http::router(state);
             let stop = shutdown.clone();
             tasks.spawn(async move {
-                let served = axum::serve(listener, app).with_graceful_shutdown(async move { stop.wait().await }).await;
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.wait().await })
+                    .await;
                 if let Err(e) = served {
                     tracing::error!(error = %e, "http server failed");
                 }
             });
             tracing::info!(addr = %addr.unwrap_or(settings.http_addr), "caseshare API listening");
         }
-        Ok(Self { addr, shutdown, tasks, faults, db: pool, settings })
+        Ok(Self {
+            addr,
+            shutdown,
+            tasks,
+            faults,
+            db: pool,
+            settings,
+        })
     }
 
     /// The bound HTTP address (None when the API role is off).

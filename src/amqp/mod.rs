@@ -84,16 +84,37 @@ impl Topology {
             durable: true,
             ..Default::default()
         };
-        ch.exchange_declare(self.jobs_exchange().into(), ExchangeKind::Direct, durable, FieldTable::default())
-            .await?;
-        ch.exchange_declare(self.dead_exchange().into(), ExchangeKind::Fanout, durable, FieldTable::default())
-            .await?;
-        ch.exchange_declare(self.events_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default())
-            .await?;
-        ch.exchange_declare(self.status_exchange().into(), ExchangeKind::Topic, durable, FieldTable::default())
-            .await?;
+        ch.exchange_declare(
+            self.jobs_exchange().into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.exchange_declare(
+            self.dead_exchange().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.exchange_declare(
+            self.events_exchange().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.exchange_declare(
+            self.status_exchange().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
 
-        ch.queue_declare(self.dead_queue().into(), qopts, quorum_args(None, None)).await?;
+        ch.queue_declare(self.dead_queue().into(), qopts, quorum_args(None, None))
+            .await?;
         ch.queue_bind(
             self.dead_queue().into(),
             self.dead_exchange().into(),
@@ -105,8 +126,12 @@ impl Topology {
 
         for kind in JobKind::ALL {
             let q = self.job_queue(*kind);
-            ch.queue_declare(q.clone().into(), qopts, quorum_args(Some(&self.dead_exchange()), Some(20)))
-                .await?;
+            ch.queue_declare(
+                q.clone().into(),
+                qopts,
+                quorum_args(Some(&self.dead_exchange()), Some(20)),
+            )
+            .await?;
             ch.queue_bind(
                 q.into(),
                 self.jobs_exchange().into(),
@@ -119,12 +144,21 @@ impl Topology {
 
         for (step, delay) in self.retry_delays_ms.iter().enumerate() {
             let ex = self.retry_exchange(step);
-            ch.exchange_declare(ex.clone().into(), ExchangeKind::Fanout, durable, FieldTable::default())
-                .await?;
+            ch.exchange_declare(
+                ex.clone().into(),
+                ExchangeKind::Fanout,
+                durable,
+                FieldTable::default(),
+            )
+            .await?;
             let mut args = quorum_args(Some(&self.jobs_exchange()), None);
             // Upper bound: each message carries its own jittered expiration in [d, 2d).
-            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(2 * *delay as i64));
-            ch.queue_declare(self.retry_queue(step).into(), qopts, args).await?;
+            args.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(2 * *delay as i64),
+            );
+            ch.queue_declare(self.retry_queue(step).into(), qopts, args)
+                .await?;
             ch.queue_bind(
                 self.retry_queue(step).into(),
                 ex.into(),
@@ -135,8 +169,12 @@ impl Topology {
             .await?;
         }
 
-        ch.queue_declare(self.events_queue().into(), qopts, quorum_args(Some(&self.dead_exchange()), Some(20)))
-            .await?;
+        ch.queue_declare(
+            self.events_queue().into(),
+            qopts,
+            quorum_args(Some(&self.dead_exchange()), Some(20)),
+        )
+        .await?;
         ch.queue_bind(
             self.events_queue().into(),
             self.events_exchange().into(),
@@ -151,14 +189,23 @@ impl Topology {
 
 fn quorum_args(dead_letter_exchange: Option<&str>, delivery_limit: Option<i64>) -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     if let Some(dlx) = dead_letter_exchange {
-        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(dlx.into()));
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(dlx.into()),
+        );
         args.insert(
             "x-dead-letter-strategy".into(),
             AMQPValue::LongString("at-least-once".into()),
         );
-        args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
     }
     if let Some(limit) = delivery_limit {
         args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(limit));
@@ -191,7 +238,9 @@ pub struct Publisher {
 impl Publisher {
     pub async fn open(conn: &Connection) -> lapin::Result<Self> {
         let channel = conn.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Self { channel })
     }
 
@@ -250,9 +299,12 @@ impl Publisher {
 }
 
 pub fn header_str(headers: &FieldTable, key: &str) -> Option<String> {
-    headers.inner().get(&ShortString::from(key)).and_then(|v| match v {
-        AMQPValue::LongString(s) => Some(s.to_string()),
-        AMQPValue::ShortString(s) => Some(s.to_string()),
-        _ => None,
-    })
+    headers
+        .inner()
+        .get(&ShortString::from(key))
+        .and_then(|v| match v {
+            AMQPValue::LongString(s) => Some(s.to_string()),
+            AMQPValue::ShortString(s) => Some(s.to_string()),
+            _ => None,
+        })
 }

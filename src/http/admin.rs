@@ -22,9 +22,15 @@ pub struct SetupStatus {
 }
 
 #[utoipa::path(get, path = "/v1/sharing/setup", tag = "admin", responses((status = 200, body = SetupStatus), (status = 403, body = ErrorBody)))]
-pub async fn get_setup(Admin(u): Admin, State(s): State<AppState>) -> Result<axum::Json<SetupStatus>> {
+pub async fn get_setup(
+    Admin(u): Admin,
+    State(s): State<AppState>,
+) -> Result<axum::Json<SetupStatus>> {
     let org = orgs::get(&mut *s.db.acquire().await?, u.org_id).await?;
-    Ok(axum::Json(SetupStatus { completed: org.default_policy_id.is_some(), default_policy_id: org.default_policy_id }))
+    Ok(axum::Json(SetupStatus {
+        completed: org.default_policy_id.is_some(),
+        default_policy_id: org.default_policy_id,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/sharing/setup", tag = "admin", request_body = SetupRequest,
@@ -35,31 +41,58 @@ pub async fn complete_setup(
     Json(body): Json<SetupRequest>,
 ) -> Result<(StatusCode, axum::Json<SetupStatus>)> {
     let id = orgs::complete_setup(&s.db, u.org_id, body).await?;
-    Ok((StatusCode::CREATED, axum::Json(SetupStatus { completed: true, default_policy_id: Some(id) })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SetupStatus {
+            completed: true,
+            default_policy_id: Some(id),
+        }),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/sharing/settings", tag = "admin", responses((status = 200, body = Org)))]
 pub async fn get_settings(Admin(u): Admin, State(s): State<AppState>) -> Result<axum::Json<Org>> {
-    Ok(axum::Json(orgs::get(&mut *s.db.acquire().await?, u.org_id).await?))
+    Ok(axum::Json(
+        orgs::get(&mut *s.db.acquire().await?, u.org_id).await?,
+    ))
 }
 
 #[utoipa::path(put, path = "/v1/sharing/settings", tag = "admin", request_body = ReceivingSettings,
     responses((status = 200, body = Org), (status = 422, body = ErrorBody)))]
-pub async fn put_settings(Admin(u): Admin, State(s): State<AppState>, Json(body): Json<ReceivingSettings>) -> Result<axum::Json<Org>> {
-    Ok(axum::Json(orgs::update_settings(&s.db, u.org_id, body).await?))
+pub async fn put_settings(
+    Admin(u): Admin,
+    State(s): State<AppState>,
+    Json(body): Json<ReceivingSettings>,
+) -> Result<axum::Json<Org>> {
+    Ok(axum::Json(
+        orgs::update_settings(&s.db, u.org_id, body).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/policies", tag = "admin", request_body = Policy,
     responses((status = 201, body = StoredPolicy), (status = 422, body = ErrorBody)))]
-pub async fn create_policy(Admin(u): Admin, State(s): State<AppState>, Json(body): Json<Policy>) -> Result<(StatusCode, axum::Json<StoredPolicy>)> {
+pub async fn create_policy(
+    Admin(u): Admin,
+    State(s): State<AppState>,
+    Json(body): Json<Policy>,
+) -> Result<(StatusCode, axum::Json<StoredPolicy>)> {
     let id = policy::create(&mut *s.db.acquire().await?, u.org_id, &body).await?;
-    Ok((StatusCode::CREATED, axum::Json(StoredPolicy { id, policy: body })))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(StoredPolicy { id, policy: body }),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/policies/{policy_id}", tag = "admin",
     responses((status = 200, body = StoredPolicy), (status = 404, body = ErrorBody)))]
-pub async fn get_policy(Admin(u): Admin, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<axum::Json<StoredPolicy>> {
-    Ok(axum::Json(policy::get(&mut *s.db.acquire().await?, u.org_id, id).await?))
+pub async fn get_policy(
+    Admin(u): Admin,
+    State(s): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<StoredPolicy>> {
+    Ok(axum::Json(
+        policy::get(&mut *s.db.acquire().await?, u.org_id, id).await?,
+    ))
 }
 
 #[utoipa::path(put, path = "/v1/policies/{policy_id}", tag = "admin", request_body = Policy,
@@ -90,15 +123,24 @@ pub struct PartnerItem {
 }
 
 #[utoipa::path(get, path = "/v1/partners", tag = "admin", responses((status = 200, body = Items<PartnerItem>)))]
-pub async fn list_partners(User(u): User, State(s): State<AppState>) -> Result<axum::Json<Items<PartnerItem>>> {
+pub async fn list_partners(
+    User(u): User,
+    State(s): State<AppState>,
+) -> Result<axum::Json<Items<PartnerItem>>> {
     let mut conn = s.db.acquire().await?;
     let mut items = Vec::new();
     for p in orgs::partners(&mut conn, u.org_id).await? {
         let effective = policy::effective(&mut conn, u.org_id, p.id).await?;
         items.push(PartnerItem {
-            org: PartnerOrg { id: p.id, name: p.name, kind: p.kind },
+            org: PartnerOrg {
+                id: p.id,
+                name: p.name,
+                kind: p.kind,
+            },
             policy_id: effective.as_ref().map(|e| e.policy_id),
-            policy_source: effective.map(|e| e.source).unwrap_or_else(|| "default".into()),
+            policy_source: effective
+                .map(|e| e.source)
+                .unwrap_or_else(|| "default".into()),
         });
     }
     Ok(axum::Json(Items { items }))
@@ -124,14 +166,22 @@ pub async fn assign_partner_policy(
 
 #[utoipa::path(delete, path = "/v1/partners/{org_id}/policy", tag = "admin",
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub async fn remove_partner_policy(Admin(u): Admin, State(s): State<AppState>, Path(partner): Path<Uuid>) -> Result<StatusCode> {
+pub async fn remove_partner_policy(
+    Admin(u): Admin,
+    State(s): State<AppState>,
+    Path(partner): Path<Uuid>,
+) -> Result<StatusCode> {
     orgs::remove_partner_policy(&s.db, u.org_id, partner).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(get, path = "/v1/partners/{org_id}/policy", tag = "admin",
     responses((status = 200, body = PolicySnapshot), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn get_partner_policy(User(u): User, State(s): State<AppState>, Path(partner): Path<Uuid>) -> Result<axum::Json<PolicySnapshot>> {
+pub async fn get_partner_policy(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(partner): Path<Uuid>,
+) -> Result<axum::Json<PolicySnapshot>> {
     if !orgs::are_partners(&mut *s.db.acquire().await?, u.org_id, partner).await? {
         return Err(Error::NotFound("partner"));
     }
@@ -144,4 +194,3 @@ async fn effective(s: &AppState, org: Uuid, partner: Uuid) -> Result<axum::Json<
         .map(axum::Json)
         .ok_or(Error::AdvancedSharingNotSetUp)
 }
-

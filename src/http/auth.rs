@@ -35,7 +35,9 @@ fn bearer(parts: &Parts) -> Result<&str, Error> {
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?;
-    let value = header.to_str().map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
+    let value = header
+        .to_str()
+        .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
     value
         .strip_prefix("Bearer ")
         .map(str::trim)
@@ -46,18 +48,30 @@ fn bearer(parts: &Parts) -> Result<&str, Error> {
 impl FromRequestParts<AppState> for Principal {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         let hash = hash_token(token);
-        if state.service_token_hashes.iter().any(|h| constant_time_eq(h, &hash)) {
+        if state
+            .service_token_hashes
+            .iter()
+            .any(|h| constant_time_eq(h, &hash))
+        {
             return Ok(Principal::Service);
         }
-        let row: Option<(Uuid, Uuid, Role)> = sqlx::query_as("SELECT id, org_id, role FROM users WHERE token_hash = $1")
-            .bind(&hash)
-            .fetch_optional(&state.db)
-            .await?;
+        let row: Option<(Uuid, Uuid, Role)> =
+            sqlx::query_as("SELECT id, org_id, role FROM users WHERE token_hash = $1")
+                .bind(&hash)
+                .fetch_optional(&state.db)
+                .await?;
         match row {
-            Some((user_id, org_id, role)) => Ok(Principal::User(UserPrincipal { user_id, org_id, role })),
+            Some((user_id, org_id, role)) => Ok(Principal::User(UserPrincipal {
+                user_id,
+                org_id,
+                role,
+            })),
             None => Err(Error::Unauthorized("unknown token".into())),
         }
     }
@@ -69,10 +83,15 @@ pub struct User(pub UserPrincipal);
 impl FromRequestParts<AppState> for User {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match Principal::from_request_parts(parts, state).await? {
             Principal::User(u) => Ok(User(u)),
-            Principal::Service => Err(Error::Forbidden("this endpoint is for users of an organization".into())),
+            Principal::Service => Err(Error::Forbidden(
+                "this endpoint is for users of an organization".into(),
+            )),
         }
     }
 }
@@ -83,7 +102,10 @@ pub struct Admin(pub UserPrincipal);
 impl FromRequestParts<AppState> for Admin {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let User(u) = User::from_request_parts(parts, state).await?;
         if u.role != Role::Admin {
             return Err(Error::Forbidden("this endpoint is for admins".into()));
@@ -98,10 +120,15 @@ pub struct Service;
 impl FromRequestParts<AppState> for Service {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match Principal::from_request_parts(parts, state).await? {
             Principal::Service => Ok(Service),
-            Principal::User(_) => Err(Error::Forbidden("this endpoint is for the service principal".into())),
+            Principal::User(_) => Err(Error::Forbidden(
+                "this endpoint is for the service principal".into(),
+            )),
         }
     }
 }

@@ -14,8 +14,15 @@ use crate::orgs::{self, NewGroup, NewOrg, NewUser, Org};
 
 #[utoipa::path(post, path = "/v1/orgs", tag = "bootstrap", request_body = NewOrg,
     responses((status = 201, body = Org), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub async fn create_org(_: Service, State(s): State<AppState>, Json(body): Json<NewOrg>) -> Result<(StatusCode, axum::Json<Org>)> {
-    Ok((StatusCode::CREATED, axum::Json(orgs::create(&s.db, body).await?)))
+pub async fn create_org(
+    _: Service,
+    State(s): State<AppState>,
+    Json(body): Json<NewOrg>,
+) -> Result<(StatusCode, axum::Json<Org>)> {
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(orgs::create(&s.db, body).await?),
+    ))
 }
 
 #[derive(Serialize, ToSchema)]

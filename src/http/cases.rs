@@ -24,7 +24,11 @@ pub struct Items<T> {
 
 #[utoipa::path(post, path = "/v1/cases", tag = "cases", request_body = NewCase,
     responses((status = 201, body = CaseView), (status = 422, body = ErrorBody)))]
-pub async fn create_case(User(u): User, State(s): State<AppState>, Json(body): Json<NewCase>) -> Result<(StatusCode, axum::Json<CaseView>)> {
+pub async fn create_case(
+    User(u): User,
+    State(s): State<AppState>,
+    Json(body): Json<NewCase>,
+) -> Result<(StatusCode, axum::Json<CaseView>)> {
     let mut tx = s.db.begin().await?;
     let case = cases::create(&mut tx, u.org_id, u.user_id, body).await?;
     tx.commit().await?;
@@ -49,18 +53,35 @@ pub struct CaseSummary {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: Uuid,
+    case_number: String,
+    title: String,
+    external: bool,
+    imported: bool,
+    org_id: Option<Uuid>,
+    org_name: Option<String>,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
 #[utoipa::path(get, path = "/v1/cases", tag = "cases", params(ListQuery),
     responses((status = 200, body = Items<CaseSummary>)))]
-pub async fn list_cases(User(u): User, State(s): State<AppState>, Query(q): Query<ListQuery>) -> Result<axum::Json<Items<CaseSummary>>> {
-    let rows: Vec<(Uuid, String, String, bool, bool, Option<Uuid>, Option<String>, chrono::DateTime<chrono::Utc>)> = sqlx::query_as(
-        "SELECT c.id, c.case_number, c.title, false, EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = c.id),
-                NULL::uuid, NULL::text, c.created_at
+pub async fn list_cases(
+    User(u): User,
+    State(s): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> Result<axum::Json<Items<CaseSummary>>> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(
+        "SELECT c.id, c.case_number, c.title, false AS external,
+                EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = c.id) AS imported,
+                NULL::uuid AS org_id, NULL::text AS org_name, c.created_at AS at
          FROM cases c WHERE c.org_id = $1 AND ($2::bool IS NULL OR NOT $2)
          UNION ALL
          SELECT c.id, c.case_number, c.title, true, false, o.id, o.name, r.received_at
          FROM received r JOIN cases c ON c.id = r.case_id JOIN orgs o ON o.id = r.sharer_org_id
          WHERE r.receiver_org_id = $1 AND r.revoked_at IS NULL AND r.imported_case_id IS NULL AND ($2::bool IS NULL OR $2)
-         ORDER BY 8 DESC",
+         ORDER BY at DESC",
     )
     .bind(u.org_id)
     .bind(q.external)
@@ -68,14 +89,17 @@ pub async fn list_cases(User(u): User, State(s): State<AppState>, Query(q): Quer
     .await?;
     let items = rows
         .into_iter()
-        .map(|(id, case_number, title, external, imported, org_id, org_name, created_at)| CaseSummary {
-            id,
-            case_number,
-            title,
-            external,
-            imported,
-            sharing_org: org_id.zip(org_name).map(|(id, name)| receiving::OrgRef { id, name }),
-            created_at,
+        .map(|r| CaseSummary {
+            id: r.id,
+            case_number: r.case_number,
+            title: r.title,
+            external: r.external,
+            imported: r.imported,
+            sharing_org: r
+                .org_id
+                .zip(r.org_name)
+                .map(|(id, name)| receiving::OrgRef { id, name }),
+            created_at: r.at,
         })
         .collect();
     Ok(axum::Json(Items { items }))
@@ -83,7 +107,11 @@ pub async fn list_cases(User(u): User, State(s): State<AppState>, Query(q): Quer
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}", tag = "cases",
     responses((status = 200, body = CaseView), (status = 404, body = ErrorBody)))]
-pub async fn get_case(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<CaseView>> {
+pub async fn get_case(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+) -> Result<axum::Json<CaseView>> {
     let mut tx = s.db.begin().await?;
     let view = receiving::case_view(&mut tx, &u, case_id).await?;
     tx.commit().await?;
@@ -91,7 +119,11 @@ pub async fn get_case(User(u): User, State(s): State<AppState>, Path(case_id): P
 }
 
 /// Own case, or 403 for an external one (read-only, R18), or 404.
-async fn owned_or_refuse(db: &mut sqlx::PgConnection, org_id: Uuid, case_id: Uuid) -> Result<cases::CaseRow> {
+async fn owned_or_refuse(
+    db: &mut sqlx::PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+) -> Result<cases::CaseRow> {
     match cases::owned_for_update(db, org_id, case_id).await {
         Err(Error::NotFound(_)) if receiving::external(db, org_id, case_id).await.is_ok() => {
             Err(Error::Forbidden("an external case is read-only".into()))
@@ -116,13 +148,27 @@ pub async fn patch_case(
         }
     }
     let mut changed: Vec<(&'static str, Option<String>)> = Vec::new();
-    if let Some(t) = patch.title.as_ref().map(|t| t.trim().to_string()).filter(|t| *t != case.title) {
+    if let Some(t) = patch
+        .title
+        .as_ref()
+        .map(|t| t.trim().to_string())
+        .filter(|t| *t != case.title)
+    {
         changed.push(("title", Some(t)));
     }
-    if let Some(n) = patch.case_number.as_ref().map(|t| t.trim().to_string()).filter(|n| *n != case.case_number) {
+    if let Some(n) = patch
+        .case_number
+        .as_ref()
+        .map(|t| t.trim().to_string())
+        .filter(|n| *n != case.case_number)
+    {
         changed.push(("case_number", Some(n)));
     }
-    if let Some(d) = patch.description.clone().filter(|d| Some(d) != case.description.as_ref()) {
+    if let Some(d) = patch
+        .description
+        .clone()
+        .filter(|d| Some(d) != case.description.as_ref())
+    {
         changed.push(("description", Some(d)));
     }
     if !changed.is_empty() {
@@ -173,7 +219,11 @@ pub async fn create_folder(
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/folders", tag = "cases",
     responses((status = 200, body = Items<Folder>), (status = 404, body = ErrorBody)))]
-pub async fn list_folders(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<Items<Folder>>> {
+pub async fn list_folders(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+) -> Result<axum::Json<Items<Folder>>> {
     let mut conn = s.db.acquire().await?;
     let items = match cases::owned(&mut conn, u.org_id, case_id).await {
         Ok(_) => cases::folders(&mut conn, case_id).await?,
@@ -223,7 +273,11 @@ pub async fn add_evidence(
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/evidence", tag = "cases",
     responses((status = 200, body = Items<EvidenceView>), (status = 404, body = ErrorBody)))]
-pub async fn list_evidence(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<Items<EvidenceView>>> {
+pub async fn list_evidence(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+) -> Result<axum::Json<Items<EvidenceView>>> {
     let mut conn = s.db.acquire().await?;
     let items = match cases::owned(&mut conn, u.org_id, case_id).await {
         Ok(_) => evidence::list_owned(&mut conn, case_id).await?,
@@ -245,7 +299,11 @@ pub struct AuditView {
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/audit", tag = "cases",
     responses((status = 200, body = AuditView), (status = 404, body = ErrorBody)))]
-pub async fn case_audit(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<AuditView>> {
+pub async fn case_audit(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+) -> Result<axum::Json<AuditView>> {
     let mut conn = s.db.acquire().await?;
     let received = receiving::for_case(&mut conn, u.org_id, case_id).await?;
     let visible = cases::owned(&mut conn, u.org_id, case_id).await.is_ok()
@@ -257,5 +315,8 @@ pub async fn case_audit(User(u): User, State(s): State<AppState>, Path(case_id):
     let sender_snapshot = received
         .filter(|r| r.revoked_at.is_none() && r.policy.policy.permissions.sender_audit_trail)
         .and_then(|r| r.sender_snapshot);
-    Ok(axum::Json(AuditView { items, sender_snapshot }))
+    Ok(axum::Json(AuditView {
+        items,
+        sender_snapshot,
+    }))
 }

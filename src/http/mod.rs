@@ -80,30 +80,62 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orgs/{org_id}/groups", post(bootstrap::create_group))
         .route("/v1/partnerships", post(bootstrap::create_partnership))
         .route("/v1/cases", post(cases::create_case).get(cases::list_cases))
-        .route("/v1/cases/{case_id}", get(cases::get_case).patch(cases::patch_case))
-        .route("/v1/cases/{case_id}/folders", post(cases::create_folder).get(cases::list_folders))
+        .route(
+            "/v1/cases/{case_id}",
+            get(cases::get_case).patch(cases::patch_case),
+        )
+        .route(
+            "/v1/cases/{case_id}/folders",
+            post(cases::create_folder).get(cases::list_folders),
+        )
         .route("/v1/folders/{folder_id}", patch(cases::patch_folder))
-        .route("/v1/cases/{case_id}/evidence", post(cases::add_evidence).get(cases::list_evidence))
+        .route(
+            "/v1/cases/{case_id}/evidence",
+            post(cases::add_evidence).get(cases::list_evidence),
+        )
         .route("/v1/cases/{case_id}/audit", get(cases::case_audit))
-        .route("/v1/sharing/setup", get(admin::get_setup).post(admin::complete_setup))
-        .route("/v1/sharing/settings", get(admin::get_settings).put(admin::put_settings))
+        .route(
+            "/v1/sharing/setup",
+            get(admin::get_setup).post(admin::complete_setup),
+        )
+        .route(
+            "/v1/sharing/settings",
+            get(admin::get_settings).put(admin::put_settings),
+        )
         .route("/v1/policies", post(admin::create_policy))
-        .route("/v1/policies/{policy_id}", get(admin::get_policy).put(admin::put_policy))
+        .route(
+            "/v1/policies/{policy_id}",
+            get(admin::get_policy).put(admin::put_policy),
+        )
         .route("/v1/partners", get(admin::list_partners))
         .route(
             "/v1/partners/{org_id}/policy",
-            put(admin::assign_partner_policy).delete(admin::remove_partner_policy).get(admin::get_partner_policy),
+            put(admin::assign_partner_policy)
+                .delete(admin::remove_partner_policy)
+                .get(admin::get_partner_policy),
         )
-        .route("/v1/cases/{case_id}/shares", post(sharing::create_share).get(sharing::list_shares))
+        .route(
+            "/v1/cases/{case_id}/shares",
+            post(sharing::create_share).get(sharing::list_shares),
+        )
         .route("/v1/shares/{share_id}", get(sharing::get_share))
         .route("/v1/shares/{share_id}/revoke", post(sharing::revoke_share))
         .route("/v1/shares/{share_id}/notices", get(sharing::share_notices))
         .route("/v1/cases/{case_id}/access", get(sharing::access_list))
         .route("/v1/received", get(receiving::list_received))
         .route("/v1/received/{received_id}/import", post(receiving::import))
-        .route("/v1/cases/{case_id}/import-details", get(receiving::import_details))
-        .route("/v1/cases/{case_id}/updates/apply", post(receiving::apply_updates))
-        .route("/v1/cases/{case_id}/recipients", post(receiving::add_recipient))
+        .route(
+            "/v1/cases/{case_id}/import-details",
+            get(receiving::import_details),
+        )
+        .route(
+            "/v1/cases/{case_id}/updates/apply",
+            post(receiving::apply_updates),
+        )
+        .route(
+            "/v1/cases/{case_id}/recipients",
+            post(receiving::add_recipient),
+        )
         .fallback(|| async { crate::error::Error::NotFound("route") })
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(tower_http::trace::TraceLayer::new_for_http())

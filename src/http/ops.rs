@@ -39,19 +39,33 @@ impl BrokerProbe {
                 return Ok(ch.clone());
             }
         }
-        let conn = tokio::time::timeout(Duration::from_secs(3), crate::amqp::connect(url, "caseshare-probe")).await??;
+        let conn = tokio::time::timeout(
+            Duration::from_secs(3),
+            crate::amqp::connect(url, "caseshare-probe"),
+        )
+        .await??;
         let ch = conn.create_channel().await?;
         *guard = Some((conn, ch.clone()));
         Ok(ch)
     }
 
     /// Depth and consumers of each queue, by passive declare.
-    pub async fn queue_stats(&self, url: &str, queues: &[String]) -> anyhow::Result<Vec<QueueStats>> {
+    pub async fn queue_stats(
+        &self,
+        url: &str,
+        queues: &[String],
+    ) -> anyhow::Result<Vec<QueueStats>> {
         let mut out = Vec::with_capacity(queues.len());
         for q in queues {
             let ch = self.channel(url).await?;
-            let opts = QueueDeclareOptions { passive: true, ..Default::default() };
-            match ch.queue_declare(q.clone().into(), opts, FieldTable::default()).await {
+            let opts = QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            };
+            match ch
+                .queue_declare(q.clone().into(), opts, FieldTable::default())
+                .await
+            {
                 Ok(info) => out.push(QueueStats {
                     queue: q.clone(),
                     messages: info.message_count(),
@@ -59,7 +73,11 @@ impl BrokerProbe {
                 }),
                 // A passive declare of a missing queue closes the channel;
                 // the next call reconnects.
-                Err(_) => out.push(QueueStats { queue: q.clone(), messages: 0, consumers: 0 }),
+                Err(_) => out.push(QueueStats {
+                    queue: q.clone(),
+                    messages: 0,
+                    consumers: 0,
+                }),
             }
         }
         Ok(out)
@@ -73,18 +91,34 @@ pub async fn healthz() -> &'static str {
 
 #[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200), (status = 503)))]
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
-    let db = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&s.db).await.is_ok();
+    let db = sqlx::query_scalar::<_, i32>("SELECT 1")
+        .fetch_one(&s.db)
+        .await
+        .is_ok();
     let broker = s.probe.channel(&s.settings.amqp_url).await.is_ok();
-    let status = if db && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, axum::Json(serde_json::json!({ "database": db, "broker": broker })))
+    let status = if db && broker {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({ "database": db, "broker": broker })),
+    )
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    if let Ok(stats) = s.probe.queue_stats(&s.settings.amqp_url, &s.topology.all_queues()).await {
+    if let Ok(stats) = s
+        .probe
+        .queue_stats(&s.settings.amqp_url, &s.topology.all_queues())
+        .await
+    {
         for q in stats {
-            metrics::gauge!("caseshare_queue_messages", "queue" => q.queue.clone()).set(q.messages as f64);
-            metrics::gauge!("caseshare_queue_consumers", "queue" => q.queue).set(q.consumers as f64);
+            metrics::gauge!("caseshare_queue_messages", "queue" => q.queue.clone())
+                .set(q.messages as f64);
+            metrics::gauge!("caseshare_queue_consumers", "queue" => q.queue)
+                .set(q.consumers as f64);
         }
     }
     if let Ok(rows) = sqlx::query_as::<_, (String, String, i64)>(
@@ -97,20 +131,28 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             metrics::gauge!("caseshare_jobs", "kind" => kind, "status" => status).set(n as f64);
         }
     }
-    if let Ok(rows) = sqlx::query_as::<_, (String, i64)>("SELECT status, count(*) FROM notices GROUP BY 1")
-        .fetch_all(&s.db)
-        .await
+    if let Ok(rows) =
+        sqlx::query_as::<_, (String, i64)>("SELECT status, count(*) FROM notices GROUP BY 1")
+            .fetch_all(&s.db)
+            .await
     {
         for (status, n) in rows {
             metrics::gauge!("caseshare_notices", "status" => status).set(n as f64);
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
 }
 
 #[utoipa::path(get, path = "/v1/jobs/{job_id}", tag = "ops",
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
-pub async fn get_job(p: Principal, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<axum::Json<JobView>> {
+pub async fn get_job(
+    p: Principal,
+    State(s): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<JobView>> {
     let job = jobs::find(&s.db, id).await?.ok_or(Error::NotFound("job"))?;
     match p {
         Principal::Service => {}

@@ -11,11 +11,18 @@ use super::cases::Items;
 use super::extract::{Json, Path};
 use super::AppState;
 use crate::error::{ErrorBody, Result};
-use crate::receiving::{self, ApplyRequest, ApplyResult, ImportDetails, OnwardRecipient, ReceivedItem};
+use crate::receiving::{
+    self, ApplyRequest, ApplyResult, ImportDetails, OnwardRecipient, ReceivedItem,
+};
 
 #[utoipa::path(get, path = "/v1/received", tag = "receiving", responses((status = 200, body = Items<ReceivedItem>)))]
-pub async fn list_received(User(u): User, State(s): State<AppState>) -> Result<axum::Json<Items<ReceivedItem>>> {
-    Ok(axum::Json(Items { items: receiving::list(&mut *s.db.acquire().await?, u.org_id).await? }))
+pub async fn list_received(
+    User(u): User,
+    State(s): State<AppState>,
+) -> Result<axum::Json<Items<ReceivedItem>>> {
+    Ok(axum::Json(Items {
+        items: receiving::list(&mut *s.db.acquire().await?, u.org_id).await?,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -27,15 +34,32 @@ pub struct ImportAccepted {
 
 #[utoipa::path(post, path = "/v1/received/{received_id}/import", tag = "receiving",
     responses((status = 202, body = ImportAccepted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody)))]
-pub async fn import(User(u): User, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<(StatusCode, axum::Json<ImportAccepted>)> {
+pub async fn import(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, axum::Json<ImportAccepted>)> {
     let job_id = receiving::request_import(&s.db, &u, id).await?;
-    Ok((StatusCode::ACCEPTED, axum::Json(ImportAccepted { received_id: id, job_id, status: "processing".into() })))
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(ImportAccepted {
+            received_id: id,
+            job_id,
+            status: "processing".into(),
+        }),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/import-details", tag = "receiving",
     responses((status = 200, body = ImportDetails), (status = 404, body = ErrorBody)))]
-pub async fn import_details(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<ImportDetails>> {
-    Ok(axum::Json(receiving::import_details(&mut *s.db.acquire().await?, &u, case_id).await?))
+pub async fn import_details(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+) -> Result<axum::Json<ImportDetails>> {
+    Ok(axum::Json(
+        receiving::import_details(&mut *s.db.acquire().await?, &u, case_id).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/cases/{case_id}/updates/apply", tag = "receiving", request_body = ApplyRequest,
@@ -46,7 +70,9 @@ pub async fn apply_updates(
     Path(case_id): Path<Uuid>,
     Json(body): Json<ApplyRequest>,
 ) -> Result<axum::Json<ApplyResult>> {
-    Ok(axum::Json(receiving::apply_updates(&s.db, &u, case_id, body).await?))
+    Ok(axum::Json(
+        receiving::apply_updates(&s.db, &u, case_id, body).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/v1/cases/{case_id}/recipients", tag = "receiving", request_body = OnwardRecipient,

@@ -30,37 +30,66 @@ pub async fn create_share(
 
 #[utoipa::path(get, path = "/v1/shares/{share_id}", tag = "sharing",
     responses((status = 200, body = ShareView), (status = 404, body = ErrorBody)))]
-pub async fn get_share(User(u): User, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<axum::Json<ShareView>> {
+pub async fn get_share(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<ShareView>> {
     let share = sharing::load_owned(&mut *s.db.acquire().await?, u.org_id, id).await?;
     Ok(axum::Json(share.view(None)))
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/shares", tag = "sharing",
     responses((status = 200, body = Items<ShareView>), (status = 404, body = ErrorBody)))]
-pub async fn list_shares(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<Items<ShareView>>> {
+pub async fn list_shares(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+) -> Result<axum::Json<Items<ShareView>>> {
     let mut conn = s.db.acquire().await?;
     cases::owned(&mut conn, u.org_id, case_id).await?;
-    Ok(axum::Json(Items { items: sharing::list_for_case(&mut conn, case_id).await? }))
+    Ok(axum::Json(Items {
+        items: sharing::list_for_case(&mut conn, case_id).await?,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/access", tag = "sharing",
     responses((status = 200, body = Items<AccessEntry>), (status = 404, body = ErrorBody)))]
-pub async fn access_list(User(u): User, State(s): State<AppState>, Path(case_id): Path<Uuid>) -> Result<axum::Json<Items<AccessEntry>>> {
+pub async fn access_list(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+) -> Result<axum::Json<Items<AccessEntry>>> {
     let mut conn = s.db.acquire().await?;
     let case = cases::owned(&mut conn, u.org_id, case_id).await?;
-    Ok(axum::Json(Items { items: sharing::access_list(&mut conn, &case).await? }))
+    Ok(axum::Json(Items {
+        items: sharing::access_list(&mut conn, &case).await?,
+    }))
 }
 
 #[utoipa::path(post, path = "/v1/shares/{share_id}/revoke", tag = "sharing",
     responses((status = 202, body = ShareView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn revoke_share(User(u): User, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<(StatusCode, axum::Json<ShareView>)> {
-    Ok((StatusCode::ACCEPTED, axum::Json(revocation::revoke(&s.db, &u, id).await?)))
+pub async fn revoke_share(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<(StatusCode, axum::Json<ShareView>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(revocation::revoke(&s.db, &u, id).await?),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/shares/{share_id}/notices", tag = "sharing",
     responses((status = 200, body = Items<NoticeView>), (status = 404, body = ErrorBody)))]
-pub async fn share_notices(User(u): User, State(s): State<AppState>, Path(id): Path<Uuid>) -> Result<axum::Json<Items<NoticeView>>> {
+pub async fn share_notices(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<Items<NoticeView>>> {
     let mut conn = s.db.acquire().await?;
     sharing::load_owned(&mut conn, u.org_id, id).await?;
-    Ok(axum::Json(Items { items: notify::for_share(&mut conn, id).await? }))
+    Ok(axum::Json(Items {
+        items: notify::for_share(&mut conn, id).await?,
+    }))
 }

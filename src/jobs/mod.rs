@@ -64,10 +64,16 @@ impl JobKind {
         ctx: &JobContext,
     ) -> Result<(), JobError> {
         match self {
-            JobKind::EvidenceAdded => run_as::<crate::sharing::fanout::EvidenceAdded>(job_id, payload, ctx).await,
+            JobKind::EvidenceAdded => {
+                run_as::<crate::sharing::fanout::EvidenceAdded>(job_id, payload, ctx).await
+            }
             JobKind::ShareCase => run_as::<crate::sharing::ShareCase>(job_id, payload, ctx).await,
-            JobKind::ImportCase => run_as::<crate::receiving::ImportCase>(job_id, payload, ctx).await,
-            JobKind::RevokeShare => run_as::<crate::revocation::RevokeShare>(job_id, payload, ctx).await,
+            JobKind::ImportCase => {
+                run_as::<crate::receiving::ImportCase>(job_id, payload, ctx).await
+            }
+            JobKind::RevokeShare => {
+                run_as::<crate::revocation::RevokeShare>(job_id, payload, ctx).await
+            }
             JobKind::SendNotice => run_as::<crate::notify::SendNotice>(job_id, payload, ctx).await,
         }
     }
@@ -75,10 +81,16 @@ impl JobKind {
     /// Tell the job it was dead-lettered (e.g. mark its share `failed`).
     pub async fn dead(self, payload: serde_json::Value, ctx: &JobContext, reason: &str) {
         match self {
-            JobKind::EvidenceAdded => dead_as::<crate::sharing::fanout::EvidenceAdded>(payload, ctx, reason).await,
+            JobKind::EvidenceAdded => {
+                dead_as::<crate::sharing::fanout::EvidenceAdded>(payload, ctx, reason).await
+            }
             JobKind::ShareCase => dead_as::<crate::sharing::ShareCase>(payload, ctx, reason).await,
-            JobKind::ImportCase => dead_as::<crate::receiving::ImportCase>(payload, ctx, reason).await,
-            JobKind::RevokeShare => dead_as::<crate::revocation::RevokeShare>(payload, ctx, reason).await,
+            JobKind::ImportCase => {
+                dead_as::<crate::receiving::ImportCase>(payload, ctx, reason).await
+            }
+            JobKind::RevokeShare => {
+                dead_as::<crate::revocation::RevokeShare>(payload, ctx, reason).await
+            }
             JobKind::SendNotice => dead_as::<crate::notify::SendNotice>(payload, ctx, reason).await,
         }
     }
@@ -90,7 +102,11 @@ async fn dead_as<J: Job>(payload: serde_json::Value, ctx: &JobContext, reason: &
     }
 }
 
-async fn run_as<J: Job>(job_id: Uuid, payload: serde_json::Value, ctx: &JobContext) -> Result<(), JobError> {
+async fn run_as<J: Job>(
+    job_id: Uuid,
+    payload: serde_json::Value,
+    ctx: &JobContext,
+) -> Result<(), JobError> {
     let job: J = serde_json::from_value(payload)
         .map_err(|e| JobError::Permanent(format!("malformed {} payload: {e}", J::KIND.as_str())))?;
     job.run(job_id, ctx).await
@@ -129,7 +145,11 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     const KIND: JobKind;
 
     /// Do the work. Must be idempotent: running it twice has the effect of once.
-    fn run(&self, job_id: Uuid, ctx: &JobContext) -> impl Future<Output = Result<(), JobError>> + Send;
+    fn run(
+        &self,
+        job_id: Uuid,
+        ctx: &JobContext,
+    ) -> impl Future<Output = Result<(), JobError>> + Send;
 
     /// Called once when the job is dead-lettered, so its subject can show it.
     fn on_dead(&self, _ctx: &JobContext, _reason: &str) -> impl Future<Output = ()> + Send {
@@ -149,7 +169,8 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     ) -> impl Future<Output = sqlx::Result<Uuid>> + Send {
         async move {
             let id = Uuid::new_v4();
-            let payload = serde_json::to_value(self).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            let payload =
+                serde_json::to_value(self).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
             sqlx::query("INSERT INTO jobs (id, kind, payload, org_id) VALUES ($1, $2, $3, $4)")
                 .bind(id)
                 .bind(Self::KIND.as_str())

@@ -61,7 +61,11 @@ impl Relay {
     }
 
     async fn session(&self, shutdown: &Shutdown) -> anyhow::Result<()> {
-        let conn = amqp::connect(&self.amqp_url, "caseshare-relay").await?;
+        let conn = amqp::connect(
+            &self.amqp_url,
+            &format!("caseshare-relay:{}", self.topology.prefix),
+        )
+        .await?;
         let publisher = Publisher::open(&conn).await?;
         self.topology.declare(publisher.channel()).await?;
         let mut listener = PgListener::connect_with(&self.db).await?;
@@ -107,8 +111,14 @@ impl Relay {
             let p = publisher.clone();
             let routing_key = row.routing_key.clone();
             pending.push(async move {
-                p.publish(&exchange, &routing_key, &body, FieldTable::default(), Some(&message_id))
-                    .await
+                p.publish(
+                    &exchange,
+                    &routing_key,
+                    &body,
+                    FieldTable::default(),
+                    Some(&message_id),
+                )
+                .await
             });
             ids.push(row.id);
         }

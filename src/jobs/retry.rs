@@ -43,9 +43,13 @@ mod tests {
     fn r36_delays_are_jittered_within_the_step() {
         for _ in 0..100 {
             let d = jittered_delay(1000);
-            assert!(d >= Duration::from_millis(1000) && d < Duration::from_millis(2000), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(1000) && d < Duration::from_millis(2000),
+                "{d:?}"
+            );
         }
-        let distinct: std::collections::HashSet<_> = (0..20).map(|_| jittered_delay(1000)).collect();
+        let distinct: std::collections::HashSet<_> =
+            (0..20).map(|_| jittered_delay(1000)).collect();
         assert!(distinct.len() > 1, "jitter must be on");
     }
 

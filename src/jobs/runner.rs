@@ -18,7 +18,9 @@ use crate::jobs::{JobContext, JobError, JobKind, JobMessage};
 use crate::shutdown::Shutdown;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Connection};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,13 +41,19 @@ pub struct Faults {
 
 impl Faults {
     pub fn crash_after_effect_once(&self, kind: JobKind) {
-        *self.crash_after_effect.lock().unwrap_or_else(|p| p.into_inner()) = Some(kind);
+        *self
+            .crash_after_effect
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(kind);
     }
     pub fn has_crashed(&self) -> bool {
         self.crashed.load(Ordering::SeqCst)
     }
     fn take(&self, kind: JobKind) -> bool {
-        let mut armed = self.crash_after_effect.lock().unwrap_or_else(|p| p.into_inner());
+        let mut armed = self
+            .crash_after_effect
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if *armed == Some(kind) {
             *armed = None;
             self.crashed.store(true, Ordering::SeqCst);
@@ -90,16 +98,34 @@ impl Worker {
     }
 
     async fn session(self: Arc<Self>, shutdown: &Shutdown) -> anyhow::Result<()> {
-        let conn = Arc::new(amqp::connect(&self.amqp_url, "caseshare-worker").await?);
+        let conn = Arc::new(
+            amqp::connect(
+                &self.amqp_url,
+                &format!("caseshare-worker:{}", self.ctx.topology.prefix),
+            )
+            .await?,
+        );
         let publisher = Publisher::open(&conn).await?;
         self.ctx.topology.declare(publisher.channel()).await?;
         let mut consumers = JoinSet::new();
         for kind in JobKind::ALL {
             let queue = self.ctx.topology.job_queue(*kind);
-            consumers.spawn(self.clone().consume(conn.clone(), publisher.clone(), queue, Some(*kind), shutdown.clone()));
+            consumers.spawn(self.clone().consume(
+                conn.clone(),
+                publisher.clone(),
+                queue,
+                Some(*kind),
+                shutdown.clone(),
+            ));
         }
         let queue = self.ctx.topology.events_queue();
-        consumers.spawn(self.clone().consume(conn.clone(), publisher.clone(), queue, None, shutdown.clone()));
+        consumers.spawn(self.clone().consume(
+            conn.clone(),
+            publisher.clone(),
+            queue,
+            None,
+            shutdown.clone(),
+        ));
         tracing::info!(prefix = %self.ctx.topology.prefix, "worker consuming");
 
         let mut result = Ok(());
@@ -136,10 +162,17 @@ impl Worker {
         shutdown: Shutdown,
     ) -> anyhow::Result<Ended> {
         let channel = conn.create_channel().await?;
-        channel.basic_qos(self.concurrency, BasicQosOptions::default()).await?;
+        channel
+            .basic_qos(self.concurrency, BasicQosOptions::default())
+            .await?;
         let tag = format!("{}-{}", queue, Uuid::new_v4());
         let mut consumer = channel
-            .basic_consume(queue.clone().into(), tag.clone().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue.clone().into(),
+                tag.clone().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await?;
         let mut in_flight: JoinSet<Result<(), HandleError>> = JoinSet::new();
         loop {
@@ -184,12 +217,23 @@ impl Worker {
         }
     }
 
-    async fn handle_job(&self, kind: JobKind, delivery: Delivery, publisher: &Publisher) -> Result<(), HandleError> {
+    async fn handle_job(
+        &self,
+        kind: JobKind,
+        delivery: Delivery,
+        publisher: &Publisher,
+    ) -> Result<(), HandleError> {
         let message: JobMessage = match serde_json::from_slice(&delivery.data) {
             Ok(m) => m,
             Err(e) => {
-                self.dead_letter(&delivery, publisher, None, kind.as_str(), &format!("malformed message: {e}"))
-                    .await?;
+                self.dead_letter(
+                    &delivery,
+                    publisher,
+                    None,
+                    kind.as_str(),
+                    &format!("malformed message: {e}"),
+                )
+                .await?;
                 return Ok(());
             }
         };
@@ -293,7 +337,11 @@ impl Worker {
 
     /// R38: an upstream system published evidence to the events exchange.
     /// It is recorded exactly as `POST /v1/cases/{id}/evidence` records it.
-    async fn handle_event(&self, delivery: Delivery, publisher: &Publisher) -> Result<(), HandleError> {
+    async fn handle_event(
+        &self,
+        delivery: Delivery,
+        publisher: &Publisher,
+    ) -> Result<(), HandleError> {
         match crate::evidence::ingest_event(&self.ctx.db, &delivery.data).await {
             Ok(_) => {
                 metrics::counter!("caseshare_events_ingested_total").increment(1);
@@ -301,13 +349,19 @@ impl Worker {
                 Ok(())
             }
             Err(crate::evidence::IngestError::Invalid(reason)) => {
-                self.dead_letter(&delivery, publisher, None, "evidence-event", &reason).await?;
+                self.dead_letter(&delivery, publisher, None, "evidence-event", &reason)
+                    .await?;
                 Ok(())
             }
             Err(crate::evidence::IngestError::Unavailable(reason)) => {
                 tracing::warn!(%reason, "cannot record evidence event yet; requeueing");
                 tokio::time::sleep(Duration::from_millis(500)).await;
-                delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+                delivery
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..Default::default()
+                    })
+                    .await?;
                 Ok(())
             }
         }
@@ -325,20 +379,35 @@ impl Worker {
         headers.insert("x-reason".into(), AMQPValue::LongString(reason.into()));
         headers.insert("x-kind".into(), AMQPValue::LongString(kind.into()));
         if let Some(id) = job_id {
-            headers.insert("x-job-id".into(), AMQPValue::LongString(id.to_string().into()));
+            headers.insert(
+                "x-job-id".into(),
+                AMQPValue::LongString(id.to_string().into()),
+            );
         }
         if let Err(e) = publisher
-            .publish(&self.ctx.topology.dead_exchange(), kind, &delivery.data, headers, None)
+            .publish(
+                &self.ctx.topology.dead_exchange(),
+                kind,
+                &delivery.data,
+                headers,
+                None,
+            )
             .await
         {
             tracing::warn!(error = %e, "cannot dead-letter; requeueing");
-            delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
+            delivery
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await?;
             return Ok(false);
         }
         if let Some(id) = job_id {
             self.finish(id, "dead", Some(reason)).await;
         }
-        metrics::counter!("caseshare_jobs_dead_lettered_total", "kind" => kind.to_string()).increment(1);
+        metrics::counter!("caseshare_jobs_dead_lettered_total", "kind" => kind.to_string())
+            .increment(1);
         delivery.ack(BasicAckOptions::default()).await?;
         Ok(true)
     }
@@ -367,7 +436,8 @@ impl Worker {
         .fetch_one(&self.ctx.db)
         .await
         {
-            metrics::histogram!("caseshare_job_latency_seconds", "kind" => kind.as_str()).record(secs);
+            metrics::histogram!("caseshare_job_latency_seconds", "kind" => kind.as_str())
+                .record(secs);
         }
     }
 }
@@ -403,5 +473,7 @@ async fn publish_with_expiration(
         .with_content_type("application/json".into())
         .with_headers(headers)
         .with_expiration(delay.as_millis().to_string().into());
-    publisher.publish_with(exchange, routing_key, body, props).await
+    publisher
+        .publish_with(exchange, routing_key, body, props)
+        .await
 }

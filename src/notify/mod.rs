@@ -51,14 +51,20 @@ impl Mailer {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)?
             .timeout(Some(std::time::Duration::from_secs(15)))
             .build();
-        Ok(Self { transport, from: from.parse()? })
+        Ok(Self {
+            transport,
+            from: from.parse()?,
+        })
     }
 }
 
 /// Everyone a share or its revocation notifies (R32, R33): the named users,
 /// the members of named groups, the named addresses, or, when nobody is named,
 /// the partner org's notification address.
-pub async fn share_recipients(db: &mut PgConnection, share: &ShareRow) -> sqlx::Result<Vec<String>> {
+pub async fn share_recipients(
+    db: &mut PgConnection,
+    share: &ShareRow,
+) -> sqlx::Result<Vec<String>> {
     let mut users = Vec::new();
     let mut groups = Vec::new();
     let mut emails = Vec::new();
@@ -80,10 +86,11 @@ pub async fn share_recipients(db: &mut PgConnection, share: &ShareRow) -> sqlx::
     out.extend(emails);
     if out.is_empty() {
         if let Some(org) = share.target_org_id {
-            let addr: Option<String> = sqlx::query_scalar("SELECT notification_email FROM orgs WHERE id = $1")
-                .bind(org)
-                .fetch_one(&mut *db)
-                .await?;
+            let addr: Option<String> =
+                sqlx::query_scalar("SELECT notification_email FROM orgs WHERE id = $1")
+                    .bind(org)
+                    .fetch_one(&mut *db)
+                    .await?;
             out.extend(addr);
         }
     }
@@ -92,7 +99,11 @@ pub async fn share_recipients(db: &mut PgConnection, share: &ShareRow) -> sqlx::
     Ok(out)
 }
 
-pub async fn principal_emails(db: &mut PgConnection, user: Option<Uuid>, group: Option<Uuid>) -> sqlx::Result<Vec<String>> {
+pub async fn principal_emails(
+    db: &mut PgConnection,
+    user: Option<Uuid>,
+    group: Option<Uuid>,
+) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
         "SELECT email FROM users WHERE id = $1
          UNION SELECT u.email FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = $2",
@@ -159,7 +170,10 @@ struct Rendered {
 }
 
 fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn fill(template: &str, vars: &[(&str, String)]) -> String {
@@ -171,8 +185,16 @@ fn fill(template: &str, vars: &[(&str, String)]) -> String {
 }
 
 const TEMPLATES: &[(&str, &str, &str)] = &[
-    ("share", include_str!("../../templates/share.txt"), include_str!("../../templates/share.html")),
-    ("revoke", include_str!("../../templates/revoke.txt"), include_str!("../../templates/revoke.html")),
+    (
+        "share",
+        include_str!("../../templates/share.txt"),
+        include_str!("../../templates/share.html"),
+    ),
+    (
+        "revoke",
+        include_str!("../../templates/revoke.txt"),
+        include_str!("../../templates/revoke.html"),
+    ),
     (
         "internal_share",
         include_str!("../../templates/internal_share.txt"),
@@ -180,18 +202,27 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-async fn render(db: &mut PgConnection, ctx: &JobContext, n: &NoticeRow) -> Result<Rendered, JobError> {
+async fn render(
+    db: &mut PgConnection,
+    ctx: &JobContext,
+    n: &NoticeRow,
+) -> Result<Rendered, JobError> {
     // Only ids, names and the case title are read: nothing else can leak (R10).
-    let (case_id, case_title, sharing_org, receiving_org, message): (Uuid, String, String, Option<String>, Option<String>) =
-        sqlx::query_as(
-            "SELECT c.id, c.title, so.name, ro.name, s.message
+    let (case_id, case_title, sharing_org, receiving_org, message): (
+        Uuid,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT c.id, c.title, so.name, ro.name, s.message
              FROM shares s JOIN cases c ON c.id = s.case_id JOIN orgs so ON so.id = s.org_id
              LEFT JOIN orgs ro ON ro.id = s.target_org_id
              WHERE s.id = $1",
-        )
-        .bind(n.share_id)
-        .fetch_one(db)
-        .await?;
+    )
+    .bind(n.share_id)
+    .fetch_one(db)
+    .await?;
     let receiving_org = receiving_org.unwrap_or_else(|| sharing_org.clone());
     let base = ctx.settings.public_url.trim_end_matches('/');
     let view_url = format!("{base}/cases/{case_id}");
@@ -200,7 +231,11 @@ async fn render(db: &mut PgConnection, ctx: &JobContext, n: &NoticeRow) -> Resul
         "revoke" => "revoke",
         _ => "internal_share",
     };
-    let (_, text, html) = TEMPLATES.iter().find(|(name, _, _)| *name == template).copied().unwrap_or(TEMPLATES[0]);
+    let (_, text, html) = TEMPLATES
+        .iter()
+        .find(|(name, _, _)| *name == template)
+        .copied()
+        .unwrap_or(TEMPLATES[0]);
     let subject = match template {
         "share" => format!("{sharing_org} shared a case with you: {case_title}"),
         "revoke" => format!("{sharing_org} revoked a shared case: {case_title}"),
@@ -212,16 +247,32 @@ async fn render(db: &mut PgConnection, ctx: &JobContext, n: &NoticeRow) -> Resul
         ("receiving_org", receiving_org.clone()),
         ("case_title", case_title.clone()),
         ("view_url", view_url.clone()),
-        ("message_block", message.as_ref().map(|m| format!("\nMessage:\n{m}\n")).unwrap_or_default()),
+        (
+            "message_block",
+            message
+                .as_ref()
+                .map(|m| format!("\nMessage:\n{m}\n"))
+                .unwrap_or_default(),
+        ),
     ];
     let html_vars = [
         ("sharing_org", escape_html(&sharing_org)),
         ("receiving_org", escape_html(&receiving_org)),
         ("case_title", escape_html(&case_title)),
         ("view_url", escape_html(&view_url)),
-        ("message_html", message.as_ref().map(|m| format!("<p>Message:<br>{}</p>", escape_html(m))).unwrap_or_default()),
+        (
+            "message_html",
+            message
+                .as_ref()
+                .map(|m| format!("<p>Message:<br>{}</p>", escape_html(m)))
+                .unwrap_or_default(),
+        ),
     ];
-    Ok(Rendered { subject, text: fill(text, &text_vars), html: fill(html, &html_vars) })
+    Ok(Rendered {
+        subject,
+        text: fill(text, &text_vars),
+        html: fill(html, &html_vars),
+    })
 }
 
 impl Job for SendNotice {
@@ -237,7 +288,10 @@ impl Job for SendNotice {
         .fetch_optional(&mut *conn)
         .await?;
         let Some(notice) = notice else {
-            return Err(JobError::Permanent(format!("notice {} does not exist", self.notice_id)));
+            return Err(JobError::Permanent(format!(
+                "notice {} does not exist",
+                self.notice_id
+            )));
         };
         if notice.status != "pending" {
             return Ok(()); // sent (or given up) before: never a second copy (R33)
@@ -255,8 +309,16 @@ impl Job for SendNotice {
             .message_id(Some(notice.message_id.clone()))
             .multipart(
                 MultiPart::alternative()
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(rendered.text))
-                    .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(rendered.html)),
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(rendered.text),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(rendered.html),
+                    ),
             )
             .map_err(|e| JobError::Permanent(format!("cannot build email: {e}")))?;
         match ctx.mailer.transport.send(email).await {
@@ -265,7 +327,8 @@ impl Job for SendNotice {
                     .bind(self.notice_id)
                     .execute(&mut *conn)
                     .await?;
-                metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind.clone()).increment(1);
+                metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind.clone())
+                    .increment(1);
                 Ok(())
             }
             Err(e) => {

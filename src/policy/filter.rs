@@ -88,8 +88,15 @@ mod tests {
         let b = |i: u16| bits & (1 << i) != 0;
         Policy {
             name: "p".into(),
-            permissions: Permissions { copy_download: b(0), sender_audit_trail: b(1), internal_share: b(2) },
-            case_terms: CaseTerms { case_notes: b(3), case_tags: b(4) },
+            permissions: Permissions {
+                copy_download: b(0),
+                sender_audit_trail: b(1),
+                internal_share: b(2),
+            },
+            case_terms: CaseTerms {
+                case_notes: b(3),
+                case_tags: b(4),
+            },
             evidence_terms: EvidenceTerms {
                 clips_markers: b(5),
                 evidence_notes: b(6),
@@ -117,9 +124,22 @@ mod tests {
             markers: Some(vec![serde_json::json!({ "marker": m("marker") })]),
             notes: Some(vec![m("enote")]),
             tags: Some(vec![m("etag")]),
-            gps: Some(Gps { lat: 12.345 + seed as f64, lon: 67.891 }),
-            custom_metadata: Some(serde_json::json!({ "k": m("custom") }).as_object().unwrap().clone()),
-            device_metadata: Some(serde_json::json!({ "k": m("device") }).as_object().unwrap().clone()),
+            gps: Some(Gps {
+                lat: 12.345 + seed as f64,
+                lon: 67.891,
+            }),
+            custom_metadata: Some(
+                serde_json::json!({ "k": m("custom") })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            device_metadata: Some(
+                serde_json::json!({ "k": m("device") })
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
             community_request: Some(CommunityRequest {
                 caption: Some(m("caption")),
                 pii: Some(Pii {
@@ -130,7 +150,11 @@ mod tests {
                 }),
             }),
             transcript: Some(m("transcript")),
-            content: Some(Content { sha256: Some("ab".repeat(32)), size_bytes: Some(10), uri: Some(m("uri")) }),
+            content: Some(Content {
+                sha256: Some("ab".repeat(32)),
+                size_bytes: Some(10),
+                uri: Some(m("uri")),
+            }),
         }
     }
 
@@ -172,7 +196,8 @@ mod tests {
             // R6: always included, categories arrive as tags.
             prop_assert!(json.get("categories").is_none());
             let tags = json["tags"].as_array().unwrap();
-            prop_assert!(tags.contains(&serde_json::json!(format!("cat-{seed}"))));
+            let category = format!("cat-{}", seed);
+            prop_assert!(tags.contains(&serde_json::json!(category)));
             prop_assert_eq!(&json["title"], &serde_json::json!(format!("title-{seed}")));
             prop_assert_eq!(&json["description"], &serde_json::json!(format!("desc-{seed}")));
             prop_assert_eq!(&json["exif"], &serde_json::json!({ "iso": seed }));

@@ -138,9 +138,11 @@ pub async fn effective(
     .bind(partner_id)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(policy_id, source, sqlx::types::Json(policy))| PolicySnapshot {
-        policy_id,
-        source,
-        policy,
-    }))
+    Ok(row.map(
+        |(policy_id, source, sqlx::types::Json(policy))| PolicySnapshot {
+            policy_id,
+            source,
+            policy,
+        },
+    ))
 }

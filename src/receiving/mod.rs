@@ -32,32 +32,33 @@ pub struct ReceivedRow {
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-const RECEIVED_COLUMNS: &str = "id, case_id, sharer_org_id, receiver_org_id, policy, share_id, imported_case_id,
+const RECEIVED_COLUMNS: &str =
+    "id, case_id, sharer_org_id, receiver_org_id, policy, share_id, imported_case_id,
     sender_snapshot, received_at, revoked_at";
 
 impl ReceivedRow {
     pub fn state(&self) -> &'static str {
-        if self.revoked_at.is_some() {
-            "revoked"
-        } else if self.imported_case_id.is_some() {
-            "imported"
-        } else {
-            "external"
-        }
+        state_of(self.revoked_at.is_some(), self.imported_case_id.is_some())
     }
 }
 
 async fn lock(tx: &mut PgConnection, received_id: Uuid) -> Result<ReceivedRow> {
-    sqlx::query_as(&format!("SELECT {RECEIVED_COLUMNS} FROM received WHERE id = $1 FOR UPDATE"))
-        .bind(received_id)
-        .fetch_optional(tx)
-        .await?
-        .ok_or(Error::NotFound("received case"))
+    sqlx::query_as(&format!(
+        "SELECT {RECEIVED_COLUMNS} FROM received WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(received_id)
+    .fetch_optional(tx)
+    .await?
+    .ok_or(Error::NotFound("received case"))
 }
 
 /// The collaboration through which `org_id` sees `case_id`: either the
 /// external view (the owner's case id) or its imported copy.
-pub async fn for_case(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<Option<ReceivedRow>> {
+pub async fn for_case(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+) -> Result<Option<ReceivedRow>> {
     Ok(sqlx::query_as(&format!(
         "SELECT {RECEIVED_COLUMNS} FROM received
          WHERE receiver_org_id = $1 AND (case_id = $2 OR imported_case_id = $2)"
@@ -109,12 +110,19 @@ pub struct CaseView {
 
 pub async fn org_ref(db: &mut PgConnection, id: Uuid) -> Result<OrgRef> {
     let org = orgs::get(db, id).await?;
-    Ok(OrgRef { id: org.id, name: org.name })
+    Ok(OrgRef {
+        id: org.id,
+        name: org.name,
+    })
 }
 
 /// A case as `org_id` may see it: own/imported in full, external filtered.
 /// Viewing an external case is audited (R39).
-pub async fn case_view(db: &mut PgConnection, user: &UserPrincipal, case_id: Uuid) -> Result<CaseView> {
+pub async fn case_view(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    case_id: Uuid,
+) -> Result<CaseView> {
     if let Ok(case) = cases::owned(db, user.org_id, case_id).await {
         let imported_from = match for_case(db, user.org_id, case_id).await? {
             Some(r) if r.imported_case_id == Some(case_id) => Some(ImportedFrom {
@@ -152,7 +160,10 @@ pub async fn case_view(db: &mut PgConnection, user: &UserPrincipal, case_id: Uui
         id: case.id,
         data: filter::case(&r.policy.policy, &case.data()),
         owner_id: None,
-        external: Some(ExternalMark { sharing_org: org_ref(db, r.sharer_org_id).await?, share_id: r.share_id }),
+        external: Some(ExternalMark {
+            sharing_org: org_ref(db, r.sharer_org_id).await?,
+            share_id: r.share_id,
+        }),
         imported_from: None,
         created_at: case.created_at,
     })
@@ -168,7 +179,11 @@ struct GrantedEvidence {
 
 /// Granted evidence of a collaboration (live shares only), with the receiver's
 /// folder for each (R23: a folder not copied at the initial share means root).
-async fn granted(db: &mut PgConnection, received_id: Uuid, only: Option<&[Uuid]>) -> Result<Vec<GrantedEvidence>> {
+async fn granted(
+    db: &mut PgConnection,
+    received_id: Uuid,
+    only: Option<&[Uuid]>,
+) -> Result<Vec<GrantedEvidence>> {
     Ok(sqlx::query_as(
         "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id
          FROM grants g
@@ -195,18 +210,29 @@ fn filtered(r: &ReceivedRow, rows: Vec<GrantedEvidence>) -> Vec<EvidenceView> {
 }
 
 /// R18, R24: the external view's evidence, filtered by the policy.
-pub async fn external_evidence(db: &mut PgConnection, r: &ReceivedRow) -> Result<Vec<EvidenceView>> {
+pub async fn external_evidence(
+    db: &mut PgConnection,
+    r: &ReceivedRow,
+) -> Result<Vec<EvidenceView>> {
     let rows = granted(db, r.id, None).await?;
     Ok(filtered(r, rows))
 }
 
 pub async fn external_folders(db: &mut PgConnection, received_id: Uuid) -> Result<Vec<Folder>> {
-    let rows: Vec<(Uuid, String, Option<Uuid>)> =
-        sqlx::query_as("SELECT id, name, parent_id FROM received_folders WHERE received_id = $1 ORDER BY name, id")
-            .bind(received_id)
-            .fetch_all(db)
-            .await?;
-    Ok(rows.into_iter().map(|(id, name, parent_id)| Folder { id, name, parent_id }).collect())
+    let rows: Vec<(Uuid, String, Option<Uuid>)> = sqlx::query_as(
+        "SELECT id, name, parent_id FROM received_folders WHERE received_id = $1 ORDER BY name, id",
+    )
+    .bind(received_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, name, parent_id)| Folder {
+            id,
+            name,
+            parent_id,
+        })
+        .collect())
 }
 
 /// Copy the receiver's folder tree into the imported case (same ids), adding
@@ -234,7 +260,12 @@ async fn sync_folders_tx(tx: &mut PgConnection, received_id: Uuid, case_id: Uuid
 
 /// Copy granted evidence into the imported case, filtered, in one statement
 /// (UNNEST). Idempotent by (case, source evidence). Returns how many were new.
-async fn copy_evidence_tx(tx: &mut PgConnection, r: &ReceivedRow, case_id: Uuid, only: Option<&[Uuid]>) -> Result<u64> {
+async fn copy_evidence_tx(
+    tx: &mut PgConnection,
+    r: &ReceivedRow,
+    case_id: Uuid,
+    only: Option<&[Uuid]>,
+) -> Result<u64> {
     sync_folders_tx(tx, r.id, case_id).await?;
     let rows = granted(tx, r.id, only).await?;
     let views = filtered(r, rows);
@@ -270,7 +301,11 @@ async fn copy_evidence_tx(tx: &mut PgConnection, r: &ReceivedRow, case_id: Uuid,
 /// R19: import a received case: a new case owned by the receiver, with the
 /// filtered evidence and the copied folders. Idempotent: a second call returns
 /// the existing copy.
-pub async fn import_tx(tx: &mut PgConnection, received_id: Uuid, actor: Option<Uuid>) -> Result<Uuid> {
+pub async fn import_tx(
+    tx: &mut PgConnection,
+    received_id: Uuid,
+    actor: Option<Uuid>,
+) -> Result<Uuid> {
     let r = lock(tx, received_id).await?;
     if r.revoked_at.is_some() {
         return Err(Error::ShareRevoked);
@@ -279,7 +314,9 @@ pub async fn import_tx(tx: &mut PgConnection, received_id: Uuid, actor: Option<U
         return Ok(existing);
     }
     if !r.policy.policy.permissions.copy_download {
-        return Err(Error::PolicyForbids("the sharing policy does not allow copy/download, so the case stays external".into()));
+        return Err(Error::PolicyForbids(
+            "the sharing policy does not allow copy/download, so the case stays external".into(),
+        ));
     }
     let source = cases::by_id(tx, r.case_id).await?;
     let data = filter::case(&r.policy.policy, &source.data());
@@ -331,7 +368,11 @@ pub async fn import_tx(tx: &mut PgConnection, received_id: Uuid, actor: Option<U
 pub async fn auto_import_tx(tx: &mut PgConnection, received_id: Uuid) -> Result<()> {
     let r = lock(tx, received_id).await?;
     let org = orgs::get(tx, r.receiver_org_id).await?;
-    if org.auto_import && r.policy.policy.permissions.copy_download && r.imported_case_id.is_none() && r.revoked_at.is_none() {
+    if org.auto_import
+        && r.policy.policy.permissions.copy_download
+        && r.imported_case_id.is_none()
+        && r.revoked_at.is_none()
+    {
         import_tx(tx, received_id, None).await?;
     }
     Ok(())
@@ -340,12 +381,18 @@ pub async fn auto_import_tx(tx: &mut PgConnection, received_id: Uuid) -> Result<
 /// R24, R25: newly granted evidence reaches an external view by the grant
 /// itself; an imported copy gets it applied (Justice with auto sync) or
 /// offered as an available update (everyone else).
-pub async fn deliver_new_evidence_tx(tx: &mut PgConnection, received_id: Uuid, evidence_ids: &[Uuid]) -> Result<()> {
+pub async fn deliver_new_evidence_tx(
+    tx: &mut PgConnection,
+    received_id: Uuid,
+    evidence_ids: &[Uuid],
+) -> Result<()> {
     if evidence_ids.is_empty() {
         return Ok(());
     }
     let r = lock(tx, received_id).await?;
-    let Some(imported) = r.imported_case_id else { return Ok(()) };
+    let Some(imported) = r.imported_case_id else {
+        return Ok(());
+    };
     if r.revoked_at.is_some() {
         return Ok(()); // R30: no further updates
     }
@@ -370,7 +417,11 @@ pub async fn deliver_new_evidence_tx(tx: &mut PgConnection, received_id: Uuid, e
 
 /// R26: the sharer changed case fields; every live imported copy is offered
 /// the change, never applied automatically.
-pub async fn record_case_updates_tx(tx: &mut PgConnection, case_id: Uuid, changed: &[(&'static str, Option<String>)]) -> Result<()> {
+pub async fn record_case_updates_tx(
+    tx: &mut PgConnection,
+    case_id: Uuid,
+    changed: &[(&'static str, Option<String>)],
+) -> Result<()> {
     for (field, new_value) in changed {
         sqlx::query(&format!(
             "INSERT INTO case_updates (id, received_id, field, old_value, new_value)
@@ -401,42 +452,33 @@ pub struct ReceivedItem {
 }
 
 pub async fn list(db: &mut PgConnection, org_id: Uuid) -> Result<Vec<ReceivedItem>> {
-    let rows: Vec<(ReceivedRowLite, String)> = sqlx::query_as::<_, ReceivedRowWithOrg>(&format!(
-        "SELECT r.id, r.share_id, r.case_id, r.imported_case_id, r.received_at, r.revoked_at, r.sharer_org_id, o.name AS sharer_name
-         FROM received r JOIN orgs o ON o.id = r.sharer_org_id WHERE r.receiver_org_id = $1 ORDER BY r.received_at DESC"
-    ))
+    let rows: Vec<ListRow> = sqlx::query_as(
+        "SELECT r.id, r.share_id, r.case_id, r.imported_case_id, r.received_at, r.revoked_at, r.sharer_org_id,
+                o.name AS sharer_name
+         FROM received r JOIN orgs o ON o.id = r.sharer_org_id WHERE r.receiver_org_id = $1 ORDER BY r.received_at DESC",
+    )
     .bind(org_id)
     .fetch_all(db)
-    .await?
-    .into_iter()
-    .map(|r| {
-        let name = r.sharer_name.clone();
-        (ReceivedRowLite::from(r), name)
-    })
-    .collect();
+    .await?;
     Ok(rows
         .into_iter()
-        .map(|(r, name)| ReceivedItem {
+        .map(|r| ReceivedItem {
             id: r.id,
             share_id: r.share_id,
-            sharing_org: OrgRef { id: r.sharer_org_id, name },
+            sharing_org: OrgRef {
+                id: r.sharer_org_id,
+                name: r.sharer_name,
+            },
             case_id: r.case_id,
             imported_case_id: r.imported_case_id,
-            state: if r.revoked_at.is_some() {
-                "revoked"
-            } else if r.imported_case_id.is_some() {
-                "imported"
-            } else {
-                "external"
-            }
-            .into(),
+            state: state_of(r.revoked_at.is_some(), r.imported_case_id.is_some()).into(),
             received_at: r.received_at,
         })
         .collect())
 }
 
 #[derive(sqlx::FromRow)]
-struct ReceivedRowWithOrg {
+struct ListRow {
     id: Uuid,
     share_id: Uuid,
     case_id: Uuid,
@@ -447,27 +489,13 @@ struct ReceivedRowWithOrg {
     sharer_name: String,
 }
 
-struct ReceivedRowLite {
-    id: Uuid,
-    share_id: Uuid,
-    case_id: Uuid,
-    imported_case_id: Option<Uuid>,
-    received_at: chrono::DateTime<chrono::Utc>,
-    revoked_at: Option<chrono::DateTime<chrono::Utc>>,
-    sharer_org_id: Uuid,
-}
-
-impl From<ReceivedRowWithOrg> for ReceivedRowLite {
-    fn from(r: ReceivedRowWithOrg) -> Self {
-        Self {
-            id: r.id,
-            share_id: r.share_id,
-            case_id: r.case_id,
-            imported_case_id: r.imported_case_id,
-            received_at: r.received_at,
-            revoked_at: r.revoked_at,
-            sharer_org_id: r.sharer_org_id,
-        }
+fn state_of(revoked: bool, imported: bool) -> &'static str {
+    if revoked {
+        "revoked"
+    } else if imported {
+        "imported"
+    } else {
+        "external"
     }
 }
 
@@ -483,9 +511,16 @@ pub async fn request_import(db: &PgPool, user: &UserPrincipal, received_id: Uuid
         return Err(Error::ShareRevoked);
     }
     if !r.policy.policy.permissions.copy_download {
-        return Err(Error::PolicyForbids("the sharing policy does not allow copy/download, so the case stays external".into()));
+        return Err(Error::PolicyForbids(
+            "the sharing policy does not allow copy/download, so the case stays external".into(),
+        ));
     }
-    let job_id = ImportCase { received_id, user_id: Some(user.user_id) }.enqueue_for_tx(&mut tx, Some(user.org_id)).await?;
+    let job_id = ImportCase {
+        received_id,
+        user_id: Some(user.user_id),
+    }
+    .enqueue_for_tx(&mut tx, Some(user.org_id))
+    .await?;
     tx.commit().await?;
     Ok(job_id)
 }
@@ -501,7 +536,9 @@ impl Job for ImportCase {
 
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
-        import_tx(&mut tx, self.received_id, self.user_id).await.map_err(crate::sharing::job_error)?;
+        import_tx(&mut tx, self.received_id, self.user_id)
+            .await
+            .map_err(crate::sharing::job_error)?;
         tx.commit().await?;
         Ok(())
     }
@@ -545,7 +582,10 @@ pub struct ImportDetails {
 
 async fn pending_updates(db: &mut PgConnection, r: &ReceivedRow) -> Result<Updates> {
     if r.revoked_at.is_some() || r.imported_case_id.is_none() {
-        return Ok(Updates { case: vec![], evidence: vec![] });
+        return Ok(Updates {
+            case: vec![],
+            evidence: vec![],
+        });
     }
     let case: Vec<(Uuid, String, Option<String>, Option<String>)> = sqlx::query_as(
         "SELECT id, field, old_value, new_value FROM case_updates WHERE received_id = $1 AND applied_at IS NULL ORDER BY created_at, id",
@@ -565,20 +605,44 @@ async fn pending_updates(db: &mut PgConnection, r: &ReceivedRow) -> Result<Updat
     .fetch_all(&mut *db)
     .await?;
     Ok(Updates {
-        case: case.into_iter().map(|(id, field, old, new)| CaseUpdate { id, field, old, new }).collect(),
+        case: case
+            .into_iter()
+            .map(|(id, field, old, new)| CaseUpdate {
+                id,
+                field,
+                old,
+                new,
+            })
+            .collect(),
         evidence: evidence
             .into_iter()
-            .map(|(id, evidence_id, evidence_title, kind)| EvidenceUpdate { id, evidence_id, evidence_title, kind })
+            .map(|(id, evidence_id, evidence_title, kind)| EvidenceUpdate {
+                id,
+                evidence_id,
+                evidence_title,
+                kind,
+            })
             .collect(),
     })
 }
 
 /// R20: import details of a received or imported case.
-pub async fn import_details(db: &mut PgConnection, user: &UserPrincipal, case_id: Uuid) -> Result<ImportDetails> {
-    let r = for_case(db, user.org_id, case_id).await?.ok_or(Error::NotFound("case"))?;
+pub async fn import_details(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    case_id: Uuid,
+) -> Result<ImportDetails> {
+    let r = for_case(db, user.org_id, case_id)
+        .await?
+        .ok_or(Error::NotFound("case"))?;
     let share = crate::sharing::load(db, r.share_id).await?;
-    let mut recipients: Vec<serde_json::Value> =
-        share.target.0.recipients().iter().map(|x| serde_json::to_value(x).unwrap_or_default()).collect();
+    let mut recipients: Vec<serde_json::Value> = share
+        .target
+        .0
+        .recipients()
+        .iter()
+        .map(|x| serde_json::to_value(x).unwrap_or_default())
+        .collect();
     let onward: Vec<(Option<Uuid>, Option<Uuid>)> =
         sqlx::query_as("SELECT user_id, group_id FROM received_recipients WHERE received_id = $1 ORDER BY added_at")
             .bind(r.id)
@@ -596,7 +660,12 @@ pub async fn import_details(db: &mut PgConnection, user: &UserPrincipal, case_id
         partner_org: org_ref(db, r.receiver_org_id).await?,
         recipients,
         received_on: r.received_at,
-        access_level: if r.policy.policy.permissions.copy_download { "copy" } else { "read_only" }.into(),
+        access_level: if r.policy.policy.permissions.copy_download {
+            "copy"
+        } else {
+            "read_only"
+        }
+        .into(),
         sharing_policy: r.policy.0.clone(),
         state: r.state().into(),
         updates: pending_updates(db, &r).await?,
@@ -621,12 +690,21 @@ pub struct ApplyResult {
 }
 
 /// R27: apply all or a selection of the offered updates to the imported copy.
-pub async fn apply_updates(db: &PgPool, user: &UserPrincipal, case_id: Uuid, req: ApplyRequest) -> Result<ApplyResult> {
+pub async fn apply_updates(
+    db: &PgPool,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    req: ApplyRequest,
+) -> Result<ApplyResult> {
     let mut tx = db.begin().await?;
-    let found = for_case(&mut tx, user.org_id, case_id).await?.ok_or(Error::NotFound("case"))?;
+    let found = for_case(&mut tx, user.org_id, case_id)
+        .await?
+        .ok_or(Error::NotFound("case"))?;
     let r = lock(&mut tx, found.id).await?;
     let Some(imported) = r.imported_case_id.filter(|c| *c == case_id) else {
-        return Err(Error::validation("updates apply to an imported case; import it first"));
+        return Err(Error::validation(
+            "updates apply to an imported case; import it first",
+        ));
     };
     if r.revoked_at.is_some() {
         return Err(Error::ShareRevoked);
@@ -637,12 +715,20 @@ pub async fn apply_updates(db: &PgPool, user: &UserPrincipal, case_id: Uuid, req
             return Ok(all_ids);
         }
         if let Some(bad) = wanted.iter().find(|w| !all_ids.contains(w)) {
-            return Err(Error::validation(format!("{bad} is not a pending update of this case")));
+            return Err(Error::validation(format!(
+                "{bad} is not a pending update of this case"
+            )));
         }
         Ok(wanted.to_vec())
     };
-    let case_ids = pick(pending.case.iter().map(|u| u.id).collect(), &req.case_update_ids)?;
-    let ev_ids = pick(pending.evidence.iter().map(|u| u.id).collect(), &req.evidence_update_ids)?;
+    let case_ids = pick(
+        pending.case.iter().map(|u| u.id).collect(),
+        &req.case_update_ids,
+    )?;
+    let ev_ids = pick(
+        pending.evidence.iter().map(|u| u.id).collect(),
+        &req.evidence_update_ids,
+    )?;
 
     for u in pending.case.iter().filter(|u| case_ids.contains(&u.id)) {
         let column = match u.field.as_str() {
@@ -650,18 +736,24 @@ pub async fn apply_updates(db: &PgPool, user: &UserPrincipal, case_id: Uuid, req
             "case_number" => "case_number",
             _ => "description",
         };
-        sqlx::query(&format!("UPDATE cases SET {column} = $2, updated_at = now() WHERE id = $1"))
-            .bind(imported)
-            .bind(&u.new)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE cases SET {column} = $2, updated_at = now() WHERE id = $1"
+        ))
+        .bind(imported)
+        .bind(&u.new)
+        .execute(&mut *tx)
+        .await?;
     }
     sqlx::query("UPDATE case_updates SET applied_at = now() WHERE id = ANY($1)")
         .bind(&case_ids)
         .execute(&mut *tx)
         .await?;
-    let evidence_ids: Vec<Uuid> =
-        pending.evidence.iter().filter(|u| ev_ids.contains(&u.id)).map(|u| u.evidence_id).collect();
+    let evidence_ids: Vec<Uuid> = pending
+        .evidence
+        .iter()
+        .filter(|u| ev_ids.contains(&u.id))
+        .map(|u| u.evidence_id)
+        .collect();
     copy_evidence_tx(&mut tx, &r, imported, Some(&evidence_ids)).await?;
     sqlx::query("UPDATE evidence_updates SET applied_at = now() WHERE id = ANY($1)")
         .bind(&ev_ids)
@@ -675,13 +767,18 @@ pub async fn apply_updates(db: &PgPool, user: &UserPrincipal, case_id: Uuid, req
             actor_user_id: Some(user.user_id),
             case_id: Some(imported),
             share_id: Some(r.share_id),
-            details: Some(serde_json::json!({ "case_update_ids": case_ids, "evidence_update_ids": ev_ids })),
+            details: Some(
+                serde_json::json!({ "case_update_ids": case_ids, "evidence_update_ids": ev_ids }),
+            ),
             ..Default::default()
         },
     )
     .await?;
     tx.commit().await?;
-    Ok(ApplyResult { applied_case_updates: case_ids.len(), applied_evidence_updates: ev_ids.len() })
+    Ok(ApplyResult {
+        applied_case_updates: case_ids.len(),
+        applied_evidence_updates: ev_ids.len(),
+    })
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -693,14 +790,23 @@ pub enum OnwardRecipient {
 
 /// R28: onward sharing within the receiving org, only under `internal_share`
 /// of the original share's policy.
-pub async fn add_recipient(db: &PgPool, user: &UserPrincipal, case_id: Uuid, who: OnwardRecipient) -> Result<()> {
+pub async fn add_recipient(
+    db: &PgPool,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    who: OnwardRecipient,
+) -> Result<()> {
     let mut tx = db.begin().await?;
-    let r = for_case(&mut tx, user.org_id, case_id).await?.ok_or(Error::NotFound("case"))?;
+    let r = for_case(&mut tx, user.org_id, case_id)
+        .await?
+        .ok_or(Error::NotFound("case"))?;
     if r.revoked_at.is_some() {
         return Err(Error::ShareRevoked);
     }
     if !r.policy.policy.permissions.internal_share {
-        return Err(Error::PolicyForbids("the sharing policy does not allow onward (internal) sharing".into()));
+        return Err(Error::PolicyForbids(
+            "the sharing policy does not allow onward (internal) sharing".into(),
+        ));
     }
     let (user_id, group_id) = match who {
         OnwardRecipient::User { user_id } => (Some(user_id), None),
@@ -716,7 +822,9 @@ pub async fn add_recipient(db: &PgPool, user: &UserPrincipal, case_id: Uuid, who
     .fetch_one(&mut *tx)
     .await?;
     if !belongs {
-        return Err(Error::validation("recipient must be a user or group of your organization"));
+        return Err(Error::validation(
+            "recipient must be a user or group of your organization",
+        ));
     }
     let inserted = sqlx::query(
         "INSERT INTO received_recipients (received_id, user_id, group_id, added_by) VALUES ($1, $2, $3, $4)
@@ -743,7 +851,14 @@ pub async fn add_recipient(db: &PgPool, user: &UserPrincipal, case_id: Uuid, who
         )
         .await?;
         let emails = notify::principal_emails(&mut tx, user_id, group_id).await?;
-        notify::enqueue_tx(&mut tx, NoticeKind::OnwardShare, Some(r.share_id), Some(r.id), &emails).await?;
+        notify::enqueue_tx(
+            &mut tx,
+            NoticeKind::OnwardShare,
+            Some(r.share_id),
+            Some(r.id),
+            &emails,
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())

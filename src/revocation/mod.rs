@@ -21,12 +21,16 @@ pub async fn revoke(db: &PgPool, user: &UserPrincipal, share_id: Uuid) -> Result
     let share = sharing::load_owned(&mut tx, user.org_id, share_id).await?;
     let case = cases::owned(&mut tx, user.org_id, share.case_id).await?;
     if !sharing::may_revoke(user, &case) {
-        return Err(Error::Forbidden("only an admin or the case owner may revoke a share".into()));
+        return Err(Error::Forbidden(
+            "only an admin or the case owner may revoke a share".into(),
+        ));
     }
-    let share: ShareRow = sqlx::query_as(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"))
-        .bind(share_id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let share: ShareRow = sqlx::query_as(&format!(
+        "SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"
+    ))
+    .bind(share_id)
+    .fetch_one(&mut *tx)
+    .await?;
     if share.status == "revoked" {
         return Ok(share.view(None));
     }
@@ -58,8 +62,15 @@ pub async fn revoke(db: &PgPool, user: &UserPrincipal, share_id: Uuid) -> Result
         },
     )
     .await?;
-    let job_id = RevokeShare { share_id }.enqueue_for_tx(&mut tx, Some(user.org_id)).await?;
-    jobs::status_event_tx(&mut tx, "share.revoked", sharing::status_payload(&share, "revoked")).await?;
+    let job_id = RevokeShare { share_id }
+        .enqueue_for_tx(&mut tx, Some(user.org_id))
+        .await?;
+    jobs::status_event_tx(
+        &mut tx,
+        "share.revoked",
+        sharing::status_payload(&share, "revoked"),
+    )
+    .await?;
     tx.commit().await?;
     Ok(share.view(Some(job_id)))
 }
@@ -74,15 +85,20 @@ impl Job for RevokeShare {
 
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
-        let share: ShareRow = sqlx::query_as(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"))
-            .bind(self.share_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let share: ShareRow = sqlx::query_as(&format!(
+            "SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(self.share_id)
+        .fetch_one(&mut *tx)
+        .await?;
         if share.status != "revoked" {
             return Err(JobError::Permanent("share is not revoked".into()));
         }
         if let Some(received_id) = share.received_id {
-            sqlx::query("DELETE FROM grants WHERE share_id = $1").bind(share.id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM grants WHERE share_id = $1")
+                .bind(share.id)
+                .execute(&mut *tx)
+                .await?;
             // Other live shares of the same collaboration keep what they cover.
             let others: Vec<ShareRow> = sqlx::query_as(&format!(
                 "SELECT {SHARE_COLUMNS} FROM shares WHERE received_id = $1 AND status = 'complete' ORDER BY created_at"
@@ -91,10 +107,19 @@ impl Job for RevokeShare {
             .fetch_all(&mut *tx)
             .await?;
             for other in &others {
-                sharing::grant(&mut tx, received_id, other).await.map_err(sharing::job_error)?;
+                sharing::grant(&mut tx, received_id, other)
+                    .await
+                    .map_err(sharing::job_error)?;
             }
             let recipients = notify::share_recipients(&mut tx, &share).await?;
-            notify::enqueue_tx(&mut tx, NoticeKind::Revoke, Some(share.id), Some(received_id), &recipients).await?;
+            notify::enqueue_tx(
+                &mut tx,
+                NoticeKind::Revoke,
+                Some(share.id),
+                Some(received_id),
+                &recipients,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(())

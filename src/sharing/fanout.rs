@@ -27,13 +27,17 @@ impl Job for EvidenceAdded {
 
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
-        let evidence: Option<(Uuid, Option<Uuid>)> =
-            sqlx::query_as("SELECT case_id, folder_id FROM evidence WHERE id = $1 AND source_evidence_id IS NULL")
-                .bind(self.evidence_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let evidence: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
+            "SELECT case_id, folder_id FROM evidence WHERE id = $1 AND source_evidence_id IS NULL",
+        )
+        .bind(self.evidence_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some((case_id, folder_id)) = evidence else {
-            return Err(JobError::Permanent(format!("evidence {} does not exist", self.evidence_id)));
+            return Err(JobError::Permanent(format!(
+                "evidence {} does not exist",
+                self.evidence_id
+            )));
         };
         // Shares still `processing` are locked too: if their job is running
         // right now we wait for it and then see it complete (its grant

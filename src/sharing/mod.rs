@@ -161,7 +161,12 @@ pub async fn list_for_case(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<S
 
 /// Accept a share request: validate, record the share with its policy
 /// snapshot (R12) and its job in one transaction; a worker does the rest (R15).
-pub async fn create(db: &PgPool, user: &UserPrincipal, case_id: Uuid, req: ShareRequest) -> Result<ShareView> {
+pub async fn create(
+    db: &PgPool,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    req: ShareRequest,
+) -> Result<ShareView> {
     let mut tx = db.begin().await?;
     cases::owned(&mut tx, user.org_id, case_id).await?;
     let org = orgs::get(&mut tx, user.org_id).await?;
@@ -171,13 +176,17 @@ pub async fn create(db: &PgPool, user: &UserPrincipal, case_id: Uuid, req: Share
     }
     validate_scope(&mut tx, case_id, &req.scope).await?;
     if !req.redact_caption_evidence_ids.is_empty() {
-        let n: i64 = sqlx::query_scalar("SELECT count(DISTINCT id) FROM evidence WHERE case_id = $1 AND id = ANY($2)")
-            .bind(case_id)
-            .bind(&req.redact_caption_evidence_ids)
-            .fetch_one(&mut *tx)
-            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT id) FROM evidence WHERE case_id = $1 AND id = ANY($2)",
+        )
+        .bind(case_id)
+        .bind(&req.redact_caption_evidence_ids)
+        .fetch_one(&mut *tx)
+        .await?;
         if n as usize != distinct(&req.redact_caption_evidence_ids) {
-            return Err(Error::validation("redact_caption_evidence_ids must name evidence of this case"));
+            return Err(Error::validation(
+                "redact_caption_evidence_ids must name evidence of this case",
+            ));
         }
     }
     if let Some(m) = &req.message {
@@ -188,7 +197,9 @@ pub async fn create(db: &PgPool, user: &UserPrincipal, case_id: Uuid, req: Share
     let (target_kind, target_org, snapshot) = match &req.target {
         Target::Internal { recipients } => {
             if recipients.is_empty() {
-                return Err(Error::validation("an internal share names at least one user or group"));
+                return Err(Error::validation(
+                    "an internal share names at least one user or group",
+                ));
             }
             validate_recipients(&mut tx, user.org_id, recipients, false).await?;
             ("internal", None, None)
@@ -235,13 +246,22 @@ pub async fn create(db: &PgPool, user: &UserPrincipal, case_id: Uuid, req: Share
             actor_user_id: Some(user.user_id),
             case_id: Some(case_id),
             share_id: Some(id),
-            details: Some(serde_json::json!({ "target_kind": target_kind, "target_org_id": target_org })),
+            details: Some(
+                serde_json::json!({ "target_kind": target_kind, "target_org_id": target_org }),
+            ),
             ..Default::default()
         },
     )
     .await?;
-    let job_id = ShareCase { share_id: id }.enqueue_for_tx(&mut tx, Some(user.org_id)).await?;
-    jobs::status_event_tx(&mut tx, "share.processing", status_payload(&row, "processing")).await?;
+    let job_id = ShareCase { share_id: id }
+        .enqueue_for_tx(&mut tx, Some(user.org_id))
+        .await?;
+    jobs::status_event_tx(
+        &mut tx,
+        "share.processing",
+        status_payload(&row, "processing"),
+    )
+    .await?;
     tx.commit().await?;
     Ok(row.view(Some(job_id)))
 }
@@ -267,13 +287,20 @@ async fn validate_scope(db: &mut PgConnection, case_id: Uuid, scope: &Scope) -> 
     .fetch_one(db)
     .await?;
     if n as usize != distinct(ids) {
-        return Err(Error::validation(format!("scope names {table} that are not in this case")));
+        return Err(Error::validation(format!(
+            "scope names {table} that are not in this case"
+        )));
     }
     Ok(())
 }
 
 /// Users and groups must belong to `org_id`; emails must parse.
-async fn validate_recipients(db: &mut PgConnection, org_id: Uuid, recipients: &[Recipient], emails_ok: bool) -> Result<()> {
+async fn validate_recipients(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    recipients: &[Recipient],
+    emails_ok: bool,
+) -> Result<()> {
     let mut users = Vec::new();
     let mut groups = Vec::new();
     for r in recipients {
@@ -282,10 +309,14 @@ async fn validate_recipients(db: &mut PgConnection, org_id: Uuid, recipients: &[
             Recipient::Group { group_id } => groups.push(*group_id),
             Recipient::Email { email } => {
                 if !emails_ok {
-                    return Err(Error::validation("internal shares name users or groups, not email addresses"));
+                    return Err(Error::validation(
+                        "internal shares name users or groups, not email addresses",
+                    ));
                 }
                 if !orgs::valid_email(email) {
-                    return Err(Error::validation(format!("{email:?} is not a valid email address")));
+                    return Err(Error::validation(format!(
+                        "{email:?} is not a valid email address"
+                    )));
                 }
             }
         }
@@ -300,7 +331,9 @@ async fn validate_recipients(db: &mut PgConnection, org_id: Uuid, recipients: &[
     .fetch_one(db)
     .await?;
     if nu as usize != distinct(&users) || ng as usize != distinct(&groups) {
-        return Err(Error::validation("recipients must be users or groups of the target organization"));
+        return Err(Error::validation(
+            "recipients must be users or groups of the target organization",
+        ));
     }
     Ok(())
 }
@@ -329,13 +362,17 @@ impl Job for ShareCase {
 
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
-        let share: Option<ShareRow> =
-            sqlx::query_as(&format!("SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"))
-                .bind(self.share_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let share: Option<ShareRow> = sqlx::query_as(&format!(
+            "SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"
+        ))
+        .bind(self.share_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let Some(mut share) = share else {
-            return Err(JobError::Permanent(format!("share {} does not exist", self.share_id)));
+            return Err(JobError::Permanent(format!(
+                "share {} does not exist",
+                self.share_id
+            )));
         };
         if share.status != "processing" {
             return Ok(()); // done before, or revoked meanwhile: nothing to do
@@ -343,7 +380,9 @@ impl Job for ShareCase {
         let notice_kind = match share.target_org_id {
             None => NoticeKind::InternalShare,
             Some(partner) => {
-                let received_id = materialize(&mut tx, &share, partner).await.map_err(job_error)?;
+                let received_id = materialize(&mut tx, &share, partner)
+                    .await
+                    .map_err(job_error)?;
                 share.received_id = Some(received_id);
                 NoticeKind::Share
             }
@@ -364,12 +403,26 @@ impl Job for ShareCase {
             },
         )
         .await?;
-        jobs::status_event_tx(&mut tx, "share.complete", status_payload(&share, "complete")).await?;
+        jobs::status_event_tx(
+            &mut tx,
+            "share.complete",
+            status_payload(&share, "complete"),
+        )
+        .await?;
         let recipients = notify::share_recipients(&mut tx, &share).await?;
-        notify::enqueue_tx(&mut tx, notice_kind, Some(share.id), share.received_id, &recipients).await?;
+        notify::enqueue_tx(
+            &mut tx,
+            notice_kind,
+            Some(share.id),
+            share.received_id,
+            &recipients,
+        )
+        .await?;
         // R19: auto-import once the grants exist, in the same transaction.
         if let Some(received_id) = share.received_id {
-            receiving::auto_import_tx(&mut tx, received_id).await.map_err(job_error)?;
+            receiving::auto_import_tx(&mut tx, received_id)
+                .await
+                .map_err(job_error)?;
         }
         tx.commit().await?;
         Ok(())
@@ -519,7 +572,11 @@ async fn copy_folders(
 
 /// Grant every in-scope evidence item in one statement. Returns the ids that
 /// were not granted before (R17: a repeated share adds no duplicate).
-pub async fn grant(tx: &mut PgConnection, received_id: Uuid, share: &ShareRow) -> Result<Vec<Uuid>> {
+pub async fn grant(
+    tx: &mut PgConnection,
+    received_id: Uuid,
+    share: &ShareRow,
+) -> Result<Vec<Uuid>> {
     let (kind, folder_ids, evidence_ids) = scope_args(&share.scope.0);
     let new: Vec<Uuid> = sqlx::query_as::<_, (Uuid, bool)>(&format!(
         "INSERT INTO grants (received_id, evidence_id, share_id, caption_redacted)
@@ -565,7 +622,12 @@ pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result
             .bind(owner)
             .fetch_one(&mut *db)
             .await?;
-        items.push(AccessEntry { kind: "user".into(), id: Some(owner), name, owner: true });
+        items.push(AccessEntry {
+            kind: "user".into(),
+            id: Some(owner),
+            name,
+            owner: true,
+        });
     }
     let shares: Vec<ShareRow> = sqlx::query_as(&format!(
         "SELECT {SHARE_COLUMNS} FROM shares WHERE case_id = $1 AND status IN ('processing', 'complete')
@@ -579,7 +641,12 @@ pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result
         if let Some(org_id) = share.target_org_id {
             if seen.insert(("org", org_id.to_string())) {
                 let org = orgs::get(db, org_id).await?;
-                items.push(AccessEntry { kind: "org".into(), id: Some(org_id), name: org.name, owner: false });
+                items.push(AccessEntry {
+                    kind: "org".into(),
+                    id: Some(org_id),
+                    name: org.name,
+                    owner: false,
+                });
             }
         }
         for r in share.target.0.recipients() {
@@ -589,18 +656,43 @@ pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result
                         .bind(user_id)
                         .fetch_one(&mut *db)
                         .await?;
-                    AccessEntry { kind: "user".into(), id: Some(*user_id), name, owner: false }
+                    AccessEntry {
+                        kind: "user".into(),
+                        id: Some(*user_id),
+                        name,
+                        owner: false,
+                    }
                 }
                 Recipient::Group { group_id } => {
                     let name: String = sqlx::query_scalar("SELECT name FROM groups WHERE id = $1")
                         .bind(group_id)
                         .fetch_one(&mut *db)
                         .await?;
-                    AccessEntry { kind: "group".into(), id: Some(*group_id), name, owner: false }
+                    AccessEntry {
+                        kind: "group".into(),
+                        id: Some(*group_id),
+                        name,
+                        owner: false,
+                    }
                 }
-                Recipient::Email { email } => AccessEntry { kind: "email".into(), id: None, name: email.clone(), owner: false },
+                Recipient::Email { email } => AccessEntry {
+                    kind: "email".into(),
+                    id: None,
+                    name: email.clone(),
+                    owner: false,
+                },
             };
-            let key = (if entry.kind == "email" { "email" } else { "principal" }, entry.id.map(|i| i.to_string()).unwrap_or(entry.name.clone()));
+            let key = (
+                if entry.kind == "email" {
+                    "email"
+                } else {
+                    "principal"
+                },
+                entry
+                    .id
+                    .map(|i| i.to_string())
+                    .unwrap_or(entry.name.clone()),
+            );
             if Some(&entry.id) != Some(&case.owner_id) && seen.insert(key) {
                 items.push(entry);
             }
@@ -619,7 +711,12 @@ pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result
     .await?;
     for (kind, id, name) in onward {
         if seen.insert(("principal", id.to_string())) {
-            items.push(AccessEntry { kind, id: Some(id), name, owner: false });
+            items.push(AccessEntry {
+                kind,
+                id: Some(id),
+                name,
+                owner: false,
+            });
         }
     }
     Ok(items)

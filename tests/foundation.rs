@@ -1,0 +1,840 @@
+//! Foundation: organizations and setup (R1–R5), intake, the job pipeline
+//! (R35–R38), bad input, and crash recovery.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use uuid::Uuid;
+
+// R1
+#[tokio::test]
+async fn r1_orgs_have_a_kind() {
+    let app = spawn_app().await;
+    for kind in ["lea", "justice", "fpp"] {
+        let (s, v) = app
+            .post(
+                "/v1/orgs",
+                SERVICE_TOKEN,
+                json!({ "name": format!("Org {kind}"), "kind": kind }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["kind"], kind);
+    }
+    let (s, v) = app
+        .post(
+            "/v1/orgs",
+            SERVICE_TOKEN,
+            json!({ "name": "X", "kind": "police" }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
+    );
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM orgs")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 3, "a refused request changes nothing");
+    app.stop().await;
+}
+
+// R2
+#[tokio::test]
+async fn r2_advanced_sharing_needs_setup_once_and_policy_stays_editable() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    app.partner(a.id, b.id).await;
+    let case = app.create_case(&a.user, "Burglary").await;
+    let share = json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": b.id, "recipients": [] } });
+    let (s, v) = app
+        .post(&format!("/v1/cases/{case}/shares"), &a.user, share.clone())
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("advanced_sharing_not_set_up"))
+    );
+    let internal = json!({ "scope": { "kind": "case" }, "target": { "kind": "internal", "recipients": [{ "user_id": a.admin_id }] } });
+    let (s, v) = app
+        .post(&format!("/v1/cases/{case}/shares"), &a.user, internal)
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("advanced_sharing_not_set_up"))
+    );
+
+    let (s, v) = app.get("/v1/sharing/setup", &a.admin).await;
+    assert_eq!((s, &v["completed"]), (StatusCode::OK, &json!(false)));
+    // Only admins run the wizard.
+    let (s, _) = app
+        .post(
+            "/v1/sharing/setup",
+            &a.user,
+            json!({ "default_policy": policy(true), "auto_import": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let policy_id = app.setup(&a, policy(true), false).await;
+    let (s, v) = app
+        .post(
+            "/v1/sharing/setup",
+            &a.admin,
+            json!({ "default_policy": policy(false), "auto_import": false }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("conflict"))
+    );
+    let (_, v) = app.get("/v1/sharing/setup", &a.admin).await;
+    assert_eq!(v["completed"], true);
+    assert_eq!(v["default_policy_id"], policy_id.to_string());
+
+    // Editable at any time afterwards.
+    let mut edited = policy(true);
+    set(&mut edited, "evidence_terms.gps", false);
+    let (s, v) = app
+        .put(&format!("/v1/policies/{policy_id}"), &a.admin, edited)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = app
+        .get(&format!("/v1/partners/{}/policy", b.id), &a.user)
+        .await;
+    assert_eq!(v["evidence_terms"]["gps"], false);
+    assert_eq!(
+        v["policy_source"],
+        json!(null)
+            .as_str()
+            .map_or(v["policy_source"].clone(), |_| json!(null))
+    );
+    assert_eq!(v["source"], "default");
+
+    let (s, v) = app
+        .post(&format!("/v1/cases/{case}/shares"), &a.user, share)
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    app.stop().await;
+}
+
+// R3
+#[tokio::test]
+async fn r3_per_partner_policy_overrides_default_and_removal_falls_back() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    let c = app.create_org("Gamma DA", "justice").await;
+    app.partner(a.id, b.id).await;
+    app.partner(a.id, c.id).await;
+    let default_id = app.setup(&a, policy(false), false).await;
+    let (s, p) = app.post("/v1/policies", &a.admin, policy(true)).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let partner_policy = p["id"].as_str().unwrap().to_string();
+    let (s, v) = app
+        .put(
+            &format!("/v1/partners/{}/policy", c.id),
+            &a.admin,
+            json!({ "policy_id": partner_policy }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let (_, v) = app
+        .get(&format!("/v1/partners/{}/policy", c.id), &a.user)
+        .await;
+    assert_eq!(
+        (v["policy_id"].as_str(), v["source"].as_str()),
+        (Some(partner_policy.as_str()), Some("partner"))
+    );
+    assert_eq!(v["permissions"]["copy_download"], true);
+    let (_, v) = app
+        .get(&format!("/v1/partners/{}/policy", b.id), &a.user)
+        .await;
+    assert_eq!(
+        v["policy_id"],
+        default_id.to_string(),
+        "other partners keep the default"
+    );
+
+    let (_, list) = app.get("/v1/partners", &a.admin).await;
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    let gamma = items
+        .iter()
+        .find(|i| i["org"]["id"] == c.id.to_string())
+        .unwrap();
+    assert_eq!(gamma["policy_source"], "partner");
+
+    let (s, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/v1/partners/{}/policy", c.id),
+            Some(&a.admin),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, v) = app
+        .get(&format!("/v1/partners/{}/policy", c.id), &a.user)
+        .await;
+    assert_eq!(
+        (v["policy_id"].as_str(), v["source"].as_str()),
+        (Some(default_id.to_string().as_str()), Some("default"))
+    );
+
+    // Another org's policy id cannot be assigned.
+    let d = app.create_org("Delta PD", "lea").await;
+    let d_policy = app.setup(&d, policy(true), false).await;
+    let (s, v) = app
+        .put(
+            &format!("/v1/partners/{}/policy", c.id),
+            &a.admin,
+            json!({ "policy_id": d_policy }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
+    );
+    let (s, _) = app.get(&format!("/v1/policies/{d_policy}"), &a.admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another org's policy answers 404");
+    app.stop().await;
+}
+
+// R4
+#[tokio::test]
+async fn r4_non_partners_are_refused_and_fpp_needs_classic_sharing() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let stranger = app.create_org("Stranger PD", "lea").await;
+    let fpp = app.create_org("Free Prosecutor", "fpp").await;
+    app.partner(a.id, fpp.id).await;
+    app.setup(&a, policy(true), false).await;
+    let case = app.create_case(&a.user, "Case").await;
+    let to = |org: Uuid| json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": org, "recipients": [] } });
+    let (s, v) = app
+        .post(
+            &format!("/v1/cases/{case}/shares"),
+            &a.user,
+            to(stranger.id),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_a_partner"))
+    );
+    let (s, v) = app
+        .post(
+            &format!("/v1/cases/{case}/shares"),
+            &a.user,
+            to(Uuid::new_v4()),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_a_partner"))
+    );
+    let (s, v) = app
+        .post(&format!("/v1/cases/{case}/shares"), &a.user, to(fpp.id))
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::CONFLICT, Some("classic_sharing_required"))
+    );
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM shares")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    app.stop().await;
+}
+
+// R5
+#[tokio::test]
+async fn r5_receiving_settings() {
+    let app = spawn_app().await;
+    let lea = app.create_org("Alpha PD", "lea").await;
+    let justice = app.create_org("County DA", "justice").await;
+    let (_, v) = app.get("/v1/sharing/settings", &justice.admin).await;
+    assert_eq!(
+        (v["auto_import"].as_bool(), v["auto_sync"].as_bool()),
+        (Some(true), Some(false)),
+        "justice imports by default"
+    );
+    let (_, v) = app.get("/v1/sharing/settings", &lea.admin).await;
+    assert_eq!(v["auto_import"], false);
+    // LEA chooses auto-import at setup.
+    app.setup(&lea, policy(true), true).await;
+    let (_, v) = app.get("/v1/sharing/settings", &lea.admin).await;
+    assert_eq!(v["auto_import"], true);
+    let (s, v) = app
+        .put(
+            "/v1/sharing/settings",
+            &lea.admin,
+            json!({ "auto_sync": true }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
+    );
+    let (s, v) = app
+        .put(
+            "/v1/sharing/settings",
+            &justice.admin,
+            json!({ "auto_sync": true, "auto_import": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["auto_import"].as_bool(), v["auto_sync"].as_bool()),
+        (Some(false), Some(true))
+    );
+    let (s, _) = app
+        .put(
+            "/v1/sharing/settings",
+            &justice.user,
+            json!({ "auto_sync": false }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_contract_error_shape_and_changes_nothing() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    let case = app.create_case(&a.user, "Case").await;
+
+    // Missing and bad tokens.
+    let (s, v) = app.call(Method::GET, "/v1/cases", None, None).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    assert!(v["message"].is_string());
+    let (s, v) = app.get("/v1/cases", "nope").await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (s, _) = app
+        .call(
+            Method::POST,
+            "/v1/orgs",
+            None,
+            Some(json!({ "name": "x", "kind": "lea" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Wrong role: users cannot bootstrap, the service is not a user, users are not admins.
+    let (s, v) = app
+        .post("/v1/orgs", &a.admin, json!({ "name": "x", "kind": "lea" }))
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (s, _) = app.get("/v1/cases", SERVICE_TOKEN).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app.post("/v1/policies", &a.user, policy(true)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // Malformed JSON and wrong types are validation errors.
+    let (s, v) = app
+        .raw(Method::POST, "/v1/cases", &a.user, "{not json")
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
+    );
+    let (s, v) = app
+        .post(
+            "/v1/cases",
+            &a.user,
+            json!({ "case_number": 7, "title": "t" }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
+    );
+    let (s, _) = app
+        .post(
+            "/v1/cases",
+            &a.user,
+            json!({ "case_number": " ", "title": "t" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app
+        .post(
+            &format!("/v1/cases/{case}/evidence"),
+            &a.user,
+            json!({ "title": "x", "gps": { "lat": "north" } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app
+        .post(
+            &format!("/v1/cases/{case}/evidence"),
+            &a.user,
+            json!({ "title": "x", "gps": { "lat": 91.0, "lon": 0.0 } }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app
+        .post(
+            &format!("/v1/cases/{case}/evidence"),
+            &a.user,
+            json!({ "title": "x", "folder_id": Uuid::new_v4() }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut bad_policy = policy(true);
+    bad_policy["permissions"]["copy_download"] = json!("yes");
+    let (s, _) = app
+        .post(
+            "/v1/sharing/setup",
+            &a.admin,
+            json!({ "default_policy": bad_policy, "auto_import": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let mut missing = policy(true);
+    missing["evidence_terms"]
+        .as_object_mut()
+        .unwrap()
+        .remove("gps");
+    let (s, _) = app
+        .post(
+            "/v1/sharing/setup",
+            &a.admin,
+            json!({ "default_policy": missing, "auto_import": true }),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "every policy leaf is required"
+    );
+    let (s, _) = app
+        .post(
+            "/v1/orgs/not-a-uuid/users",
+            SERVICE_TOKEN,
+            json!({ "name": "n", "email": "n@x.example", "role": "user" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .post(
+            &format!("/v1/orgs/{}/users", Uuid::new_v4()),
+            SERVICE_TOKEN,
+            json!({ "name": "n", "email": "n@x.example", "role": "user" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .post(
+            &format!("/v1/orgs/{}/users", a.id),
+            SERVICE_TOKEN,
+            json!({ "name": "n", "email": "not-an-email", "role": "user" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app
+        .post(
+            "/v1/partnerships",
+            SERVICE_TOKEN,
+            json!({ "org_ids": [a.id] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = app
+        .post(
+            &format!("/v1/orgs/{}/groups", a.id),
+            SERVICE_TOKEN,
+            json!({ "name": "g", "member_ids": [b.user_id] }),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a group holds only its own org's users"
+    );
+    let (s, _) = app
+        .get(&format!("/v1/jobs/{}", Uuid::new_v4()), SERVICE_TOKEN)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Unknown ids and another org's ids answer 404, never 403.
+    for path in [
+        format!("/v1/cases/{case}"),
+        format!("/v1/cases/{case}/evidence"),
+        format!("/v1/cases/{case}/folders"),
+        format!("/v1/cases/{case}/shares"),
+        format!("/v1/cases/{case}/access"),
+        format!("/v1/cases/{case}/audit"),
+        format!("/v1/cases/{case}/import-details"),
+        format!("/v1/cases/{}", Uuid::new_v4()),
+        format!("/v1/shares/{}", Uuid::new_v4()),
+    ] {
+        let (s, v) = app.get(&path, &b.admin).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{path}"
+        );
+    }
+    let (s, _) = app
+        .patch(
+            &format!("/v1/cases/{case}"),
+            &b.admin,
+            json!({ "title": "mine" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .post(
+            &format!("/v1/cases/{case}/evidence"),
+            &b.user,
+            json!({ "title": "planted" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .post(
+            &format!("/v1/cases/{case}/folders"),
+            &b.user,
+            json!({ "name": "planted" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (evidence, title): (i64, String) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM evidence), (SELECT title FROM cases WHERE id = $1)",
+    )
+    .bind(case)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (evidence, title.as_str()),
+        (0, "Case"),
+        "refused requests changed nothing"
+    );
+    app.stop().await;
+}
+
+// R35
+#[tokio::test]
+async fn r35_evidence_and_its_job_are_recorded_together_and_a_resend_is_idempotent() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let case = app.create_case(&a.user, "Case").await;
+    let id = Uuid::new_v4();
+    let body = json!({ "id": id, "title": "Body cam 1", "categories": ["video"] });
+    let (ev, job) = app.add_evidence(&a.user, case, body.clone()).await;
+    assert_eq!(ev, id);
+    let (ev2, job2) = app.add_evidence(&a.user, case, body).await;
+    assert_eq!(
+        (ev2, job2),
+        (ev, job),
+        "a resend answers as the first time did"
+    );
+    let counts: (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM evidence), (SELECT count(*) FROM jobs), (SELECT count(*) FROM outbox WHERE job_id IS NOT NULL)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(counts, (1, 1, 1));
+    assert_eq!(app.wait_job(job).await, "complete");
+    let (s, v) = app.get(&format!("/v1/jobs/{job}"), &a.user).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (v["status"].as_str(), v["kind"].as_str()),
+        (Some("complete"), Some("evidence-added"))
+    );
+    assert_eq!(v["attempts"], 1);
+    // The service principal may add evidence too (upstream systems).
+    let (s, _) = app
+        .post(
+            &format!("/v1/cases/{case}/evidence"),
+            SERVICE_TOKEN,
+            json!({ "title": "From upstream" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    // Another org cannot read the job.
+    let b = app.create_org("Beta PD", "lea").await;
+    let (s, _) = app.get(&format!("/v1/jobs/{job}"), &b.user).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+
+// R36
+#[tokio::test]
+async fn r36_malformed_messages_are_dead_lettered_with_a_reason_and_the_worker_goes_on() {
+    use lapin::options::{BasicGetOptions, BasicPublishOptions};
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let case = app.create_case(&a.user, "Case").await;
+    let topology = caseshare::amqp::Topology::new(&app.prefix, &[100, 200, 400]);
+    let conn = caseshare::amqp::connect(&app.amqp_url, "test")
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    // Wait until the topology is declared (the events queue comes last).
+    eventually("topology", || async {
+        let c = conn.create_channel().await.ok()?;
+        c.queue_declare(
+            topology.events_queue().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .ok()
+    })
+    .await;
+    for body in [
+        &b"not json"[..],
+        br#"{"job_id": "0c6c6a4e-0000-4000-8000-000000000000"}"#,
+    ] {
+        ch.basic_publish(
+            topology.jobs_exchange().into(),
+            "evidence-added".into(),
+            BasicPublishOptions::default(),
+            body,
+            Default::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    }
+    ch.basic_publish(
+        topology.events_exchange().into(),
+        "evidence.added".into(),
+        BasicPublishOptions::default(),
+        b"{\"case_id\": 1}",
+        Default::default(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let mut reasons = Vec::new();
+    while reasons.len() < 3 {
+        let got = eventually("dead letter", || async {
+            ch.basic_get(
+                topology.dead_queue().into(),
+                BasicGetOptions { no_ack: true },
+            )
+            .await
+            .ok()
+            .flatten()
+        })
+        .await;
+        let headers = got
+            .delivery
+            .properties
+            .headers()
+            .clone()
+            .unwrap_or_default();
+        reasons.push(caseshare::amqp::header_str(&headers, "x-reason").unwrap_or_default());
+    }
+    assert!(
+        reasons.iter().any(|r| r.contains("malformed message")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("unknown job")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("malformed evidence event")),
+        "{reasons:?}"
+    );
+    // The worker is still alive and working.
+    let (_, job) = app
+        .add_evidence(&a.user, case, json!({ "title": "after" }))
+        .await;
+    assert_eq!(app.wait_job(job).await, "complete");
+    let _ = conn.close(200, "bye".into()).await;
+    app.stop().await;
+}
+
+// R38
+#[tokio::test]
+async fn r38_evidence_published_to_rabbitmq_is_recorded_like_http() {
+    use lapin::options::BasicPublishOptions;
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let case = app.create_case(&a.user, "Case").await;
+    let folder = app.create_folder(&a.user, case, "Video", None).await;
+    let topology = caseshare::amqp::Topology::new(&app.prefix, &[100, 200, 400]);
+    let conn = caseshare::amqp::connect(&app.amqp_url, "upstream")
+        .await
+        .unwrap();
+    let publisher = caseshare::amqp::Publisher::open(&conn).await.unwrap();
+    let id = Uuid::new_v4();
+    let body = serde_json::to_vec(&json!({ "case_id": case, "id": id, "title": "Dash cam", "folder_id": folder, "categories": ["video"] })).unwrap();
+    // Publish twice: the second is an idempotent retry.
+    for _ in 0..2 {
+        eventually("events exchange accepts", || async {
+            publisher
+                .publish(
+                    &topology.events_exchange(),
+                    "evidence.added",
+                    &body,
+                    Default::default(),
+                    None,
+                )
+                .await
+                .ok()
+        })
+        .await;
+    }
+    let _ = BasicPublishOptions::default();
+    let job: Uuid = eventually("evidence recorded", || async {
+        sqlx::query_scalar::<_, Option<Uuid>>("SELECT job_id FROM evidence WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&app.db)
+            .await
+            .ok()
+            .flatten()
+            .flatten()
+    })
+    .await;
+    assert_eq!(app.wait_job(job).await, "complete");
+    let (_, v) = app
+        .get(&format!("/v1/cases/{case}/evidence"), &a.user)
+        .await;
+    let items = v["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        (items[0]["title"].as_str(), items[0]["folder_id"].as_str()),
+        (Some("Dash cam"), Some(folder.to_string().as_str()))
+    );
+    app.drain().await;
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM jobs")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1, "the duplicate event added no second job");
+    let _ = conn.close(200, "bye".into()).await;
+    app.stop().await;
+}
+
+// R35, R36: a worker that dies after the effect but before the ack.
+#[tokio::test]
+async fn r35_crash_after_effect_before_ack_redelivers_and_the_effect_happens_once() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    app.partner(a.id, b.id).await;
+    app.setup(&a, policy(true), false).await;
+    let case = app.create_case(&a.user, "Case").await;
+    let share = app.share(&a.user, case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": b.id, "recipients": [] } })).await;
+    app.wait_share(&a.user, share["id"].as_str().unwrap()).await;
+
+    app.app
+        .as_ref()
+        .unwrap()
+        .faults()
+        .crash_after_effect_once(caseshare::jobs::JobKind::EvidenceAdded);
+    let (ev, job) = app
+        .add_evidence(&a.user, case, json!({ "title": "New video" }))
+        .await;
+    assert_eq!(app.wait_job(job).await, "complete");
+    assert!(
+        app.app.as_ref().unwrap().faults().has_crashed(),
+        "the worker crashed once"
+    );
+    let (deliveries, grants): (i32, i64) = sqlx::query_as(
+        "SELECT (SELECT deliveries FROM jobs WHERE id = $1), (SELECT count(*) FROM grants WHERE evidence_id = $2)",
+    )
+    .bind(job)
+    .bind(ev)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert!(
+        deliveries >= 2,
+        "redelivered after the crash ({deliveries})"
+    );
+    assert_eq!(grants, 1, "the grant happened once");
+    let (_, v) = app
+        .get(&format!("/v1/cases/{case}/evidence"), &b.user)
+        .await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}
+
+// R37
+#[tokio::test]
+async fn r37_metrics_show_queues_and_jobs() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let case = app.create_case(&a.user, "Case").await;
+    let (_, job) = app
+        .add_evidence(&a.user, case, json!({ "title": "x" }))
+        .await;
+    app.wait_job(job).await;
+    let text = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(&format!(
+            "caseshare_queue_messages{{queue=\"{}.jobs.evidence-added\"}}",
+            app.prefix
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("caseshare_jobs{kind=\"evidence-added\",status=\"complete\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("caseshare_http_requests_total"), "{text}");
+    let (s, v) = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(
+        (s, &v["database"], &v["broker"]),
+        (StatusCode::OK, &json!(true), &json!(true))
+    );
+    let (s, _) = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn openapi_document_lists_the_contract() {
+    let app = spawn_app().await;
+    let (s, v) = app.call(Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    for path in [
+        "/v1/orgs",
+        "/v1/cases/{case_id}/shares",
+        "/v1/received",
+        "/v1/shares/{share_id}/revoke",
+        "/v1/jobs/{job_id}",
+    ] {
+        assert!(v["paths"].get(path).is_some(), "{path} missing");
+    }
+    app.stop().await;
+}
