@@ -1,0 +1,602 @@
+//! Sharing: policy filtering (R6–R12), scope (R13), internal and partner
+//! targets (R14), asynchronous status (R15), access list (R16), extending a
+//! collaboration (R17).
+
+mod common;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+fn full_evidence(title: &str) -> Value {
+    json!({
+        "title": title,
+        "description": "front door camera",
+        "categories": ["video", "burglary"],
+        "recorded_at": "2026-11-01T10:00:00Z",
+        "exif": { "make": "Axon" },
+        "clips": [{ "start": 1, "end": 5, "label": "clip-secret" }],
+        "markers": [{ "at": 3, "label": "marker-secret" }],
+        "notes": ["evidence-note-secret"],
+        "tags": ["evidence-tag-secret"],
+        "gps": { "lat": 47.6062, "lon": -122.3321 },
+        "custom_metadata": { "k": "custom-secret" },
+        "device_metadata": { "serial": "device-secret" },
+        "community_request": { "caption": "caption text", "pii": { "name": "Pii Name-secret", "date_of_birth": "1990-01-01", "email": "pii@secret.example", "phone": "+1-555-0100" } },
+        "transcript": "transcript-secret words",
+        "content": { "sha256": "a".repeat(64), "size_bytes": 1024, "uri": "s3://bucket/uri-secret" }
+    })
+}
+
+struct World {
+    app: TestApp,
+    a: Org,
+    b: Org,
+    case: Uuid,
+}
+
+/// Alpha (LEA) owns a case and is partnered with Beta (LEA, no auto-import).
+async fn world(default_policy: Value) -> World {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    app.partner(a.id, b.id).await;
+    app.setup(&a, default_policy, false).await;
+    let case = app.create_case(&a.user, "Burglary on Main St").await;
+    World { app, a, b, case }
+}
+
+fn to_partner(org: Uuid, scope: Value) -> Value {
+    json!({ "scope": scope, "target": { "kind": "partner", "org_id": org, "recipients": [] } })
+}
+
+async fn share_and_wait(app: &TestApp, token: &str, case: Uuid, body: Value) -> Value {
+    let share = app.share(token, case, body).await;
+    let done = app.wait_share(token, share["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    app.drain().await;
+    done
+}
+
+// R6, R8, R9, R10: what the policy excludes is absent; the always-included fields are there.
+#[tokio::test]
+async fn r6_r9_r10_external_view_contains_exactly_what_the_policy_allows() {
+    let mut p = policy(true);
+    for term in [
+        "gps",
+        "community_request_pii",
+        "transcript",
+        "custom_metadata",
+        "clips_markers",
+    ] {
+        set(&mut p, &format!("evidence_terms.{term}"), false);
+    }
+    set(&mut p, "case_terms.case_notes", false);
+    let w = world(p).await;
+    let (ev, _) = w
+        .app
+        .add_evidence(&w.a.user, w.case, full_evidence("Front door"))
+        .await;
+    share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(w.b.id, json!({ "kind": "case" })),
+    )
+    .await;
+
+    let (s, list) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    let item = &list["items"][0];
+    assert_eq!(item["id"], ev.to_string());
+    // R6: always included; categories arrive as tags.
+    assert_eq!(item["title"], "Front door");
+    assert_eq!(item["description"], "front door camera");
+    assert_eq!(item["recorded_at"], "2026-11-01T10:00:00Z");
+    assert_eq!(item["exif"]["make"], "Axon");
+    let tags: Vec<&str> = item["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(
+        tags.contains(&"video") && tags.contains(&"burglary"),
+        "{tags:?}"
+    );
+    assert!(
+        tags.contains(&"evidence-tag-secret"),
+        "evidence tags are allowed here"
+    );
+    assert!(item.get("categories").is_none());
+    // R9: excluded evidence terms are absent (not null).
+    for key in ["gps", "transcript", "custom_metadata", "clips", "markers"] {
+        assert!(item.get(key).is_none(), "{key} leaked: {item}");
+    }
+    assert!(item["community_request"].get("pii").is_none());
+    assert_eq!(item["community_request"]["caption"], "caption text");
+    assert_eq!(item["notes"][0], "evidence-note-secret");
+    assert_eq!(item["device_metadata"]["serial"], "device-secret");
+    // R10: no excluded value anywhere in the serialized answer.
+    let text = list.to_string();
+    for secret in [
+        "47.6062",
+        "transcript-secret",
+        "custom-secret",
+        "clip-secret",
+        "marker-secret",
+        "Pii Name-secret",
+        "pii@secret.example",
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked");
+    }
+    // R8: case notes excluded, case tags included.
+    let (_, case) = w.app.get(&format!("/v1/cases/{}", w.case), &w.b.user).await;
+    assert!(case.get("notes").is_none(), "{case}");
+    assert_eq!(case["tags"][0], "case-tag");
+    assert_eq!(case["title"], "Burglary on Main St");
+    // The owner still sees everything.
+    let (_, own) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.a.user)
+        .await;
+    assert_eq!(own["items"][0]["transcript"], "transcript-secret words");
+    w.app.stop().await;
+}
+
+// R7: without copy_download there is no download link; R11: a redacted caption stays redacted.
+#[tokio::test]
+async fn r7_r11_no_download_without_copy_and_redacted_caption() {
+    let mut p = policy(true);
+    set(&mut p, "permissions.copy_download", false);
+    let w = world(p).await;
+    let (ev, _) = w
+        .app
+        .add_evidence(&w.a.user, w.case, full_evidence("Tip video"))
+        .await;
+    let (other, _) = w
+        .app
+        .add_evidence(&w.a.user, w.case, full_evidence("Other video"))
+        .await;
+    let mut body = to_partner(w.b.id, json!({ "kind": "case" }));
+    body["redact_caption_evidence_ids"] = json!([ev]);
+    share_and_wait(&w.app, &w.a.user, w.case, body).await;
+    let (_, list) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .await;
+    let find = |id: Uuid| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id.to_string())
+            .unwrap()
+            .clone()
+    };
+    let redacted = find(ev);
+    assert_ne!(redacted["community_request"]["caption"], "caption text");
+    assert!(redacted["community_request"]["caption"]
+        .as_str()
+        .unwrap()
+        .contains("redacted"));
+    assert_eq!(find(other)["community_request"]["caption"], "caption text");
+    assert!(
+        redacted["content"].get("uri").is_none(),
+        "no download without copy_download"
+    );
+    assert_eq!(redacted["content"]["sha256"], "a".repeat(64));
+    w.app.stop().await;
+}
+
+// R7: the sender audit trail travels only when allowed.
+#[tokio::test]
+async fn r7_sender_audit_trail_snapshot_only_when_allowed() {
+    let mut without = policy(true);
+    set(&mut without, "permissions.sender_audit_trail", false);
+    let w = world(without).await;
+    let c = w.app.create_org("Gamma DA", "lea").await;
+    w.app.partner(w.a.id, c.id).await;
+    let (s, allowed) = w.app.post("/v1/policies", &w.a.admin, policy(true)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    w.app
+        .put(
+            &format!("/v1/partners/{}/policy", c.id),
+            &w.a.admin,
+            json!({ "policy_id": allowed["id"] }),
+        )
+        .await;
+    w.app
+        .add_evidence(&w.a.user, w.case, json!({ "title": "x" }))
+        .await;
+    share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(w.b.id, json!({ "kind": "case" })),
+    )
+    .await;
+    share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(c.id, json!({ "kind": "case" })),
+    )
+    .await;
+    let (_, audit_b) = w
+        .app
+        .get(&format!("/v1/cases/{}/audit", w.case), &w.b.user)
+        .await;
+    assert!(audit_b["sender_snapshot"].is_null(), "{audit_b}");
+    let (_, audit_c) = w
+        .app
+        .get(&format!("/v1/cases/{}/audit", w.case), &c.user)
+        .await;
+    let items = audit_c["sender_snapshot"]["items"]
+        .as_array()
+        .expect("snapshot sent");
+    let actions: Vec<&str> = items
+        .iter()
+        .map(|i| i["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"case_created")
+            && actions.contains(&"evidence_added")
+            && actions.contains(&"share"),
+        "{actions:?}"
+    );
+    w.app.stop().await;
+}
+
+// R12: the policy is recorded with the share; later edits change only later shares.
+#[tokio::test]
+async fn r12_policy_snapshot_is_recorded_and_later_edits_affect_only_later_shares() {
+    let w = world(policy(true)).await;
+    let c = w.app.create_org("Gamma PD", "lea").await;
+    w.app.partner(w.a.id, c.id).await;
+    w.app
+        .add_evidence(&w.a.user, w.case, full_evidence("Clip"))
+        .await;
+    let first = share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(w.b.id, json!({ "kind": "case" })),
+    )
+    .await;
+    assert_eq!(first["policy"]["evidence_terms"]["gps"], true);
+    assert_eq!(first["policy"]["source"], "default");
+
+    let (_, setup) = w.app.get("/v1/sharing/setup", &w.a.admin).await;
+    let mut edited = policy(true);
+    set(&mut edited, "evidence_terms.gps", false);
+    let (s, _) = w
+        .app
+        .put(
+            &format!(
+                "/v1/policies/{}",
+                setup["default_policy_id"].as_str().unwrap()
+            ),
+            &w.a.admin,
+            edited,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (_, again) = w
+        .app
+        .get(
+            &format!("/v1/shares/{}", first["id"].as_str().unwrap()),
+            &w.a.user,
+        )
+        .await;
+    assert_eq!(
+        again["policy"]["evidence_terms"]["gps"], true,
+        "the recorded snapshot does not change"
+    );
+    let (_, seen_b) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .await;
+    assert!(
+        seen_b["items"][0].get("gps").is_some(),
+        "the existing share keeps its policy"
+    );
+    let (_, details) = w
+        .app
+        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)
+        .await;
+    assert_eq!(
+        details["sharing_policy"]["evidence_terms"]["gps"], true,
+        "the receiver sees the governing policy"
+    );
+
+    let later = share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(c.id, json!({ "kind": "case" })),
+    )
+    .await;
+    assert_eq!(later["policy"]["evidence_terms"]["gps"], false);
+    let (_, seen_c) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &c.user)
+        .await;
+    assert!(seen_c["items"][0].get("gps").is_none());
+    w.app.stop().await;
+}
+
+// R13: scope is the case, folders with their subfolders, or an evidence subset.
+#[tokio::test]
+async fn r13_scope_folders_include_subfolders_and_subsets_are_exact() {
+    let w = world(policy(true)).await;
+    let c = w.app.create_org("Gamma PD", "lea").await;
+    w.app.partner(w.a.id, c.id).await;
+    let video = w.app.create_folder(&w.a.user, w.case, "Video", None).await;
+    let night = w
+        .app
+        .create_folder(&w.a.user, w.case, "Night", Some(video))
+        .await;
+    let photos = w.app.create_folder(&w.a.user, w.case, "Photos", None).await;
+    let (in_video, _) = w
+        .app
+        .add_evidence(
+            &w.a.user,
+            w.case,
+            json!({ "title": "v", "folder_id": video }),
+        )
+        .await;
+    let (in_night, _) = w
+        .app
+        .add_evidence(
+            &w.a.user,
+            w.case,
+            json!({ "title": "n", "folder_id": night }),
+        )
+        .await;
+    let (in_photos, _) = w
+        .app
+        .add_evidence(
+            &w.a.user,
+            w.case,
+            json!({ "title": "p", "folder_id": photos }),
+        )
+        .await;
+    let (at_root, _) = w
+        .app
+        .add_evidence(&w.a.user, w.case, json!({ "title": "r" }))
+        .await;
+    w.app.drain().await;
+
+    share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(w.b.id, json!({ "kind": "folders", "folder_ids": [video] })),
+    )
+    .await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, seen) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .await;
+    let mut got = ids(&seen);
+    got.sort();
+    let mut want = vec![in_video.to_string(), in_night.to_string()];
+    want.sort();
+    assert_eq!(got, want);
+    let (_, folders) = w
+        .app
+        .get(&format!("/v1/cases/{}/folders", w.case), &w.b.user)
+        .await;
+    let names: Vec<&str> = folders["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec!["Night", "Video"],
+        "only the shared folders are copied"
+    );
+
+    share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(
+            c.id,
+            json!({ "kind": "evidence", "evidence_ids": [in_photos, at_root] }),
+        ),
+    )
+    .await;
+    let (_, seen) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &c.user)
+        .await;
+    let mut got = ids(&seen);
+    got.sort();
+    let mut want = vec![in_photos.to_string(), at_root.to_string()];
+    want.sort();
+    assert_eq!(got, want);
+
+    // Scope ids must belong to the case.
+    let (s, v) = w
+        .app
+        .post(
+            &format!("/v1/cases/{}/shares", w.case),
+            &w.a.user,
+            to_partner(
+                c.id,
+                json!({ "kind": "folders", "folder_ids": [Uuid::new_v4()] }),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
+    );
+    let (s, _) = w
+        .app
+        .post(
+            &format!("/v1/cases/{}/shares", w.case),
+            &w.a.user,
+            to_partner(c.id, json!({ "kind": "evidence", "evidence_ids": [] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    w.app.stop().await;
+}
+
+// R14, R15, R16: internal and partner targets, processing -> complete, the access list.
+#[tokio::test]
+async fn r14_r15_r16_internal_and_partner_shares_and_the_access_list() {
+    let w = world(policy(true)).await;
+    let (colleague, _) = w.app.create_user(w.a.id, "Colleague One", "user").await;
+    let (s, g) = w
+        .app
+        .post(
+            &format!("/v1/orgs/{}/groups", w.a.id),
+            SERVICE_TOKEN,
+            json!({ "name": "Detectives", "member_ids": [colleague] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let internal = json!({ "scope": { "kind": "case" }, "target": { "kind": "internal", "recipients": [{ "user_id": colleague }, { "group_id": g["id"] }] } });
+    let share = w.app.share(&w.a.user, w.case, internal).await;
+    assert_eq!(share["status"], "processing", "R15: answers at once");
+    let done = w
+        .app
+        .wait_share(&w.a.user, share["id"].as_str().unwrap())
+        .await;
+    assert_eq!(done["status"], "complete");
+    assert!(done["completed_at"].is_string());
+    assert!(
+        done["policy"].is_null(),
+        "internal shares carry no partner policy"
+    );
+    // An internal share cannot name another org's user.
+    let bad = json!({ "scope": { "kind": "case" }, "target": { "kind": "internal", "recipients": [{ "user_id": w.b.user_id }] } });
+    let (s, _) = w
+        .app
+        .post(&format!("/v1/cases/{}/shares", w.case), &w.a.user, bad)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let partner = json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": w.b.id,
+        "recipients": [{ "user_id": w.b.user_id }, { "email": "analyst@beta.example" }] } });
+    share_and_wait(&w.app, &w.a.user, w.case, partner).await;
+    let (_, access) = w
+        .app
+        .get(&format!("/v1/cases/{}/access", w.case), &w.a.user)
+        .await;
+    let items = access["items"].as_array().unwrap();
+    let owner: Vec<&Value> = items.iter().filter(|i| i["owner"] == true).collect();
+    assert_eq!(owner.len(), 1);
+    assert_eq!(
+        (owner[0]["kind"].as_str(), owner[0]["id"].as_str()),
+        (Some("user"), Some(w.a.user_id.to_string().as_str()))
+    );
+    let has = |kind: &str, id: String| items.iter().any(|i| i["kind"] == kind && i["id"] == id);
+    assert!(has("user", colleague.to_string()));
+    assert!(has("group", g["id"].as_str().unwrap().to_string()));
+    assert!(has("org", w.b.id.to_string()));
+    assert!(has("user", w.b.user_id.to_string()));
+    assert!(items
+        .iter()
+        .any(|i| i["kind"] == "email" && i["name"] == "analyst@beta.example"));
+    let (_, shares) = w
+        .app
+        .get(&format!("/v1/cases/{}/shares", w.case), &w.a.user)
+        .await;
+    assert_eq!(shares["items"].as_array().unwrap().len(), 2);
+    w.app.stop().await;
+}
+
+// R17: sharing again with the same partner extends the collaboration.
+#[tokio::test]
+async fn r17_sharing_again_extends_without_duplicates() {
+    let w = world(policy(true)).await;
+    let f1 = w.app.create_folder(&w.a.user, w.case, "One", None).await;
+    let f2 = w.app.create_folder(&w.a.user, w.case, "Two", None).await;
+    let (e1, _) = w
+        .app
+        .add_evidence(
+            &w.a.user,
+            w.case,
+            json!({ "title": "one", "folder_id": f1 }),
+        )
+        .await;
+    let (e2, _) = w
+        .app
+        .add_evidence(
+            &w.a.user,
+            w.case,
+            json!({ "title": "two", "folder_id": f2 }),
+        )
+        .await;
+    w.app.drain().await;
+    share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(w.b.id, json!({ "kind": "evidence", "evidence_ids": [e1] })),
+    )
+    .await;
+    share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(w.b.id, json!({ "kind": "folders", "folder_ids": [f1, f2] })),
+    )
+    .await;
+    share_and_wait(
+        &w.app,
+        &w.a.user,
+        w.case,
+        to_partner(w.b.id, json!({ "kind": "case" })),
+    )
+    .await;
+    let (_, received) = w.app.get("/v1/received", &w.b.user).await;
+    assert_eq!(
+        received["items"].as_array().unwrap().len(),
+        1,
+        "one received case"
+    );
+    let (grants, distinct): (i64, i64) =
+        sqlx::query_as("SELECT count(*), count(DISTINCT evidence_id) FROM grants")
+            .fetch_one(&w.app.db)
+            .await
+            .unwrap();
+    assert_eq!((grants, distinct), (2, 2), "no duplicate grants");
+    let (_, seen) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .await;
+    let mut got: Vec<String> = seen["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    let mut want = vec![e1.to_string(), e2.to_string()];
+    want.sort();
+    assert_eq!(got, want, "scope union");
+    let (_, list) = w.app.get("/v1/cases?external=true", &w.b.user).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    w.app.stop().await;
+}
