@@ -262,8 +262,9 @@ pub async fn add_evidence(
     let actor = match &p {
         Principal::Service => None,
         Principal::User(u) => {
-            let mut conn = s.db.acquire().await?;
-            owned_or_refuse(&mut conn, u.org_id, case_id).await?;
+            // Checked on its own connection, returned before `record` takes one:
+            // holding two per request could exhaust the pool under load.
+            owned_or_refuse(&mut *s.db.acquire().await?, u.org_id, case_id).await?;
             Some(u.user_id)
         }
     };

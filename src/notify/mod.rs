@@ -3,10 +3,14 @@
 //! A notice row per (notice, recipient) is written in the transaction of its
 //! cause, with a unique idempotency key and a stable Message-ID, together with
 //! a `SendNotice` job. The job sends through a pooled SMTP transport and
-//! records `sent` right after the server accepted; a redelivery finds `sent`
-//! and sends nothing. SMTP 4xx and connection errors are retried by the runner
-//! with backoff and jitter; 5xx fail at once; after the budget the notice is
-//! `failed` (visible to operators), never silently dropped.
+//! records `sent` right after the server accepted, holding the notice row
+//! locked in between, in a task that an abandoned job cannot cancel; a
+//! redelivery finds `sent` and sends nothing. Only a process killed between
+//! the accept and that commit can cause a second copy (SMTP offers no
+//! exactly-once); it then carries the same Message-ID. SMTP 4xx and
+//! connection errors are retried by the runner with backoff and jitter; 5xx
+//! fail at once; after the budget the notice is `failed` (visible to
+//! operators), never silently dropped.
 //!
 //! Emails carry the sharing org, case title, message and a View link; no
 //! evidence field ever appears in them (R10).
@@ -160,7 +164,6 @@ struct NoticeRow {
     status: String,
     message_id: String,
     share_id: Option<Uuid>,
-    received_id: Option<Uuid>,
 }
 
 struct Rendered {
@@ -278,73 +281,14 @@ async fn render(
 impl Job for SendNotice {
     const KIND: JobKind = JobKind::SendNotice;
 
+    /// The send and its record run as one detached task: a worker that
+    /// abandons in-flight jobs (a sibling crashed, its channel failed) cannot
+    /// cut between the server's accept and `sent`, which would make the
+    /// redelivery send a second copy (R33).
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
-        let mut conn = ctx.db.acquire().await?;
-        let notice: Option<NoticeRow> = sqlx::query_as(
-            "UPDATE notices SET attempts = attempts + 1 WHERE id = $1
-             RETURNING kind, recipient, status, message_id, share_id, received_id",
-        )
-        .bind(self.notice_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let Some(notice) = notice else {
-            return Err(JobError::Permanent(format!(
-                "notice {} does not exist",
-                self.notice_id
-            )));
-        };
-        if notice.status != "pending" {
-            return Ok(()); // sent (or given up) before: never a second copy (R33)
-        }
-        let _ = notice.received_id;
-        let rendered = render(&mut conn, ctx, &notice).await?;
-        let to: Mailbox = notice
-            .recipient
-            .parse()
-            .map_err(|e| JobError::Permanent(format!("invalid recipient address: {e}")))?;
-        let email = Message::builder()
-            .from(ctx.mailer.from.clone())
-            .to(to)
-            .subject(rendered.subject)
-            .message_id(Some(notice.message_id.clone()))
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_PLAIN)
-                            .body(rendered.text),
-                    )
-                    .singlepart(
-                        SinglePart::builder()
-                            .header(ContentType::TEXT_HTML)
-                            .body(rendered.html),
-                    ),
-            )
-            .map_err(|e| JobError::Permanent(format!("cannot build email: {e}")))?;
-        match ctx.mailer.transport.send(email).await {
-            Ok(_) => {
-                sqlx::query("UPDATE notices SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1")
-                    .bind(self.notice_id)
-                    .execute(&mut *conn)
-                    .await?;
-                metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind.clone())
-                    .increment(1);
-                Ok(())
-            }
-            Err(e) => {
-                let reason = format!("smtp: {e}");
-                let _ = sqlx::query("UPDATE notices SET last_error = $2 WHERE id = $1")
-                    .bind(self.notice_id)
-                    .bind(&reason)
-                    .execute(&mut *conn)
-                    .await;
-                if e.is_permanent() {
-                    Err(JobError::Permanent(reason))
-                } else {
-                    Err(JobError::Transient(reason))
-                }
-            }
-        }
+        tokio::spawn(deliver(ctx.clone(), self.notice_id))
+            .await
+            .map_err(|e| JobError::Transient(format!("send task failed: {e}")))?
     }
 
     async fn on_dead(&self, ctx: &JobContext, reason: &str) {
@@ -357,6 +301,87 @@ impl Job for SendNotice {
             tracing::error!(error = %e, notice_id = %self.notice_id, "cannot mark notice failed");
         }
         metrics::counter!("caseshare_emails_failed_total").increment(1);
+    }
+}
+
+/// Send one notice unless it was sent before. The notice row stays locked
+/// from the check to the record, so a second delivery of the same job (a
+/// redelivery racing the first) waits and then finds `sent`.
+async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
+    let mut tx = ctx.db.begin().await?;
+    let notice: Option<NoticeRow> = sqlx::query_as(
+        "UPDATE notices SET attempts = attempts + 1 WHERE id = $1
+         RETURNING kind, recipient, status, message_id, share_id",
+    )
+    .bind(notice_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(notice) = notice else {
+        return Err(JobError::Permanent(format!(
+            "notice {notice_id} does not exist"
+        )));
+    };
+    if notice.status != "pending" {
+        tx.commit().await?;
+        return Ok(()); // sent (or given up) before: never a second copy (R33)
+    }
+    let rendered = render(&mut tx, &ctx, &notice).await?;
+    let to: Mailbox = notice
+        .recipient
+        .parse()
+        .map_err(|e| JobError::Permanent(format!("invalid recipient address: {e}")))?;
+    let email = Message::builder()
+        .from(ctx.mailer.from.clone())
+        .to(to)
+        .subject(rendered.subject)
+        .message_id(Some(notice.message_id.clone()))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(rendered.text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(rendered.html),
+                ),
+        )
+        .map_err(|e| JobError::Permanent(format!("cannot build email: {e}")))?;
+    match ctx.mailer.transport.send(email).await {
+        Ok(_) => {
+            sqlx::query(
+                "UPDATE notices SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
+            )
+            .bind(notice_id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind).increment(1);
+            Ok(())
+        }
+        Err(e) => {
+            let reason = format!("smtp: {e}");
+            // Keep the reason for operators; the SMTP outcome decides either way.
+            let recorded = match sqlx::query("UPDATE notices SET last_error = $2 WHERE id = $1")
+                .bind(notice_id)
+                .bind(&reason)
+                .execute(&mut *tx)
+                .await
+            {
+                Ok(_) => tx.commit().await,
+                Err(e) => Err(e),
+            };
+            if let Err(db) = recorded {
+                tracing::warn!(error = %db, %notice_id, "cannot record the SMTP error");
+            }
+            if e.is_permanent() {
+                Err(JobError::Permanent(reason))
+            } else {
+                Err(JobError::Transient(reason))
+            }
+        }
     }
 }
 

@@ -42,9 +42,12 @@ impl ReceivedRow {
     }
 }
 
+/// Lock a collaboration row. `FOR NO KEY UPDATE`, not `FOR UPDATE`: inserting
+/// grants takes a key-share lock on it (foreign key), and two jobs that both
+/// hold one must not deadlock when they then lock the row.
 async fn lock(tx: &mut PgConnection, received_id: Uuid) -> Result<ReceivedRow> {
     sqlx::query_as(&format!(
-        "SELECT {RECEIVED_COLUMNS} FROM received WHERE id = $1 FOR UPDATE"
+        "SELECT {RECEIVED_COLUMNS} FROM received WHERE id = $1 FOR NO KEY UPDATE"
     ))
     .bind(received_id)
     .fetch_optional(tx)

@@ -88,7 +88,13 @@ impl Job for EvidenceAdded {
                 covering.entry(received_id).or_insert((share_id, redact));
             }
         }
-        let received_ids: Vec<Uuid> = covering.keys().copied().collect();
+        let mut received_ids: Vec<Uuid> = covering.keys().copied().collect();
+        // Lock the collaborations in one order, so concurrent jobs never deadlock.
+        received_ids.sort();
+        sqlx::query("SELECT id FROM received WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
+            .bind(&received_ids)
+            .execute(&mut *tx)
+            .await?;
         let share_ids: Vec<Uuid> = received_ids.iter().map(|r| covering[r].0).collect();
         let redacted: Vec<bool> = received_ids.iter().map(|r| covering[r].1).collect();
         let granted: Vec<Uuid> = sqlx::query_scalar(

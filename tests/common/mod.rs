@@ -139,6 +139,10 @@ pub struct Options {
     pub smtp: bool,
     /// Reuse an existing database/prefix (a second process of the same deployment).
     pub join: Option<(String, String)>,
+    /// Override the harness's worker concurrency (8) — for benchmarks.
+    pub worker_concurrency: Option<u16>,
+    /// Override the harness's pool size (8) — for benchmarks.
+    pub db_max_connections: Option<u32>,
 }
 
 impl Default for Options {
@@ -149,6 +153,8 @@ impl Default for Options {
             retry_delays_ms: vec![100, 200, 400],
             smtp: true,
             join: None,
+            worker_concurrency: None,
+            db_max_connections: None,
         }
     }
 }
@@ -193,8 +199,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     settings.service_tokens = vec![SERVICE_TOKEN.into()];
     settings.max_attempts = opts.max_attempts;
     settings.retry_delays_ms = opts.retry_delays_ms.clone();
-    settings.worker_concurrency = 8;
-    settings.db_max_connections = 8;
+    settings.worker_concurrency = opts.worker_concurrency.unwrap_or(8);
+    settings.db_max_connections = opts.db_max_connections.unwrap_or(8);
     settings.public_url = "http://caseshare.test".into();
     if let Some(s) = &smtp {
         settings.smtp_url = s.url();
@@ -500,30 +506,54 @@ impl TestApp {
     }
 
     pub async fn cleanup_broker(&self) {
-        let Ok(conn) = caseshare::amqp::connect(&self.amqp_url, "cleanup").await else {
-            return;
-        };
-        let Ok(ch) = conn.create_channel().await else {
-            return;
-        };
-        let topology = caseshare::amqp::Topology::new(&self.prefix, &[100, 200, 400]);
-        for q in topology.all_queues() {
-            let _ = ch
-                .queue_delete(q.into(), QueueDeleteOptions::default())
-                .await;
-        }
-        let mut exchanges = vec![
-            topology.jobs_exchange(),
-            topology.dead_exchange(),
-            topology.events_exchange(),
-            topology.status_exchange(),
-        ];
-        exchanges.extend((0..3).map(|i| topology.retry_exchange(i)));
-        for e in exchanges {
-            let _ = ch
-                .exchange_delete(e.into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-        let _ = conn.close(200, "bye".into()).await;
+        cleanup_broker(&self.amqp_url, &self.prefix).await
     }
+}
+
+/// A test that panicked never reached `stop`: remove its broker objects anyway,
+/// so a failing run does not leave queues behind.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.app.is_none() {
+            return;
+        }
+        let (url, prefix) = (self.amqp_url.clone(), self.prefix.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(cleanup_broker(&url, &prefix));
+            }
+        })
+        .join();
+    }
+}
+
+async fn cleanup_broker(amqp_url: &str, prefix: &str) {
+    let Ok(conn) = caseshare::amqp::connect(amqp_url, "cleanup").await else {
+        return;
+    };
+    let Ok(ch) = conn.create_channel().await else {
+        return;
+    };
+    let topology = caseshare::amqp::Topology::new(prefix, &[100, 200, 400]);
+    for q in topology.all_queues() {
+        let _ = ch
+            .queue_delete(q.into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let mut exchanges = vec![
+        topology.jobs_exchange(),
+        topology.dead_exchange(),
+        topology.events_exchange(),
+        topology.status_exchange(),
+    ];
+    exchanges.extend((0..3).map(|i| topology.retry_exchange(i)));
+    for e in exchanges {
+        let _ = ch
+            .exchange_delete(e.into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "bye".into()).await;
 }

@@ -66,6 +66,11 @@ impl SmtpSink {
         self.mails.lock().unwrap().clone()
     }
 
+    /// How many messages were accepted so far (cheaper than `mails().len()`).
+    pub fn count(&self) -> usize {
+        self.mails.lock().unwrap().len()
+    }
+
     pub fn rejected(&self) -> u32 {
         *self.rejected.lock().unwrap()
     }

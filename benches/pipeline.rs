@@ -1,0 +1,571 @@
+//! End-to-end pipeline benchmarks against the real application (PostgreSQL,
+//! RabbitMQ, the SMTP sink), through the test harness. Prints numbers and a
+//! per-job-kind profile taken from the `jobs` and `outbox` tables; it asserts
+//! nothing about timing. It exits non-zero when something never completes
+//! within `TIMEOUT` (or completes wrongly, e.g. duplicate mails).
+//!
+//! Run: `cargo bench --bench pipeline` (release profile). Optional:
+//! `cargo bench --bench pipeline -- share_10k email` runs only the scenarios
+//! whose name contains one of the words; `BENCH_WORKER_CONCURRENCY` and
+//! `BENCH_DB_MAX_CONNECTIONS` override the harness's 8 and 8.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::*;
+use futures_util::stream::{self, StreamExt};
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use std::collections::HashSet;
+use std::future::Future;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// How long anything may take before the benchmark calls it stuck.
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// Polling interval of the observers (accuracy of the measured times).
+const POLL: Duration = Duration::from_millis(5);
+
+type BenchResult<T> = Result<T, String>;
+
+fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+fn options() -> Options {
+    Options {
+        // Generous: a transient failure (lock timeout, deadlock) is retried
+        // and shows up in the profile as a retry, not as a failed run.
+        max_attempts: 8,
+        worker_concurrency: env_num("BENCH_WORKER_CONCURRENCY"),
+        db_max_connections: env_num("BENCH_DB_MAX_CONNECTIONS"),
+        ..Default::default()
+    }
+}
+
+/// A small pool of its own for polling, so that observing does not take
+/// connections from the application's pool.
+async fn observer(app: &TestApp) -> BenchResult<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&app.database_url)
+        .await
+        .map_err(|e| format!("observer pool: {e}"))
+}
+
+/// Poll `check` until it yields a value; fail after `TIMEOUT` from `start`.
+async fn wait_for<T, F, Fut>(what: &str, start: Instant, mut check: F) -> BenchResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = BenchResult<Option<T>>>,
+{
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if start.elapsed() > TIMEOUT {
+            return Err(format!(
+                "timed out after {} s waiting for: {what}",
+                TIMEOUT.as_secs()
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn db_err(e: sqlx::Error) -> String {
+    format!("database: {e}")
+}
+
+async fn db_now(db: &PgPool) -> BenchResult<chrono::DateTime<chrono::Utc>> {
+    sqlx::query_scalar("SELECT now()")
+        .fetch_one(db)
+        .await
+        .map_err(db_err)
+}
+
+/// Fail fast when a job died: waiting longer cannot help.
+async fn no_dead_jobs(db: &PgPool) -> BenchResult<()> {
+    let dead: Option<(String, Option<String>)> = sqlx::query_as(
+        "SELECT kind, last_error FROM jobs WHERE status = 'dead' ORDER BY finished_at LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await
+    .map_err(db_err)?;
+    match dead {
+        None => Ok(()),
+        Some((kind, err)) => Err(format!(
+            "a {kind} job was dead-lettered: {}",
+            err.unwrap_or_default()
+        )),
+    }
+}
+
+/// Wait until no job is queued, running or retrying and the outbox is empty.
+async fn drain(db: &PgPool) -> BenchResult<()> {
+    wait_for("all jobs to finish", Instant::now(), || async {
+        no_dead_jobs(db).await?;
+        let busy: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running', 'retrying'))
+                  + (SELECT count(*) FROM outbox WHERE published_at IS NULL)",
+        )
+        .fetch_one(db)
+        .await
+        .map_err(db_err)?;
+        Ok((busy == 0).then_some(()))
+    })
+    .await
+}
+
+async fn wait_share_complete(db: &PgPool, share_id: Uuid) -> BenchResult<()> {
+    wait_for("share to complete", Instant::now(), || async {
+        let status: String = sqlx::query_scalar("SELECT status::text FROM shares WHERE id = $1")
+            .bind(share_id)
+            .fetch_one(db)
+            .await
+            .map_err(db_err)?;
+        match status.as_str() {
+            "complete" => Ok(Some(())),
+            "processing" => Ok(None),
+            other => Err(format!("share {share_id} ended {other}")),
+        }
+    })
+    .await
+}
+
+/// Per job kind, for jobs created since `since`: counts, retries, and where
+/// the time went (outbox -> broker -> claim, then the handler).
+async fn print_profile(db: &PgPool, since: chrono::DateTime<chrono::Utc>) -> BenchResult<()> {
+    type Row = (
+        String,
+        i64,
+        i64,
+        i64,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+    );
+    let rows: Vec<Row> = sqlx::query_as(
+        "WITH j AS (
+             SELECT j.kind, j.status, j.attempts,
+                    EXTRACT(EPOCH FROM o.published_at - j.created_at)::float8 * 1000 AS publish_ms,
+                    EXTRACT(EPOCH FROM j.started_at - j.created_at)::float8 * 1000 AS wait_ms,
+                    EXTRACT(EPOCH FROM j.finished_at - j.started_at)::float8 * 1000 AS run_ms,
+                    j.started_at, j.finished_at
+             FROM jobs j LEFT JOIN outbox o ON o.job_id = j.id
+             WHERE j.created_at >= $1)
+         SELECT kind, count(*), count(*) FILTER (WHERE status = 'complete'),
+                coalesce(sum(attempts - 1) FILTER (WHERE attempts > 1), 0)::int8,
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY publish_ms),
+                max(publish_ms),
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_ms),
+                max(wait_ms),
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY run_ms),
+                max(run_ms),
+                -- average parallelism: handler time over the wall-clock span
+                sum(run_ms) / nullif(EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::float8 * 1000, 0)
+         FROM j GROUP BY kind ORDER BY kind",
+    )
+    .bind(since)
+    .fetch_all(db)
+    .await
+    .map_err(db_err)?;
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    println!(
+        "    {:<15} {:>5} {:>5} {:>7} | {:>17} | {:>17} | {:>17} | {:>5}",
+        "job kind",
+        "jobs",
+        "done",
+        "retries",
+        "outbox->pub p50/max",
+        "created->claim p50/max",
+        "handler p50/max",
+        "par."
+    );
+    for (kind, n, done, retries, pub50, pubmax, w50, wmax, r50, rmax, par) in rows {
+        println!(
+            "    {kind:<15} {n:>5} {done:>5} {retries:>7} | {:>8} /{:>6} ms | {:>10} /{:>6} ms | {:>8} /{:>6} ms | {:>5}",
+            ms(pub50),
+            ms(pubmax),
+            ms(w50),
+            ms(wmax),
+            ms(r50),
+            ms(rmax),
+            par.map_or("-".into(), |p| format!("{p:.1}")),
+        );
+    }
+    let errors: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT left(last_error, 160), count(*) FROM jobs
+         WHERE created_at >= $1 AND last_error IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 5",
+    )
+    .bind(since)
+    .fetch_all(db)
+    .await
+    .map_err(db_err)?;
+    for (e, n) in errors {
+        println!("    last_error x{n}: {e}");
+    }
+    Ok(())
+}
+
+fn verdict(secs: f64, target: f64) -> &'static str {
+    if secs < target {
+        "met"
+    } else {
+        "MISSED"
+    }
+}
+
+// ---------------------------------------------------------------------------
+// 1. Share a 10,000-item case with an auto-importing Justice partner.
+
+async fn share_10k_auto_import() -> BenchResult<()> {
+    const N: i64 = 10_000;
+    let app = spawn_with(options()).await;
+    let obs = observer(&app).await?;
+    let result = async {
+        let a = app.create_org("Alpha PD", "lea").await;
+        let j = app.create_org("County Court", "justice").await; // auto_import on
+        app.partner(a.id, j.id).await;
+        app.setup(&a, policy(true), false).await;
+        let case = app.create_case(&a.user, "Large case").await;
+        let mut folders = Vec::new();
+        for i in 0..10 {
+            folders.push(
+                app.create_folder(&a.user, case, &format!("Folder {i}"), None)
+                    .await,
+            );
+        }
+        let t = Instant::now();
+        sqlx::query(
+            "INSERT INTO evidence (id, case_id, folder_id, title, data)
+             SELECT gen_random_uuid(), $1, ($2::uuid[])[1 + i % array_length($2::uuid[], 1)], 'Item ' || i,
+                    jsonb_build_object('title', 'Item ' || i, 'categories', jsonb_build_array('video'),
+                                       'transcript', 'Transcript of item ' || i || ': the quick brown fox.',
+                                       'notes', jsonb_build_array('note ' || i),
+                                       'gps', jsonb_build_object('lat', 51.5, 'lon', -0.12))
+             FROM generate_series(1, $3) AS i",
+        )
+        .bind(case)
+        .bind(&folders)
+        .bind(N)
+        .execute(&app.db)
+        .await
+        .map_err(db_err)?;
+        sqlx::query("ANALYZE evidence")
+            .execute(&app.db)
+            .await
+            .map_err(db_err)?;
+        println!(
+            "  setup: {N} evidence rows inserted in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        drain(&obs).await?;
+
+        let since = db_now(&obs).await?;
+        let start = Instant::now();
+        let share = app
+            .share(
+                &a.user,
+                case,
+                json!({ "scope": { "kind": "case" },
+                        "target": { "kind": "partner", "org_id": j.id, "recipients": [] } }),
+            )
+            .await;
+        let accepted = start.elapsed();
+        let share_id: Uuid = share["id"].as_str().unwrap_or_default().parse().map_err(
+            |e| format!("share id in {share}: {e}"),
+        )?;
+        let completed_at = std::cell::Cell::new(None);
+        let imported = wait_for("share complete and 10,000 items imported", start, || {
+            let (obs, completed_at) = (&obs, &completed_at);
+            async move {
+                no_dead_jobs(obs).await?;
+                let (status, imported): (String, i64) = sqlx::query_as(
+                    "SELECT s.status::text,
+                            (SELECT count(*) FROM evidence e JOIN received r ON r.imported_case_id = e.case_id
+                             WHERE r.id = s.received_id)
+                     FROM shares s WHERE s.id = $1",
+                )
+                .bind(share_id)
+                .fetch_one(obs)
+                .await
+                .map_err(db_err)?;
+                if status != "processing" && status != "complete" {
+                    return Err(format!("share ended {status}"));
+                }
+                if status == "complete" && completed_at.get().is_none() {
+                    completed_at.set(Some(start.elapsed()));
+                }
+                Ok((status == "complete" && imported >= N).then_some(imported))
+            }
+        })
+        .await?;
+        let total = start.elapsed().as_secs_f64();
+        let grants: i64 = sqlx::query_scalar("SELECT count(*) FROM grants WHERE share_id = $1")
+            .bind(share_id)
+            .fetch_one(&obs)
+            .await
+            .map_err(db_err)?;
+        println!(
+            "share_10k_auto_import: {N} items, intake->complete {total:.2} s (import done: {imported} copied, {grants} grants) \
+             [target < 2 s: {}]",
+            verdict(total, 2.0)
+        );
+        println!(
+            "    POST /shares answered in {:.0} ms; share seen complete after {:.2} s",
+            accepted.as_secs_f64() * 1000.0,
+            completed_at.get().unwrap_or_default().as_secs_f64()
+        );
+        print_profile(&obs, since).await
+    }
+    .await;
+    obs.close().await;
+    app.stop().await;
+    result
+}
+
+// ---------------------------------------------------------------------------
+// 2. 1,000 evidence-added events fanned out to 5 partners (external views).
+
+async fn evidence_burst_1k_x5() -> BenchResult<()> {
+    const N: usize = 1_000;
+    const PARTNERS: usize = 5;
+    let app = spawn_with(options()).await;
+    let obs = observer(&app).await?;
+    let result = async {
+        let a = app.create_org("Alpha PD", "lea").await;
+        app.setup(&a, policy(true), false).await;
+        let case = app.create_case(&a.user, "Busy case").await;
+        let mut partners = Vec::new();
+        for i in 0..PARTNERS {
+            let p = app.create_org(&format!("Partner PD {i}"), "lea").await; // auto_import off
+            app.partner(a.id, p.id).await;
+            partners.push(p);
+        }
+        for p in &partners {
+            let share = app
+                .share(
+                    &a.user,
+                    case,
+                    json!({ "scope": { "kind": "case" },
+                            "target": { "kind": "partner", "org_id": p.id, "recipients": [] } }),
+                )
+                .await;
+            let id: Uuid = share["id"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| format!("share id in {share}: {e}"))?;
+            wait_share_complete(&obs, id).await?;
+        }
+        drain(&obs).await?;
+
+        let since = db_now(&obs).await?;
+        let start = Instant::now();
+        let answers: Vec<(u16, serde_json::Value)> = stream::iter(0..N)
+            .map(|i| {
+                let app = &app;
+                let token = a.user.clone();
+                async move {
+                    let (s, v) = app
+                        .post(
+                            &format!("/v1/cases/{case}/evidence"),
+                            &token,
+                            json!({ "title": format!("Burst item {i}"), "categories": ["video"],
+                                    "transcript": format!("Transcript {i}"), "notes": ["n"], "tags": ["t"] }),
+                        )
+                        .await;
+                    (s.as_u16(), v)
+                }
+            })
+            .buffer_unordered(32)
+            .collect()
+            .await;
+        let intake = start.elapsed().as_secs_f64();
+        let mut evidence_ids = Vec::with_capacity(N);
+        let mut job_ids = Vec::with_capacity(N);
+        for (status, v) in &answers {
+            if *status != 202 {
+                return Err(format!("evidence intake answered {status}: {v}"));
+            }
+            let parse = |k: &str| -> BenchResult<Uuid> {
+                v[k].as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| format!("{k} in {v}: {e}"))
+            };
+            evidence_ids.push(parse("id")?);
+            job_ids.push(parse("job_id")?);
+        }
+        let (jobs_done, grants) = wait_for(
+            "1,000 evidence-added jobs complete and 5,000 grants",
+            start,
+            || {
+                let (obs, job_ids, evidence_ids) = (&obs, &job_ids, &evidence_ids);
+                async move {
+                    no_dead_jobs(obs).await?;
+                    let (done, grants): (i64, i64) = sqlx::query_as(
+                        "SELECT (SELECT count(*) FROM jobs WHERE id = ANY($1) AND status = 'complete'),
+                                (SELECT count(*) FROM grants WHERE evidence_id = ANY($2))",
+                    )
+                    .bind(job_ids)
+                    .bind(evidence_ids)
+                    .fetch_one(obs)
+                    .await
+                    .map_err(db_err)?;
+                    Ok((done as usize == N && grants as usize == N * PARTNERS)
+                        .then_some((done, grants)))
+                }
+            },
+        )
+        .await?;
+        let total = start.elapsed().as_secs_f64();
+        println!(
+            "evidence_burst_1k_x5: {N} items x {PARTNERS} partners, intake {intake:.2} s ({:.0} req/s), \
+             intake->all applied {total:.2} s ({jobs_done} jobs complete, {grants} grants) [target < 2 s: {}]",
+            N as f64 / intake,
+            verdict(total, 2.0)
+        );
+        print_profile(&obs, since).await
+    }
+    .await;
+    obs.close().await;
+    app.stop().await;
+    result
+}
+
+// ---------------------------------------------------------------------------
+// 3. One share naming 1,000 email recipients: 1,000 notices to the SMTP sink.
+
+async fn email_1k_notices() -> BenchResult<()> {
+    const N: usize = 1_000;
+    let app = spawn_with(options()).await;
+    let obs = observer(&app).await?;
+    let sink = app
+        .smtp
+        .clone()
+        .ok_or_else(|| "the harness started no SMTP sink".to_string())?;
+    let result = async {
+        let a = app.create_org("Alpha PD", "lea").await;
+        let b = app.create_org("Beta PD", "lea").await;
+        app.partner(a.id, b.id).await;
+        app.setup(&a, policy(true), false).await;
+        let case = app.create_case(&a.user, "Notified case").await;
+        drain(&obs).await?;
+        let before = sink.count();
+
+        let recipients: Vec<_> = (0..N)
+            .map(|i| json!({ "email": format!("r{i}@bench.example") }))
+            .collect();
+        let since = db_now(&obs).await?;
+        let start = Instant::now();
+        app.share(
+            &a.user,
+            case,
+            json!({ "scope": { "kind": "case" },
+                    "target": { "kind": "partner", "org_id": b.id, "recipients": recipients },
+                    "message": "Please review." }),
+        )
+        .await;
+        let first = std::cell::Cell::new(None);
+        wait_for("1,000 mails at the SMTP sink", start, || {
+            let (obs, sink, first) = (&obs, &sink, &first);
+            async move {
+                no_dead_jobs(obs).await?;
+                let n = sink.count() - before;
+                if n > 0 && first.get().is_none() {
+                    first.set(Some(start.elapsed()));
+                }
+                Ok((n >= N).then_some(()))
+            }
+        })
+        .await?;
+        let total = start.elapsed().as_secs_f64();
+        let first = first.get().unwrap_or_default().as_secs_f64();
+        // Let stragglers (duplicates, if any) arrive before counting.
+        drain(&obs).await?;
+        let mails = sink.mails();
+        let mails = &mails[before..];
+        let distinct: HashSet<String> = mails
+            .iter()
+            .flat_map(|m| m.to.iter().map(|t| t.to_lowercase()))
+            .collect();
+        let rate = N as f64 / total;
+        println!(
+            "email_1k_notices: {N} notices, share->all received {total:.2} s, {rate:.0} messages/s \
+             (first mail after {:.0} ms; {:.0} messages/s once sending) [target >= 200/s: {}]",
+            first * 1000.0,
+            N as f64 / (total - first).max(1e-9),
+            if rate >= 200.0 { "met" } else { "MISSED" }
+        );
+        print_profile(&obs, since).await?;
+        let expected: HashSet<String> = (0..N).map(|i| format!("r{i}@bench.example")).collect();
+        if mails.len() != distinct.len() {
+            return Err(format!(
+                "duplicate mails: {} mails for {} distinct recipients",
+                mails.len(),
+                distinct.len()
+            ));
+        }
+        if distinct != expected {
+            return Err(format!(
+                "mails went to the wrong recipients: {} expected, {} received, {} in common",
+                expected.len(),
+                distinct.len(),
+                distinct.intersection(&expected).count()
+            ));
+        }
+        println!(
+            "    no duplicates: {} mails, {} distinct recipients",
+            mails.len(),
+            distinct.len()
+        );
+        Ok(())
+    }
+    .await;
+    obs.close().await;
+    app.stop().await;
+    result
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let wanted = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f));
+    println!(
+        "caseshare pipeline benchmark (worker_concurrency {}, db_max_connections {})",
+        env_num::<u16>("BENCH_WORKER_CONCURRENCY").unwrap_or(8),
+        env_num::<u32>("BENCH_DB_MAX_CONNECTIONS").unwrap_or(8),
+    );
+    let mut failures = Vec::new();
+    if wanted("share_10k_auto_import") {
+        if let Err(e) = share_10k_auto_import().await {
+            failures.push(format!("share_10k_auto_import: {e}"));
+        }
+    }
+    if wanted("evidence_burst_1k_x5") {
+        if let Err(e) = evidence_burst_1k_x5().await {
+            failures.push(format!("evidence_burst_1k_x5: {e}"));
+        }
+    }
+    if wanted("email_1k_notices") {
+        if let Err(e) = email_1k_notices().await {
+            failures.push(format!("email_1k_notices: {e}"));
+        }
+    }
+    if !failures.is_empty() {
+        for f in &failures {
+            eprintln!("FAILED {f}");
+        }
+        std::process::exit(1);
+    }
+}

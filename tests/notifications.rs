@@ -1,0 +1,814 @@
+//! Notifications (R32–R34), the exclusion of policy-filtered fields from
+//! emails (R10) and status events (R15), through the real HTTP API, real
+//! PostgreSQL and RabbitMQ and the in-test SMTP sink.
+
+mod common;
+use common::*;
+
+use common::smtp::Mail;
+use lapin::options::{
+    BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::ExchangeKind;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Mutex;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------
+// Reading mails: headers unfolded, MIME parts decoded (7bit, quoted-printable
+// or base64), so that assertions see what a mail client would show.
+// ---------------------------------------------------------------------------
+
+/// Split an entity into its header block and its body.
+fn split_entity(entity: &str) -> (&str, &str) {
+    if let Some(i) = entity.find("\r\n\r\n") {
+        (&entity[..i], &entity[i + 4..])
+    } else if let Some(i) = entity.find("\n\n") {
+        (&entity[..i], &entity[i + 2..])
+    } else {
+        (entity, "")
+    }
+}
+
+/// Header fields of a block, continuation lines unfolded.
+fn header_fields(block: &str) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in block.lines() {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, value)) = fields.last_mut() {
+                value.push(' ');
+                value.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            fields.push((name.trim().to_string(), value.trim().to_string()));
+        }
+    }
+    fields
+}
+
+fn field(fields: &[(String, String)], name: &str) -> Option<String> {
+    fields
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// A top-level header of a mail, e.g. `Message-ID`.
+fn header(mail: &Mail, name: &str) -> Option<String> {
+    field(&header_fields(split_entity(&mail.data).0), name)
+}
+
+/// A parameter of a header value, e.g. the `boundary` of a Content-Type.
+fn param(value: &str, name: &str) -> Option<String> {
+    value.split(';').skip(1).find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().trim_matches('"').to_string())
+    })
+}
+
+fn decode_quoted_printable(body: &str) -> String {
+    let joined = body.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' {
+            if let Some(b) = joined
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn decode_base64(body: &str) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in body.bytes() {
+        let Some(v) = ALPHABET.iter().position(|a| *a == c) else {
+            continue; // line breaks and padding
+        };
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The decoded bodies of an entity and, recursively, of its parts.
+fn decode_entity(entity: &str) -> String {
+    let (head, body) = split_entity(entity);
+    let fields = header_fields(head);
+    let content_type = field(&fields, "Content-Type").unwrap_or_default();
+    if content_type.to_ascii_lowercase().starts_with("multipart/") {
+        let boundary = param(&content_type, "boundary").expect("multipart boundary");
+        let delimiter = format!("--{boundary}");
+        let mut out = String::new();
+        for part in body.split(delimiter.as_str()).skip(1) {
+            if part.starts_with("--") {
+                break; // the closing delimiter
+            }
+            let part = part
+                .strip_prefix("\r\n")
+                .or_else(|| part.strip_prefix('\n'))
+                .unwrap_or(part);
+            out.push_str(&decode_entity(part));
+            out.push('\n');
+        }
+        return out;
+    }
+    match field(&fields, "Content-Transfer-Encoding")
+        .map(|e| e.to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("quoted-printable") => decode_quoted_printable(body),
+        Some("base64") => decode_base64(body),
+        _ => body.to_string(),
+    }
+}
+
+/// Everything a reader of the mail sees: the unfolded headers and the decoded
+/// text and HTML bodies.
+fn readable(mail: &Mail) -> String {
+    let headers = header_fields(split_entity(&mail.data).0)
+        .into_iter()
+        .map(|(n, v)| format!("{n}: {v}\n"))
+        .collect::<String>();
+    format!("{headers}\n{}", decode_entity(&mail.data))
+}
+
+fn subject(mail: &Mail) -> String {
+    header(mail, "Subject").unwrap_or_default()
+}
+
+fn is_revocation(mail: &Mail) -> bool {
+    subject(mail).contains("revoked")
+}
+
+/// The mails the sink accepted for `address`.
+fn mails_to(app: &TestApp, address: &str) -> Vec<Mail> {
+    sink(app)
+        .mails()
+        .into_iter()
+        .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(address)))
+        .collect()
+}
+
+fn sink(app: &TestApp) -> &SmtpSink {
+    app.smtp.as_ref().expect("the harness runs an SMTP sink")
+}
+
+/// The View link of a mail's text body.
+fn view_link(text: &str) -> Option<String> {
+    let start = text.find("http://caseshare.test/cases/")?;
+    Some(
+        text[start..]
+            .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Setup helpers.
+// ---------------------------------------------------------------------------
+
+async fn create_group(app: &TestApp, org: Uuid, name: &str, members: &[Uuid]) -> Uuid {
+    let (s, v) = app
+        .post(
+            &format!("/v1/orgs/{org}/groups"),
+            SERVICE_TOKEN,
+            json!({ "name": name, "member_ids": members }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().parse().unwrap()
+}
+
+fn partner_share(org: Uuid, recipients: Value) -> Value {
+    json!({
+        "scope": { "kind": "case" },
+        "target": { "kind": "partner", "org_id": org, "recipients": recipients },
+        "message": "Please review"
+    })
+}
+
+/// Two partner LEAs, the sharer set up with `sharer_policy`, and a case.
+async fn two_partners(app: &TestApp, sharer_policy: Value) -> (Org, Org, Uuid) {
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    app.partner(a.id, b.id).await;
+    app.setup(&a, sharer_policy, false).await;
+    let case = app.create_case(&a.user, "Burglary").await;
+    (a, b, case)
+}
+
+/// Share, wait until the share is complete and every job (notices included)
+/// has finished. Returns the share id.
+async fn share_and_settle(app: &TestApp, token: &str, case: Uuid, body: Value) -> String {
+    let share = app.share(token, case, body).await;
+    let id = share["id"].as_str().unwrap().to_string();
+    let done = app.wait_share(token, &id).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    app.drain().await;
+    id
+}
+
+async fn notices(app: &TestApp, token: &str, share_id: &str) -> Vec<Value> {
+    let (s, v) = app
+        .get(&format!("/v1/shares/{share_id}/notices"), token)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["items"].as_array().unwrap().clone()
+}
+
+async fn send_notice_jobs(app: &TestApp) -> Vec<(Uuid, i32, i32, String)> {
+    sqlx::query_as(
+        "SELECT id, attempts, deliveries, status::text FROM jobs WHERE kind = 'send-notice' ORDER BY created_at, id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------
+// R32
+// ---------------------------------------------------------------------------
+
+// R32
+#[tokio::test]
+async fn r32_partner_share_emails_each_named_recipient_once_with_org_title_message_and_link() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let (b3_id, _) = app.create_user(b.id, "Beta PD Analyst", "user").await;
+    // The group holds a user who is also named directly: still one mail each.
+    let group = create_group(&app, b.id, "Detectives", &[b.user_id, b3_id]).await;
+    let outside = "reviewer@beta-partner.example";
+    share_and_settle(
+        &app,
+        &a.user,
+        case,
+        partner_share(
+            b.id,
+            json!([{ "user_id": b.user_id }, { "group_id": group }, { "email": outside }]),
+        ),
+    )
+    .await;
+
+    let expected = [
+        app.user_email(b.user_id).await,
+        app.user_email(b3_id).await,
+        outside.to_string(),
+    ];
+    let mails = sink(&app).mails();
+    assert_eq!(
+        mails.len(),
+        expected.len(),
+        "one mail per distinct recipient: {:?}",
+        mails.iter().map(|m| &m.to).collect::<Vec<_>>()
+    );
+    for address in &expected {
+        let got = mails_to(&app, address);
+        assert_eq!(got.len(), 1, "{address} is emailed exactly once");
+        let text = readable(&got[0]);
+        assert!(text.contains("Alpha PD"), "sharing org in: {text}");
+        assert!(text.contains("Burglary"), "case title in: {text}");
+        assert!(text.contains("Please review"), "message in: {text}");
+        let link = view_link(&text).expect("a View link");
+        assert_eq!(link, format!("http://caseshare.test/cases/{case}"));
+    }
+    // Neither the partner's notification desk nor anyone unnamed is emailed.
+    assert!(mails_to(&app, "desk@beta-pd.example").is_empty());
+    assert!(mails_to(&app, &app.user_email(b.admin_id).await).is_empty());
+    // The link opens the external case for a recipient.
+    let (s, v) = app.get(&format!("/v1/cases/{case}"), &b.user).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.stop().await;
+}
+
+// R32
+#[tokio::test]
+async fn r32_share_naming_nobody_emails_the_partner_notification_address() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    share_and_settle(&app, &a.user, case, partner_share(b.id, json!([]))).await;
+
+    let mails = sink(&app).mails();
+    assert_eq!(
+        mails.len(),
+        1,
+        "{:?}",
+        mails.iter().map(|m| &m.to).collect::<Vec<_>>()
+    );
+    let desk = mails_to(&app, "desk@beta-pd.example");
+    assert_eq!(desk.len(), 1, "the partner's notification address");
+    let text = readable(&desk[0]);
+    assert!(
+        text.contains("Alpha PD") && text.contains("Burglary") && text.contains("Please review"),
+        "{text}"
+    );
+    assert!(
+        view_link(&text).is_some_and(|l| l.starts_with("http://caseshare.test/cases/")),
+        "{text}"
+    );
+    // Users of the partner org who were not named get nothing.
+    assert!(mails_to(&app, &app.user_email(b.user_id).await).is_empty());
+    app.stop().await;
+}
+
+// R32
+#[tokio::test]
+async fn r32_internal_share_emails_named_users_and_group_members() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    app.setup(&a, policy(true), false).await;
+    let case = app.create_case(&a.user, "Burglary").await;
+    let (a3_id, _) = app.create_user(a.id, "Alpha PD Analyst", "user").await;
+    let (a4_id, _) = app.create_user(a.id, "Alpha PD Sergeant", "user").await;
+    let group = create_group(&app, a.id, "Night shift", &[a3_id, a4_id]).await;
+    share_and_settle(
+        &app,
+        &a.user,
+        case,
+        json!({
+            "scope": { "kind": "case" },
+            "target": { "kind": "internal", "recipients": [{ "user_id": a.admin_id }, { "group_id": group }] },
+            "message": "Please review"
+        }),
+    )
+    .await;
+
+    let expected = [
+        app.user_email(a.admin_id).await,
+        app.user_email(a3_id).await,
+        app.user_email(a4_id).await,
+    ];
+    assert_eq!(sink(&app).mails().len(), expected.len());
+    for address in &expected {
+        let got = mails_to(&app, address);
+        assert_eq!(got.len(), 1, "{address} is emailed exactly once");
+        let text = readable(&got[0]);
+        assert!(
+            text.contains("Alpha PD")
+                && text.contains("Burglary")
+                && text.contains("Please review"),
+            "{text}"
+        );
+        assert_eq!(
+            view_link(&text).as_deref(),
+            Some(format!("http://caseshare.test/cases/{case}").as_str())
+        );
+    }
+    // The sharer and the org's notification address are not emailed.
+    assert!(mails_to(&app, &app.user_email(a.user_id).await).is_empty());
+    assert!(mails_to(&app, "desk@alpha-pd.example").is_empty());
+    app.stop().await;
+}
+
+// R10, R32
+#[tokio::test]
+async fn r10_r32_fields_the_policy_excludes_never_appear_in_an_email() {
+    let app = spawn_app().await;
+    let mut p = policy(false);
+    set(&mut p, "permissions.copy_download", true);
+    let (a, b, case) = two_partners(&app, p).await;
+    let secrets = [
+        "Zed Secretname",
+        "zed.secret@hidden.example",
+        "+1 555 0199",
+        "1971-04-05",
+        "secret transcript words",
+        "secret evidence note",
+        "secret-evidence-tag",
+        "secret custom value",
+    ];
+    app.add_evidence(
+        &a.user,
+        case,
+        json!({
+            "title": "Doorbell video",
+            "notes": ["secret evidence note"],
+            "tags": ["secret-evidence-tag"],
+            "custom_metadata": { "k": "secret custom value" },
+            "community_request": {
+                "caption": "Neighbour footage",
+                "pii": { "name": "Zed Secretname", "date_of_birth": "1971-04-05",
+                         "email": "zed.secret@hidden.example", "phone": "+1 555 0199" }
+            },
+            "transcript": "secret transcript words"
+        }),
+    )
+    .await;
+    app.drain().await;
+    let share_id = share_and_settle(
+        &app,
+        &a.user,
+        case,
+        partner_share(
+            b.id,
+            json!([{ "user_id": b.user_id }, { "email": "reviewer@beta-partner.example" }]),
+        ),
+    )
+    .await;
+    // And the revocation mails, too.
+    let (s, v) = app
+        .post(&format!("/v1/shares/{share_id}/revoke"), &a.user, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    app.drain().await;
+
+    let mails = sink(&app).mails();
+    assert_eq!(mails.len(), 4, "share and revoke mails for two recipients");
+    for mail in &mails {
+        let text = readable(mail);
+        assert!(text.contains("Burglary"), "{text}");
+        for secret in secrets {
+            assert!(
+                !mail.data.contains(secret) && !text.contains(secret),
+                "{secret:?} leaked into an email: {text}"
+            );
+        }
+    }
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// R33
+// ---------------------------------------------------------------------------
+
+// R33
+#[tokio::test]
+async fn r33_revocation_emails_the_receivers_once_even_when_jobs_are_redelivered() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let outside = "reviewer@beta-partner.example";
+    let share_id = share_and_settle(
+        &app,
+        &a.user,
+        case,
+        partner_share(
+            b.id,
+            json!([{ "user_id": b.user_id }, { "email": outside }]),
+        ),
+    )
+    .await;
+    let recipients = [app.user_email(b.user_id).await, outside.to_string()];
+
+    let (s, v) = app
+        .post(&format!("/v1/shares/{share_id}/revoke"), &a.user, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    // Revoking again is idempotent: no second revocation notice.
+    let (s, _) = app
+        .post(&format!("/v1/shares/{share_id}/revoke"), &a.user, json!({}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    app.drain().await;
+
+    let check = |app: &TestApp| {
+        for address in &recipients {
+            let got = mails_to(app, address);
+            let revokes = got.iter().filter(|m| is_revocation(m)).count();
+            assert_eq!(revokes, 1, "{address}: one revocation mail");
+            assert_eq!(got.len() - revokes, 1, "{address}: one share mail");
+            let text = readable(got.iter().find(|m| is_revocation(m)).unwrap());
+            assert!(
+                text.contains("Alpha PD") && text.contains("Burglary"),
+                "{text}"
+            );
+        }
+        assert_eq!(sink(app).mails().len(), 2 * recipients.len());
+    };
+    check(&app);
+    let kinds: Vec<String> = notices(&app, &a.user, &share_id)
+        .await
+        .iter()
+        .map(|n| {
+            format!(
+                "{}:{}",
+                n["kind"].as_str().unwrap(),
+                n["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "revoke:sent").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "share:sent").count(),
+        2,
+        "{kinds:?}"
+    );
+
+    // A broker redelivery of every finished SendNotice job changes nothing.
+    let topology = caseshare::amqp::Topology::new(&app.prefix, &[100, 200, 400]);
+    let conn = caseshare::amqp::connect(&app.amqp_url, "redeliver")
+        .await
+        .unwrap();
+    let publisher = caseshare::amqp::Publisher::open(&conn).await.unwrap();
+    let redeliver = |job: Uuid| {
+        let publisher = publisher.clone();
+        let exchange = topology.jobs_exchange();
+        async move {
+            let body = serde_json::to_vec(&json!({ "job_id": job })).unwrap();
+            publisher
+                .publish(&exchange, "send-notice", &body, FieldTable::default(), None)
+                .await
+                .unwrap();
+        }
+    };
+    let jobs = send_notice_jobs(&app).await;
+    assert_eq!(jobs.len(), 4);
+    for (job, ..) in &jobs {
+        redeliver(*job).await;
+    }
+    // And again, as if the worker had died after sending but before recording
+    // the job's outcome: the handler runs again and must find its notice sent.
+    sqlx::query("UPDATE jobs SET status = 'running' WHERE kind = 'send-notice'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    for (job, ..) in &jobs {
+        redeliver(*job).await;
+    }
+    eventually("the redelivered jobs to run again", || async {
+        let now = send_notice_jobs(&app).await;
+        now.iter()
+            .zip(&jobs)
+            .all(|(n, before)| n.3 == "complete" && n.2 > before.2)
+            .then_some(())
+    })
+    .await;
+    app.drain().await;
+    check(&app);
+    let _ = conn.close(200, "bye".into()).await;
+    app.stop().await;
+}
+
+// R33, R35
+#[tokio::test]
+async fn r33_a_crash_between_smtp_accept_and_ack_sends_no_second_copy() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let (b3_id, _) = app.create_user(b.id, "Beta PD Analyst", "user").await;
+    let group = create_group(&app, b.id, "Detectives", &[b.admin_id, b3_id]).await;
+    let outside = "reviewer@beta-partner.example";
+    // The worker dies after one notice's SMTP accept, before its ack; the
+    // other notices are in flight on the same worker at that moment.
+    let faults = app.app.as_ref().unwrap().faults();
+    faults.crash_after_effect_once(caseshare::jobs::JobKind::SendNotice);
+    share_and_settle(
+        &app,
+        &a.user,
+        case,
+        partner_share(
+            b.id,
+            json!([{ "user_id": b.user_id }, { "group_id": group }, { "email": outside }]),
+        ),
+    )
+    .await;
+    assert!(faults.has_crashed(), "a worker died after an SMTP accept");
+
+    let recipients = [
+        app.user_email(b.user_id).await,
+        app.user_email(b.admin_id).await,
+        app.user_email(b3_id).await,
+        outside.to_string(),
+    ];
+    for address in &recipients {
+        assert_eq!(mails_to(&app, address).len(), 1, "{address} got one mail");
+    }
+    assert_eq!(sink(&app).mails().len(), recipients.len());
+    let jobs = send_notice_jobs(&app).await;
+    assert!(jobs.iter().all(|j| j.3 == "complete"), "{jobs:?}");
+    let deliveries = jobs.iter().map(|j| j.2).max().unwrap();
+    assert!(
+        deliveries >= 2,
+        "the crashed job was redelivered ({jobs:?})"
+    );
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// R34
+// ---------------------------------------------------------------------------
+
+// R34
+#[tokio::test]
+async fn r34_transient_smtp_failures_are_retried_until_delivered_once() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    sink(&app).set_mode(Mode::Transient(2));
+    let share_id = share_and_settle(
+        &app,
+        &a.user,
+        case,
+        partner_share(b.id, json!([{ "user_id": b.user_id }])),
+    )
+    .await;
+
+    let address = app.user_email(b.user_id).await;
+    let mails = mails_to(&app, &address);
+    assert_eq!(mails.len(), 1, "delivered once after the retries");
+    assert_eq!(sink(&app).mails().len(), 1);
+    assert_eq!(sink(&app).rejected(), 2, "two 451 answers were retried");
+    let jobs = send_notice_jobs(&app).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].3, "complete");
+    assert!(jobs[0].1 >= 3, "attempts: {jobs:?}");
+
+    let items = notices(&app, &a.user, &share_id).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let notice = &items[0];
+    assert_eq!(notice["status"], "sent", "{notice}");
+    assert_eq!(notice["recipient"], address.as_str());
+    assert!(notice["attempts"].as_i64().unwrap() >= 3, "{notice}");
+    assert!(notice["last_error"].is_null(), "{notice}");
+    // The delivered mail carries the notice's stable Message-ID.
+    assert_eq!(
+        header(&mails[0], "Message-ID").as_deref(),
+        notice["message_id"].as_str(),
+        "{}",
+        mails[0].data
+    );
+    app.stop().await;
+}
+
+// R34
+#[tokio::test]
+async fn r34_a_permanent_smtp_failure_marks_the_notice_failed_and_the_share_stays_complete() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    sink(&app).set_mode(Mode::Permanent);
+    let share_id = share_and_settle(
+        &app,
+        &a.user,
+        case,
+        partner_share(b.id, json!([{ "user_id": b.user_id }])),
+    )
+    .await;
+
+    let items = notices(&app, &a.user, &share_id).await;
+    assert_eq!(items.len(), 1, "{items:?}");
+    let notice = &items[0];
+    assert_eq!(notice["status"], "failed", "visible to operators: {notice}");
+    let error = notice["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("550"), "the SMTP reason is kept: {notice}");
+    assert!(sink(&app).mails().is_empty());
+    assert!(sink(&app).rejected() >= 1);
+
+    let jobs = send_notice_jobs(&app).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].3, "dead", "{jobs:?}");
+    assert_eq!(jobs[0].1, 1, "a 5xx is not retried: {jobs:?}");
+    let (_, share) = app.get(&format!("/v1/shares/{share_id}"), &a.user).await;
+    assert_eq!(share["status"], "complete", "{share}");
+    // The partner still has the case.
+    let (s, _) = app.get(&format!("/v1/cases/{case}"), &b.user).await;
+    assert_eq!(s, StatusCode::OK);
+    app.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// R15
+// ---------------------------------------------------------------------------
+
+// R15, R10
+#[tokio::test]
+async fn r15_status_events_carry_ids_and_status_but_no_evidence_fields() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let da = app.create_org("County DA", "justice").await;
+    app.partner(a.id, da.id).await;
+    app.setup(&a, policy(true), false).await;
+    let case = app.create_case(&a.user, "Burglary").await;
+    let evidence_values = [
+        "Zulu doorbell footage",
+        "a dark alley description",
+        "secret transcript words",
+        "secret evidence note",
+        "Zed Secretname",
+    ];
+    app.add_evidence(
+        &a.user,
+        case,
+        json!({
+            "title": "Zulu doorbell footage",
+            "description": "a dark alley description",
+            "notes": ["secret evidence note"],
+            "community_request": { "caption": "c", "pii": { "name": "Zed Secretname" } },
+            "transcript": "secret transcript words"
+        }),
+    )
+    .await;
+    app.drain().await;
+
+    // The topology is declared asynchronously at start: wait for the exchange.
+    let status_exchange = format!("{}.status", app.prefix);
+    let conn = caseshare::amqp::connect(&app.amqp_url, "status-listener")
+        .await
+        .unwrap();
+    eventually("the status exchange to exist", || async {
+        // A failed passive declare closes its channel: a fresh one each time.
+        let ch = conn.create_channel().await.ok()?;
+        ch.exchange_declare(
+            status_exchange.clone().into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .ok()
+    })
+    .await;
+    let ch = conn.create_channel().await.unwrap();
+    let queue = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let queue = queue.name().to_string();
+    for key in ["share.#", "import.#"] {
+        ch.queue_bind(
+            queue.clone().into(),
+            status_exchange.clone().into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+
+    let share = app
+        .share(&a.user, case, partner_share(da.id, json!([])))
+        .await;
+    let share_id = share["id"].as_str().unwrap().to_string();
+    app.wait_share(&a.user, &share_id).await;
+
+    let events: Mutex<Vec<(String, String)>> = Mutex::default();
+    let wanted = ["share.processing", "share.complete", "import.complete"];
+    eventually("share and import status events", || async {
+        while let Ok(Some(m)) = ch
+            .basic_get(queue.clone().into(), BasicGetOptions { no_ack: true })
+            .await
+        {
+            let body = String::from_utf8_lossy(&m.delivery.data).into_owned();
+            events
+                .lock()
+                .unwrap()
+                .push((m.delivery.routing_key.to_string(), body));
+        }
+        let got = events.lock().unwrap();
+        wanted
+            .iter()
+            .all(|w| got.iter().any(|(k, _)| k == w))
+            .then_some(())
+    })
+    .await;
+
+    let events = events.into_inner().unwrap();
+    for key in wanted {
+        let (_, body) = events.iter().find(|(k, _)| k == key).unwrap();
+        let v: Value = serde_json::from_str(body).expect("a JSON event body");
+        assert_eq!(v["share_id"], share_id.as_str(), "{key}: {v}");
+        let status = key.split_once('.').unwrap().1;
+        assert_eq!(v["status"], status, "{key}: {v}");
+    }
+    for (key, body) in &events {
+        for value in evidence_values {
+            assert!(!body.contains(value), "{value:?} leaked into {key}: {body}");
+        }
+    }
+    let _ = conn.close(200, "bye".into()).await;
+    app.stop().await;
+}

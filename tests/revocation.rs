@@ -1,0 +1,247 @@
+//! Revocation (R29–R31): who may revoke, what stops, what stays, idempotency,
+//! and the race between new evidence and a revoke.
+
+mod common;
+
+use common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use uuid::Uuid;
+
+struct World {
+    app: TestApp,
+    a: Org,
+    b: Org,
+    case: Uuid,
+    share_id: String,
+}
+
+async fn shared_world(receiver_kind: &str, auto_sync: bool) -> World {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta", receiver_kind).await;
+    app.partner(a.id, b.id).await;
+    app.setup(&a, policy(true), false).await;
+    if auto_sync {
+        app.put(
+            "/v1/sharing/settings",
+            &b.admin,
+            json!({ "auto_sync": true }),
+        )
+        .await;
+    }
+    let case = app.create_case(&a.user, "Fraud").await;
+    app.add_evidence(&a.user, case, json!({ "title": "before" }))
+        .await;
+    let share = app.share(&a.user, case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": b.id, "recipients": [] } })).await;
+    let share_id = share["id"].as_str().unwrap().to_string();
+    app.wait_share(&a.user, &share_id).await;
+    app.drain().await;
+    World {
+        app,
+        a,
+        b,
+        case,
+        share_id,
+    }
+}
+
+impl World {
+    async fn revoke(&self, token: &str) -> (StatusCode, serde_json::Value) {
+        self.app
+            .call(
+                Method::POST,
+                &format!("/v1/shares/{}/revoke", self.share_id),
+                Some(token),
+                None,
+            )
+            .await
+    }
+}
+
+// R29: admins and the case owner may revoke; access ends; new evidence stops.
+#[tokio::test]
+async fn r29_owner_or_admin_revokes_and_external_access_ends() {
+    let w = shared_world("lea", false).await;
+    let (other_user, other_token) = w.app.create_user(w.a.id, "Other Officer", "user").await;
+    let _ = other_user;
+    let (s, v) = w.revoke(&other_token).await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "a user who does not own the case"
+    );
+    let (s, _) = w.revoke(&w.b.admin).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "the receiver cannot revoke");
+    let (s, v) = w.revoke(&w.a.admin).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["status"], "revoked");
+
+    for path in [
+        format!("/v1/cases/{}", w.case),
+        format!("/v1/cases/{}/evidence", w.case),
+        format!("/v1/cases/{}/folders", w.case),
+    ] {
+        let (s, _) = w.app.get(&path, &w.b.user).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
+    }
+    let (_, received) = w.app.get("/v1/received", &w.b.user).await;
+    assert_eq!(received["items"][0]["state"], "revoked");
+    let (_, list) = w.app.get("/v1/cases", &w.b.user).await;
+    assert!(list["items"].as_array().unwrap().is_empty());
+    w.app
+        .add_evidence(&w.a.user, w.case, json!({ "title": "after" }))
+        .await;
+    w.app.drain().await;
+    let grants: i64 = sqlx::query_scalar("SELECT count(*) FROM grants")
+        .fetch_one(&w.app.db)
+        .await
+        .unwrap();
+    assert_eq!(grants, 0, "no grants remain and none are added");
+    let (_, share) = w
+        .app
+        .get(&format!("/v1/shares/{}", w.share_id), &w.a.user)
+        .await;
+    assert_eq!(share["status"], "revoked");
+    assert!(share["revoked_at"].is_string());
+    // The owner (not admin) may revoke as well.
+    let w2 = shared_world("lea", false).await;
+    let (s, _) = w2.revoke(&w2.a.user).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    w2.app.stop().await;
+    w.app.stop().await;
+}
+
+// R30: an imported copy stays with the receiver and gets no further updates.
+#[tokio::test]
+async fn r30_imported_copy_stays_but_receives_no_updates() {
+    let w = shared_world("justice", true).await;
+    let (_, r) = w.app.get("/v1/received", &w.b.user).await;
+    let imported: Uuid = r["items"][0]["imported_case_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (s, _) = w.revoke(&w.a.user).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    w.app
+        .add_evidence(&w.a.user, w.case, json!({ "title": "after revoke" }))
+        .await;
+    w.app
+        .patch(
+            &format!("/v1/cases/{}", w.case),
+            &w.a.user,
+            json!({ "title": "renamed" }),
+        )
+        .await;
+    w.app.drain().await;
+    let (s, ev) = w
+        .app
+        .get(&format!("/v1/cases/{imported}/evidence"), &w.b.user)
+        .await;
+    assert_eq!(s, StatusCode::OK, "the imported copy stays");
+    let titles: Vec<&str> = ev["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, vec!["before"]);
+    let (_, d) = w
+        .app
+        .get(&format!("/v1/cases/{imported}/import-details"), &w.b.user)
+        .await;
+    assert_eq!(d["state"], "revoked");
+    assert!(d["updates"]["case"].as_array().unwrap().is_empty());
+    assert!(d["updates"]["evidence"].as_array().unwrap().is_empty());
+    let (s, v) = w
+        .app
+        .post(
+            &format!("/v1/cases/{imported}/updates/apply"),
+            &w.b.user,
+            json!({ "all": true }),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"].as_str()),
+        (StatusCode::GONE, Some("share_revoked"))
+    );
+    w.app.stop().await;
+}
+
+// R31: revoking twice is harmless.
+#[tokio::test]
+async fn r31_revoke_is_idempotent() {
+    let w = shared_world("lea", false).await;
+    let (s1, v1) = w.revoke(&w.a.user).await;
+    let (s2, v2) = w.revoke(&w.a.user).await;
+    assert_eq!((s1, s2), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(v1["revoked_at"], v2["revoked_at"]);
+    w.app.drain().await;
+    let (jobs, audits): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM jobs WHERE kind = 'revoke-share'), (SELECT count(*) FROM audit_log WHERE action = 'revoke')",
+    )
+    .fetch_one(&w.app.db)
+    .await
+    .unwrap();
+    assert_eq!((jobs, audits), (1, 1));
+    w.app.stop().await;
+}
+
+// R31: evidence-added jobs racing a revoke never share after the revoke was acknowledged.
+#[tokio::test]
+async fn r31_evidence_racing_a_revoke_is_never_shared_after_the_acknowledgement() {
+    let w = shared_world("justice", true).await;
+    let (_, r) = w.app.get("/v1/received", &w.b.user).await;
+    let imported: Uuid = r["items"][0]["imported_case_id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let count_synced = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM evidence WHERE case_id = $1")
+            .bind(imported)
+            .fetch_one(&w.app.db)
+            .await
+            .unwrap()
+    };
+    // A stream of evidence, 4 requests at a time, with the revoke fired in the middle of it.
+    use futures_util::StreamExt;
+    let path = format!("/v1/cases/{}/evidence", w.case);
+    let posts = futures_util::stream::iter(0..80)
+        .map(|i| {
+            w.app
+                .post(&path, &w.a.user, json!({ "title": format!("race {i}") }))
+        })
+        .buffer_unordered(4)
+        .collect::<Vec<_>>();
+    let revoke = async {
+        while count_synced().await < 10 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let res = w.revoke(&w.a.user).await;
+        // Acknowledged: from here on nothing more may reach the receiver.
+        (res, count_synced().await)
+    };
+    let (results, ((s, _), at_ack)) = tokio::join!(posts, revoke);
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert!(results.iter().all(|(s, _)| *s == StatusCode::ACCEPTED));
+    w.app.drain().await;
+    let after = count_synced().await;
+    println!("race: {at_ack} of 80 evidence items (+1 from before) synced before the revoke was acknowledged");
+    assert_eq!(
+        after, at_ack,
+        "nothing was synced after the revoke was acknowledged ({at_ack} at ack)"
+    );
+    let (s, _) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let grants: i64 = sqlx::query_scalar("SELECT count(*) FROM grants")
+        .fetch_one(&w.app.db)
+        .await
+        .unwrap();
+    assert_eq!(grants, 0);
+    w.app.stop().await;
+}
