@@ -1,0 +1,169 @@
+//! Resilience (R35, R36, R38): the broker drops every connection of a running
+//! deployment (what a broker restart looks like from the service), and two real
+//! worker processes share a burst while one of them is killed.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use uuid::Uuid;
+
+/// Close every broker connection of this deployment, as a broker restart would.
+fn drop_broker_connections(prefix: &str) -> usize {
+    let out = Command::new("rabbitmqctl")
+        .args(["list_connections", "-q", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl is needed for this test (it ships with rabbitmq-server)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut closed = 0;
+    for line in text.lines().filter(|l| l.contains(prefix)) {
+        let Some(pid) = line.split_whitespace().next() else {
+            continue;
+        };
+        let status = Command::new("rabbitmqctl")
+            .args(["close_connection", pid, "test: simulated broker restart"])
+            .stdout(Stdio::null())
+            .status()
+            .expect("rabbitmqctl close_connection");
+        if status.success() {
+            closed += 1;
+        }
+    }
+    closed
+}
+
+// R35: evidence accepted before, during and after a broker outage is never lost.
+#[tokio::test]
+async fn r35_broker_connection_loss_loses_no_accepted_evidence() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    app.partner(a.id, b.id).await;
+    app.setup(&a, policy(true), false).await;
+    let case = app.create_case(&a.user, "Case").await;
+    let share = app.share(&a.user, case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": b.id, "recipients": [] } })).await;
+    app.wait_share(&a.user, share["id"].as_str().unwrap()).await;
+    for i in 0..10 {
+        app.add_evidence(&a.user, case, json!({ "title": format!("before {i}") }))
+            .await;
+    }
+    let prefix = app.prefix.clone();
+    let closed = eventually("worker and relay connected", || {
+        let prefix = prefix.clone();
+        async move {
+            tokio::task::spawn_blocking(move || drop_broker_connections(&prefix))
+                .await
+                .ok()
+                .filter(|n| *n >= 2)
+        }
+    })
+    .await;
+    assert!(closed >= 2, "worker and relay connections were closed");
+    // Accepted while the service is reconnecting.
+    for i in 0..10 {
+        app.add_evidence(&a.user, case, json!({ "title": format!("during {i}") }))
+            .await;
+    }
+    app.drain().await;
+    let (jobs_done, grants): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM jobs WHERE kind = 'evidence-added' AND status = 'complete'),
+                (SELECT count(*) FROM grants)",
+    )
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!((jobs_done, grants), (20, 20));
+    let (_, seen) = app
+        .get(&format!("/v1/cases/{case}/evidence"), &b.user)
+        .await;
+    assert_eq!(seen["items"].as_array().unwrap().len(), 20);
+    app.stop().await;
+}
+
+struct WorkerProcess(Child);
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_worker(app: &TestApp) -> WorkerProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_caseshare"))
+        .arg("worker")
+        .env("CASESHARE_CONFIG", "/nonexistent/caseshare.toml")
+        .env("CASESHARE_DATABASE_URL", &app.database_url)
+        .env("CASESHARE_AMQP_URL", &app.amqp_url)
+        .env("CASESHARE_AMQP_PREFIX", &app.prefix)
+        .env("CASESHARE_RETRY_DELAYS_MS", "100,200,400")
+        .env("CASESHARE_WORKER_CONCURRENCY", "8")
+        .env("CASESHARE_DB_MAX_CONNECTIONS", "6")
+        .env(
+            "CASESHARE_SMTP_URL",
+            app.smtp
+                .as_ref()
+                .map(|s| s.url())
+                .unwrap_or_else(|| "smtp://127.0.0.1:1".into()),
+        )
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start a caseshare worker process");
+    WorkerProcess(child)
+}
+
+// R35, R36: two worker processes share a burst; one is killed midway; every job is done once.
+#[tokio::test]
+async fn r35_two_worker_processes_share_a_burst_and_survive_a_kill() {
+    let app = spawn_with(Options {
+        roles: caseshare::startup::Roles::API,
+        ..Default::default()
+    })
+    .await;
+    let mut first = spawn_worker(&app);
+    let _second = spawn_worker(&app);
+    let a = app.create_org("Alpha PD", "lea").await;
+    let partners = [
+        app.create_org("Beta PD", "lea").await,
+        app.create_org("Gamma PD", "lea").await,
+    ];
+    app.setup(&a, policy(true), false).await;
+    let case = app.create_case(&a.user, "Case").await;
+    for p in &partners {
+        app.partner(a.id, p.id).await;
+        let s = app.share(&a.user, case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": p.id, "recipients": [] } })).await;
+        app.wait_share(&a.user, s["id"].as_str().unwrap()).await;
+    }
+    let mut ids: Vec<Uuid> = Vec::new();
+    for i in 0..120 {
+        let (id, _) = app
+            .add_evidence(&a.user, case, json!({ "title": format!("burst {i}") }))
+            .await;
+        ids.push(id);
+        if i == 40 {
+            // Kill one worker mid-burst, without any chance to clean up.
+            first.0.kill().expect("kill worker");
+            first.0.wait().expect("reap worker");
+        }
+    }
+    app.drain().await;
+    let (complete, grants, distinct): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM jobs WHERE kind = 'evidence-added' AND status = 'complete'),
+                (SELECT count(*) FROM grants WHERE evidence_id = ANY($1)),
+                (SELECT count(DISTINCT (received_id, evidence_id)) FROM grants WHERE evidence_id = ANY($1))",
+    )
+    .bind(&ids)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(complete, 120, "every job done");
+    assert_eq!(
+        (grants, distinct),
+        (240, 240),
+        "each effect once, for both partners"
+    );
+    app.stop().await;
+}
