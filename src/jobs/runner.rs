@@ -187,7 +187,9 @@ impl Worker {
                 }
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                     match done {
-                        Ok(Ok(())) => {}
+                        Ok(Ok(())) => {
+                            metrics::counter!("caseshare_messages_settled_total", "queue" => queue.clone()).increment(1);
+                        }
                         Ok(Err(HandleError::Crash)) => {
                             // Die like a killed process: no ack, channel gone.
                             in_flight.abort_all();
@@ -204,6 +206,7 @@ impl Worker {
                         Some(Err(e)) => return Err(e.into()),
                         None => anyhow::bail!("consumer on {queue} was cancelled"),
                     };
+                    metrics::counter!("caseshare_messages_delivered_total", "queue" => queue.clone()).increment(1);
                     let me = self.clone();
                     let publisher = publisher.clone();
                     in_flight.spawn(async move {
