@@ -149,6 +149,7 @@ async fn print_profile(db: &PgPool, since: chrono::DateTime<chrono::Utc>) -> Ben
         Option<f64>,
         Option<f64>,
         Option<f64>,
+        Option<f64>,
     );
     let rows: Vec<Row> = sqlx::query_as(
         "WITH j AS (
@@ -168,7 +169,8 @@ async fn print_profile(db: &PgPool, since: chrono::DateTime<chrono::Utc>) -> Ben
                 percentile_cont(0.5) WITHIN GROUP (ORDER BY run_ms),
                 max(run_ms),
                 -- average parallelism: handler time over the wall-clock span
-                sum(run_ms) / nullif(EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::float8 * 1000, 0)
+                sum(run_ms) / nullif(EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::float8 * 1000, 0),
+                EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::float8
          FROM j GROUP BY kind ORDER BY kind",
     )
     .bind(since)
@@ -177,7 +179,7 @@ async fn print_profile(db: &PgPool, since: chrono::DateTime<chrono::Utc>) -> Ben
     .map_err(db_err)?;
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
     println!(
-        "    {:<15} {:>5} {:>5} {:>7} | {:>17} | {:>17} | {:>17} | {:>5}",
+        "    {:<15} {:>5} {:>5} {:>7} | {:>17} | {:>17} | {:>17} | {:>5} | {:>6} {:>7}",
         "job kind",
         "jobs",
         "done",
@@ -185,11 +187,13 @@ async fn print_profile(db: &PgPool, since: chrono::DateTime<chrono::Utc>) -> Ben
         "outbox->pub p50/max",
         "created->claim p50/max",
         "handler p50/max",
-        "par."
+        "par.",
+        "span",
+        "jobs/s"
     );
-    for (kind, n, done, retries, pub50, pubmax, w50, wmax, r50, rmax, par) in rows {
+    for (kind, n, done, retries, pub50, pubmax, w50, wmax, r50, rmax, par, span) in rows {
         println!(
-            "    {kind:<15} {n:>5} {done:>5} {retries:>7} | {:>8} /{:>6} ms | {:>10} /{:>6} ms | {:>8} /{:>6} ms | {:>5}",
+            "    {kind:<15} {n:>5} {done:>5} {retries:>7} | {:>8} /{:>6} ms | {:>10} /{:>6} ms | {:>8} /{:>6} ms | {:>5} | {:>5} s {:>7}",
             ms(pub50),
             ms(pubmax),
             ms(w50),
@@ -197,6 +201,9 @@ async fn print_profile(db: &PgPool, since: chrono::DateTime<chrono::Utc>) -> Ben
             ms(r50),
             ms(rmax),
             par.map_or("-".into(), |p| format!("{p:.1}")),
+            span.map_or("-".into(), |s| format!("{s:.2}")),
+            span.filter(|s| *s > 0.0)
+                .map_or("-".into(), |s| format!("{:.0}", done as f64 / s)),
         );
     }
     let errors: Vec<(String, i64)> = sqlx::query_as(

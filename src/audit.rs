@@ -19,6 +19,8 @@ pub enum Action {
     OnwardShare,
     Revoke,
     AccessExternal,
+    /// An operator put a dead-lettered job back to work (`caseshare dead-letters requeue`).
+    DeadLetterRequeued,
 }
 
 impl Action {
@@ -34,6 +36,7 @@ impl Action {
             Action::OnwardShare => "onward_share",
             Action::Revoke => "revoke",
             Action::AccessExternal => "access_external",
+            Action::DeadLetterRequeued => "dead_letter_requeued",
         }
     }
 }

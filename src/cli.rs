@@ -1,10 +1,11 @@
 //! Command line (API.md "Running"): `serve`, `api`, `worker`, `migrate`, and
-//! operator commands (`queues`).
+//! operator commands (`queues`, `dead-letters`; implemented in `operations`).
 
 use clap::{Parser, Subcommand};
+use uuid::Uuid;
 
-use crate::amqp::Topology;
 use crate::config::Settings;
+use crate::operations::{self, RequeueTarget};
 use crate::startup::{Application, Roles};
 use crate::{db, telemetry};
 
@@ -34,6 +35,30 @@ pub enum Command {
     Migrate,
     /// Print each queue with its depth and consumers.
     Queues,
+    /// Inspect, requeue and purge dead-lettered jobs.
+    DeadLetters {
+        #[command(subcommand)]
+        command: DeadLettersCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DeadLettersCommand {
+    /// Dead jobs (from PostgreSQL) and the depth of the `<prefix>.dead` queue.
+    List,
+    /// One job row in full: payload, attempts, deliveries, last error, times.
+    Show { job_id: Uuid },
+    /// Put a dead job (or every dead job) back to work, in one transaction.
+    #[command(group(clap::ArgGroup::new("which").required(true).args(["job_id", "all"])))]
+    Requeue {
+        /// The dead job to requeue.
+        job_id: Option<Uuid>,
+        /// Requeue every job whose status is `dead`.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Empty the `<prefix>.dead` queue; the job rows stay as the history.
+    Purge,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -54,6 +79,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Queues => return queues(&settings).await,
+        Command::DeadLetters { command } => return dead_letters(&settings, command).await,
     };
     let app = Application::build(settings, roles).await?;
     app.shutdown().on_signals();
@@ -62,14 +88,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn queues(settings: &Settings) -> anyhow::Result<()> {
-    let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms);
-    let probe = crate::http::ops::BrokerProbe::default();
-    let stats = probe
-        .queue_stats(&settings.amqp_url, &topology.all_queues())
-        .await?;
-    println!("{:<48} {:>10} {:>10}", "QUEUE", "MESSAGES", "CONSUMERS");
-    for q in stats {
-        println!("{:<48} {:>10} {:>10}", q.queue, q.messages, q.consumers);
+    let rows = operations::queues(settings).await?;
+    print!("{}", operations::render_queues(&rows));
+    Ok(())
+}
+
+async fn dead_letters(settings: &Settings, command: DeadLettersCommand) -> anyhow::Result<()> {
+    match command {
+        DeadLettersCommand::List => print!("{}", operations::list(settings).await?.render()),
+        DeadLettersCommand::Show { job_id } => {
+            print!("{}", operations::show(settings, job_id).await?.render())
+        }
+        DeadLettersCommand::Requeue { job_id, all: _ } => {
+            // clap guarantees exactly one of `<job_id>` and `--all`.
+            let target = job_id.map_or(RequeueTarget::AllDead, RequeueTarget::Job);
+            let rows = operations::requeue(settings, target).await?;
+            print!("{}", operations::render_requeued(&rows));
+        }
+        DeadLettersCommand::Purge => {
+            let n = operations::purge(settings).await?;
+            println!(
+                "purged {n} message(s) from {}",
+                crate::amqp::Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms)
+                    .dead_queue()
+            );
+        }
     }
     Ok(())
 }

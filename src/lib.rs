@@ -6,7 +6,8 @@
 //!   R22–R23 fan-out), `receiving` (R18–R21, R24–R28), `revocation` (R29–R31),
 //!   `notify` (R32–R34), `audit` (R39), `evidence` (intake, R38);
 //! - `jobs` (outbox, runner, retry; R35–R36), `amqp` (topology), `http` (the
-//!   contract of `API.md`), `config`, `db`, `telemetry` (R37), `startup`.
+//!   contract of `API.md`), `config`, `db`, `telemetry` (R37), `startup`;
+//! - `operations` (operator commands: queue depth and dead letters; R36–R37).
 
 pub mod amqp;
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod evidence;
 pub mod http;
 pub mod jobs;
 pub mod notify;
+pub mod operations;
 pub mod orgs;
 pub mod policy;
 pub mod receiving;
