@@ -112,6 +112,9 @@ CREATE TABLE notices (
     recipient        text NOT NULL,
     idempotency_key  text NOT NULL UNIQUE,
     status           text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    -- A worker sending this notice holds it until then (a lease, not a lock:
+    -- no database connection is held while the SMTP server answers).
+    claimed_until    timestamptz,
     attempts         integer NOT NULL DEFAULT 0,
     last_error       text,
     message_id       text NOT NULL,

@@ -110,14 +110,15 @@ pub async fn owned(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result
     .ok_or(Error::NotFound("case"))
 }
 
-/// Lock an owned case row for the rest of the transaction.
+/// Lock an owned case row for the rest of the transaction (`NO KEY UPDATE`:
+/// evidence and folder inserts, which take key-share locks, are not blocked).
 pub async fn owned_for_update(
     db: &mut PgConnection,
     org_id: Uuid,
     case_id: Uuid,
 ) -> Result<CaseRow> {
     sqlx::query_as(&format!(
-        "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND org_id = $2 FOR UPDATE"
+        "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND org_id = $2 FOR NO KEY UPDATE"
     ))
     .bind(case_id)
     .bind(org_id)

@@ -10,7 +10,7 @@ use crate::amqp::Topology;
 use crate::config::Settings;
 use crate::jobs::relay::Relay;
 use crate::jobs::runner::{Faults, Worker};
-use crate::jobs::JobContext;
+use crate::jobs::{JobContext, JobKind};
 use crate::shutdown::Shutdown;
 use crate::{db, http, notify, orgs, telemetry};
 
@@ -70,7 +70,12 @@ impl Application {
                 db: pool.clone(),
                 settings: settings.clone(),
                 topology: topology.clone(),
-                mailer: notify::Mailer::new(&settings.smtp_url, &settings.mail_from)?,
+                mailer: notify::Mailer::new(
+                    &settings.smtp_url,
+                    &settings.mail_from,
+                    crate::jobs::runner::prefetch(JobKind::SendNotice, settings.worker_concurrency)
+                        .into(),
+                )?,
             };
             let worker = Arc::new(Worker {
                 ctx,

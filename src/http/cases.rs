@@ -118,13 +118,14 @@ pub async fn get_case(
     Ok(axum::Json(view))
 }
 
-/// Own case, or 403 for an external one (read-only, R18), or 404.
+/// Own case, or 403 for an external one (read-only, R18), or 404. Not
+/// locked: adding evidence or folders must not serialize on the case row.
 async fn owned_or_refuse(
     db: &mut sqlx::PgConnection,
     org_id: Uuid,
     case_id: Uuid,
 ) -> Result<cases::CaseRow> {
-    match cases::owned_for_update(db, org_id, case_id).await {
+    match cases::owned(db, org_id, case_id).await {
         Err(Error::NotFound(_)) if receiving::external(db, org_id, case_id).await.is_ok() => {
             Err(Error::Forbidden("an external case is read-only".into()))
         }
@@ -141,7 +142,8 @@ pub async fn patch_case(
     Json(patch): Json<CasePatch>,
 ) -> Result<axum::Json<CaseView>> {
     let mut tx = s.db.begin().await?;
-    let case = owned_or_refuse(&mut tx, u.org_id, case_id).await?;
+    owned_or_refuse(&mut tx, u.org_id, case_id).await?;
+    let case = cases::owned_for_update(&mut tx, u.org_id, case_id).await?;
     for (name, v) in [("title", &patch.title), ("case_number", &patch.case_number)] {
         if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
             return Err(Error::validation(format!("{name} must not be empty")));

@@ -193,6 +193,46 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 }
 
+/// Record many jobs of one kind in the caller's transaction: two statements
+/// (UNNEST), whatever their number.
+pub async fn enqueue_many_tx<J: Job>(
+    tx: &mut PgConnection,
+    jobs: &[J],
+    org_id: Option<Uuid>,
+) -> sqlx::Result<Vec<Uuid>> {
+    if jobs.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::new_v4()).collect();
+    let payloads = jobs
+        .iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let messages: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| serde_json::json!({ "job_id": id, "kind": J::KIND.as_str() }))
+        .collect();
+    sqlx::query("INSERT INTO jobs (id, kind, payload, org_id) SELECT i, $1, p, $2 FROM unnest($3::uuid[], $4::jsonb[]) AS u(i, p)")
+        .bind(J::KIND.as_str())
+        .bind(org_id)
+        .bind(&ids)
+        .bind(&payloads)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO outbox (exchange, routing_key, payload, job_id)
+         SELECT 'jobs', $1, m, i FROM unnest($2::uuid[], $3::jsonb[]) AS u(i, m)",
+    )
+    .bind(J::KIND.as_str())
+    .bind(&ids)
+    .bind(&messages)
+    .execute(&mut *tx)
+    .await?;
+    relay::notify_tx(tx).await?;
+    Ok(ids)
+}
+
 /// The message body on a job queue: ids only, the payload stays in PostgreSQL.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct JobMessage {

@@ -64,6 +64,15 @@ impl Faults {
     }
 }
 
+/// Deliveries in flight per queue. Sending email waits on the network, not on
+/// this machine, so its queue gets four times the configured concurrency.
+pub fn prefetch(kind: JobKind, concurrency: u16) -> u16 {
+    match kind {
+        JobKind::SendNotice => concurrency.saturating_mul(4),
+        _ => concurrency,
+    }
+}
+
 pub struct Worker {
     pub ctx: JobContext,
     pub amqp_url: String,
@@ -162,8 +171,9 @@ impl Worker {
         shutdown: Shutdown,
     ) -> anyhow::Result<Ended> {
         let channel = conn.create_channel().await?;
+        let prefetch = kind.map_or(self.concurrency, |k| prefetch(k, self.concurrency));
         channel
-            .basic_qos(self.concurrency, BasicQosOptions::default())
+            .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
         let tag = format!("{}-{}", queue, Uuid::new_v4());
         let mut consumer = channel

@@ -51,9 +51,12 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn new(smtp_url: &str, from: &str) -> anyhow::Result<Self> {
+    pub fn new(smtp_url: &str, from: &str, pool_size: u32) -> anyhow::Result<Self> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)?
             .timeout(Some(std::time::Duration::from_secs(15)))
+            // As many pooled connections as notices in flight (see the runner's
+            // send-notice prefetch), so connections are reused, not reopened.
+            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(pool_size))
             .build();
         Ok(Self {
             transport,
@@ -119,7 +122,8 @@ pub async fn principal_emails(
 }
 
 /// Record one notice per recipient and its send job, in the caller's
-/// transaction. A key that exists already (a rerun) adds nothing.
+/// transaction, set-based (a share may name many recipients). A key that
+/// exists already (a rerun) adds nothing.
 pub async fn enqueue_tx(
     tx: &mut PgConnection,
     kind: NoticeKind,
@@ -127,28 +131,35 @@ pub async fn enqueue_tx(
     received_id: Option<Uuid>,
     recipients: &[String],
 ) -> sqlx::Result<()> {
-    let subject = share_id.or(received_id).unwrap_or_default();
-    for recipient in recipients {
-        let id = Uuid::new_v4();
-        let key = format!("{}:{}:{}", kind.as_str(), subject, recipient.to_lowercase());
-        let message_id = format!("<{id}@caseshare>");
-        let inserted: Option<Uuid> = sqlx::query_scalar(
-            "INSERT INTO notices (id, kind, share_id, received_id, recipient, idempotency_key, message_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
-        )
-        .bind(id)
-        .bind(kind.as_str())
-        .bind(share_id)
-        .bind(received_id)
-        .bind(recipient)
-        .bind(&key)
-        .bind(&message_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(notice_id) = inserted {
-            SendNotice { notice_id }.enqueue_tx(tx).await?;
-        }
+    if recipients.is_empty() {
+        return Ok(());
     }
+    let subject = share_id.or(received_id).unwrap_or_default();
+    let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::new_v4()).collect();
+    let keys: Vec<String> = recipients
+        .iter()
+        .map(|r| format!("{}:{}:{}", kind.as_str(), subject, r.to_lowercase()))
+        .collect();
+    let message_ids: Vec<String> = ids.iter().map(|id| format!("<{id}@caseshare>")).collect();
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO notices (id, kind, share_id, received_id, recipient, idempotency_key, message_id)
+         SELECT i, $1, $2, $3, r, k, m FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[]) AS u(i, r, k, m)
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(kind.as_str())
+    .bind(share_id)
+    .bind(received_id)
+    .bind(&ids)
+    .bind(recipients)
+    .bind(&keys)
+    .bind(&message_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let jobs: Vec<SendNotice> = inserted
+        .into_iter()
+        .map(|notice_id| SendNotice { notice_id })
+        .collect();
+    crate::jobs::enqueue_many_tx(tx, &jobs, None).await?;
     Ok(())
 }
 
@@ -161,7 +172,6 @@ pub struct SendNotice {
 struct NoticeRow {
     kind: String,
     recipient: String,
-    status: String,
     message_id: String,
     share_id: Option<Uuid>,
 }
@@ -304,28 +314,73 @@ impl Job for SendNotice {
     }
 }
 
-/// Send one notice unless it was sent before. The notice row stays locked
-/// from the check to the record, so a second delivery of the same job (a
-/// redelivery racing the first) waits and then finds `sent`.
+/// How long a claimed notice is reserved for the worker sending it.
+const SEND_LEASE: &str = "60 seconds";
+
+/// Send one notice unless it was sent before. The notice is claimed with a
+/// lease (`claimed_until`), so a redelivery racing the first attempt backs off
+/// instead of sending a second copy, and no database connection is held while
+/// the SMTP server answers. Only a process killed between the server's accept
+/// and the `sent` record can cause a second copy, with the same Message-ID.
 async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
-    let mut tx = ctx.db.begin().await?;
-    let notice: Option<NoticeRow> = sqlx::query_as(
-        "UPDATE notices SET attempts = attempts + 1 WHERE id = $1
-         RETURNING kind, recipient, status, message_id, share_id",
-    )
+    let claimed: Option<NoticeRow> = sqlx::query_as(&format!(
+        "UPDATE notices SET attempts = attempts + 1, claimed_until = now() + interval '{SEND_LEASE}'
+         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+         RETURNING kind, recipient, message_id, share_id"
+    ))
     .bind(notice_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&ctx.db)
     .await?;
-    let Some(notice) = notice else {
-        return Err(JobError::Permanent(format!(
-            "notice {notice_id} does not exist"
-        )));
+    let Some(notice) = claimed else {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM notices WHERE id = $1")
+            .bind(notice_id)
+            .fetch_optional(&ctx.db)
+            .await?;
+        return match status.as_deref() {
+            None => Err(JobError::Permanent(format!(
+                "notice {notice_id} does not exist"
+            ))),
+            // Sent (or given up) before: never a second copy (R33).
+            Some("sent") | Some("failed") => Ok(()),
+            Some(_) => Err(JobError::Transient(
+                "notice is being sent by another worker".into(),
+            )),
+        };
     };
-    if notice.status != "pending" {
-        tx.commit().await?;
-        return Ok(()); // sent (or given up) before: never a second copy (R33)
+    let outcome = send(&ctx, &notice).await;
+    let release = match &outcome {
+        Ok(()) => sqlx::query(
+            "UPDATE notices SET status = 'sent', sent_at = now(), last_error = NULL, claimed_until = NULL WHERE id = $1",
+        )
+        .bind(notice_id)
+        .execute(&ctx.db)
+        .await
+        .map(|_| ()),
+        Err(e) => sqlx::query("UPDATE notices SET last_error = $2, claimed_until = NULL WHERE id = $1")
+            .bind(notice_id)
+            .bind(e.to_string())
+            .execute(&ctx.db)
+            .await
+            .map(|_| ()),
+    };
+    match (outcome, release) {
+        (Ok(()), Ok(())) => {
+            metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind.clone())
+                .increment(1);
+            Ok(())
+        }
+        // Sent, but not recorded: the lease keeps redeliveries away while the
+        // database recovers; the retry then records nothing new but `sent`.
+        (Ok(()), Err(db)) => Err(JobError::Transient(format!(
+            "sent, but cannot record it: {db}"
+        ))),
+        (Err(e), _) => Err(e),
     }
-    let rendered = render(&mut tx, &ctx, &notice).await?;
+}
+
+/// Render and hand one notice to the SMTP server.
+async fn send(ctx: &JobContext, notice: &NoticeRow) -> Result<(), JobError> {
+    let rendered = render(&mut *ctx.db.acquire().await?, ctx, notice).await?;
     let to: Mailbox = notice
         .recipient
         .parse()
@@ -350,38 +405,9 @@ async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
         )
         .map_err(|e| JobError::Permanent(format!("cannot build email: {e}")))?;
     match ctx.mailer.transport.send(email).await {
-        Ok(_) => {
-            sqlx::query(
-                "UPDATE notices SET status = 'sent', sent_at = now(), last_error = NULL WHERE id = $1",
-            )
-            .bind(notice_id)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind).increment(1);
-            Ok(())
-        }
-        Err(e) => {
-            let reason = format!("smtp: {e}");
-            // Keep the reason for operators; the SMTP outcome decides either way.
-            let recorded = match sqlx::query("UPDATE notices SET last_error = $2 WHERE id = $1")
-                .bind(notice_id)
-                .bind(&reason)
-                .execute(&mut *tx)
-                .await
-            {
-                Ok(_) => tx.commit().await,
-                Err(e) => Err(e),
-            };
-            if let Err(db) = recorded {
-                tracing::warn!(error = %db, %notice_id, "cannot record the SMTP error");
-            }
-            if e.is_permanent() {
-                Err(JobError::Permanent(reason))
-            } else {
-                Err(JobError::Transient(reason))
-            }
-        }
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(JobError::Permanent(format!("smtp: {e}"))),
+        Err(e) => Err(JobError::Transient(format!("smtp: {e}"))),
     }
 }
 

@@ -393,6 +393,30 @@ pub async fn deliver_new_evidence_tx(
         return Ok(());
     }
     let r = lock(tx, received_id).await?;
+    deliver_to(tx, &r, evidence_ids).await
+}
+
+/// Lock collaborations `FOR SHARE`, in id order: enough to keep a revoke or an
+/// import out while new evidence is delivered, and concurrent evidence-added
+/// jobs do not wait for each other (their writes are keyed).
+pub async fn share_lock(tx: &mut PgConnection, received_ids: &[Uuid]) -> Result<Vec<ReceivedRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {RECEIVED_COLUMNS} FROM received WHERE id = ANY($1) ORDER BY id FOR SHARE"
+    ))
+    .bind(received_ids)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// `deliver_new_evidence_tx` for a row the caller has locked already.
+pub async fn deliver_to(
+    tx: &mut PgConnection,
+    r: &ReceivedRow,
+    evidence_ids: &[Uuid],
+) -> Result<()> {
+    if evidence_ids.is_empty() {
+        return Ok(());
+    }
     let Some(imported) = r.imported_case_id else {
         return Ok(());
     };
@@ -401,7 +425,7 @@ pub async fn deliver_new_evidence_tx(
     }
     let org = orgs::get(tx, r.receiver_org_id).await?;
     if org.kind == OrgKind::Justice && org.auto_sync {
-        copy_evidence_tx(tx, &r, imported, Some(evidence_ids)).await?;
+        copy_evidence_tx(tx, r, imported, Some(evidence_ids)).await?;
     } else {
         let ids: Vec<Uuid> = evidence_ids.iter().map(|_| Uuid::new_v4()).collect();
         sqlx::query(

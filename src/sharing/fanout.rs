@@ -88,13 +88,12 @@ impl Job for EvidenceAdded {
                 covering.entry(received_id).or_insert((share_id, redact));
             }
         }
-        let mut received_ids: Vec<Uuid> = covering.keys().copied().collect();
-        // Lock the collaborations in one order, so concurrent jobs never deadlock.
-        received_ids.sort();
-        sqlx::query("SELECT id FROM received WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE")
-            .bind(&received_ids)
-            .execute(&mut *tx)
-            .await?;
+        let received_ids: Vec<Uuid> = covering.keys().copied().collect();
+        // Lock the collaborations in one order, shared: revokes and imports
+        // wait for us, other evidence-added jobs do not.
+        let rows = receiving::share_lock(&mut tx, &received_ids)
+            .await
+            .map_err(super::job_error)?;
         let share_ids: Vec<Uuid> = received_ids.iter().map(|r| covering[r].0).collect();
         let redacted: Vec<bool> = received_ids.iter().map(|r| covering[r].1).collect();
         let granted: Vec<Uuid> = sqlx::query_scalar(
@@ -109,8 +108,8 @@ impl Job for EvidenceAdded {
         .bind(&redacted)
         .fetch_all(&mut *tx)
         .await?;
-        for received_id in granted {
-            receiving::deliver_new_evidence_tx(&mut tx, received_id, &[self.evidence_id])
+        for r in rows.iter().filter(|r| granted.contains(&r.id)) {
+            receiving::deliver_to(&mut tx, r, &[self.evidence_id])
                 .await
                 .map_err(super::job_error)?;
         }
