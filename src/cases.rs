@@ -143,7 +143,7 @@ pub struct CasePatch {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, Clone, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, Clone, ToSchema, sqlx::FromRow)]
 pub struct Folder {
     pub id: Uuid,
     pub name: String,
@@ -257,18 +257,10 @@ pub async fn update_folder(
 }
 
 pub async fn folders(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<Folder>> {
-    let rows: Vec<(Uuid, String, Option<Uuid>)> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT id, name, parent_id FROM folders WHERE case_id = $1 ORDER BY created_at, id",
     )
     .bind(case_id)
     .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, name, parent_id)| Folder {
-            id,
-            name,
-            parent_id,
-        })
-        .collect())
+    .await?)
 }

@@ -298,9 +298,10 @@ impl Worker {
                     if self.faults.take(kind) {
                         return Err(HandleError::Crash);
                     }
-                    self.finish(job_id, "complete", None).await;
+                    if let Some(latency) = self.finish(job_id, "complete", None).await {
+                        metrics::histogram!("caseshare_job_latency_seconds", "kind" => kind.as_str()).record(latency);
+                    }
                     metrics::counter!("caseshare_jobs_total", "kind" => kind.as_str(), "outcome" => "complete").increment(1);
-                    self.record_latency(job_id, kind).await;
                     delivery.ack(BasicAckOptions::default()).await?;
                 }
                 Err(JobError::Transient(reason)) if (attempts as u32) < self.max_attempts => {
@@ -425,32 +426,25 @@ impl Worker {
         Ok(true)
     }
 
-    async fn finish(&self, job_id: Uuid, status: &str, error: Option<&str>) {
-        let r = sqlx::query(
+    /// Record the outcome; returns the job's latency (created to finished).
+    async fn finish(&self, job_id: Uuid, status: &str, error: Option<&str>) -> Option<f64> {
+        let r = sqlx::query_scalar::<_, f64>(
             "UPDATE jobs SET status = $2::job_status, last_error = coalesce($3, last_error),
-                    finished_at = now(), updated_at = now() WHERE id = $1",
+                    finished_at = now(), updated_at = now() WHERE id = $1
+             RETURNING EXTRACT(EPOCH FROM finished_at - created_at)::float8",
         )
         .bind(job_id)
         .bind(status)
         .bind(error)
-        .execute(&self.ctx.db)
-        .await;
-        if let Err(e) = r {
-            // The handler's effects are keyed, so a redelivery will finish it.
-            tracing::warn!(error = %e, %job_id, "cannot record job outcome");
-        }
-    }
-
-    async fn record_latency(&self, job_id: Uuid, kind: JobKind) {
-        if let Ok(secs) = sqlx::query_scalar::<_, f64>(
-            "SELECT EXTRACT(EPOCH FROM finished_at - created_at)::float8 FROM jobs WHERE id = $1",
-        )
-        .bind(job_id)
         .fetch_one(&self.ctx.db)
-        .await
-        {
-            metrics::histogram!("caseshare_job_latency_seconds", "kind" => kind.as_str())
-                .record(secs);
+        .await;
+        match r {
+            Ok(latency) => Some(latency),
+            Err(e) => {
+                // The handler's effects are keyed, so a redelivery will finish it.
+                tracing::warn!(error = %e, %job_id, "cannot record job outcome");
+                None
+            }
         }
     }
 }

@@ -222,20 +222,12 @@ pub async fn external_evidence(
 }
 
 pub async fn external_folders(db: &mut PgConnection, received_id: Uuid) -> Result<Vec<Folder>> {
-    let rows: Vec<(Uuid, String, Option<Uuid>)> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT id, name, parent_id FROM received_folders WHERE received_id = $1 ORDER BY name, id",
     )
     .bind(received_id)
     .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, name, parent_id)| Folder {
-            id,
-            name,
-            parent_id,
-        })
-        .collect())
+    .await?)
 }
 
 /// Copy the receiver's folder tree into the imported case (same ids), adding
