@@ -763,6 +763,21 @@ async fn r28_onward_sharing_follows_internal_share_permission() {
             .any(|i| i["id"] == colleague.to_string()),
         "the owner sees onward recipients"
     );
+    // The owner's secondary-dissemination log names who added whom, under which share.
+    let (s, log) = w
+        .app
+        .get(&format!("/v1/cases/{}/dissemination", w.case), &w.a.user)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let entry = &log["items"][0];
+    assert_eq!(entry["recipient_id"], colleague.to_string());
+    assert_eq!(entry["added_by"], w.b.user_id.to_string());
+    assert_eq!(entry["receiving_org_name"], "Beta");
+    let (s, _) = w
+        .app
+        .get(&format!("/v1/cases/{}/dissemination", w.case), &w.b.user)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "only the owning org reads it");
     // Only users of the receiver's own org.
     let (s, _) = w
         .app

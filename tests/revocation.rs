@@ -245,3 +245,119 @@ async fn r31_evidence_racing_a_revoke_is_never_shared_after_the_acknowledgement(
     assert_eq!(grants, 0);
     w.app.stop().await;
 }
+
+// R29, R31: bulk revoke by share ids, by case, by partner; one job; idempotent.
+#[tokio::test]
+async fn r29_r31_bulk_revoke_by_ids_case_and_partner() {
+    let w = shared_world("lea", false).await;
+    let c = w.app.create_org("Gamma PD", "lea").await;
+    w.app.partner(w.a.id, c.id).await;
+    let to = |org: Uuid| json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": org, "recipients": [] } });
+    let second_case = w.app.create_case(&w.a.user, "Second").await;
+    let mut ids = Vec::new();
+    for (case, org) in [(w.case, c.id), (second_case, w.b.id), (second_case, c.id)] {
+        let s = w.app.share(&w.a.user, case, to(org)).await;
+        w.app.wait_share(&w.a.user, s["id"].as_str().unwrap()).await;
+        ids.push(s["id"].as_str().unwrap().to_string());
+    }
+    // Refusals change nothing.
+    let (_, other_token) = w.app.create_user(w.a.id, "Other Officer", "user").await;
+    let (s, _) = w
+        .app
+        .post(
+            "/v1/shares/revoke",
+            &other_token,
+            json!({ "case_id": w.case }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = w
+        .app
+        .post(
+            "/v1/shares/revoke",
+            &w.a.user,
+            json!({ "share_ids": [ids[0], Uuid::new_v4()] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = w
+        .app
+        .post(
+            "/v1/shares/revoke",
+            &w.b.admin,
+            json!({ "share_ids": [ids[0]] }),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "another org's share ids do not leak"
+    );
+    let (s, _) = w
+        .app
+        .post("/v1/shares/revoke", &w.a.user, json!({ "share_ids": [] }))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM shares WHERE status = 'complete'")
+        .fetch_one(&w.app.db)
+        .await
+        .unwrap();
+    assert_eq!(live, 4);
+
+    // All shares to Gamma (two cases), in one job.
+    let (s, v) = w
+        .app
+        .post("/v1/shares/revoke", &w.a.admin, json!({ "org_id": c.id }))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["count"], 2);
+    w.app
+        .wait_job(v["job_id"].as_str().unwrap().parse().unwrap())
+        .await;
+    let (_, gamma) = w.app.get("/v1/received", &c.user).await;
+    assert!(gamma["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["state"] == "revoked"));
+    // Again: nothing left to revoke.
+    let (_, v) = w
+        .app
+        .post("/v1/shares/revoke", &w.a.admin, json!({ "org_id": c.id }))
+        .await;
+    assert_eq!(
+        (v["count"].as_i64(), v["job_id"].is_null()),
+        (Some(0), true)
+    );
+    // All shares of a case, by its owner.
+    let (s, v) = w
+        .app
+        .post("/v1/shares/revoke", &w.a.user, json!({ "case_id": w.case }))
+        .await;
+    assert_eq!((s, v["count"].as_i64()), (StatusCode::ACCEPTED, Some(1)));
+    // By ids, including one already revoked.
+    let (s, v) = w
+        .app
+        .post(
+            "/v1/shares/revoke",
+            &w.a.user,
+            json!({ "share_ids": [ids[0], ids[1]] }),
+        )
+        .await;
+    assert_eq!((s, v["count"].as_i64()), (StatusCode::ACCEPTED, Some(1)));
+    w.app.drain().await;
+    let (live, revoke_jobs): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM shares WHERE status = 'complete'), (SELECT count(*) FROM jobs WHERE kind = 'revoke-share')",
+    )
+    .fetch_one(&w.app.db)
+    .await
+    .unwrap();
+    assert_eq!((live, revoke_jobs), (0, 3));
+    let (_, beta) = w.app.get("/v1/received", &w.b.user).await;
+    assert!(beta["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["state"] == "revoked"));
+    w.app.stop().await;
+}

@@ -45,7 +45,7 @@ pub struct AppState {
         admin::get_policy, admin::put_policy, admin::list_partners, admin::assign_partner_policy,
         admin::remove_partner_policy, admin::get_partner_policy,
         sharing::create_share, sharing::get_share, sharing::list_shares, sharing::access_list, sharing::revoke_share,
-        sharing::share_notices,
+        sharing::share_notices, sharing::revoke_many, sharing::dissemination,
         receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
         receiving::add_recipient,
         ops::healthz, ops::readyz, ops::metrics, ops::get_job,
@@ -118,10 +118,15 @@ pub fn router(state: AppState) -> Router {
             "/v1/cases/{case_id}/shares",
             post(sharing::create_share).get(sharing::list_shares),
         )
+        .route("/v1/shares/revoke", post(sharing::revoke_many))
         .route("/v1/shares/{share_id}", get(sharing::get_share))
         .route("/v1/shares/{share_id}/revoke", post(sharing::revoke_share))
         .route("/v1/shares/{share_id}/notices", get(sharing::share_notices))
         .route("/v1/cases/{case_id}/access", get(sharing::access_list))
+        .route(
+            "/v1/cases/{case_id}/dissemination",
+            get(sharing::dissemination),
+        )
         .route("/v1/received", get(receiving::list_received))
         .route("/v1/received/{received_id}/import", post(receiving::import))
         .route(

@@ -12,8 +12,8 @@ use super::AppState;
 use crate::cases;
 use crate::error::{ErrorBody, Result};
 use crate::notify::{self, NoticeView};
-use crate::revocation;
-use crate::sharing::{self, AccessEntry, ShareRequest, ShareView};
+use crate::revocation::{self, BulkRevoke, BulkRevoked};
+use crate::sharing::{self, AccessEntry, Dissemination, ShareRequest, ShareView};
 
 #[utoipa::path(post, path = "/v1/cases/{case_id}/shares", tag = "sharing", request_body = ShareRequest,
     responses((status = 202, body = ShareView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
@@ -78,6 +78,33 @@ pub async fn revoke_share(
         StatusCode::ACCEPTED,
         axum::Json(revocation::revoke(&s.db, &u, id).await?),
     ))
+}
+
+#[utoipa::path(post, path = "/v1/shares/revoke", tag = "sharing", request_body = BulkRevoke,
+    responses((status = 202, body = BulkRevoked), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn revoke_many(
+    User(u): User,
+    State(s): State<AppState>,
+    Json(body): Json<BulkRevoke>,
+) -> Result<(StatusCode, axum::Json<BulkRevoked>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(revocation::revoke_many(&s.db, &u, body).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}/dissemination", tag = "sharing",
+    responses((status = 200, body = Items<Dissemination>), (status = 404, body = ErrorBody)))]
+pub async fn dissemination(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+) -> Result<axum::Json<Items<Dissemination>>> {
+    let mut conn = s.db.acquire().await?;
+    cases::owned(&mut conn, u.org_id, case_id).await?;
+    Ok(axum::Json(Items {
+        items: sharing::dissemination(&mut conn, case_id).await?,
+    }))
 }
 
 #[utoipa::path(get, path = "/v1/shares/{share_id}/notices", tag = "sharing",

@@ -4,7 +4,8 @@
 //! publishes the status event. Imported copies stay, without further updates.
 
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{self, Action};
@@ -13,71 +14,174 @@ use crate::error::{Error, Result};
 use crate::http::auth::UserPrincipal;
 use crate::jobs::{self, Job, JobContext, JobError, JobKind};
 use crate::notify::{self, NoticeKind};
+use crate::orgs::Role;
 use crate::sharing::{self, ShareRow, ShareView, SHARE_COLUMNS};
 
 /// Revoke one share; idempotent (a second call changes nothing).
 pub async fn revoke(db: &PgPool, user: &UserPrincipal, share_id: Uuid) -> Result<ShareView> {
     let mut tx = db.begin().await?;
     let share = sharing::load_owned(&mut tx, user.org_id, share_id).await?;
-    let case = cases::owned(&mut tx, user.org_id, share.case_id).await?;
-    if !sharing::may_revoke(user, &case) {
+    authorize(&mut tx, user, &[share.case_id]).await?;
+    let (mut revoked, job_id) = revoke_tx(&mut tx, user, &[share_id]).await?;
+    tx.commit().await?;
+    Ok(revoked.pop().unwrap_or(share).view(job_id))
+}
+
+/// Which shares a bulk revoke names (API.md `POST /v1/shares/revoke`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum BulkRevoke {
+    Shares { share_ids: Vec<Uuid> },
+    Case { case_id: Uuid },
+    Partner { org_id: Uuid },
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkRevoked {
+    /// The one job that cleans up after every revoked share (null when none was live).
+    pub job_id: Option<Uuid>,
+    /// How many shares this request revoked (already revoked ones are not counted).
+    pub count: usize,
+}
+
+/// Revoke many shares at once: the listed ones, all of a case, or all to a
+/// partner org. Each is revoked idempotently; one job does the follow-up.
+pub async fn revoke_many(
+    db: &PgPool,
+    user: &UserPrincipal,
+    req: BulkRevoke,
+) -> Result<BulkRevoked> {
+    let mut tx = db.begin().await?;
+    let found: Vec<(Uuid, Uuid)> = match &req {
+        BulkRevoke::Shares { share_ids } => {
+            if share_ids.is_empty() {
+                return Err(Error::validation("share_ids must not be empty"));
+            }
+            let rows: Vec<(Uuid, Uuid)> =
+                sqlx::query_as("SELECT id, case_id FROM shares WHERE id = ANY($1) AND org_id = $2")
+                    .bind(share_ids)
+                    .bind(user.org_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            let distinct: std::collections::HashSet<_> = share_ids.iter().collect();
+            if rows.len() != distinct.len() {
+                return Err(Error::NotFound("share"));
+            }
+            rows
+        }
+        BulkRevoke::Case { case_id } => {
+            cases::owned(&mut tx, user.org_id, *case_id).await?;
+            sqlx::query_as("SELECT id, case_id FROM shares WHERE case_id = $1 AND status IN ('processing', 'complete')")
+                .bind(case_id)
+                .fetch_all(&mut *tx)
+                .await?
+        }
+        BulkRevoke::Partner { org_id } => {
+            sqlx::query_as(
+                "SELECT id, case_id FROM shares
+             WHERE org_id = $1 AND target_org_id = $2 AND status IN ('processing', 'complete')",
+            )
+            .bind(user.org_id)
+            .bind(org_id)
+            .fetch_all(&mut *tx)
+            .await?
+        }
+    };
+    let case_ids: Vec<Uuid> = found.iter().map(|(_, c)| *c).collect();
+    authorize(&mut tx, user, &case_ids).await?;
+    let share_ids: Vec<Uuid> = found.iter().map(|(s, _)| *s).collect();
+    let (revoked, job_id) = revoke_tx(&mut tx, user, &share_ids).await?;
+    tx.commit().await?;
+    Ok(BulkRevoked {
+        job_id,
+        count: revoked.len(),
+    })
+}
+
+/// R29: admins may revoke any share of their org; others only on cases they own.
+async fn authorize(tx: &mut PgConnection, user: &UserPrincipal, case_ids: &[Uuid]) -> Result<()> {
+    if user.role == Role::Admin {
+        return Ok(());
+    }
+    let not_owned: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM cases WHERE id = ANY($1) AND owner_id IS DISTINCT FROM $2",
+    )
+    .bind(case_ids)
+    .bind(user.user_id)
+    .fetch_one(tx)
+    .await?;
+    if not_owned > 0 {
         return Err(Error::Forbidden(
             "only an admin or the case owner may revoke a share".into(),
         ));
     }
-    let share: ShareRow = sqlx::query_as(&format!(
-        "SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"
-    ))
-    .bind(share_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if share.status == "revoked" {
-        return Ok(share.view(None));
-    }
-    let share: ShareRow = sqlx::query_as(&format!(
-        "UPDATE shares SET status = 'revoked', revoked_at = now() WHERE id = $1 RETURNING {SHARE_COLUMNS}"
-    ))
-    .bind(share_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if let Some(received_id) = share.received_id {
-        // The collaboration ends when no live share of it remains.
-        sqlx::query(
-            "UPDATE received SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL AND NOT EXISTS
-               (SELECT 1 FROM shares WHERE received_id = $1 AND status IN ('processing', 'complete'))",
-        )
-        .bind(received_id)
-        .execute(&mut *tx)
-        .await?;
-    }
-    audit::record(
-        &mut tx,
-        Action::Revoke,
-        audit::Entry {
-            org_id: Some(user.org_id),
-            actor_user_id: Some(user.user_id),
-            case_id: Some(share.case_id),
-            share_id: Some(share_id),
-            ..Default::default()
-        },
-    )
-    .await?;
-    let job_id = RevokeShare { share_id }
-        .enqueue_for_tx(&mut tx, Some(user.org_id))
-        .await?;
-    jobs::status_event_tx(
-        &mut tx,
-        "share.revoked",
-        sharing::status_payload(&share, "revoked"),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(share.view(Some(job_id)))
+    Ok(())
 }
 
+/// Mark the live shares among `share_ids` revoked, end collaborations that
+/// have no live share left, audit, and record the follow-up job and status
+/// events, all in the caller's transaction. Returns the shares revoked now.
+async fn revoke_tx(
+    tx: &mut PgConnection,
+    user: &UserPrincipal,
+    share_ids: &[Uuid],
+) -> Result<(Vec<ShareRow>, Option<Uuid>)> {
+    // Lock in one order, so concurrent bulk revokes cannot deadlock.
+    sqlx::query("SELECT id FROM shares WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(share_ids)
+        .execute(&mut *tx)
+        .await?;
+    let revoked: Vec<ShareRow> = sqlx::query_as(&format!(
+        "UPDATE shares SET status = 'revoked', revoked_at = now()
+         WHERE id = ANY($1) AND status <> 'revoked' RETURNING {SHARE_COLUMNS}"
+    ))
+    .bind(share_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    if revoked.is_empty() {
+        return Ok((revoked, None));
+    }
+    let received: Vec<Uuid> = revoked.iter().filter_map(|s| s.received_id).collect();
+    // A collaboration ends when no live share of it remains.
+    sqlx::query(
+        "UPDATE received r SET revoked_at = now() WHERE r.id = ANY($1) AND r.revoked_at IS NULL AND NOT EXISTS
+           (SELECT 1 FROM shares s WHERE s.received_id = r.id AND s.status IN ('processing', 'complete'))",
+    )
+    .bind(&received)
+    .execute(&mut *tx)
+    .await?;
+    for share in &revoked {
+        audit::record(
+            tx,
+            Action::Revoke,
+            audit::Entry {
+                org_id: Some(user.org_id),
+                actor_user_id: Some(user.user_id),
+                case_id: Some(share.case_id),
+                share_id: Some(share.id),
+                ..Default::default()
+            },
+        )
+        .await?;
+        jobs::status_event_tx(
+            tx,
+            "share.revoked",
+            sharing::status_payload(share, "revoked"),
+        )
+        .await?;
+    }
+    let ids: Vec<Uuid> = revoked.iter().map(|s| s.id).collect();
+    let job_id = RevokeShare { share_ids: ids }
+        .enqueue_for_tx(tx, Some(user.org_id))
+        .await?;
+    Ok((revoked, Some(job_id)))
+}
+
+/// The follow-up of one or more revocations; each share is handled
+/// idempotently, so a rerun changes nothing.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RevokeShare {
-    pub share_id: Uuid,
+    pub share_ids: Vec<Uuid>,
 }
 
 impl Job for RevokeShare {
@@ -85,16 +189,22 @@ impl Job for RevokeShare {
 
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
-        let share: ShareRow = sqlx::query_as(&format!(
-            "SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"
+        let shares: Vec<ShareRow> = sqlx::query_as(&format!(
+            "SELECT {SHARE_COLUMNS} FROM shares WHERE id = ANY($1) ORDER BY id FOR UPDATE"
         ))
-        .bind(self.share_id)
-        .fetch_one(&mut *tx)
+        .bind(&self.share_ids)
+        .fetch_all(&mut *tx)
         .await?;
-        if share.status != "revoked" {
-            return Err(JobError::Permanent("share is not revoked".into()));
-        }
-        if let Some(received_id) = share.received_id {
+        for share in &shares {
+            if share.status != "revoked" {
+                return Err(JobError::Permanent(format!(
+                    "share {} is not revoked",
+                    share.id
+                )));
+            }
+            let Some(received_id) = share.received_id else {
+                continue;
+            };
             sqlx::query("DELETE FROM grants WHERE share_id = $1")
                 .bind(share.id)
                 .execute(&mut *tx)
@@ -111,7 +221,7 @@ impl Job for RevokeShare {
                     .await
                     .map_err(sharing::job_error)?;
             }
-            let recipients = notify::share_recipients(&mut tx, &share).await?;
+            let recipients = notify::share_recipients(&mut tx, share).await?;
             notify::enqueue_tx(
                 &mut tx,
                 NoticeKind::Revoke,

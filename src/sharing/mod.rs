@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::auth::UserPrincipal;
 use crate::jobs::{self, Job, JobContext, JobError, JobKind};
 use crate::notify::{self, NoticeKind};
-use crate::orgs::{self, OrgKind, Role};
+use crate::orgs::{self, OrgKind};
 use crate::policy::{self, PolicySnapshot};
 use crate::receiving;
 
@@ -722,7 +722,40 @@ pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result
     Ok(items)
 }
 
-/// Who may revoke (R29): an admin of the owning org or the case owner.
-pub fn may_revoke(user: &UserPrincipal, case: &cases::CaseRow) -> bool {
-    user.role == Role::Admin || case.owner_id == Some(user.user_id)
+/// One onward share (R28) as the owning org sees it: the secondary
+/// dissemination of its case by a receiver.
+#[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
+pub struct Dissemination {
+    pub received_id: Uuid,
+    /// The share the collaboration is governed by.
+    pub share_id: Uuid,
+    pub receiving_org_id: Uuid,
+    pub receiving_org_name: String,
+    pub added_by: Uuid,
+    pub added_by_name: String,
+    /// user | group
+    pub recipient_kind: String,
+    pub recipient_id: Uuid,
+    pub recipient_name: String,
+    pub added_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn dissemination(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<Dissemination>> {
+    Ok(sqlx::query_as(
+        "SELECT r.id AS received_id, r.share_id, o.id AS receiving_org_id, o.name AS receiving_org_name,
+                rr.added_by, a.name AS added_by_name,
+                CASE WHEN rr.user_id IS NOT NULL THEN 'user' ELSE 'group' END AS recipient_kind,
+                coalesce(rr.user_id, rr.group_id) AS recipient_id, coalesce(u.name, g.name) AS recipient_name,
+                rr.added_at
+         FROM received_recipients rr
+         JOIN received r ON r.id = rr.received_id
+         JOIN orgs o ON o.id = r.receiver_org_id
+         JOIN users a ON a.id = rr.added_by
+         LEFT JOIN users u ON u.id = rr.user_id
+         LEFT JOIN groups g ON g.id = rr.group_id
+         WHERE r.case_id = $1 ORDER BY rr.added_at",
+    )
+    .bind(case_id)
+    .fetch_all(db)
+    .await?)
 }
