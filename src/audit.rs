@@ -96,3 +96,96 @@ pub async fn for_case(
     .fetch_all(db)
     .await
 }
+
+/// Seal unsealed entries into the hash chain, in id order, continuing from
+/// the last sealed one. One sealer at a time (an advisory lock); returns how
+/// many entries were sealed. Chain order is `seq`, assigned here, so an entry
+/// that commits late is still sealed, just further along the chain.
+pub async fn seal(db: &sqlx::PgPool) -> sqlx::Result<u64> {
+    let mut tx = db.begin().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7243601)")
+        .fetch_one(&mut *tx)
+        .await?;
+    if !locked {
+        return Ok(0);
+    }
+    let sealed = sqlx::query(
+        "WITH last AS (SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),
+              todo AS (SELECT id, (SELECT coalesce(max(seq), 0) FROM last) + row_number() OVER (ORDER BY id) AS seq
+                       FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT 5000)
+         UPDATE audit_log a SET seq = todo.seq FROM todo WHERE a.id = todo.id",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if sealed > 0 {
+        // Hashes depend on the previous entry: walk the newly sealed ones in order.
+        sqlx::query(
+            "DO $$
+             DECLARE prev bytea; e audit_log;
+             BEGIN
+                 SELECT hash INTO prev FROM audit_log WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1;
+                 FOR e IN SELECT * FROM audit_log WHERE seq IS NOT NULL AND hash IS NULL ORDER BY seq LOOP
+                     UPDATE audit_log SET prev_hash = prev, hash = audit_entry_hash(prev, e) WHERE id = e.id;
+                     prev := audit_entry_hash(prev, e);
+                 END LOOP;
+             END $$",
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(sealed)
+}
+
+/// The first place where the chain is broken, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokenLink {
+    pub seq: i64,
+    pub id: i64,
+    pub reason: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct ChainRow {
+    seq: i64,
+    id: i64,
+    prev_hash: Option<Vec<u8>>,
+    hash: Option<Vec<u8>>,
+    content_ok: bool,
+}
+
+/// Walk the sealed chain and report the first broken link: an entry whose
+/// content no longer matches its hash, or whose `prev_hash` is not the hash of
+/// the entry before it (an edit, a deletion or an insertion behind the
+/// service's back). Returns the number of entries checked.
+pub async fn verify(db: &sqlx::PgPool) -> sqlx::Result<Result<i64, BrokenLink>> {
+    let rows: Vec<ChainRow> = sqlx::query_as(
+        "SELECT seq, id, prev_hash, hash, hash IS NOT DISTINCT FROM audit_entry_hash(prev_hash, a) AS content_ok
+         FROM audit_log a WHERE seq IS NOT NULL ORDER BY seq",
+    )
+    .fetch_all(db)
+    .await?;
+    let mut previous: Option<Vec<u8>> = None;
+    for (i, row) in rows.iter().enumerate() {
+        let expected_seq = i as i64 + 1;
+        let reason = if row.seq != expected_seq {
+            Some("sequence gap: an entry before this one is missing")
+        } else if !row.content_ok {
+            Some("entry content does not match its hash")
+        } else if row.prev_hash != previous {
+            Some("previous hash does not match the entry before")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Ok(Err(BrokenLink {
+                seq: row.seq,
+                id: row.id,
+                reason: reason.into(),
+            }));
+        }
+        previous = row.hash.clone();
+    }
+    Ok(Ok(rows.len() as i64))
+}

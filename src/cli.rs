@@ -40,6 +40,17 @@ pub enum Command {
         #[command(subcommand)]
         command: DeadLettersCommand,
     },
+    /// The tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Seal pending entries, then walk the hash chain and report the first broken link.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,6 +91,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Queues => return queues(&settings).await,
         Command::DeadLetters { command } => return dead_letters(&settings, command).await,
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => return audit_verify(&settings).await,
     };
     let app = Application::build(settings, roles).await?;
     app.shutdown().on_signals();
@@ -115,4 +129,22 @@ async fn dead_letters(settings: &Settings, command: DeadLettersCommand) -> anyho
         }
     }
     Ok(())
+}
+
+/// Exit status 0 when the chain is intact, an error naming the first broken link otherwise.
+async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, 2).await?;
+    crate::audit::seal(&pool).await?;
+    match crate::audit::verify(&pool).await? {
+        Ok(n) => {
+            println!("audit trail intact: {n} sealed entries verified");
+            Ok(())
+        }
+        Err(broken) => anyhow::bail!(
+            "audit trail broken at seq {} (entry id {}): {}",
+            broken.seq,
+            broken.id,
+            broken.reason
+        ),
+    }
 }

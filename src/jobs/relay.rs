@@ -75,6 +75,10 @@ impl Relay {
             // a short poll interval, in case a notification was missed).
             while self.publish_batch(&publisher).await? == BATCH as usize {}
             self.record_backlog().await;
+            // Seal new audit entries into the hash chain while we are here.
+            if let Err(e) = crate::audit::seal(&self.db).await {
+                tracing::warn!(error = %e, "cannot seal the audit trail");
+            }
             tokio::select! {
                 _ = shutdown.wait() => {
                     let _ = conn.close(200, "shutdown".into()).await;
