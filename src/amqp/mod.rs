@@ -76,115 +76,77 @@ impl Topology {
 
     /// Declare everything; idempotent, run by every process on start.
     pub async fn declare(&self, ch: &Channel) -> lapin::Result<()> {
-        let durable = ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        let qopts = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
-        ch.exchange_declare(
-            self.jobs_exchange().into(),
-            ExchangeKind::Direct,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        ch.exchange_declare(
-            self.dead_exchange().into(),
-            ExchangeKind::Fanout,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        ch.exchange_declare(
-            self.events_exchange().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-        ch.exchange_declare(
-            self.status_exchange().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-
-        ch.queue_declare(self.dead_queue().into(), qopts, quorum_args(None, None))
-            .await?;
-        ch.queue_bind(
-            self.dead_queue().into(),
-            self.dead_exchange().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
-
+        exchange(ch, &self.jobs_exchange(), ExchangeKind::Direct).await?;
+        exchange(ch, &self.dead_exchange(), ExchangeKind::Fanout).await?;
+        exchange(ch, &self.events_exchange(), ExchangeKind::Topic).await?;
+        exchange(ch, &self.status_exchange(), ExchangeKind::Topic).await?;
+        let dead = self.dead_exchange();
+        queue(ch, &self.dead_queue(), quorum_args(None, None), &dead, "").await?;
         for kind in JobKind::ALL {
-            let q = self.job_queue(*kind);
-            ch.queue_declare(
-                q.clone().into(),
-                qopts,
-                quorum_args(Some(&self.dead_exchange()), Some(20)),
-            )
-            .await?;
-            ch.queue_bind(
-                q.into(),
-                self.jobs_exchange().into(),
-                kind.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
+            let args = quorum_args(Some(&dead), Some(20));
+            queue(
+                ch,
+                &self.job_queue(*kind),
+                args,
+                &self.jobs_exchange(),
+                kind.as_str(),
             )
             .await?;
         }
-
         for (step, delay) in self.retry_delays_ms.iter().enumerate() {
             let ex = self.retry_exchange(step);
-            ch.exchange_declare(
-                ex.clone().into(),
-                ExchangeKind::Fanout,
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+            exchange(ch, &ex, ExchangeKind::Fanout).await?;
             let mut args = quorum_args(Some(&self.jobs_exchange()), None);
             // Upper bound: each message carries its own jittered expiration in [d, 2d).
             args.insert(
                 "x-message-ttl".into(),
                 AMQPValue::LongLongInt(2 * *delay as i64),
             );
-            ch.queue_declare(self.retry_queue(step).into(), qopts, args)
-                .await?;
-            ch.queue_bind(
-                self.retry_queue(step).into(),
-                ex.into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+            queue(ch, &self.retry_queue(step), args, &ex, "").await?;
         }
-
-        ch.queue_declare(
-            self.events_queue().into(),
-            qopts,
-            quorum_args(Some(&self.dead_exchange()), Some(20)),
-        )
-        .await?;
-        ch.queue_bind(
-            self.events_queue().into(),
-            self.events_exchange().into(),
-            EVIDENCE_ADDED_ROUTING_KEY.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
+        let args = quorum_args(Some(&dead), Some(20));
+        queue(
+            ch,
+            &self.events_queue(),
+            args,
+            &self.events_exchange(),
+            EVIDENCE_ADDED_ROUTING_KEY,
         )
         .await?;
         Ok(())
     }
+}
+
+async fn exchange(ch: &Channel, name: &str, kind: ExchangeKind) -> lapin::Result<()> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(name.into(), kind, durable, FieldTable::default())
+        .await
+}
+
+/// Declare a durable queue and bind it to `exchange` with `key`.
+async fn queue(
+    ch: &Channel,
+    name: &str,
+    args: FieldTable,
+    exchange: &str,
+    key: &str,
+) -> lapin::Result<()> {
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.queue_declare(name.into(), durable, args).await?;
+    ch.queue_bind(
+        name.into(),
+        exchange.into(),
+        key.into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
 }
 
 fn quorum_args(dead_letter_exchange: Option<&str>, delivery_limit: Option<i64>) -> FieldTable {
