@@ -152,8 +152,9 @@ pub async fn record(
     let mut tx = db.begin().await?;
     let case = cases::by_id(&mut tx, case_id).await?;
     cases::check_folder(&mut tx, case_id, new.folder_id).await?;
+    let job_id = Uuid::new_v4();
     let inserted = sqlx::query(
-        "INSERT INTO evidence (id, case_id, folder_id, title, data) VALUES ($1, $2, $3, $4, $5)
+        "INSERT INTO evidence (id, case_id, folder_id, title, data, job_id) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (id) DO NOTHING",
     )
     .bind(id)
@@ -161,6 +162,7 @@ pub async fn record(
     .bind(new.folder_id)
     .bind(new.data.title.trim())
     .bind(sqlx::types::Json(&new.data))
+    .bind(job_id)
     .execute(&mut *tx)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -168,13 +170,8 @@ pub async fn record(
         drop(tx);
         return existing(&mut *db.acquire().await?, case_id, id).await;
     }
-    let job_id = EvidenceAdded { evidence_id: id }
-        .enqueue_for_tx(&mut tx, Some(case.org_id))
-        .await?;
-    sqlx::query("UPDATE evidence SET job_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(job_id)
-        .execute(&mut *tx)
+    EvidenceAdded { evidence_id: id }
+        .enqueue_with_id_tx(&mut tx, job_id, Some(case.org_id))
         .await?;
     audit::record(
         &mut tx,

@@ -169,26 +169,38 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     ) -> impl Future<Output = sqlx::Result<Uuid>> + Send {
         async move {
             let id = Uuid::new_v4();
+            self.enqueue_with_id_tx(tx, id, org_id).await?;
+            Ok(id)
+        }
+    }
+
+    /// Like `enqueue_for_tx` with an id chosen by the caller (so the cause can
+    /// reference its job in the same insert). One round trip: the job row, its
+    /// outbox row and the relay's wake-up in one statement.
+    fn enqueue_with_id_tx(
+        &self,
+        tx: &mut PgConnection,
+        id: Uuid,
+        org_id: Option<Uuid>,
+    ) -> impl Future<Output = sqlx::Result<()>> + Send {
+        async move {
             let payload =
                 serde_json::to_value(self).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            sqlx::query("INSERT INTO jobs (id, kind, payload, org_id) VALUES ($1, $2, $3, $4)")
-                .bind(id)
-                .bind(Self::KIND.as_str())
-                .bind(&payload)
-                .bind(org_id)
-                .execute(&mut *tx)
-                .await?;
             let message = serde_json::json!({ "job_id": id, "kind": Self::KIND.as_str() });
             sqlx::query(
-                "INSERT INTO outbox (exchange, routing_key, payload, job_id) VALUES ('jobs', $1, $2, $3)",
+                "WITH job AS (INSERT INTO jobs (id, kind, payload, org_id) VALUES ($1, $2, $3, $4)),
+                      out AS (INSERT INTO outbox (exchange, routing_key, payload, job_id) VALUES ('jobs', $2, $5, $1))
+                 SELECT pg_notify($6, '')",
             )
-            .bind(Self::KIND.as_str())
-            .bind(&message)
             .bind(id)
+            .bind(Self::KIND.as_str())
+            .bind(&payload)
+            .bind(org_id)
+            .bind(&message)
+            .bind(relay::CHANNEL)
             .execute(&mut *tx)
             .await?;
-            relay::notify_tx(tx).await?;
-            Ok(id)
+            Ok(())
         }
     }
 }

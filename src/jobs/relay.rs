@@ -15,7 +15,8 @@ use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use std::time::Duration;
 
-const CHANNEL: &str = "caseshare_outbox";
+/// The NOTIFY channel that wakes relays.
+pub const CHANNEL: &str = "caseshare_outbox";
 const BATCH: i64 = 500;
 
 /// Wake relays after commit (NOTIFY is delivered only if the transaction commits).
