@@ -21,6 +21,12 @@ pub enum Action {
     AccessExternal,
     /// An operator put a dead-lettered job back to work (`caseshare dead-letters requeue`).
     DeadLetterRequeued,
+    /// R40: evidence content stored (`PUT /v1/evidence/{id}/content`).
+    ContentUploaded,
+    LinkShare,
+    LinkShareComplete,
+    LinkShareFailed,
+    LinkDownload,
 }
 
 impl Action {
@@ -37,6 +43,11 @@ impl Action {
             Action::Revoke => "revoke",
             Action::AccessExternal => "access_external",
             Action::DeadLetterRequeued => "dead_letter_requeued",
+            Action::ContentUploaded => "content_uploaded",
+            Action::LinkShare => "link_share",
+            Action::LinkShareComplete => "link_share_complete",
+            Action::LinkShareFailed => "link_share_failed",
+            Action::LinkDownload => "link_download",
         }
     }
 }

@@ -23,6 +23,10 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub migrate_on_start: bool,
     pub db_max_connections: u32,
+    /// R40: where uploaded evidence content and built link packages live.
+    pub content_dir: PathBuf,
+    /// R40: the largest evidence content accepted by an upload.
+    pub max_upload_bytes: u64,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -194,6 +198,12 @@ impl Settings {
                 "must list at least one positive delay",
             ));
         }
+        if self.content_dir.as_os_str().is_empty() {
+            return Err(invalid("CASESHARE_CONTENT_DIR", "must not be empty"));
+        }
+        if self.max_upload_bytes == 0 {
+            return Err(invalid("CASESHARE_MAX_UPLOAD_BYTES", "must be at least 1"));
+        }
         Ok(())
     }
 }
@@ -225,6 +235,8 @@ mod tests {
         assert_eq!(s.public_url, "http://127.0.0.1:8080");
         assert_eq!(s.amqp_prefix, "caseshare");
         assert!(s.service_tokens.is_empty());
+        assert_eq!(s.content_dir, PathBuf::from("data/content"));
+        assert_eq!(s.max_upload_bytes, 2_147_483_648);
     }
 
     #[test]

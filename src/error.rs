@@ -28,6 +28,11 @@ pub enum Error {
     PolicyForbids(String),
     #[error("the share has been revoked")]
     ShareRevoked,
+    /// A link whose validity ended (R40): 410 `expired`.
+    #[error("{0}")]
+    Expired(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -56,6 +61,8 @@ impl Error {
             Error::NotAPartner => "not_a_partner",
             Error::PolicyForbids(_) => "policy_forbids",
             Error::ShareRevoked => "share_revoked",
+            Error::Expired(_) => "expired",
+            Error::PayloadTooLarge(_) => "payload_too_large",
             Error::Database(_) | Error::Internal(_) => "internal",
         }
     }
@@ -69,7 +76,8 @@ impl Error {
             Error::Conflict(_) | Error::AdvancedSharingNotSetUp | Error::ClassicSharingRequired => {
                 StatusCode::CONFLICT
             }
-            Error::ShareRevoked => StatusCode::GONE,
+            Error::ShareRevoked | Error::Expired(_) => StatusCode::GONE,
+            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

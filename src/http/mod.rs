@@ -6,6 +6,7 @@ pub mod auth;
 pub mod bootstrap;
 pub mod cases;
 pub mod extract;
+pub mod links;
 pub mod ops;
 pub mod receiving;
 pub mod sharing;
@@ -48,6 +49,7 @@ pub struct AppState {
         sharing::share_notices, sharing::revoke_many, sharing::dissemination,
         receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
         receiving::add_recipient,
+        links::put_content, links::create_link_share, links::get_link_share, links::download,
         ops::healthz, ops::readyz, ops::metrics, ops::get_job,
     ),
     modifiers(&BearerAuth),
@@ -141,6 +143,16 @@ pub fn router(state: AppState) -> Router {
             "/v1/cases/{case_id}/recipients",
             post(receiving::add_recipient),
         )
+        .route(
+            "/v1/evidence/{evidence_id}/content",
+            put(links::put_content),
+        )
+        .route(
+            "/v1/cases/{case_id}/link-shares",
+            post(links::create_link_share),
+        )
+        .route("/v1/link-shares/{id}", get(links::get_link_share))
+        .route("/v1/downloads/{token}", get(links::download))
         .fallback(|| async { crate::error::Error::NotFound("route") })
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(tower_http::trace::TraceLayer::new_for_http())

@@ -31,6 +31,7 @@ pub enum JobKind {
     ImportCase,
     RevokeShare,
     SendNotice,
+    BuildLinkShare,
 }
 
 impl JobKind {
@@ -40,6 +41,7 @@ impl JobKind {
         JobKind::ImportCase,
         JobKind::RevokeShare,
         JobKind::SendNotice,
+        JobKind::BuildLinkShare,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +51,7 @@ impl JobKind {
             JobKind::ImportCase => "import-case",
             JobKind::RevokeShare => "revoke-share",
             JobKind::SendNotice => "send-notice",
+            JobKind::BuildLinkShare => "build-link-share",
         }
     }
 
@@ -75,6 +78,9 @@ impl JobKind {
                 run_as::<crate::revocation::RevokeShare>(job_id, payload, ctx).await
             }
             JobKind::SendNotice => run_as::<crate::notify::SendNotice>(job_id, payload, ctx).await,
+            JobKind::BuildLinkShare => {
+                run_as::<crate::linkshare::BuildLinkShare>(job_id, payload, ctx).await
+            }
         }
     }
 
@@ -92,6 +98,9 @@ impl JobKind {
                 dead_as::<crate::revocation::RevokeShare>(payload, ctx, reason).await
             }
             JobKind::SendNotice => dead_as::<crate::notify::SendNotice>(payload, ctx, reason).await,
+            JobKind::BuildLinkShare => {
+                dead_as::<crate::linkshare::BuildLinkShare>(payload, ctx, reason).await
+            }
         }
     }
 }

@@ -270,7 +270,11 @@ fn distinct(ids: &[Uuid]) -> usize {
     ids.iter().collect::<std::collections::HashSet<_>>().len()
 }
 
-async fn validate_scope(db: &mut PgConnection, case_id: Uuid, scope: &Scope) -> Result<()> {
+pub(crate) async fn validate_scope(
+    db: &mut PgConnection,
+    case_id: Uuid,
+    scope: &Scope,
+) -> Result<()> {
     let (table, ids) = match scope {
         Scope::Case => return Ok(()),
         Scope::Folders { folder_ids } => ("folders", folder_ids),
@@ -508,7 +512,7 @@ async fn materialize(tx: &mut PgConnection, share: &ShareRow, partner: Uuid) -> 
 
 /// The owner's folders in scope: all of them (case), the selected ones with
 /// their subfolders (folders), or the ancestors of the selected evidence.
-const SCOPE_FOLDERS_SQL: &str = "
+pub(crate) const SCOPE_FOLDERS_SQL: &str = "
     WITH RECURSIVE sub AS (
         SELECT id FROM folders WHERE case_id = $1 AND ($2 = 'case' OR id = ANY($3))
         UNION
@@ -523,7 +527,7 @@ const SCOPE_FOLDERS_SQL: &str = "
     SELECT id FROM sub WHERE $2 <> 'evidence'
     UNION SELECT id FROM up WHERE $2 = 'evidence'";
 
-fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) {
+pub(crate) fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) {
     match scope {
         Scope::Case => ("case", vec![], vec![]),
         Scope::Folders { folder_ids } => ("folders", folder_ids.clone(), vec![]),

@@ -202,6 +202,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     settings.worker_concurrency = opts.worker_concurrency.unwrap_or(8);
     settings.db_max_connections = opts.db_max_connections.unwrap_or(8);
     settings.public_url = "http://caseshare.test".into();
+    // One content store per deployment (joined processes share it).
+    settings.content_dir = std::env::temp_dir().join(format!("caseshare-test-{prefix}"));
     if let Some(s) = &smtp {
         settings.smtp_url = s.url();
     }

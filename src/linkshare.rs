@@ -1,0 +1,928 @@
+//! Classic link sharing (R40): the content store (evidence bytes on the local
+//! filesystem under `content_dir`), link shares (a ZIP package of the case or
+//! of selected folders/evidence, with a manifest of every file's SHA-256), the
+//! `BuildLinkShare` job that builds the package, and downloads by token.
+//!
+//! A link share is a snapshot: the package is built once from the evidence in
+//! scope when the job runs; evidence added later is never added to it.
+
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::{PgConnection, PgPool};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::audit::{self, Action};
+use crate::cases;
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::http::auth::UserPrincipal;
+use crate::jobs::{Job, JobContext, JobError, JobKind};
+use crate::orgs;
+use crate::sharing::{self, Scope};
+
+/// The longest validity a link may be given: one year.
+pub const MAX_DURATION_HOURS: i32 = 24 * 365;
+
+// ---------------------------------------------------------------- content store
+
+/// Where the content of `evidence_id` is stored.
+pub fn content_path(settings: &Settings, evidence_id: Uuid) -> PathBuf {
+    settings.content_dir.join(evidence_id.to_string())
+}
+
+/// Where the built package of a link share is stored.
+pub fn package_path(settings: &Settings, link_share_id: Uuid) -> PathBuf {
+    settings
+        .content_dir
+        .join("packages")
+        .join(format!("{link_share_id}.zip"))
+}
+
+/// The `content.uri` of evidence whose bytes are in the store.
+pub fn store_uri(evidence_id: Uuid) -> String {
+    format!("store://{evidence_id}")
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StoredContent {
+    pub sha256: String,
+    pub size_bytes: i64,
+}
+
+/// Store the content of `evidence_id` (evidence of a case owned by the
+/// caller's org), streamed from `body`: hashed while written to a temporary
+/// file, refused (and nothing kept) when larger than `max_upload_bytes` or
+/// when its SHA-256 differs from the one declared in the evidence.
+pub async fn upload<S, E>(
+    db: &PgPool,
+    settings: &Settings,
+    user: &UserPrincipal,
+    evidence_id: Uuid,
+    content_length: Option<u64>,
+    body: S,
+) -> Result<StoredContent>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let owned: Option<Uuid> = sqlx::query_scalar(
+        "SELECT e.case_id FROM evidence e JOIN cases c ON c.id = e.case_id
+         WHERE e.id = $1 AND c.org_id = $2",
+    )
+    .bind(evidence_id)
+    .bind(user.org_id)
+    .fetch_optional(db)
+    .await?;
+    let Some(case_id) = owned else {
+        return Err(Error::NotFound("evidence"));
+    };
+    let max = settings.max_upload_bytes;
+    if content_length.is_some_and(|n| n > max) {
+        return Err(too_large(max));
+    }
+    tokio::fs::create_dir_all(&settings.content_dir)
+        .await
+        .map_err(|e| io_error("create the content store", e))?;
+    let tmp = settings
+        .content_dir
+        .join(format!(".upload-{}", Uuid::new_v4()));
+    let result = store(db, settings, user, case_id, evidence_id, &tmp, body).await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+fn too_large(max: u64) -> Error {
+    Error::PayloadTooLarge(format!(
+        "the content is larger than the limit of {max} bytes"
+    ))
+}
+
+fn io_error(what: &str, e: std::io::Error) -> Error {
+    Error::Internal(anyhow::anyhow!("cannot {what}: {e}"))
+}
+
+async fn store<S, E>(
+    db: &PgPool,
+    settings: &Settings,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    evidence_id: Uuid,
+    tmp: &Path,
+    mut body: S,
+) -> Result<StoredContent>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let max = settings.max_upload_bytes;
+    let mut file = tokio::fs::File::create(tmp)
+        .await
+        .map_err(|e| io_error("create an upload file", e))?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Error::validation(format!("reading the body: {e}")))?;
+        size += chunk.len() as u64;
+        if size > max {
+            return Err(too_large(max));
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| io_error("write the upload", e))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| io_error("write the upload", e))?;
+    drop(file);
+    let sha256 = hex::encode(hasher.finalize());
+    let size_bytes = size as i64;
+
+    let mut tx = db.begin().await?;
+    let declared: (Option<String>, Option<i64>) = sqlx::query_as(
+        "SELECT data->'content'->>'sha256', (data->'content'->>'size_bytes')::bigint
+         FROM evidence WHERE id = $1 FOR UPDATE",
+    )
+    .bind(evidence_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if let Some(declared) = &declared.0 {
+        if !declared.eq_ignore_ascii_case(&sha256) {
+            return Err(Error::validation(format!(
+                "the content's SHA-256 {sha256} differs from the declared {declared}"
+            )));
+        }
+    }
+    if let Some(declared) = declared.1 {
+        if declared != size_bytes {
+            return Err(Error::validation(format!(
+                "the content has {size_bytes} bytes, the evidence declares {declared}"
+            )));
+        }
+    }
+    tokio::fs::rename(tmp, content_path(settings, evidence_id))
+        .await
+        .map_err(|e| io_error("move the upload into the store", e))?;
+    sqlx::query(
+        "UPDATE evidence SET data = jsonb_set(data, '{content}', coalesce(data->'content', '{}'::jsonb) || $2)
+         WHERE id = $1",
+    )
+    .bind(evidence_id)
+    .bind(serde_json::json!({ "sha256": sha256, "size_bytes": size_bytes, "uri": store_uri(evidence_id) }))
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        Action::ContentUploaded,
+        audit::Entry {
+            org_id: Some(user.org_id),
+            actor_user_id: Some(user.user_id),
+            case_id: Some(case_id),
+            evidence_id: Some(evidence_id),
+            details: Some(serde_json::json!({ "size_bytes": size_bytes })),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StoredContent { sha256, size_bytes })
+}
+
+// ------------------------------------------------------------------ link shares
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum LinkRecipient {
+    /// A user of the sharer's org or of a partner org (e.g. an `fpp` partner, R4).
+    User {
+        user_id: Uuid,
+    },
+    Email {
+        email: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attachments {
+    #[serde(default)]
+    pub audit_trails: bool,
+    #[serde(default)]
+    pub transcripts: bool,
+    #[serde(default)]
+    pub table_of_contents: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Package {
+    Zip,
+    /// Accepted by the contract, refused for now (422).
+    Iso,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkShareRequest {
+    pub scope: Scope,
+    pub recipient: LinkRecipient,
+    #[serde(default)]
+    pub attachments: Attachments,
+    #[serde(default)]
+    pub retain_folder_structure: bool,
+    pub package: Package,
+    /// How long the link stays valid once the package is built (1..=8760).
+    pub duration_hours: i32,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkShareAccepted {
+    pub id: Uuid,
+    /// Always `processing`.
+    pub status: String,
+    pub job_id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkShareView {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    /// processing | complete | failed
+    pub status: String,
+    /// Set once the package is built.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+    /// SHA-256 of the package's `manifest.json`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct LinkShareRow {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub org_id: Uuid,
+    pub scope: sqlx::types::Json<Scope>,
+    pub attachments: sqlx::types::Json<Attachments>,
+    pub retain_folder_structure: bool,
+    pub duration_hours: i32,
+    pub status: String,
+    pub failure: Option<String>,
+    pub token: String,
+    pub manifest_sha256: Option<String>,
+    pub size_bytes: Option<i64>,
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+const COLUMNS: &str =
+    "id, case_id, org_id, scope, attachments, retain_folder_structure, duration_hours,
+    status, failure, token, manifest_sha256, size_bytes, expires_at, created_at, completed_at";
+
+impl LinkShareRow {
+    pub fn view(self, settings: &Settings) -> LinkShareView {
+        let download_url = (self.status == "complete").then(|| {
+            format!(
+                "{}/v1/downloads/{}",
+                settings.public_url.trim_end_matches('/'),
+                self.token
+            )
+        });
+        LinkShareView {
+            id: self.id,
+            case_id: self.case_id,
+            status: self.status,
+            expires_at: self.expires_at,
+            download_url,
+            manifest_sha256: self.manifest_sha256,
+            size_bytes: self.size_bytes,
+            failure: self.failure,
+            created_at: self.created_at,
+            completed_at: self.completed_at,
+        }
+    }
+}
+
+/// Accept a link share: validate, record it and its job in one transaction.
+/// Classic sharing needs no advanced-sharing setup.
+pub async fn create(
+    db: &PgPool,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    req: LinkShareRequest,
+) -> Result<LinkShareAccepted> {
+    let mut tx = db.begin().await?;
+    cases::owned(&mut tx, user.org_id, case_id).await?;
+    sharing::validate_scope(&mut tx, case_id, &req.scope).await?;
+    if req.package == Package::Iso {
+        return Err(Error::validation(
+            "ISO packages are not supported yet; use \"zip\"",
+        ));
+    }
+    if !(1..=MAX_DURATION_HOURS).contains(&req.duration_hours) {
+        return Err(Error::validation(format!(
+            "duration_hours must be between 1 and {MAX_DURATION_HOURS}"
+        )));
+    }
+    if req.message.as_ref().is_some_and(|m| m.len() > 10_000) {
+        return Err(Error::validation("message is longer than 10000 characters"));
+    }
+    let recipient_kind = match &req.recipient {
+        LinkRecipient::Email { email } => {
+            if !orgs::valid_email(email) {
+                return Err(Error::validation(format!(
+                    "{email:?} is not a valid email address"
+                )));
+            }
+            "email"
+        }
+        LinkRecipient::User { user_id } => {
+            let ok: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM users u WHERE u.id = $1 AND (u.org_id = $2 OR EXISTS (
+                     SELECT 1 FROM partnerships p
+                     WHERE (p.org_a = $2 AND p.org_b = u.org_id) OR (p.org_b = $2 AND p.org_a = u.org_id))))",
+            )
+            .bind(user_id)
+            .bind(user.org_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if !ok {
+                return Err(Error::validation(
+                    "recipient user_id must be a user of this organization or of a partner organization",
+                ));
+            }
+            "user"
+        }
+    };
+    let id = Uuid::new_v4();
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    sqlx::query(
+        "INSERT INTO link_shares (id, case_id, org_id, created_by, scope, recipient, attachments,
+                                  retain_folder_structure, package, duration_hours, message, token)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'zip', $9, $10, $11)",
+    )
+    .bind(id)
+    .bind(case_id)
+    .bind(user.org_id)
+    .bind(user.user_id)
+    .bind(sqlx::types::Json(&req.scope))
+    .bind(sqlx::types::Json(&req.recipient))
+    .bind(sqlx::types::Json(&req.attachments))
+    .bind(req.retain_folder_structure)
+    .bind(req.duration_hours)
+    .bind(&req.message)
+    .bind(&token)
+    .execute(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        Action::LinkShare,
+        audit::Entry {
+            org_id: Some(user.org_id),
+            actor_user_id: Some(user.user_id),
+            case_id: Some(case_id),
+            details: Some(serde_json::json!({
+                "link_share_id": id,
+                "recipient_kind": recipient_kind,
+                "package": "zip",
+                "duration_hours": req.duration_hours,
+            })),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let job_id = BuildLinkShare { link_share_id: id }
+        .enqueue_for_tx(&mut tx, Some(user.org_id))
+        .await?;
+    tx.commit().await?;
+    Ok(LinkShareAccepted {
+        id,
+        status: "processing".into(),
+        job_id,
+    })
+}
+
+async fn load(db: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<LinkShareRow>> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM link_shares WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+/// A link share of `org_id` (404 for anyone else).
+pub async fn get_owned(db: &mut PgConnection, org_id: Uuid, id: Uuid) -> Result<LinkShareRow> {
+    match load(db, id).await? {
+        Some(row) if row.org_id == org_id => Ok(row),
+        _ => Err(Error::NotFound("link share")),
+    }
+}
+
+// -------------------------------------------------------------------- downloads
+
+/// The link share behind a download token, if it may be downloaded now:
+/// unknown token or no package (yet) → 404, expired → 410 `expired`.
+pub async fn for_download(db: &PgPool, token: &str) -> Result<LinkShareRow> {
+    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::NotFound("download"));
+    }
+    let row: Option<LinkShareRow> = sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM link_shares WHERE token = $1"
+    ))
+    .bind(token)
+    .fetch_optional(db)
+    .await?;
+    let row = row
+        .filter(|r| r.status == "complete")
+        .ok_or(Error::NotFound("download"))?;
+    match row.expires_at {
+        Some(at) if at > chrono::Utc::now() => Ok(row),
+        Some(at) => Err(Error::Expired(format!("this link expired at {at}"))),
+        None => Err(Error::NotFound("download")),
+    }
+}
+
+/// Audit a download (R39): the link share and the bytes served.
+pub async fn record_download(
+    db: &PgPool,
+    row: &LinkShareRow,
+    bytes: u64,
+    range: Option<(u64, u64)>,
+) -> Result<()> {
+    let mut conn = db.acquire().await?;
+    audit::record(
+        &mut conn,
+        Action::LinkDownload,
+        audit::Entry {
+            org_id: Some(row.org_id),
+            case_id: Some(row.case_id),
+            details: Some(serde_json::json!({
+                "link_share_id": row.id,
+                "bytes": bytes,
+                "range": range.map(|(a, b)| format!("{a}-{b}")),
+            })),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------- the job
+
+/// Build the package of a link share.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BuildLinkShare {
+    pub link_share_id: Uuid,
+}
+
+/// What goes into the package, gathered from the database before any file is
+/// touched (no connection is held while the package is written).
+struct Plan {
+    link_share_id: Uuid,
+    case_id: Uuid,
+    content_dir: PathBuf,
+    evidence: Vec<PlannedEvidence>,
+    /// Attachments: (path in the archive, bytes).
+    extras: Vec<(String, Vec<u8>)>,
+}
+
+struct PlannedEvidence {
+    id: Uuid,
+    title: String,
+    path: String,
+    /// The recorded SHA-256 when the content is in the store.
+    stored_sha256: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct EvidenceItem {
+    id: Uuid,
+    folder_id: Option<Uuid>,
+    title: String,
+    transcript: Option<String>,
+    sha256: Option<String>,
+    uri: Option<String>,
+}
+
+enum BuildError {
+    /// The package cannot be built from what is stored: the link share fails.
+    Content {
+        evidence_id: Uuid,
+        reason: String,
+    },
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for BuildError {
+    fn from(e: std::io::Error) -> Self {
+        BuildError::Io(e)
+    }
+}
+
+impl From<zip::result::ZipError> for BuildError {
+    fn from(e: zip::result::ZipError) -> Self {
+        match e {
+            zip::result::ZipError::Io(e) => BuildError::Io(e),
+            other => BuildError::Io(std::io::Error::other(other)),
+        }
+    }
+}
+
+impl Job for BuildLinkShare {
+    const KIND: JobKind = JobKind::BuildLinkShare;
+
+    async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> std::result::Result<(), JobError> {
+        let mut conn = ctx.db.acquire().await?;
+        let Some(row) = load(&mut conn, self.link_share_id).await? else {
+            return Err(JobError::Permanent(format!(
+                "link share {} does not exist",
+                self.link_share_id
+            )));
+        };
+        if row.status != "processing" {
+            return Ok(()); // built (or failed) before: nothing to do
+        }
+        let plan = plan(&mut conn, &row, &ctx.settings).await?;
+        drop(conn);
+        let built = tokio::task::spawn_blocking(move || build(&plan))
+            .await
+            .map_err(|e| JobError::Transient(format!("package builder panicked: {e}")))?;
+        match built {
+            Ok(built) => complete(ctx, &row, built).await,
+            Err(BuildError::Content {
+                evidence_id,
+                reason,
+            }) => fail(&ctx.db, row.id, &reason, Some(evidence_id))
+                .await
+                .map_err(sharing::job_error),
+            Err(BuildError::Io(e)) => Err(JobError::Transient(format!("building package: {e}"))),
+        }
+    }
+
+    async fn on_dead(&self, ctx: &JobContext, reason: &str) {
+        if let Err(e) = fail(&ctx.db, self.link_share_id, reason, None).await {
+            tracing::error!(error = %e, link_share_id = %self.link_share_id, "cannot mark link share failed");
+        }
+    }
+}
+
+/// A file or folder name made safe as one path component of an archive.
+fn component(name: &str) -> String {
+    let cleaned: String = name
+        .trim()
+        .chars()
+        .map(|c| {
+            if c.is_control() || "/\\:*?\"<>|".contains(c) {
+                '_'
+            } else {
+                c
+            }
+        })
+        .take(100)
+        .collect();
+    match cleaned.trim() {
+        "" | "." | ".." => "_".into(),
+        s => s.to_string(),
+    }
+}
+
+async fn plan(
+    conn: &mut PgConnection,
+    row: &LinkShareRow,
+    settings: &Settings,
+) -> std::result::Result<Plan, JobError> {
+    let (kind, folder_ids, evidence_ids) = sharing::scope_args(&row.scope.0);
+    let items: Vec<EvidenceItem> = sqlx::query_as(&format!(
+        "SELECT e.id, e.folder_id, e.title, e.data->>'transcript' AS transcript,
+                e.data->'content'->>'sha256' AS sha256, e.data->'content'->>'uri' AS uri
+         FROM evidence e
+         WHERE e.case_id = $1 AND (
+             $2 = 'case'
+             OR ($2 = 'folders' AND e.folder_id IN ({}))
+             OR ($2 = 'evidence' AND e.id = ANY($4)))
+         ORDER BY e.created_at, e.id",
+        sharing::SCOPE_FOLDERS_SQL
+    ))
+    .bind(row.case_id)
+    .bind(kind)
+    .bind(&folder_ids)
+    .bind(&evidence_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let folders: HashMap<Uuid, (Option<Uuid>, String)> =
+        sqlx::query_as::<_, (Uuid, Option<Uuid>, String)>(
+            "SELECT id, parent_id, name FROM folders WHERE case_id = $1",
+        )
+        .bind(row.case_id)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(id, parent, name)| (id, (parent, name)))
+        .collect();
+    let folder_path = |mut id: Option<Uuid>| {
+        let mut parts = Vec::new();
+        // The depth bound guards against a cycle that the schema does not rule out.
+        while let Some((parent, name)) = id.and_then(|i| folders.get(&i)) {
+            parts.push(component(name));
+            id = *parent;
+            if parts.len() > 64 {
+                break;
+            }
+        }
+        parts.reverse();
+        parts
+    };
+
+    let mut evidence = Vec::new();
+    let mut extras = Vec::new();
+    let mut toc = String::new();
+    let (case_number, case_title): (String, String) =
+        sqlx::query_as("SELECT case_number, title FROM cases WHERE id = $1")
+            .bind(row.case_id)
+            .fetch_one(&mut *conn)
+            .await?;
+    toc.push_str(&format!(
+        "Case {case_number}: {case_title}\nLink share {} created {}\n\n",
+        row.id, row.created_at
+    ));
+    for item in items {
+        let mut parts = vec!["evidence".to_string()];
+        if row.retain_folder_structure {
+            parts.extend(folder_path(item.folder_id));
+        }
+        parts.push(format!("{}-{}", component(&item.title), item.id));
+        let path = parts.join("/");
+        let stored = item.uri.as_deref() == Some(store_uri(item.id).as_str());
+        let stored_sha256 = if stored { item.sha256.clone() } else { None };
+        toc.push_str(&format!(
+            "{}\t{}\n",
+            if stored_sha256.is_some() {
+                path.as_str()
+            } else {
+                "(no content)"
+            },
+            item.title
+        ));
+        if row.attachments.transcripts {
+            if let Some(t) = &item.transcript {
+                extras.push((
+                    format!("transcripts/{}.txt", item.id),
+                    t.clone().into_bytes(),
+                ));
+            }
+        }
+        evidence.push(PlannedEvidence {
+            id: item.id,
+            title: item.title,
+            path,
+            stored_sha256,
+        });
+    }
+    if row.attachments.audit_trails {
+        let items = audit::for_case(&mut *conn, row.org_id, row.case_id).await?;
+        let bytes = serde_json::to_vec_pretty(&serde_json::json!({ "items": items }))
+            .map_err(|e| JobError::Permanent(e.to_string()))?;
+        extras.push(("audit.json".into(), bytes));
+    }
+    if row.attachments.table_of_contents {
+        extras.push(("toc.txt".into(), toc.into_bytes()));
+    }
+    Ok(Plan {
+        link_share_id: row.id,
+        case_id: row.case_id,
+        content_dir: settings.content_dir.clone(),
+        evidence,
+        extras,
+    })
+}
+
+/// A reader that hashes and counts what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+struct Built {
+    tmp: PathBuf,
+    manifest_sha256: String,
+    size_bytes: i64,
+}
+
+/// Write the package to a temporary file (removed on failure).
+fn build(plan: &Plan) -> std::result::Result<Built, BuildError> {
+    let dir = plan.content_dir.join("packages");
+    std::fs::create_dir_all(&dir)?;
+    let tmp = dir.join(format!(
+        ".{}-{}.partial",
+        plan.link_share_id,
+        Uuid::new_v4()
+    ));
+    let result = write_zip(plan, &tmp);
+    match result {
+        Ok((manifest_sha256, size_bytes)) => Ok(Built {
+            tmp,
+            manifest_sha256,
+            size_bytes,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+fn write_zip(plan: &Plan, tmp: &Path) -> std::result::Result<(String, i64), BuildError> {
+    use zip::write::SimpleFileOptions;
+    use zip::CompressionMethod;
+    let stored = |len: u64| {
+        SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Stored)
+            .large_file(len >= u32::MAX as u64)
+    };
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(tmp)?));
+    let mut files = Vec::new();
+    let mut listed = Vec::new();
+    for ev in &plan.evidence {
+        let Some(expected) = &ev.stored_sha256 else {
+            listed.push(
+                serde_json::json!({ "evidence_id": ev.id, "title": ev.title, "content": null }),
+            );
+            continue;
+        };
+        let source = plan.content_dir.join(ev.id.to_string());
+        let file = std::fs::File::open(&source).map_err(|e| BuildError::Content {
+            evidence_id: ev.id,
+            reason: format!(
+                "the content of evidence {:?} ({}) cannot be read from the store: {e}",
+                ev.title, ev.id
+            ),
+        })?;
+        let len = file.metadata()?.len();
+        zip.start_file(ev.path.as_str(), stored(len))?;
+        let mut reader = Hashing {
+            inner: std::io::BufReader::with_capacity(256 * 1024, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        std::io::copy(&mut reader, &mut zip)?;
+        let actual = hex::encode(reader.hasher.finalize());
+        if !actual.eq_ignore_ascii_case(expected) {
+            return Err(BuildError::Content {
+                evidence_id: ev.id,
+                reason: format!(
+                    "the stored content of evidence {:?} ({}) has SHA-256 {actual}, not the recorded {expected}",
+                    ev.title, ev.id
+                ),
+            });
+        }
+        let entry =
+            serde_json::json!({ "path": ev.path, "size_bytes": reader.bytes, "sha256": actual });
+        listed
+            .push(serde_json::json!({ "evidence_id": ev.id, "title": ev.title, "content": entry }));
+        files.push(entry);
+    }
+    for (path, bytes) in &plan.extras {
+        zip.start_file(path.as_str(), stored(bytes.len() as u64))?;
+        zip.write_all(bytes)?;
+        files.push(serde_json::json!({
+            "path": path, "size_bytes": bytes.len(), "sha256": hex::encode(Sha256::digest(bytes)),
+        }));
+    }
+    let manifest = serde_json::to_vec_pretty(&serde_json::json!({
+        "link_share_id": plan.link_share_id,
+        "case_id": plan.case_id,
+        "package": "zip",
+        "files": files,
+        "evidence": listed,
+    }))
+    .map_err(std::io::Error::other)?;
+    zip.start_file("manifest.json", stored(manifest.len() as u64))?;
+    zip.write_all(&manifest)?;
+    let file = zip.finish()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    let size = file.metadata()?.len();
+    Ok((hex::encode(Sha256::digest(&manifest)), size as i64))
+}
+
+/// Mark the link share complete and move the package into place, in one
+/// transaction: a concurrent builder of the same link share waits on the row
+/// and then finds it complete (its own package is discarded).
+async fn complete(
+    ctx: &JobContext,
+    row: &LinkShareRow,
+    built: Built,
+) -> std::result::Result<(), JobError> {
+    let result = async {
+        let mut tx = ctx.db.begin().await?;
+        let done: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+            "UPDATE link_shares SET status = 'complete', manifest_sha256 = $2, size_bytes = $3,
+                    completed_at = now(), expires_at = now() + make_interval(hours => duration_hours)
+             WHERE id = $1 AND status = 'processing' RETURNING expires_at",
+        )
+        .bind(row.id)
+        .bind(&built.manifest_sha256)
+        .bind(built.size_bytes)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(expires_at) = done else {
+            return Ok(false);
+        };
+        tokio::fs::rename(&built.tmp, package_path(&ctx.settings, row.id))
+            .await
+            .map_err(|e| JobError::Transient(format!("moving the package into place: {e}")))?;
+        audit::record(
+            &mut tx,
+            Action::LinkShareComplete,
+            audit::Entry {
+                org_id: Some(row.org_id),
+                case_id: Some(row.case_id),
+                details: Some(serde_json::json!({
+                    "link_share_id": row.id,
+                    "manifest_sha256": built.manifest_sha256,
+                    "size_bytes": built.size_bytes,
+                    "expires_at": expires_at,
+                })),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<bool, JobError>(true)
+    }
+    .await;
+    if !matches!(result, Ok(true)) {
+        let _ = tokio::fs::remove_file(&built.tmp).await;
+    }
+    result.map(|_| ())
+}
+
+async fn fail(db: &PgPool, id: Uuid, reason: &str, evidence_id: Option<Uuid>) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let failed: Option<(Uuid, Uuid)> = sqlx::query_as(
+        "UPDATE link_shares SET status = 'failed', failure = $2
+         WHERE id = $1 AND status = 'processing' RETURNING org_id, case_id",
+    )
+    .bind(id)
+    .bind(reason)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some((org_id, case_id)) = failed {
+        // Ids only in the trail; the reason (with the title) is on the link share.
+        audit::record(
+            &mut tx,
+            Action::LinkShareFailed,
+            audit::Entry {
+                org_id: Some(org_id),
+                case_id: Some(case_id),
+                evidence_id,
+                details: Some(serde_json::json!({ "link_share_id": id })),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::component;
+
+    #[test]
+    fn components_cannot_escape_or_nest() {
+        assert_eq!(component("../etc/passwd"), ".._etc_passwd");
+        assert_eq!(component(".."), "_");
+        assert_eq!(component("  "), "_");
+        assert_eq!(component("a\\b:c"), "a_b_c");
+        assert_eq!(component("Scene 1"), "Scene 1");
+    }
+}
