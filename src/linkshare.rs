@@ -24,6 +24,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::http::auth::UserPrincipal;
 use crate::jobs::{Job, JobContext, JobError, JobKind};
+use crate::notify;
 use crate::orgs;
 use crate::sharing::{self, Scope};
 
@@ -874,6 +875,17 @@ async fn complete(
             },
         )
         .await?;
+        // R40: the recipient gets the link by email, once.
+        let recipient: Option<String> = sqlx::query_scalar(
+            "SELECT coalesce(l.recipient->>'email', u.email) FROM link_shares l
+             LEFT JOIN users u ON u.id = (l.recipient->>'user_id')::uuid WHERE l.id = $1",
+        )
+        .bind(row.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(to) = recipient {
+            notify::enqueue_link_share_tx(&mut tx, row.id, &to).await?;
+        }
         tx.commit().await?;
         Ok::<bool, JobError>(true)
     }

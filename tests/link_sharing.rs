@@ -241,6 +241,27 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
     // The manifest lists every other file with its real SHA-256 and size.
     let manifest_bytes = read(&mut zip, "manifest.json");
     assert_eq!(done["manifest_sha256"], sha(&manifest_bytes));
+
+    // The recipient is emailed the link, once, with its expiry and the manifest's hash.
+    let sink = app.smtp.as_ref().unwrap();
+    let mail = eventually("link email", || async { sink.mails().into_iter().next() }).await;
+    assert_eq!(mail.to, vec!["defense@firm.example".to_string()]);
+    let text = mail.data.replace("=\r\n", "").replace("=3D", "=");
+    assert!(
+        text.contains(&download_path(&done)),
+        "the link is in the email"
+    );
+    assert!(
+        text.contains(done["manifest_sha256"].as_str().unwrap()),
+        "the manifest hash is in the email"
+    );
+    assert!(text.contains("expires on"), "the expiry is in the email");
+    assert!(
+        !text.contains("he went that way"),
+        "no evidence content in the email"
+    );
+    app.drain().await;
+    assert_eq!(sink.mails().len(), 1, "sent once");
     let manifest: Value = serde_json::from_slice(&manifest_bytes).unwrap();
     let files = manifest["files"].as_array().unwrap();
     let mut listed: Vec<String> = files

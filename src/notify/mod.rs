@@ -30,6 +30,7 @@ pub enum NoticeKind {
     InternalShare,
     Revoke,
     OnwardShare,
+    LinkShare,
 }
 
 impl NoticeKind {
@@ -39,6 +40,7 @@ impl NoticeKind {
             NoticeKind::InternalShare => "internal_share",
             NoticeKind::Revoke => "revoke",
             NoticeKind::OnwardShare => "onward_share",
+            NoticeKind::LinkShare => "link_share",
         }
     }
 }
@@ -131,10 +133,39 @@ pub async fn enqueue_tx(
     received_id: Option<Uuid>,
     recipients: &[String],
 ) -> sqlx::Result<()> {
+    enqueue_for(tx, kind, [share_id, received_id, None], recipients).await
+}
+
+/// R40: email the download link of a built link share to its recipient.
+pub async fn enqueue_link_share_tx(
+    tx: &mut PgConnection,
+    link_share_id: Uuid,
+    recipient: &str,
+) -> sqlx::Result<()> {
+    enqueue_for(
+        tx,
+        NoticeKind::LinkShare,
+        [None, None, Some(link_share_id)],
+        &[recipient.to_string()],
+    )
+    .await
+}
+
+/// `subjects`: the share, the collaboration and the link share a notice is about.
+async fn enqueue_for(
+    tx: &mut PgConnection,
+    kind: NoticeKind,
+    subjects: [Option<Uuid>; 3],
+    recipients: &[String],
+) -> sqlx::Result<()> {
     if recipients.is_empty() {
         return Ok(());
     }
-    let subject = share_id.or(received_id).unwrap_or_default();
+    let [share_id, received_id, link_share_id] = subjects;
+    let subject = share_id
+        .or(received_id)
+        .or(link_share_id)
+        .unwrap_or_default();
     let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::new_v4()).collect();
     let keys: Vec<String> = recipients
         .iter()
@@ -142,8 +173,8 @@ pub async fn enqueue_tx(
         .collect();
     let message_ids: Vec<String> = ids.iter().map(|id| format!("<{id}@caseshare>")).collect();
     let inserted: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO notices (id, kind, share_id, received_id, recipient, idempotency_key, message_id)
-         SELECT i, $1, $2, $3, r, k, m FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[]) AS u(i, r, k, m)
+        "INSERT INTO notices (id, kind, share_id, received_id, link_share_id, recipient, idempotency_key, message_id)
+         SELECT i, $1, $2, $3, $8, r, k, m FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[]) AS u(i, r, k, m)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     )
     .bind(kind.as_str())
@@ -153,6 +184,7 @@ pub async fn enqueue_tx(
     .bind(recipients)
     .bind(&keys)
     .bind(&message_ids)
+    .bind(link_share_id)
     .fetch_all(&mut *tx)
     .await?;
     let jobs: Vec<SendNotice> = inserted
@@ -174,6 +206,7 @@ struct NoticeRow {
     recipient: String,
     message_id: String,
     share_id: Option<Uuid>,
+    link_share_id: Option<Uuid>,
 }
 
 struct Rendered {
@@ -209,6 +242,11 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
         include_str!("../../templates/revoke.html"),
     ),
     (
+        "link_share",
+        include_str!("../../templates/link_share.txt"),
+        include_str!("../../templates/link_share.html"),
+    ),
+    (
         "internal_share",
         include_str!("../../templates/internal_share.txt"),
         include_str!("../../templates/internal_share.html"),
@@ -220,6 +258,9 @@ async fn render(
     ctx: &JobContext,
     n: &NoticeRow,
 ) -> Result<Rendered, JobError> {
+    if n.kind == NoticeKind::LinkShare.as_str() {
+        return render_link_share(db, ctx, n).await;
+    }
     // Only ids, names and the case title are read: nothing else can leak (R10).
     let (case_id, case_title, sharing_org, receiving_org, message): (
         Uuid,
@@ -288,6 +329,78 @@ async fn render(
     })
 }
 
+#[derive(sqlx::FromRow)]
+struct LinkNoticeRow {
+    case_title: String,
+    sharing_org: String,
+    message: Option<String>,
+    token: String,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    manifest: Option<String>,
+}
+
+/// The link-share email: who sends, which case, the link, its expiry and the
+/// manifest's hash (so the recipient can check what was downloaded).
+async fn render_link_share(
+    db: &mut PgConnection,
+    ctx: &JobContext,
+    n: &NoticeRow,
+) -> Result<Rendered, JobError> {
+    let LinkNoticeRow { case_title, sharing_org, message, token, expires_at, manifest } = sqlx::query_as(
+        "SELECT c.title AS case_title, o.name AS sharing_org, l.message, l.token, l.expires_at,
+                l.manifest_sha256 AS manifest
+         FROM link_shares l JOIN cases c ON c.id = l.case_id JOIN orgs o ON o.id = l.org_id WHERE l.id = $1",
+    )
+    .bind(n.link_share_id)
+    .fetch_one(db)
+    .await?;
+    let base = ctx.settings.public_url.trim_end_matches('/');
+    let download_url = format!("{base}/v1/downloads/{token}");
+    let expires = expires_at
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let manifest = manifest.unwrap_or_default();
+    let message = message.filter(|m| !m.trim().is_empty());
+    let (_, text, html) = TEMPLATES
+        .iter()
+        .find(|(name, _, _)| *name == "link_share")
+        .copied()
+        .unwrap_or(TEMPLATES[0]);
+    let text_vars = [
+        ("sharing_org", sharing_org.clone()),
+        ("case_title", case_title.clone()),
+        ("download_url", download_url.clone()),
+        ("expires_at", expires.clone()),
+        ("manifest_sha256", manifest.clone()),
+        (
+            "message_block",
+            message
+                .as_ref()
+                .map(|m| format!("\nMessage:\n{m}\n"))
+                .unwrap_or_default(),
+        ),
+    ];
+    let html_vars = [
+        ("sharing_org", escape_html(&sharing_org)),
+        ("case_title", escape_html(&case_title)),
+        ("download_url", escape_html(&download_url)),
+        ("expires_at", escape_html(&expires)),
+        ("manifest_sha256", escape_html(&manifest)),
+        (
+            "message_html",
+            message
+                .as_ref()
+                .map(|m| format!("<p>Message:<br>{}</p>", escape_html(m)))
+                .unwrap_or_default(),
+        ),
+    ];
+    Ok(Rendered {
+        subject: format!("{sharing_org} sent you a case package: {case_title}"),
+        text: fill(text, &text_vars),
+        html: fill(html, &html_vars),
+    })
+}
+
 impl Job for SendNotice {
     const KIND: JobKind = JobKind::SendNotice;
 
@@ -326,7 +439,7 @@ async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
     let claimed: Option<NoticeRow> = sqlx::query_as(&format!(
         "UPDATE notices SET attempts = attempts + 1, claimed_until = now() + interval '{SEND_LEASE}'
          WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
-         RETURNING kind, recipient, message_id, share_id"
+         RETURNING kind, recipient, message_id, share_id, link_share_id"
     ))
     .bind(notice_id)
     .fetch_optional(&ctx.db)
