@@ -27,6 +27,7 @@ pub enum Action {
     LinkShareComplete,
     LinkShareFailed,
     LinkDownload,
+    LinkPackageDeleted,
 }
 
 impl Action {
@@ -48,6 +49,7 @@ impl Action {
             Action::LinkShareComplete => "link_share_complete",
             Action::LinkShareFailed => "link_share_failed",
             Action::LinkDownload => "link_download",
+            Action::LinkPackageDeleted => "link_package_deleted",
         }
     }
 }

@@ -460,6 +460,49 @@ pub async fn for_download(db: &PgPool, token: &str) -> Result<LinkShareRow> {
     }
 }
 
+/// Delete the packages of expired link shares from the store (R40); the rows
+/// stay, with their manifest hash, as the record of what was sent. Safe to run
+/// from several processes at once: each package is claimed by its row lock.
+/// Returns how many packages were deleted.
+pub async fn sweep_expired(db: &PgPool, settings: &Settings) -> Result<u64> {
+    let mut tx = db.begin().await?;
+    let expired: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT id, org_id, case_id FROM link_shares
+         WHERE status = 'complete' AND package_deleted_at IS NULL AND expires_at < now()
+         ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, org_id, case_id) in &expired {
+        match tokio::fs::remove_file(package_path(settings, *id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "deleting package {id}: {e}"
+                )))
+            }
+        }
+        sqlx::query("UPDATE link_shares SET package_deleted_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            Action::LinkPackageDeleted,
+            audit::Entry {
+                org_id: Some(*org_id),
+                case_id: Some(*case_id),
+                details: Some(serde_json::json!({ "link_share_id": id })),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(expired.len() as u64)
+}
+
 /// Audit a download (R39): the link share and the bytes served.
 pub async fn record_download(
     db: &PgPool,

@@ -85,6 +85,21 @@ impl Application {
                 faults: faults.clone(),
             });
             tasks.spawn(worker.run(shutdown.clone()));
+            // R40: expired packages leave the store within a minute.
+            let (db, settings, stop) = (pool.clone(), settings.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        _ = stop.wait() => break,
+                        _ = tick.tick() => {
+                            if let Err(e) = crate::linkshare::sweep_expired(&db, &settings).await {
+                                tracing::warn!(error = %e, "cannot sweep expired packages");
+                            }
+                        }
+                    }
+                }
+            });
         }
 
         let mut addr = None;

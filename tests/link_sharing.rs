@@ -333,6 +333,28 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["error"], "expired", "{v}");
 
+    // The sweep deletes the expired package from the store; the record stays.
+    let settings = app.app.as_ref().unwrap().settings.clone();
+    let link: Uuid = id.parse().unwrap();
+    let package = caseshare::linkshare::package_path(&settings, link);
+    assert!(package.exists());
+    assert_eq!(
+        caseshare::linkshare::sweep_expired(&app.db, &settings)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!package.exists(), "expired package deleted");
+    assert_eq!(
+        caseshare::linkshare::sweep_expired(&app.db, &settings)
+            .await
+            .unwrap(),
+        0,
+        "once"
+    );
+    let (_, after) = app.get(&format!("/v1/link-shares/{id}"), &w.a.user).await;
+    assert_eq!(after["manifest_sha256"], done["manifest_sha256"]);
+
     // Unknown tokens are not found.
     let (s, _) = app
         .call(
