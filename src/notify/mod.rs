@@ -285,48 +285,54 @@ async fn render(
         "revoke" => "revoke",
         _ => "internal_share",
     };
-    let (_, text, html) = TEMPLATES
-        .iter()
-        .find(|(name, _, _)| *name == template)
-        .copied()
-        .unwrap_or(TEMPLATES[0]);
     let subject = match template {
         "share" => format!("{sharing_org} shared a case with you: {case_title}"),
         "revoke" => format!("{sharing_org} revoked a shared case: {case_title}"),
         _ => format!("A case was shared with you: {case_title}"),
     };
+    let vars = [
+        ("sharing_org", sharing_org),
+        ("receiving_org", receiving_org),
+        ("case_title", case_title),
+        ("view_url", view_url),
+    ];
+    Ok(fill_template(template, subject, &vars, message.as_deref()))
+}
+
+/// Fill a template's text and HTML parts: HTML gets escaped values, and the
+/// optional message becomes `message_block` / `message_html`.
+fn fill_template(
+    template: &str,
+    subject: String,
+    vars: &[(&str, String)],
+    message: Option<&str>,
+) -> Rendered {
+    let (_, text, html) = TEMPLATES
+        .iter()
+        .find(|(name, _, _)| *name == template)
+        .copied()
+        .unwrap_or(TEMPLATES[0]);
     let message = message.filter(|m| !m.trim().is_empty());
-    let text_vars = [
-        ("sharing_org", sharing_org.clone()),
-        ("receiving_org", receiving_org.clone()),
-        ("case_title", case_title.clone()),
-        ("view_url", view_url.clone()),
-        (
-            "message_block",
-            message
-                .as_ref()
-                .map(|m| format!("\nMessage:\n{m}\n"))
-                .unwrap_or_default(),
-        ),
-    ];
-    let html_vars = [
-        ("sharing_org", escape_html(&sharing_org)),
-        ("receiving_org", escape_html(&receiving_org)),
-        ("case_title", escape_html(&case_title)),
-        ("view_url", escape_html(&view_url)),
-        (
-            "message_html",
-            message
-                .as_ref()
-                .map(|m| format!("<p>Message:<br>{}</p>", escape_html(m)))
-                .unwrap_or_default(),
-        ),
-    ];
-    Ok(Rendered {
+    let mut text_vars = vars.to_vec();
+    text_vars.push((
+        "message_block",
+        message
+            .map(|m| format!("\nMessage:\n{m}\n"))
+            .unwrap_or_default(),
+    ));
+    let mut html_vars: Vec<(&str, String)> =
+        vars.iter().map(|(k, v)| (*k, escape_html(v))).collect();
+    html_vars.push((
+        "message_html",
+        message
+            .map(|m| format!("<p>Message:<br>{}</p>", escape_html(m)))
+            .unwrap_or_default(),
+    ));
+    Rendered {
         subject,
         text: fill(text, &text_vars),
         html: fill(html, &html_vars),
-    })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -360,45 +366,20 @@ async fn render_link_share(
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default();
     let manifest = manifest.unwrap_or_default();
-    let message = message.filter(|m| !m.trim().is_empty());
-    let (_, text, html) = TEMPLATES
-        .iter()
-        .find(|(name, _, _)| *name == "link_share")
-        .copied()
-        .unwrap_or(TEMPLATES[0]);
-    let text_vars = [
-        ("sharing_org", sharing_org.clone()),
-        ("case_title", case_title.clone()),
-        ("download_url", download_url.clone()),
-        ("expires_at", expires.clone()),
-        ("manifest_sha256", manifest.clone()),
-        (
-            "message_block",
-            message
-                .as_ref()
-                .map(|m| format!("\nMessage:\n{m}\n"))
-                .unwrap_or_default(),
-        ),
+    let subject = format!("{sharing_org} sent you a case package: {case_title}");
+    let vars = [
+        ("sharing_org", sharing_org),
+        ("case_title", case_title),
+        ("download_url", download_url),
+        ("expires_at", expires),
+        ("manifest_sha256", manifest),
     ];
-    let html_vars = [
-        ("sharing_org", escape_html(&sharing_org)),
-        ("case_title", escape_html(&case_title)),
-        ("download_url", escape_html(&download_url)),
-        ("expires_at", escape_html(&expires)),
-        ("manifest_sha256", escape_html(&manifest)),
-        (
-            "message_html",
-            message
-                .as_ref()
-                .map(|m| format!("<p>Message:<br>{}</p>", escape_html(m)))
-                .unwrap_or_default(),
-        ),
-    ];
-    Ok(Rendered {
-        subject: format!("{sharing_org} sent you a case package: {case_title}"),
-        text: fill(text, &text_vars),
-        html: fill(html, &html_vars),
-    })
+    Ok(fill_template(
+        "link_share",
+        subject,
+        &vars,
+        message.as_deref(),
+    ))
 }
 
 impl Job for SendNotice {
