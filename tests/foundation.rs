@@ -745,8 +745,7 @@ async fn r35_crash_after_effect_before_ack_redelivers_and_the_effect_happens_onc
     app.partner(a.id, b.id).await;
     app.setup(&a, policy(true), false).await;
     let case = app.create_case(&a.user, "Case").await;
-    let share = app.share(&a.user, case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": b.id, "recipients": [] } })).await;
-    app.wait_share(&a.user, share["id"].as_str().unwrap()).await;
+    app.share_case_with(&a.user, case, b.id).await;
 
     app.app
         .as_ref()

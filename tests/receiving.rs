@@ -265,10 +265,7 @@ async fn r19_manual_import_and_refusal_without_copy_download() {
             json!({ "policy_id": p["id"] }),
         )
         .await;
-    let share = w.app.share(&w.a.user, w.case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": c.id, "recipients": [] } })).await;
-    w.app
-        .wait_share(&w.a.user, share["id"].as_str().unwrap())
-        .await;
+    w.app.share_case_with(&w.a.user, w.case, c.id).await;
     w.app.drain().await;
     let (_, rc) = w.app.get("/v1/received", &c.user).await;
     let rc = &rc["items"][0];
@@ -729,8 +726,7 @@ async fn r28_onward_sharing_follows_internal_share_permission() {
         )
         .await;
     w.share(json!({ "kind": "case" })).await;
-    let s = w.app.share(&w.a.user, w.case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": c.id, "recipients": [] } })).await;
-    w.app.wait_share(&w.a.user, s["id"].as_str().unwrap()).await;
+    w.app.share_case_with(&w.a.user, w.case, c.id).await;
 
     let (colleague, _) = w.app.create_user(w.b.id, "Beta Analyst", "user").await;
     let (s, v) = w

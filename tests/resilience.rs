@@ -42,8 +42,7 @@ async fn r35_broker_connection_loss_loses_no_accepted_evidence() {
     app.partner(a.id, b.id).await;
     app.setup(&a, policy(true), false).await;
     let case = app.create_case(&a.user, "Case").await;
-    let share = app.share(&a.user, case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": b.id, "recipients": [] } })).await;
-    app.wait_share(&a.user, share["id"].as_str().unwrap()).await;
+    app.share_case_with(&a.user, case, b.id).await;
     for i in 0..10 {
         app.add_evidence(&a.user, case, json!({ "title": format!("before {i}") }))
             .await;
@@ -134,8 +133,7 @@ async fn r35_two_worker_processes_share_a_burst_and_survive_a_kill() {
     let case = app.create_case(&a.user, "Case").await;
     for p in &partners {
         app.partner(a.id, p.id).await;
-        let s = app.share(&a.user, case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": p.id, "recipients": [] } })).await;
-        app.wait_share(&a.user, s["id"].as_str().unwrap()).await;
+        app.share_case_with(&a.user, case, p.id).await;
     }
     let mut ids: Vec<Uuid> = Vec::new();
     for i in 0..120 {

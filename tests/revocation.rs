@@ -33,9 +33,8 @@ async fn shared_world(receiver_kind: &str, auto_sync: bool) -> World {
     let case = app.create_case(&a.user, "Fraud").await;
     app.add_evidence(&a.user, case, json!({ "title": "before" }))
         .await;
-    let share = app.share(&a.user, case, json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": b.id, "recipients": [] } })).await;
+    let share = app.share_case_with(&a.user, case, b.id).await;
     let share_id = share["id"].as_str().unwrap().to_string();
-    app.wait_share(&a.user, &share_id).await;
     app.drain().await;
     World {
         app,
@@ -252,12 +251,10 @@ async fn r29_r31_bulk_revoke_by_ids_case_and_partner() {
     let w = shared_world("lea", false).await;
     let c = w.app.create_org("Gamma PD", "lea").await;
     w.app.partner(w.a.id, c.id).await;
-    let to = |org: Uuid| json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": org, "recipients": [] } });
     let second_case = w.app.create_case(&w.a.user, "Second").await;
     let mut ids = Vec::new();
     for (case, org) in [(w.case, c.id), (second_case, w.b.id), (second_case, c.id)] {
-        let s = w.app.share(&w.a.user, case, to(org)).await;
-        w.app.wait_share(&w.a.user, s["id"].as_str().unwrap()).await;
+        let s = w.app.share_case_with(&w.a.user, case, org).await;
         ids.push(s["id"].as_str().unwrap().to_string());
     }
     // Refusals change nothing.

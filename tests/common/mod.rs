@@ -491,6 +491,15 @@ impl TestApp {
         v
     }
 
+    /// Share a whole case with a partner org and wait until the share is complete.
+    pub async fn share_case_with(&self, token: &str, case: Uuid, partner: Uuid) -> Value {
+        let body = json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": partner, "recipients": [] } });
+        let share = self.share(token, case, body).await;
+        let done = self.wait_share(token, share["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "complete", "{done}");
+        done
+    }
+
     pub async fn wait_share(&self, token: &str, share_id: &str) -> Value {
         eventually("share to complete", || async {
             let (_, v) = self.get(&format!("/v1/shares/{share_id}"), token).await;
