@@ -245,6 +245,7 @@ impl Worker {
                     None,
                     kind.as_str(),
                     &format!("malformed message: {e}"),
+                    None,
                 )
                 .await?;
                 return Ok(());
@@ -285,7 +286,8 @@ impl Worker {
                     delivery.ack(BasicAckOptions::default()).await?;
                     return Ok(());
                 }
-                self.dead_letter(&delivery, publisher, Some(job_id), kind.as_str(), "unknown job id").await?;
+                self.dead_letter(&delivery, publisher, Some(job_id), kind.as_str(), "unknown job id", None)
+                    .await?;
                 return Ok(());
             };
             tracing::Span::current().record("attempt", attempts);
@@ -338,9 +340,9 @@ impl Worker {
                         JobError::Permanent(r) => r.clone(),
                     };
                     tracing::error!(%reason, "job failed for good");
-                    if self.dead_letter(&delivery, publisher, Some(job_id), kind.as_str(), &reason).await? {
-                        kind.dead(payload, &self.ctx, &reason).await;
-                    }
+                    let subject = Some((kind, payload));
+                    self.dead_letter(&delivery, publisher, Some(job_id), kind.as_str(), &reason, subject)
+                        .await?;
                 }
             }
             Ok(())
@@ -363,7 +365,7 @@ impl Worker {
                 Ok(())
             }
             Err(crate::evidence::IngestError::Invalid(reason)) => {
-                self.dead_letter(&delivery, publisher, None, "evidence-event", &reason)
+                self.dead_letter(&delivery, publisher, None, "evidence-event", &reason, None)
                     .await?;
                 Ok(())
             }
@@ -388,7 +390,8 @@ impl Worker {
         job_id: Option<Uuid>,
         kind: &str,
         reason: &str,
-    ) -> Result<bool, HandleError> {
+        subject: Option<(JobKind, serde_json::Value)>,
+    ) -> Result<(), HandleError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert("x-reason".into(), AMQPValue::LongString(reason.into()));
         headers.insert("x-kind".into(), AMQPValue::LongString(kind.into()));
@@ -415,7 +418,12 @@ impl Worker {
                     ..Default::default()
                 })
                 .await?;
-            return Ok(false);
+            return Ok(());
+        }
+        // The job's subject shows the failure (a share `failed`, a notice
+        // `failed`) before the job itself reads `dead`; the hooks are idempotent.
+        if let Some((job_kind, payload)) = subject {
+            job_kind.dead(payload, &self.ctx, reason).await;
         }
         if let Some(id) = job_id {
             self.finish(id, "dead", Some(reason)).await;
@@ -423,7 +431,7 @@ impl Worker {
         metrics::counter!("caseshare_jobs_dead_lettered_total", "kind" => kind.to_string())
             .increment(1);
         delivery.ack(BasicAckOptions::default()).await?;
-        Ok(true)
+        Ok(())
     }
 
     /// Record the outcome; returns the job's latency (created to finished).
