@@ -1,6 +1,11 @@
-//! Classic link sharing (R40): content upload with hash check, the ZIP
-//! package and its manifest, downloads (ranges), failure on corrupted content,
-//! expiry, and refused requests.
+//! Classic link sharing (R40): content upload with hash check, the ZIP and
+//! ISO 9660 packages and their manifests, downloads (ranges), failure on
+//! corrupted content, expiry, and refused requests.
+//!
+//! The packages are also opened with the standard tools when they are
+//! installed (`unzip`, `isovfy`/`isoinfo` from genisoimage, `7z` from
+//! p7zip-full; `.ci/run` installs them and sets `CASESHARE_REQUIRE_TOOLS=1`, so
+//! in CI a missing tool fails the test instead of skipping that check).
 
 mod common;
 
@@ -189,6 +194,12 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
     let bytes = res.bytes().await.unwrap().to_vec();
     assert_eq!(done["size_bytes"], bytes.len());
 
+    if let Some(unzip) = tool("unzip") {
+        let file = temp_file(&bytes, "zip");
+        let out = run(&unzip, &["-t", file.to_str().unwrap()]);
+        assert!(out.contains("No errors detected"), "{out}");
+        let _ = std::fs::remove_file(file);
+    }
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).unwrap();
     let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
     names.sort();
@@ -406,6 +417,17 @@ async fn r40_corrupted_stored_content_fails_the_link_share() {
     let w = world().await;
     let app = &w.app;
     std::fs::write(content_dir(app).join(w.photo.0.to_string()), b"bit rot").unwrap();
+    // The ISO image is laid out before the content is read: a file of another
+    // size than when laid out fails it the same way.
+    let mut iso = body(json!({ "kind": "case" }), true);
+    iso["package"] = json!("iso");
+    let iso = link_share(app, &w.a.user, w.case, iso).await;
+    let done = wait_link(app, &w.a.user, &iso).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["failure"].as_str().unwrap().contains("Photo 1"),
+        "{done}"
+    );
     let id = link_share(
         app,
         &w.a.user,
@@ -428,7 +450,7 @@ async fn r40_corrupted_stored_content_fails_the_link_share() {
     .fetch_one(&app.db)
     .await
     .unwrap();
-    assert_eq!(audited, 1);
+    assert_eq!(audited, 2, "both link shares failed on it");
     // No partial package is left behind.
     let packages: Vec<_> = std::fs::read_dir(content_dir(app).join("packages"))
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
@@ -467,7 +489,6 @@ async fn r40_refuses_bad_link_share_requests() {
         ("duration_hours", json!(0)),
         ("duration_hours", json!(-5)),
         ("package", json!("tar")),
-        ("package", json!("iso")),
         ("recipient", json!({ "email": "not-an-address" })),
         ("recipient", json!({ "user_id": b.user_id })),
         (
@@ -505,4 +526,216 @@ async fn r40_refuses_bad_link_share_requests() {
     let (s, _) = upload(&app, &a.user, Uuid::new_v4(), b"x".to_vec()).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     finish(app).await;
+}
+
+/// A standard tool, if installed; with `CASESHARE_REQUIRE_TOOLS=1` (CI) a
+/// missing tool fails the test.
+fn tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CASESHARE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{name} is required (apt-get install genisoimage p7zip-full unzip)"
+        );
+        eprintln!("note: {name} is not installed; that check is skipped");
+    }
+    found
+}
+
+fn run(tool: &std::path::Path, args: &[&str]) -> String {
+    let out = std::process::Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{tool:?} {args:?}: {text}");
+    text
+}
+
+fn temp_file(bytes: &[u8], extension: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("caseshare-{}.{extension}", Uuid::new_v4()));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A small ISO 9660 reader for the test: walks the Joliet tree (the
+/// supplementary volume descriptor with the UCS-2 escape) and returns every
+/// file's path and bytes, checking the structure on the way.
+fn read_joliet(image: &[u8]) -> Vec<(String, Vec<u8>)> {
+    const SECTOR: usize = 2048;
+    let le32 = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    assert_eq!(image.len() % SECTOR, 0, "whole sectors");
+    let primary = &image[16 * SECTOR..17 * SECTOR];
+    assert_eq!(&primary[..7], b"\x01CD001\x01", "primary volume descriptor");
+    assert_eq!(le32(&primary[80..]) * SECTOR, image.len(), "volume size");
+    assert_eq!(be32(&primary[84..]) * SECTOR, image.len(), "both-endian");
+    let joliet = &image[17 * SECTOR..18 * SECTOR];
+    assert_eq!(&joliet[..7], b"\x02CD001\x01", "supplementary descriptor");
+    assert_eq!(&joliet[88..91], b"%/E", "Joliet UCS-2 level 3");
+    assert_eq!(image[18 * SECTOR], 255, "terminator");
+
+    fn walk(image: &[u8], lba: usize, size: usize, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+        let extent = &image[lba * 2048..lba * 2048 + size];
+        let mut at = 0;
+        let mut records = 0;
+        while at < extent.len() {
+            let len = extent[at] as usize;
+            if len == 0 {
+                at = (at / 2048 + 1) * 2048; // the rest of this sector is padding
+                continue;
+            }
+            assert!(at % 2048 + len <= 2048, "a record crosses a sector");
+            let r = &extent[at..at + len];
+            at += len;
+            records += 1;
+            let id = &r[33..33 + r[32] as usize];
+            if id == [0] || id == [1] {
+                continue;
+            }
+            let units: Vec<u16> = id
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            let name = String::from_utf16(&units).unwrap();
+            let child_lba = u32::from_le_bytes([r[2], r[3], r[4], r[5]]) as usize;
+            let child_len = u32::from_le_bytes([r[10], r[11], r[12], r[13]]) as usize;
+            let path = format!("{prefix}{name}");
+            if r[25] & 2 != 0 {
+                walk(image, child_lba, child_len, &format!("{path}/"), out);
+            } else {
+                let data = image[child_lba * 2048..child_lba * 2048 + child_len].to_vec();
+                out.push((path, data));
+            }
+        }
+        assert!(records >= 2, "every directory has . and ..");
+    }
+    let root = &joliet[156..190];
+    let lba = u32::from_le_bytes([root[2], root[3], root[4], root[5]]) as usize;
+    let size = u32::from_le_bytes([root[10], root[11], root[12], root[13]]) as usize;
+    let mut files = Vec::new();
+    walk(image, lba, size, "", &mut files);
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn r40_iso_package_opens_with_standard_tools_and_matches_its_manifest() {
+    let w = world().await;
+    let app = &w.app;
+    let mut request = body(json!({ "kind": "case" }), true);
+    request["package"] = json!("iso");
+    let id = link_share(app, &w.a.user, w.case, request).await;
+    let done = wait_link(app, &w.a.user, &id).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    assert_eq!(done["package"], "iso");
+    let res = app
+        .client
+        .get(format!("{}{}", app.base, download_path(&done)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/x-iso9660-image");
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .ends_with(".iso\""));
+    let image = res.bytes().await.unwrap().to_vec();
+    assert_eq!(done["size_bytes"], image.len());
+
+    let files = read_joliet(&image);
+    let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let (video, photo) = (w.video.0, w.photo.0);
+    let mut expected = vec![
+        format!("evidence/Scene/Cam/Door cam-{video}"),
+        format!("evidence/Scene/Photo 1-{photo}"),
+        format!("transcripts/{video}.txt"),
+        "audit.json".to_string(),
+        "toc.txt".to_string(),
+        "manifest.json".to_string(),
+    ];
+    expected.sort();
+    assert_eq!(names, expected);
+    let file = |name: &str| &files.iter().find(|(p, _)| p == name).unwrap().1;
+    assert_eq!(
+        sha(file(&format!("evidence/Scene/Cam/Door cam-{video}"))),
+        sha(&w.video.1)
+    );
+    assert_eq!(
+        sha(file(&format!("evidence/Scene/Photo 1-{photo}"))),
+        sha(&w.photo.1)
+    );
+
+    let manifest_bytes = file("manifest.json");
+    assert_eq!(done["manifest_sha256"], sha(manifest_bytes));
+    let manifest: Value = serde_json::from_slice(manifest_bytes).unwrap();
+    assert_eq!(manifest["package"], "iso");
+    let listed = manifest["files"].as_array().unwrap();
+    assert_eq!(
+        listed.len(),
+        expected.len() - 1,
+        "every file but the manifest"
+    );
+    for f in listed {
+        let data = file(f["path"].as_str().unwrap());
+        assert_eq!(f["sha256"], sha(data), "{f}");
+        assert_eq!(f["size_bytes"], data.len(), "{f}");
+    }
+
+    // The standard tools agree.
+    let path = temp_file(&image, "iso");
+    let iso = path.to_str().unwrap();
+    if let Some(isovfy) = tool("isovfy") {
+        let out = run(&isovfy, &[iso]);
+        assert!(out.contains("No errors found"), "{out}");
+    }
+    if let Some(isoinfo) = tool("isoinfo") {
+        let listing = run(&isoinfo, &["-i", iso, "-J", "-f"]);
+        for name in &expected {
+            assert!(
+                listing.lines().any(|l| l == format!("/{name}")),
+                "{name} in {listing}"
+            );
+        }
+        // Level 1 names in the primary tree, for readers without Joliet.
+        let primary = run(&isoinfo, &["-i", iso, "-f"]);
+        assert!(primary.lines().any(|l| l == "/MANIFEST.JSO;1"), "{primary}");
+        let out = std::process::Command::new(&isoinfo)
+            .args([
+                "-i",
+                iso,
+                "-J",
+                "-x",
+                &format!("/evidence/Scene/Cam/Door cam-{video}"),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            sha(&out.stdout),
+            sha(&w.video.1),
+            "isoinfo extracts the video"
+        );
+    }
+    if let Some(sevenzip) = tool("7z") {
+        let out = run(&sevenzip, &["t", iso]);
+        assert!(out.contains("Everything is Ok"), "{out}");
+        let dir = std::env::temp_dir().join(format!("caseshare-x-{}", Uuid::new_v4()));
+        run(&sevenzip, &["x", iso, &format!("-o{}", dir.display())]);
+        for f in listed {
+            let data = std::fs::read(dir.join(f["path"].as_str().unwrap())).unwrap();
+            assert_eq!(f["sha256"], sha(&data), "7z extracted {f}");
+        }
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let _ = std::fs::remove_file(path);
+    finish(w.app).await;
 }

@@ -97,7 +97,7 @@ fn parse_range(value: &str, total: u64) -> Option<Option<(u64, u64)>> {
 }
 
 #[utoipa::path(get, path = "/v1/downloads/{token}", tag = "link sharing", security(()),
-    responses((status = 200, description = "the package (application/zip)"),
+    responses((status = 200, description = "the package (application/zip or application/x-iso9660-image)"),
               (status = 206, description = "the requested byte range"),
               (status = 404, body = ErrorBody), (status = 410, body = ErrorBody, description = "the link expired"),
               (status = 416, description = "the range is outside the package")))]
@@ -127,12 +127,13 @@ pub async fn download(
     let mut response_headers = HeaderMap::new();
     response_headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("application/zip"),
+        HeaderValue::from_static(row.package.content_type()),
     );
     response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"linkshare-{}.zip\"",
-        row.id
+        "attachment; filename=\"linkshare-{}.{}\"",
+        row.id,
+        row.package.extension()
     )) {
         response_headers.insert(header::CONTENT_DISPOSITION, v);
     }

@@ -1,7 +1,8 @@
 //! Classic link sharing (R40): the content store (evidence bytes on the local
-//! filesystem under `content_dir`), link shares (a ZIP package of the case or
-//! of selected folders/evidence, with a manifest of every file's SHA-256), the
-//! `BuildLinkShare` job that builds the package, and downloads by token.
+//! filesystem under `content_dir`), link shares (a ZIP or ISO 9660 package of
+//! the case or of selected folders/evidence, with a manifest of every file's
+//! SHA-256), the `BuildLinkShare` job that builds the package, and downloads
+//! by token.
 //!
 //! A link share is a snapshot: the package is built once from the evidence in
 //! scope when the job runs; evidence added later is never added to it.
@@ -12,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use tokio::io::AsyncWriteExt;
 use utoipa::ToSchema;
@@ -27,6 +27,12 @@ use crate::jobs::{Job, JobContext, JobError, JobKind};
 use crate::notify;
 use crate::orgs;
 use crate::sharing::{self, Scope};
+
+pub mod iso9660;
+mod package;
+
+pub use package::Package;
+use package::{BuildError, Built, Plan, PlannedEvidence};
 
 /// The longest validity a link may be given: one year.
 pub const MAX_DURATION_HOURS: i32 = 24 * 365;
@@ -43,7 +49,7 @@ pub fn package_path(settings: &Settings, link_share_id: Uuid) -> PathBuf {
     settings
         .content_dir
         .join("packages")
-        .join(format!("{link_share_id}.zip"))
+        .join(link_share_id.to_string())
 }
 
 /// The `content.uri` of evidence whose bytes are in the store.
@@ -223,14 +229,6 @@ pub struct Attachments {
     pub table_of_contents: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Package {
-    Zip,
-    /// Accepted by the contract, refused for now (422).
-    Iso,
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkShareRequest {
@@ -258,6 +256,7 @@ pub struct LinkShareAccepted {
 pub struct LinkShareView {
     pub id: Uuid,
     pub case_id: Uuid,
+    pub package: Package,
     /// processing | complete | failed
     pub status: String,
     /// Set once the package is built.
@@ -283,6 +282,7 @@ pub struct LinkShareRow {
     pub scope: sqlx::types::Json<Scope>,
     pub attachments: sqlx::types::Json<Attachments>,
     pub retain_folder_structure: bool,
+    pub package: Package,
     pub duration_hours: i32,
     pub status: String,
     pub failure: Option<String>,
@@ -295,7 +295,7 @@ pub struct LinkShareRow {
 }
 
 const COLUMNS: &str =
-    "id, case_id, org_id, scope, attachments, retain_folder_structure, duration_hours,
+    "id, case_id, org_id, scope, attachments, retain_folder_structure, package, duration_hours,
     status, failure, token, manifest_sha256, size_bytes, expires_at, created_at, completed_at";
 
 impl LinkShareRow {
@@ -310,6 +310,7 @@ impl LinkShareRow {
         LinkShareView {
             id: self.id,
             case_id: self.case_id,
+            package: self.package,
             status: self.status,
             expires_at: self.expires_at,
             download_url,
@@ -333,11 +334,6 @@ pub async fn create(
     let mut tx = db.begin().await?;
     cases::owned(&mut tx, user.org_id, case_id).await?;
     sharing::validate_scope(&mut tx, case_id, &req.scope).await?;
-    if req.package == Package::Iso {
-        return Err(Error::validation(
-            "ISO packages are not supported yet; use \"zip\"",
-        ));
-    }
     if !(1..=MAX_DURATION_HOURS).contains(&req.duration_hours) {
         return Err(Error::validation(format!(
             "duration_hours must be between 1 and {MAX_DURATION_HOURS}"
@@ -378,7 +374,7 @@ pub async fn create(
     sqlx::query(
         "INSERT INTO link_shares (id, case_id, org_id, created_by, scope, recipient, attachments,
                                   retain_folder_structure, package, duration_hours, message, token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'zip', $9, $10, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(id)
     .bind(case_id)
@@ -388,6 +384,7 @@ pub async fn create(
     .bind(sqlx::types::Json(&req.recipient))
     .bind(sqlx::types::Json(&req.attachments))
     .bind(req.retain_folder_structure)
+    .bind(req.package)
     .bind(req.duration_hours)
     .bind(&req.message)
     .bind(&token)
@@ -403,7 +400,7 @@ pub async fn create(
             details: Some(serde_json::json!({
                 "link_share_id": id,
                 "recipient_kind": recipient_kind,
-                "package": "zip",
+                "package": req.package.as_str(),
                 "duration_hours": req.duration_hours,
             })),
             ..Default::default()
@@ -537,59 +534,6 @@ pub struct BuildLinkShare {
     pub link_share_id: Uuid,
 }
 
-/// What goes into the package, gathered from the database before any file is
-/// touched (no connection is held while the package is written).
-struct Plan {
-    link_share_id: Uuid,
-    case_id: Uuid,
-    content_dir: PathBuf,
-    evidence: Vec<PlannedEvidence>,
-    /// Attachments: (path in the archive, bytes).
-    extras: Vec<(String, Vec<u8>)>,
-}
-
-struct PlannedEvidence {
-    id: Uuid,
-    title: String,
-    path: String,
-    /// The recorded SHA-256 when the content is in the store.
-    stored_sha256: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct EvidenceItem {
-    id: Uuid,
-    folder_id: Option<Uuid>,
-    title: String,
-    transcript: Option<String>,
-    sha256: Option<String>,
-    uri: Option<String>,
-}
-
-enum BuildError {
-    /// The package cannot be built from what is stored: the link share fails.
-    Content {
-        evidence_id: Uuid,
-        reason: String,
-    },
-    Io(std::io::Error),
-}
-
-impl From<std::io::Error> for BuildError {
-    fn from(e: std::io::Error) -> Self {
-        BuildError::Io(e)
-    }
-}
-
-impl From<zip::result::ZipError> for BuildError {
-    fn from(e: zip::result::ZipError) -> Self {
-        match e {
-            zip::result::ZipError::Io(e) => BuildError::Io(e),
-            other => BuildError::Io(std::io::Error::other(other)),
-        }
-    }
-}
-
 impl Job for BuildLinkShare {
     const KIND: JobKind = JobKind::BuildLinkShare;
 
@@ -606,15 +550,16 @@ impl Job for BuildLinkShare {
         }
         let plan = plan(&mut conn, &row, &ctx.settings).await?;
         drop(conn);
-        let built = tokio::task::spawn_blocking(move || build(&plan))
+        let output = plan.output.clone();
+        let built = tokio::task::spawn_blocking(move || package::build(&plan))
             .await
             .map_err(|e| JobError::Transient(format!("package builder panicked: {e}")))?;
         match built {
-            Ok(built) => complete(ctx, &row, built).await,
+            Ok(built) => complete(ctx, &row, &output, built).await,
             Err(BuildError::Content {
                 evidence_id,
                 reason,
-            }) => fail(&ctx.db, row.id, &reason, Some(evidence_id))
+            }) => fail(&ctx.db, row.id, &reason, evidence_id)
                 .await
                 .map_err(sharing::job_error),
             Err(BuildError::Io(e)) => Err(JobError::Transient(format!("building package: {e}"))),
@@ -628,8 +573,19 @@ impl Job for BuildLinkShare {
     }
 }
 
-/// A file or folder name made safe as one path component of an archive.
-fn component(name: &str) -> String {
+#[derive(sqlx::FromRow)]
+struct EvidenceItem {
+    id: Uuid,
+    folder_id: Option<Uuid>,
+    title: String,
+    transcript: Option<String>,
+    sha256: Option<String>,
+    uri: Option<String>,
+}
+
+/// A file or folder name made safe as one path component of an archive, at
+/// most `max` characters long.
+fn component(name: &str, max: usize) -> String {
     let cleaned: String = name
         .trim()
         .chars()
@@ -640,7 +596,7 @@ fn component(name: &str) -> String {
                 c
             }
         })
-        .take(100)
+        .take(max)
         .collect();
     match cleaned.trim() {
         "" | "." | ".." => "_".into(),
@@ -681,11 +637,17 @@ async fn plan(
         .into_iter()
         .map(|(id, parent, name)| (id, (parent, name)))
         .collect();
+    // ISO 9660 (Joliet) names have at most 64 characters: a title keeps 27,
+    // followed by "-" and the evidence id.
+    let (title_max, folder_max) = match row.package {
+        Package::Zip => (100, 100),
+        Package::Iso => (27, 64),
+    };
     let folder_path = |mut id: Option<Uuid>| {
         let mut parts = Vec::new();
         // The depth bound guards against a cycle that the schema does not rule out.
         while let Some((parent, name)) = id.and_then(|i| folders.get(&i)) {
-            parts.push(component(name));
+            parts.push(component(name, folder_max));
             id = *parent;
             if parts.len() > 64 {
                 break;
@@ -712,7 +674,7 @@ async fn plan(
         if row.retain_folder_structure {
             parts.extend(folder_path(item.folder_id));
         }
-        parts.push(format!("{}-{}", component(&item.title), item.id));
+        parts.push(format!("{}-{}", component(&item.title, title_max), item.id));
         let path = parts.join("/");
         let stored = item.uri.as_deref() == Some(store_uri(item.id).as_str());
         let stored_sha256 = if stored { item.sha256.clone() } else { None };
@@ -749,131 +711,20 @@ async fn plan(
     if row.attachments.table_of_contents {
         extras.push(("toc.txt".into(), toc.into_bytes()));
     }
+    let output = settings.content_dir.join("packages").join(format!(
+        ".{}-{}.partial",
+        row.id,
+        Uuid::new_v4()
+    ));
     Ok(Plan {
         link_share_id: row.id,
         case_id: row.case_id,
+        package: row.package,
         content_dir: settings.content_dir.clone(),
+        output,
         evidence,
         extras,
     })
-}
-
-/// A reader that hashes and counts what passes through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-}
-
-struct Built {
-    tmp: PathBuf,
-    manifest_sha256: String,
-    size_bytes: i64,
-}
-
-/// Write the package to a temporary file (removed on failure).
-fn build(plan: &Plan) -> std::result::Result<Built, BuildError> {
-    let dir = plan.content_dir.join("packages");
-    std::fs::create_dir_all(&dir)?;
-    let tmp = dir.join(format!(
-        ".{}-{}.partial",
-        plan.link_share_id,
-        Uuid::new_v4()
-    ));
-    let result = write_zip(plan, &tmp);
-    match result {
-        Ok((manifest_sha256, size_bytes)) => Ok(Built {
-            tmp,
-            manifest_sha256,
-            size_bytes,
-        }),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
-fn write_zip(plan: &Plan, tmp: &Path) -> std::result::Result<(String, i64), BuildError> {
-    use zip::write::SimpleFileOptions;
-    use zip::CompressionMethod;
-    let stored = |len: u64| {
-        SimpleFileOptions::default()
-            .compression_method(CompressionMethod::Stored)
-            .large_file(len >= u32::MAX as u64)
-    };
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(std::fs::File::create(tmp)?));
-    let mut files = Vec::new();
-    let mut listed = Vec::new();
-    for ev in &plan.evidence {
-        let Some(expected) = &ev.stored_sha256 else {
-            listed.push(
-                serde_json::json!({ "evidence_id": ev.id, "title": ev.title, "content": null }),
-            );
-            continue;
-        };
-        let source = plan.content_dir.join(ev.id.to_string());
-        let file = std::fs::File::open(&source).map_err(|e| BuildError::Content {
-            evidence_id: ev.id,
-            reason: format!(
-                "the content of evidence {:?} ({}) cannot be read from the store: {e}",
-                ev.title, ev.id
-            ),
-        })?;
-        let len = file.metadata()?.len();
-        zip.start_file(ev.path.as_str(), stored(len))?;
-        let mut reader = Hashing {
-            inner: std::io::BufReader::with_capacity(256 * 1024, file),
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
-        std::io::copy(&mut reader, &mut zip)?;
-        let actual = hex::encode(reader.hasher.finalize());
-        if !actual.eq_ignore_ascii_case(expected) {
-            return Err(BuildError::Content {
-                evidence_id: ev.id,
-                reason: format!(
-                    "the stored content of evidence {:?} ({}) has SHA-256 {actual}, not the recorded {expected}",
-                    ev.title, ev.id
-                ),
-            });
-        }
-        let entry =
-            serde_json::json!({ "path": ev.path, "size_bytes": reader.bytes, "sha256": actual });
-        listed
-            .push(serde_json::json!({ "evidence_id": ev.id, "title": ev.title, "content": entry }));
-        files.push(entry);
-    }
-    for (path, bytes) in &plan.extras {
-        zip.start_file(path.as_str(), stored(bytes.len() as u64))?;
-        zip.write_all(bytes)?;
-        files.push(serde_json::json!({
-            "path": path, "size_bytes": bytes.len(), "sha256": hex::encode(Sha256::digest(bytes)),
-        }));
-    }
-    let manifest = serde_json::to_vec_pretty(&serde_json::json!({
-        "link_share_id": plan.link_share_id,
-        "case_id": plan.case_id,
-        "package": "zip",
-        "files": files,
-        "evidence": listed,
-    }))
-    .map_err(std::io::Error::other)?;
-    zip.start_file("manifest.json", stored(manifest.len() as u64))?;
-    zip.write_all(&manifest)?;
-    let file = zip.finish()?.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    let size = file.metadata()?.len();
-    Ok((hex::encode(Sha256::digest(&manifest)), size as i64))
 }
 
 /// Mark the link share complete and move the package into place, in one
@@ -882,6 +733,7 @@ fn write_zip(plan: &Plan, tmp: &Path) -> std::result::Result<(String, i64), Buil
 async fn complete(
     ctx: &JobContext,
     row: &LinkShareRow,
+    output: &Path,
     built: Built,
 ) -> std::result::Result<(), JobError> {
     let result = async {
@@ -893,13 +745,13 @@ async fn complete(
         )
         .bind(row.id)
         .bind(&built.manifest_sha256)
-        .bind(built.size_bytes)
+        .bind(built.size_bytes as i64)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(expires_at) = done else {
             return Ok(false);
         };
-        tokio::fs::rename(&built.tmp, package_path(&ctx.settings, row.id))
+        tokio::fs::rename(output, package_path(&ctx.settings, row.id))
             .await
             .map_err(|e| JobError::Transient(format!("moving the package into place: {e}")))?;
         audit::record(
@@ -934,7 +786,7 @@ async fn complete(
     }
     .await;
     if !matches!(result, Ok(true)) {
-        let _ = tokio::fs::remove_file(&built.tmp).await;
+        let _ = tokio::fs::remove_file(output).await;
     }
     result.map(|_| ())
 }
@@ -974,10 +826,11 @@ mod tests {
 
     #[test]
     fn components_cannot_escape_or_nest() {
-        assert_eq!(component("../etc/passwd"), ".._etc_passwd");
-        assert_eq!(component(".."), "_");
-        assert_eq!(component("  "), "_");
-        assert_eq!(component("a\\b:c"), "a_b_c");
-        assert_eq!(component("Scene 1"), "Scene 1");
+        assert_eq!(component("../etc/passwd", 100), ".._etc_passwd");
+        assert_eq!(component("..", 100), "_");
+        assert_eq!(component("  ", 100), "_");
+        assert_eq!(component("a\\b:c", 100), "a_b_c");
+        assert_eq!(component("Scene 1", 100), "Scene 1");
+        assert_eq!(component("Scene 1", 3), "Sce");
     }
 }
