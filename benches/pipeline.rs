@@ -541,6 +541,139 @@ async fn email_1k_notices() -> BenchResult<()> {
     result
 }
 
+// ---------------------------------------------------------------------------
+// 4. Link share packaging: 1,000 evidence files of 1 MiB each, ZIP and ISO.
+
+/// 1 MiB of pseudo-random bytes (incompressible, different for every `seed`).
+fn mebibyte(seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(1 << 20);
+    while out.len() < 1 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}
+
+/// Drop the page cache (root only) so the next read comes from the disk.
+fn drop_caches() -> bool {
+    std::process::Command::new("sync").status().is_ok()
+        && std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+}
+
+async fn link_share_1k_x_1mib() -> BenchResult<()> {
+    const N: usize = 1_000;
+    let app = spawn_with(options()).await;
+    let obs = observer(&app).await?;
+    let content_dir = app
+        .app
+        .as_ref()
+        .map(|a| a.settings.content_dir.clone())
+        .ok_or("no app")?;
+    let result = async {
+        let a = app.create_org("Alpha PD", "lea").await;
+        let case = app.create_case(&a.user, "Large case").await;
+        let folder = app.create_folder(&a.user, case, "Scene", None).await;
+        let t = Instant::now();
+        std::fs::create_dir_all(&content_dir).map_err(|e| e.to_string())?;
+        let mut ids = Vec::with_capacity(N);
+        let mut contents = Vec::with_capacity(N);
+        for i in 0..N {
+            let id = Uuid::new_v4();
+            let bytes = mebibyte(i as u64 + 1);
+            let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+            std::fs::write(content_dir.join(id.to_string()), &bytes).map_err(|e| e.to_string())?;
+            contents.push(json!({ "sha256": sha256, "size_bytes": bytes.len(), "uri": format!("store://{id}") }));
+            ids.push(id);
+        }
+        sqlx::query(
+            "INSERT INTO evidence (id, case_id, folder_id, title, data)
+             SELECT id, $2, $3, 'Video ' || n, jsonb_build_object('title', 'Video ' || n, 'content', content)
+             FROM UNNEST($1::uuid[], $4::jsonb[]) WITH ORDINALITY AS t(id, content, n)",
+        )
+        .bind(&ids)
+        .bind(case)
+        .bind(folder)
+        .bind(&contents)
+        .execute(&app.db)
+        .await
+        .map_err(db_err)?;
+        println!(
+            "  setup: {N} files of 1 MiB written to the store and recorded in {:.2} s",
+            t.elapsed().as_secs_f64()
+        );
+        for (package, cold) in [("zip", true), ("zip", false), ("iso", false)] {
+            let cache = if cold && drop_caches() { "cold cache" } else { "warm cache" };
+            let since = db_now(&obs).await?;
+            let start = Instant::now();
+            let (status, v) = app
+                .post(
+                    &format!("/v1/cases/{case}/link-shares"),
+                    &a.user,
+                    json!({ "scope": { "kind": "case" }, "recipient": { "email": "defense@firm.example" },
+                            "retain_folder_structure": true, "package": package, "duration_hours": 1 }),
+                )
+                .await;
+            if status != reqwest::StatusCode::ACCEPTED {
+                return Err(format!("link share refused: {status} {v}"));
+            }
+            let id: Uuid = v["id"].as_str().unwrap_or_default().parse().map_err(|e| format!("{v}: {e}"))?;
+            let size: i64 = wait_for("link share to complete", start, || {
+                let obs = &obs;
+                async move {
+                    no_dead_jobs(obs).await?;
+                    let (status, size, failure): (String, Option<i64>, Option<String>) = sqlx::query_as(
+                        "SELECT status, size_bytes, failure FROM link_shares WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_one(obs)
+                    .await
+                    .map_err(db_err)?;
+                    match status.as_str() {
+                        "complete" => Ok(size),
+                        "processing" => Ok(None),
+                        _ => Err(format!("link share failed: {}", failure.unwrap_or_default())),
+                    }
+                }
+            })
+            .await?;
+            let total = start.elapsed().as_secs_f64();
+            let handler: f64 = sqlx::query_scalar(
+                "SELECT EXTRACT(EPOCH FROM finished_at - started_at)::float8 FROM jobs
+                 WHERE kind = 'build-link-share' AND created_at >= $1",
+            )
+            .bind(since)
+            .fetch_one(&obs)
+            .await
+            .map_err(db_err)?;
+            let mb = size as f64 / 1e6;
+            let target = if package == "zip" {
+                format!(" [target >= 200 MB/s: {}]", if mb / handler >= 200.0 { "met" } else { "MISSED" })
+            } else {
+                String::new()
+            };
+            println!(
+                "link_share_1k_x_1mib ({package}, {cache}): {mb:.0} MB package; job {handler:.2} s = {:.0} MB/s \
+                 incl. reading, SHA-256 and writing; POST -> complete {total:.2} s = {:.0} MB/s{target}",
+                mb / handler,
+                mb / total
+            );
+            let _ = std::fs::remove_file(caseshare::linkshare::package_path(
+                &app.app.as_ref().ok_or("no app")?.settings,
+                id,
+            ));
+        }
+        Ok(())
+    }
+    .await;
+    obs.close().await;
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&content_dir);
+    result
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let filters: Vec<String> = std::env::args()
@@ -567,6 +700,11 @@ async fn main() {
     if wanted("email_1k_notices") {
         if let Err(e) = email_1k_notices().await {
             failures.push(format!("email_1k_notices: {e}"));
+        }
+    }
+    if wanted("link_share_1k_x_1mib") {
+        if let Err(e) = link_share_1k_x_1mib().await {
+            failures.push(format!("link_share_1k_x_1mib: {e}"));
         }
     }
     if !failures.is_empty() {
