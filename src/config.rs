@@ -27,6 +27,9 @@ pub struct Settings {
     pub content_dir: PathBuf,
     /// R40: the largest evidence content accepted by an upload.
     pub max_upload_bytes: u64,
+    /// R40: how many hours before a link expires its recipient is reminded
+    /// (0: no reminders). Links that live no longer than this get none.
+    pub link_reminder_hours: u32,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

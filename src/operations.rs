@@ -563,6 +563,32 @@ async fn reset_subject(
                 None => Ok((None, Some(j.share_id))),
             }
         }
+        Some(JobKind::BuildLinkShare) => {
+            let Ok(j) =
+                serde_json::from_value::<crate::linkshare::BuildLinkShare>(job.payload.clone())
+            else {
+                return Ok((None, None));
+            };
+            let reopened: Option<(Uuid, Uuid)> = sqlx::query_as(
+                "UPDATE link_shares SET status = 'processing', failure = NULL
+                 WHERE id = $1 AND status = 'failed' RETURNING org_id, case_id",
+            )
+            .bind(j.link_share_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((org_id, case_id)) = reopened else {
+                return Ok((None, None));
+            };
+            crate::linkshare::status_event_tx(tx, j.link_share_id, org_id, case_id, "processing")
+                .await?;
+            Ok((
+                Some(format!(
+                    "link share {}: failed -> processing",
+                    j.link_share_id
+                )),
+                None,
+            ))
+        }
         _ => Ok((None, None)),
     }
 }

@@ -85,7 +85,8 @@ impl Application {
                 faults: faults.clone(),
             });
             tasks.spawn(worker.run(shutdown.clone()));
-            // R40: expired packages leave the store within a minute.
+            // R40: expired packages leave the store within a minute, and
+            // recipients are reminded before their links expire.
             let (db, settings, stop) = (pool.clone(), settings.clone(), shutdown.clone());
             tasks.spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
@@ -95,6 +96,9 @@ impl Application {
                         _ = tick.tick() => {
                             if let Err(e) = crate::linkshare::sweep_expired(&db, &settings).await {
                                 tracing::warn!(error = %e, "cannot sweep expired packages");
+                            }
+                            if let Err(e) = crate::linkshare::queue_reminders(&db, &settings).await {
+                                tracing::warn!(error = %e, "cannot queue link expiry reminders");
                             }
                         }
                     }

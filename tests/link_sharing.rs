@@ -94,7 +94,11 @@ struct World {
 }
 
 async fn world() -> World {
-    let app = spawn_app().await;
+    world_with(Options::default()).await
+}
+
+async fn world_with(options: Options) -> World {
+    let app = spawn_with(options).await;
     let a = app.create_org("Alpha PD", "lea").await;
     // No advanced-sharing setup: classic sharing does not need it.
     let case = app.create_case(&a.user, "Burglary on Main St").await;
@@ -737,5 +741,151 @@ async fn r40_iso_package_opens_with_standard_tools_and_matches_its_manifest() {
         let _ = std::fs::remove_dir_all(dir);
     }
     let _ = std::fs::remove_file(path);
+    finish(w.app).await;
+}
+
+fn mails_with(app: &TestApp, needle: &str) -> usize {
+    let sink = app.smtp.as_ref().unwrap();
+    sink.mails()
+        .iter()
+        .filter(|m| m.data.contains(needle))
+        .count()
+}
+
+// R40: "a reminder is emailed a configurable time before expiry" (default 24 h).
+#[tokio::test]
+async fn r40_expiry_reminder_is_emailed_once_before_the_link_expires() {
+    let w = world().await;
+    let app = &w.app;
+    let settings = app.app.as_ref().unwrap().settings.clone();
+    assert_eq!(settings.link_reminder_hours, 24);
+    let mut long = body(
+        json!({ "kind": "evidence", "evidence_ids": [w.photo.0] }),
+        false,
+    );
+    long["duration_hours"] = json!(72);
+    let long = link_share(app, &w.a.user, w.case, long).await;
+    // A link valid for less than the reminder window gets no reminder.
+    let mut short = body(
+        json!({ "kind": "evidence", "evidence_ids": [w.photo.0] }),
+        false,
+    );
+    short["duration_hours"] = json!(12);
+    let short = link_share(app, &w.a.user, w.case, short).await;
+    for id in [&long, &short] {
+        assert_eq!(wait_link(app, &w.a.user, id).await["status"], "complete");
+    }
+    app.drain().await;
+    let sink = app.smtp.as_ref().unwrap();
+    assert_eq!(sink.mails().len(), 2, "one link email per link share");
+    let remind = || caseshare::linkshare::queue_reminders(&app.db, &settings);
+    assert_eq!(remind().await.unwrap(), 0, "72 h left: too early");
+
+    // Time passes (moved behind the service's back): 2 hours left on both.
+    sqlx::query(
+        "UPDATE link_shares SET expires_at = now() + interval '2 hours' WHERE id = ANY($1)",
+    )
+    .bind(vec![
+        long.parse::<Uuid>().unwrap(),
+        short.parse::<Uuid>().unwrap(),
+    ])
+    .execute(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(remind().await.unwrap(), 1, "only the long-lived link");
+    assert_eq!(remind().await.unwrap(), 0, "once");
+    let reminder = eventually("the reminder email", || async {
+        sink.mails()
+            .into_iter()
+            .find(|m| m.data.contains("Subject: Reminder"))
+    })
+    .await;
+    assert_eq!(reminder.to, vec!["defense@firm.example".to_string()]);
+    let (_, view) = app.get(&format!("/v1/link-shares/{long}"), &w.a.user).await;
+    let text = reminder.data.replace("=\r\n", "").replace("=3D", "=");
+    assert!(
+        text.contains(&download_path(&view)),
+        "the link is in the reminder"
+    );
+    let expires: chrono::DateTime<chrono::Utc> =
+        view["expires_at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        text.contains(&expires.format("%Y-%m-%d %H:%M UTC").to_string()),
+        "the expiry is in the reminder"
+    );
+    app.drain().await;
+    assert_eq!(sink.mails().len(), 3, "two link emails and one reminder");
+    assert_eq!(mails_with(app, "Subject: Reminder"), 1);
+    finish(w.app).await;
+}
+
+// R40 + R15 + R36: link shares report status events; a build that dies
+// (here: the package directory cannot be created) fails the link share, and
+// the operator's requeue reopens and completes it.
+#[tokio::test]
+async fn r40_link_share_status_events_and_dead_letter_requeue() {
+    let w = world_with(Options {
+        max_attempts: 1,
+        ..Default::default()
+    })
+    .await;
+    let app = &w.app;
+    let listener = StatusListener::bind(app, &["link_share.#"]).await;
+    let packages = content_dir(app).join("packages");
+    std::fs::write(&packages, b"not a directory").unwrap();
+    let (s, v) = app
+        .post(
+            &format!("/v1/cases/{}/link-shares", w.case),
+            &w.a.user,
+            body(json!({ "kind": "case" }), true),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    let job: Uuid = v["job_id"].as_str().unwrap().parse().unwrap();
+    let done = wait_link(app, &w.a.user, &id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(app.wait_job(job).await, "dead");
+    let events = listener
+        .wait_for(&["link_share.processing", "link_share.failed"])
+        .await;
+    for (key, v) in &events {
+        assert_eq!(v["link_share_id"], id.as_str(), "{key}: {v}");
+        assert_eq!(v["case_id"], w.case.to_string(), "{key}: {v}");
+        assert!(!v.to_string().contains("Door cam"), "ids only: {v}");
+    }
+
+    // The operator fixes the store and requeues the dead job.
+    std::fs::remove_file(&packages).unwrap();
+    let mut ops = caseshare::config::Settings::defaults().unwrap();
+    ops.database_url = app.database_url.clone();
+    ops.amqp_url = app.amqp_url.clone();
+    ops.amqp_prefix = app.prefix.clone();
+    let requeued =
+        caseshare::operations::requeue(&ops, caseshare::operations::RequeueTarget::Job(job))
+            .await
+            .expect("requeue");
+    assert_eq!(
+        requeued[0].subject_reset.as_deref(),
+        Some(format!("link share {id}: failed -> processing").as_str())
+    );
+    let done = wait_link(app, &w.a.user, &id).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    assert!(done.get("failure").is_none(), "{done}");
+    listener
+        .wait_for(&[
+            "link_share.processing",
+            "link_share.failed",
+            "link_share.processing",
+            "link_share.complete",
+        ])
+        .await;
+    app.drain().await;
+    assert_eq!(
+        app.smtp.as_ref().unwrap().mails().len(),
+        1,
+        "the link is emailed once"
+    );
+    listener.close().await;
     finish(w.app).await;
 }

@@ -6,14 +6,9 @@ mod common;
 use common::*;
 
 use common::smtp::Mail;
-use lapin::options::{
-    BasicGetOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
 use lapin::types::FieldTable;
-use lapin::ExchangeKind;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::sync::Mutex;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------
@@ -722,93 +717,28 @@ async fn r15_status_events_carry_ids_and_status_but_no_evidence_fields() {
     .await;
     app.drain().await;
 
-    // The topology is declared asynchronously at start: wait for the exchange.
-    let status_exchange = format!("{}.status", app.prefix);
-    let conn = caseshare::amqp::connect(&app.amqp_url, "status-listener")
-        .await
-        .unwrap();
-    eventually("the status exchange to exist", || async {
-        // A failed passive declare closes its channel: a fresh one each time.
-        let ch = conn.create_channel().await.ok()?;
-        ch.exchange_declare(
-            status_exchange.clone().into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .ok()
-    })
-    .await;
-    let ch = conn.create_channel().await.unwrap();
-    let queue = ch
-        .queue_declare(
-            "".into(),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let queue = queue.name().to_string();
-    for key in ["share.#", "import.#"] {
-        ch.queue_bind(
-            queue.clone().into(),
-            status_exchange.clone().into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    }
-
+    let listener = StatusListener::bind(&app, &["share.#", "import.#"]).await;
     let share = app
         .share(&a.user, case, partner_share(da.id, json!([])))
         .await;
     let share_id = share["id"].as_str().unwrap().to_string();
     app.wait_share(&a.user, &share_id).await;
 
-    let events: Mutex<Vec<(String, String)>> = Mutex::default();
     let wanted = ["share.processing", "share.complete", "import.complete"];
-    eventually("share and import status events", || async {
-        while let Ok(Some(m)) = ch
-            .basic_get(queue.clone().into(), BasicGetOptions { no_ack: true })
-            .await
-        {
-            let body = String::from_utf8_lossy(&m.delivery.data).into_owned();
-            events
-                .lock()
-                .unwrap()
-                .push((m.delivery.routing_key.to_string(), body));
-        }
-        let got = events.lock().unwrap();
-        wanted
-            .iter()
-            .all(|w| got.iter().any(|(k, _)| k == w))
-            .then_some(())
-    })
-    .await;
+    let events = listener.wait_for(&wanted).await;
 
-    let events = events.into_inner().unwrap();
     for key in wanted {
-        let (_, body) = events.iter().find(|(k, _)| k == key).unwrap();
-        let v: Value = serde_json::from_str(body).expect("a JSON event body");
+        let (_, v) = events.iter().find(|(k, _)| k == key).unwrap();
         assert_eq!(v["share_id"], share_id.as_str(), "{key}: {v}");
         let status = key.split_once('.').unwrap().1;
         assert_eq!(v["status"], status, "{key}: {v}");
     }
     for (key, body) in &events {
+        let body = body.to_string();
         for value in evidence_values {
             assert!(!body.contains(value), "{value:?} leaked into {key}: {body}");
         }
     }
-    let _ = conn.close(200, "bye".into()).await;
+    listener.close().await;
     app.stop().await;
 }

@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::http::auth::UserPrincipal;
 use crate::jobs::{Job, JobContext, JobError, JobKind};
-use crate::notify;
+use crate::notify::{self, NoticeKind};
 use crate::orgs;
 use crate::sharing::{self, Scope};
 
@@ -410,6 +410,7 @@ pub async fn create(
     let job_id = BuildLinkShare { link_share_id: id }
         .enqueue_for_tx(&mut tx, Some(user.org_id))
         .await?;
+    status_event_tx(&mut tx, id, user.org_id, case_id, "processing").await?;
     tx.commit().await?;
     Ok(LinkShareAccepted {
         id,
@@ -498,6 +499,73 @@ pub async fn sweep_expired(db: &PgPool, settings: &Settings) -> Result<u64> {
     }
     tx.commit().await?;
     Ok(expired.len() as u64)
+}
+
+/// The address a link share is emailed to: the given one, or the user's.
+async fn recipient(db: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT coalesce(l.recipient->>'email', u.email) FROM link_shares l
+         LEFT JOIN users u ON u.id = (l.recipient->>'user_id')::uuid WHERE l.id = $1",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+}
+
+/// Publish `link_share.<status>` on the status exchange (ids and status only).
+pub async fn status_event_tx(
+    tx: &mut PgConnection,
+    id: Uuid,
+    org_id: Uuid,
+    case_id: Uuid,
+    status: &str,
+) -> sqlx::Result<()> {
+    crate::jobs::status_event_tx(
+        tx,
+        &format!("link_share.{status}"),
+        serde_json::json!({
+            "type": "link_share",
+            "link_share_id": id,
+            "case_id": case_id,
+            "org_id": org_id,
+            "status": status,
+            "at": chrono::Utc::now(),
+        }),
+    )
+    .await
+}
+
+/// Queue the expiry reminder (R40) of every link whose expiry is within
+/// `link_reminder_hours` and that lived longer than that (a link valid for
+/// less than the reminder window would be reminded as soon as it is sent).
+/// Once per link share; safe to run from several processes at once. Returns
+/// how many reminders were queued.
+pub async fn queue_reminders(db: &PgPool, settings: &Settings) -> Result<u64> {
+    if settings.link_reminder_hours == 0 {
+        return Ok(0);
+    }
+    let mut tx = db.begin().await?;
+    let due: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE link_shares SET reminder_queued_at = now()
+         WHERE id IN (
+             SELECT id FROM link_shares
+             WHERE status = 'complete' AND reminder_queued_at IS NULL AND package_deleted_at IS NULL
+               AND expires_at > now()
+               AND expires_at - make_interval(hours => $1) <= now()
+               AND duration_hours > $1
+             ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
+    )
+    .bind(settings.link_reminder_hours as i32)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &due {
+        if let Some(to) = recipient(&mut tx, *id).await? {
+            notify::enqueue_link_share_tx(&mut tx, NoticeKind::LinkShareReminder, *id, &to).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(due.len() as u64)
 }
 
 /// Audit a download (R39): the link share and the bytes served.
@@ -771,16 +839,10 @@ async fn complete(
         )
         .await?;
         // R40: the recipient gets the link by email, once.
-        let recipient: Option<String> = sqlx::query_scalar(
-            "SELECT coalesce(l.recipient->>'email', u.email) FROM link_shares l
-             LEFT JOIN users u ON u.id = (l.recipient->>'user_id')::uuid WHERE l.id = $1",
-        )
-        .bind(row.id)
-        .fetch_one(&mut *tx)
-        .await?;
-        if let Some(to) = recipient {
-            notify::enqueue_link_share_tx(&mut tx, row.id, &to).await?;
+        if let Some(to) = recipient(&mut tx, row.id).await? {
+            notify::enqueue_link_share_tx(&mut tx, NoticeKind::LinkShare, row.id, &to).await?;
         }
+        status_event_tx(&mut tx, row.id, row.org_id, row.case_id, "complete").await?;
         tx.commit().await?;
         Ok::<bool, JobError>(true)
     }
@@ -802,6 +864,7 @@ async fn fail(db: &PgPool, id: Uuid, reason: &str, evidence_id: Option<Uuid>) ->
     .fetch_optional(&mut *tx)
     .await?;
     if let Some((org_id, case_id)) = failed {
+        status_event_tx(&mut tx, id, org_id, case_id, "failed").await?;
         // Ids only in the trail; the reason (with the title) is on the link share.
         audit::record(
             &mut tx,

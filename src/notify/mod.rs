@@ -31,6 +31,7 @@ pub enum NoticeKind {
     Revoke,
     OnwardShare,
     LinkShare,
+    LinkShareReminder,
 }
 
 impl NoticeKind {
@@ -41,6 +42,7 @@ impl NoticeKind {
             NoticeKind::Revoke => "revoke",
             NoticeKind::OnwardShare => "onward_share",
             NoticeKind::LinkShare => "link_share",
+            NoticeKind::LinkShareReminder => "link_share_reminder",
         }
     }
 }
@@ -136,15 +138,17 @@ pub async fn enqueue_tx(
     enqueue_for(tx, kind, [share_id, received_id, None], recipients).await
 }
 
-/// R40: email the download link of a built link share to its recipient.
+/// R40: email the download link of a built link share to its recipient
+/// (`LinkShare`), or remind them of its expiry (`LinkShareReminder`).
 pub async fn enqueue_link_share_tx(
     tx: &mut PgConnection,
+    kind: NoticeKind,
     link_share_id: Uuid,
     recipient: &str,
 ) -> sqlx::Result<()> {
     enqueue_for(
         tx,
-        NoticeKind::LinkShare,
+        kind,
         [None, None, Some(link_share_id)],
         &[recipient.to_string()],
     )
@@ -247,6 +251,11 @@ const TEMPLATES: &[(&str, &str, &str)] = &[
         include_str!("../../templates/link_share.html"),
     ),
     (
+        "link_share_reminder",
+        include_str!("../../templates/link_share_reminder.txt"),
+        include_str!("../../templates/link_share_reminder.html"),
+    ),
+    (
         "internal_share",
         include_str!("../../templates/internal_share.txt"),
         include_str!("../../templates/internal_share.html"),
@@ -258,7 +267,8 @@ async fn render(
     ctx: &JobContext,
     n: &NoticeRow,
 ) -> Result<Rendered, JobError> {
-    if n.kind == NoticeKind::LinkShare.as_str() {
+    if n.kind == NoticeKind::LinkShare.as_str() || n.kind == NoticeKind::LinkShareReminder.as_str()
+    {
         return render_link_share(db, ctx, n).await;
     }
     // Only ids, names and the case title are read: nothing else can leak (R10).
@@ -366,7 +376,12 @@ async fn render_link_share(
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default();
     let manifest = manifest.unwrap_or_default();
-    let subject = format!("{sharing_org} sent you a case package: {case_title}");
+    let reminder = n.kind == NoticeKind::LinkShareReminder.as_str();
+    let subject = if reminder {
+        format!("Reminder: the case package {case_title} from {sharing_org} expires on {expires}")
+    } else {
+        format!("{sharing_org} sent you a case package: {case_title}")
+    };
     let vars = [
         ("sharing_org", sharing_org),
         ("case_title", case_title),
@@ -375,7 +390,11 @@ async fn render_link_share(
         ("manifest_sha256", manifest),
     ];
     Ok(fill_template(
-        "link_share",
+        if reminder {
+            "link_share_reminder"
+        } else {
+            "link_share"
+        },
         subject,
         &vars,
         message.as_deref(),

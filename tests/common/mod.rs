@@ -568,3 +568,106 @@ async fn cleanup_broker(amqp_url: &str, prefix: &str) {
     }
     let _ = conn.close(200, "bye".into()).await;
 }
+
+/// A listener on the deployment's status exchange (`<prefix>.status`), bound
+/// to some routing keys, collecting every event as (routing key, JSON body).
+pub struct StatusListener {
+    conn: lapin::Connection,
+    channel: lapin::Channel,
+    queue: String,
+    events: std::sync::Mutex<Vec<(String, Value)>>,
+}
+
+impl StatusListener {
+    /// Bind an exclusive queue to `keys` (e.g. `share.#`).
+    pub async fn bind(app: &TestApp, keys: &[&str]) -> StatusListener {
+        use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+        use lapin::types::FieldTable;
+        let exchange = format!("{}.status", app.prefix);
+        let conn = caseshare::amqp::connect(&app.amqp_url, "status-listener")
+            .await
+            .unwrap();
+        // The topology is declared asynchronously at start: wait for the exchange.
+        eventually("the status exchange to exist", || async {
+            // A failed passive declare closes its channel: a fresh one each time.
+            let ch = conn.create_channel().await.ok()?;
+            ch.exchange_declare(
+                exchange.clone().into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .ok()
+        })
+        .await;
+        let channel = conn.create_channel().await.unwrap();
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .name()
+            .to_string();
+        for key in keys {
+            channel
+                .queue_bind(
+                    queue.clone().into(),
+                    exchange.clone().into(),
+                    (*key).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+        StatusListener {
+            conn,
+            channel,
+            queue,
+            events: Default::default(),
+        }
+    }
+
+    /// Wait until an event with each of `keys` has arrived (in any order,
+    /// each as often as it is listed); returns every event seen so far.
+    pub async fn wait_for(&self, keys: &[&str]) -> Vec<(String, Value)> {
+        use lapin::options::BasicGetOptions;
+        eventually(&format!("status events {keys:?}"), || async {
+            while let Ok(Some(m)) = self
+                .channel
+                .basic_get(self.queue.clone().into(), BasicGetOptions { no_ack: true })
+                .await
+            {
+                let body: Value =
+                    serde_json::from_slice(&m.delivery.data).expect("a JSON event body");
+                self.events
+                    .lock()
+                    .unwrap()
+                    .push((m.delivery.routing_key.to_string(), body));
+            }
+            let got = self.events.lock().unwrap();
+            keys.iter()
+                .all(|k| {
+                    let wanted = keys.iter().filter(|w| *w == k).count();
+                    got.iter().filter(|(key, _)| key == k).count() >= wanted
+                })
+                .then(|| got.clone())
+        })
+        .await
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}

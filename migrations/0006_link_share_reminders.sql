@@ -1,0 +1,12 @@
+-- R40: the recipient of a link share is reminded by email a configurable time
+-- before the link expires, once; link shares report status events.
+ALTER TABLE notices DROP CONSTRAINT notices_kind_check;
+ALTER TABLE notices ADD CONSTRAINT notices_kind_check
+    CHECK (kind IN ('share', 'internal_share', 'revoke', 'onward_share', 'link_share',
+                    'link_share_reminder'));
+
+-- Set when the reminder notice was queued (the notice's idempotency key makes
+-- it once per recipient even without this; the column keeps the sweep cheap).
+ALTER TABLE link_shares ADD COLUMN reminder_queued_at timestamptz;
+CREATE INDEX link_shares_to_remind ON link_shares (expires_at)
+    WHERE status = 'complete' AND reminder_queued_at IS NULL AND package_deleted_at IS NULL;
