@@ -660,10 +660,13 @@ async fn link_share_1k_x_1mib() -> BenchResult<()> {
                 mb / handler,
                 mb / total
             );
-            let _ = std::fs::remove_file(caseshare::linkshare::package_path(
-                &app.app.as_ref().ok_or("no app")?.settings,
-                id,
-            ));
+            let key: String = sqlx::query_scalar("SELECT package_key FROM link_shares WHERE id = $1")
+                .bind(id)
+                .fetch_one(&obs)
+                .await
+                .map_err(db_err)?;
+            let store = &app.app.as_ref().ok_or("no app")?.store;
+            let _ = store.delete(caseshare::store::Object::Package(&key)).await;
         }
         Ok(())
     }

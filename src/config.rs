@@ -23,13 +23,30 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub migrate_on_start: bool,
     pub db_max_connections: u32,
-    /// R40: where uploaded evidence content and built link packages live.
+    /// R40: where evidence content and built link packages live: `local`
+    /// (under `content_dir`) or `s3` (the bucket below; `content_dir` is then
+    /// the scratch space packages are assembled in).
+    pub content_store: StoreKind,
     pub content_dir: PathBuf,
+    pub s3_bucket: String,
+    pub s3_region: String,
+    /// Empty for AWS itself; e.g. `http://127.0.0.1:9000` for MinIO.
+    pub s3_endpoint: String,
+    /// Empty: credentials from the usual `AWS_*` variables or the instance.
+    pub s3_access_key_id: String,
+    pub s3_secret_access_key: String,
     /// R40: the largest evidence content accepted by an upload.
     pub max_upload_bytes: u64,
     /// R40: how many hours before a link expires its recipient is reminded
     /// (0: no reminders). Links that live no longer than this get none.
     pub link_reminder_hours: u32,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Local,
+    S3,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -206,6 +223,18 @@ impl Settings {
         }
         if self.max_upload_bytes == 0 {
             return Err(invalid("CASESHARE_MAX_UPLOAD_BYTES", "must be at least 1"));
+        }
+        if self.content_store == StoreKind::S3 && self.s3_bucket.is_empty() {
+            return Err(invalid(
+                "CASESHARE_S3_BUCKET",
+                "must name a bucket when CASESHARE_CONTENT_STORE is s3",
+            ));
+        }
+        if !self.s3_access_key_id.is_empty() && self.s3_secret_access_key.is_empty() {
+            return Err(invalid(
+                "CASESHARE_S3_SECRET_ACCESS_KEY",
+                "must be set with CASESHARE_S3_ACCESS_KEY_ID",
+            ));
         }
         Ok(())
     }

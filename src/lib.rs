@@ -30,4 +30,5 @@ pub mod revocation;
 pub mod sharing;
 pub mod shutdown;
 pub mod startup;
+pub mod store;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use crate::jobs::relay::Relay;
 use crate::jobs::runner::{Faults, Worker};
 use crate::jobs::{JobContext, JobKind};
 use crate::shutdown::Shutdown;
+use crate::store::ContentStore;
 use crate::{db, http, notify, orgs, telemetry};
 
 #[derive(Debug, Clone, Copy)]
@@ -42,6 +43,7 @@ pub struct Application {
     faults: Arc<Faults>,
     pub db: sqlx::PgPool,
     pub settings: Arc<Settings>,
+    pub store: ContentStore,
 }
 
 impl Application {
@@ -52,6 +54,7 @@ impl Application {
             db::migrate(&pool).await?;
         }
         let settings = Arc::new(settings);
+        let store = ContentStore::from_settings(&settings)?;
         let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms);
         let shutdown = Shutdown::new();
         let faults = Arc::new(Faults::default());
@@ -76,6 +79,7 @@ impl Application {
                     crate::jobs::runner::prefetch(JobKind::SendNotice, settings.worker_concurrency)
                         .into(),
                 )?,
+                store: store.clone(),
             };
             let worker = Arc::new(Worker {
                 ctx,
@@ -87,14 +91,19 @@ impl Application {
             tasks.spawn(worker.run(shutdown.clone()));
             // R40: expired packages leave the store within a minute, and
             // recipients are reminded before their links expire.
-            let (db, settings, stop) = (pool.clone(), settings.clone(), shutdown.clone());
+            let (db, settings, stop, store) = (
+                pool.clone(),
+                settings.clone(),
+                shutdown.clone(),
+                store.clone(),
+            );
             tasks.spawn(async move {
                 let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
                 loop {
                     tokio::select! {
                         _ = stop.wait() => break,
                         _ = tick.tick() => {
-                            if let Err(e) = crate::linkshare::sweep_expired(&db, &settings).await {
+                            if let Err(e) = crate::linkshare::sweep_expired(&db, &store).await {
                                 tracing::warn!(error = %e, "cannot sweep expired packages");
                             }
                             if let Err(e) = crate::linkshare::queue_reminders(&db, &settings).await {
@@ -109,6 +118,7 @@ impl Application {
         let mut addr = None;
         if roles.api {
             let state = http::AppState {
+                store: store.clone(),
                 db: pool.clone(),
                 settings: settings.clone(),
                 topology: topology.clone(),
@@ -143,6 +153,7 @@ impl Application {
             faults,
             db: pool,
             settings,
+            store,
         })
     }
 

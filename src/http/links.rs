@@ -5,7 +5,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use uuid::Uuid;
 
 use super::auth::User;
@@ -13,6 +12,7 @@ use super::extract::{Json, Path};
 use super::AppState;
 use crate::error::{Error, ErrorBody, Result};
 use crate::linkshare::{self, LinkShareAccepted, LinkShareRequest, LinkShareView, StoredContent};
+use crate::store::Object;
 
 #[utoipa::path(put, path = "/v1/evidence/{evidence_id}/content", tag = "link sharing",
     request_body(content = String, content_type = "application/octet-stream", description = "the file's bytes, streamed"),
@@ -32,6 +32,7 @@ pub async fn put_content(
     let stored = linkshare::upload(
         &s.db,
         &s.settings,
+        &s.store,
         &u,
         evidence_id,
         length,
@@ -107,19 +108,15 @@ pub async fn download(
     headers: HeaderMap,
 ) -> Result<Response> {
     let row = linkshare::for_download(&s.db, &token).await?;
-    let path = linkshare::package_path(&s.settings, row.id);
-    let mut file = match tokio::fs::File::open(&path).await {
-        Ok(f) => f,
+    let key = row.package_key();
+    let package = Object::Package(&key);
+    let total = match s.store.size(package).await {
+        Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::NotFound("download"))
         }
-        Err(e) => return Err(Error::Internal(anyhow::anyhow!("opening {path:?}: {e}"))),
+        Err(e) => return Err(Error::Internal(anyhow::anyhow!("package {key}: {e}"))),
     };
-    let total = file
-        .metadata()
-        .await
-        .map_err(|e| Error::Internal(e.into()))?
-        .len();
     let range = headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
@@ -155,15 +152,14 @@ pub async fn download(
             (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
         }
     };
-    if start > 0 {
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| Error::Internal(e.into()))?;
-    }
+    let stream = s
+        .store
+        .read_range(package, start, len)
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("package {key}: {e}")))?;
     response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     let range_audit = (status == StatusCode::PARTIAL_CONTENT).then(|| (start, start + len - 1));
     linkshare::record_download(&s.db, &row, len, range_audit).await?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 256 * 1024);
     Ok((status, response_headers, Body::from_stream(stream)).into_response())
 }
 

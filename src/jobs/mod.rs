@@ -148,6 +148,7 @@ pub struct JobContext {
     pub settings: Arc<Settings>,
     pub topology: Topology,
     pub mailer: crate::notify::Mailer,
+    pub store: crate::store::ContentStore,
 }
 
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {

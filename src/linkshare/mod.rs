@@ -13,8 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgPool};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
+use std::path::Path;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -27,6 +26,7 @@ use crate::jobs::{Job, JobContext, JobError, JobKind};
 use crate::notify::{self, NoticeKind};
 use crate::orgs;
 use crate::sharing::{self, Scope};
+use crate::store::{ContentStore, Object, Upload};
 
 pub mod iso9660;
 mod package;
@@ -38,19 +38,6 @@ use package::{BuildError, Built, Plan, PlannedEvidence};
 pub const MAX_DURATION_HOURS: i32 = 24 * 365;
 
 // ---------------------------------------------------------------- content store
-
-/// Where the content of `evidence_id` is stored.
-pub fn content_path(settings: &Settings, evidence_id: Uuid) -> PathBuf {
-    settings.content_dir.join(evidence_id.to_string())
-}
-
-/// Where the built package of a link share is stored.
-pub fn package_path(settings: &Settings, link_share_id: Uuid) -> PathBuf {
-    settings
-        .content_dir
-        .join("packages")
-        .join(link_share_id.to_string())
-}
 
 /// The `content.uri` of evidence whose bytes are in the store.
 pub fn store_uri(evidence_id: Uuid) -> String {
@@ -64,12 +51,13 @@ pub struct StoredContent {
 }
 
 /// Store the content of `evidence_id` (evidence of a case owned by the
-/// caller's org), streamed from `body`: hashed while written to a temporary
-/// file, refused (and nothing kept) when larger than `max_upload_bytes` or
-/// when its SHA-256 differs from the one declared in the evidence.
+/// caller's org), streamed from `body`: hashed while written, refused (and
+/// nothing kept) when larger than `max_upload_bytes` or when its SHA-256 or
+/// size differs from what the evidence declares.
 pub async fn upload<S, E>(
     db: &PgPool,
     settings: &Settings,
+    store: &ContentStore,
     user: &UserPrincipal,
     evidence_id: Uuid,
     content_length: Option<u64>,
@@ -94,17 +82,19 @@ where
     if content_length.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
-    tokio::fs::create_dir_all(&settings.content_dir)
+    let mut upload = store
+        .upload(Object::Evidence(evidence_id))
         .await
-        .map_err(|e| io_error("create the content store", e))?;
-    let tmp = settings
-        .content_dir
-        .join(format!(".upload-{}", Uuid::new_v4()));
-    let result = store(db, settings, user, case_id, evidence_id, &tmp, body).await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
+        .map_err(|e| io_error("start writing to the content store", e))?;
+    match receive(&mut upload, max, body).await {
+        Ok((sha256, size)) => {
+            record_upload(db, user, case_id, evidence_id, upload, sha256, size).await
+        }
+        Err(e) => {
+            upload.abort().await;
+            Err(e)
+        }
     }
-    result
 }
 
 fn too_large(max: u64) -> Error {
@@ -117,23 +107,12 @@ fn io_error(what: &str, e: std::io::Error) -> Error {
     Error::Internal(anyhow::anyhow!("cannot {what}: {e}"))
 }
 
-async fn store<S, E>(
-    db: &PgPool,
-    settings: &Settings,
-    user: &UserPrincipal,
-    case_id: Uuid,
-    evidence_id: Uuid,
-    tmp: &Path,
-    mut body: S,
-) -> Result<StoredContent>
+/// Write the body into `upload`, hashing it; returns (SHA-256, size).
+async fn receive<S, E>(upload: &mut Upload, max: u64, mut body: S) -> Result<(String, u64)>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let max = settings.max_upload_bytes;
-    let mut file = tokio::fs::File::create(tmp)
-        .await
-        .map_err(|e| io_error("create an upload file", e))?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     while let Some(chunk) = body.next().await {
@@ -143,42 +122,65 @@ where
             return Err(too_large(max));
         }
         hasher.update(&chunk);
-        file.write_all(&chunk)
+        upload
+            .write(&chunk)
             .await
             .map_err(|e| io_error("write the upload", e))?;
     }
-    file.sync_all()
-        .await
-        .map_err(|e| io_error("write the upload", e))?;
-    drop(file);
-    let sha256 = hex::encode(hasher.finalize());
-    let size_bytes = size as i64;
+    Ok((hex::encode(hasher.finalize()), size))
+}
 
-    let mut tx = db.begin().await?;
-    let declared: (Option<String>, Option<i64>) = sqlx::query_as(
-        "SELECT data->'content'->>'sha256', (data->'content'->>'size_bytes')::bigint
-         FROM evidence WHERE id = $1 FOR UPDATE",
-    )
-    .bind(evidence_id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if let Some(declared) = &declared.0 {
-        if !declared.eq_ignore_ascii_case(&sha256) {
-            return Err(Error::validation(format!(
-                "the content's SHA-256 {sha256} differs from the declared {declared}"
-            )));
+/// Check the upload against what the evidence declares; commit it to the
+/// store and record it on the evidence, or abort it.
+async fn record_upload(
+    db: &PgPool,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    evidence_id: Uuid,
+    upload: Upload,
+    sha256: String,
+    size: u64,
+) -> Result<StoredContent> {
+    let size_bytes = size as i64;
+    let checked = async {
+        let mut tx = db.begin().await?;
+        let declared: (Option<String>, Option<i64>) = sqlx::query_as(
+            "SELECT data->'content'->>'sha256', (data->'content'->>'size_bytes')::bigint
+             FROM evidence WHERE id = $1 FOR UPDATE",
+        )
+        .bind(evidence_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if let Some(declared) = &declared.0 {
+            if !declared.eq_ignore_ascii_case(&sha256) {
+                return Err(Error::validation(format!(
+                    "the content's SHA-256 {sha256} differs from the declared {declared}"
+                )));
+            }
         }
-    }
-    if let Some(declared) = declared.1 {
-        if declared != size_bytes {
-            return Err(Error::validation(format!(
-                "the content has {size_bytes} bytes, the evidence declares {declared}"
-            )));
+        if let Some(declared) = declared.1 {
+            if declared != size_bytes {
+                return Err(Error::validation(format!(
+                    "the content has {size_bytes} bytes, the evidence declares {declared}"
+                )));
+            }
         }
+        Ok(tx)
     }
-    tokio::fs::rename(tmp, content_path(settings, evidence_id))
+    .await;
+    let mut tx = match checked {
+        Ok(tx) => tx,
+        Err(e) => {
+            upload.abort().await;
+            return Err(e);
+        }
+    };
+    // The row stays locked while the object becomes visible, so two uploads
+    // of the same evidence are recorded in the order they were stored.
+    upload
+        .commit()
         .await
-        .map_err(|e| io_error("move the upload into the store", e))?;
+        .map_err(|e| io_error("store the upload", e))?;
     sqlx::query(
         "UPDATE evidence SET data = jsonb_set(data, '{content}', coalesce(data->'content', '{}'::jsonb) || $2)
          WHERE id = $1",
@@ -292,13 +294,25 @@ pub struct LinkShareRow {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub package_key: Option<String>,
 }
 
 const COLUMNS: &str =
     "id, case_id, org_id, scope, attachments, retain_folder_structure, package, duration_hours,
-    status, failure, token, manifest_sha256, size_bytes, expires_at, created_at, completed_at";
+    status, failure, token, manifest_sha256, size_bytes, expires_at, created_at, completed_at,
+    package_key";
+
+/// The store key of a link share's package: recorded at completion, or
+/// `<id>.zip` for packages built before keys were recorded.
+pub fn package_key(id: Uuid, recorded: Option<&str>) -> String {
+    recorded.map_or_else(|| format!("{id}.zip"), str::to_string)
+}
 
 impl LinkShareRow {
+    pub fn package_key(&self) -> String {
+        package_key(self.id, self.package_key.as_deref())
+    }
+
     pub fn view(self, settings: &Settings) -> LinkShareView {
         let download_url = (self.status == "complete").then(|| {
             format!(
@@ -462,25 +476,21 @@ pub async fn for_download(db: &PgPool, token: &str) -> Result<LinkShareRow> {
 /// stay, with their manifest hash, as the record of what was sent. Safe to run
 /// from several processes at once: each package is claimed by its row lock.
 /// Returns how many packages were deleted.
-pub async fn sweep_expired(db: &PgPool, settings: &Settings) -> Result<u64> {
+pub async fn sweep_expired(db: &PgPool, store: &ContentStore) -> Result<u64> {
     let mut tx = db.begin().await?;
-    let expired: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
-        "SELECT id, org_id, case_id FROM link_shares
+    let expired: Vec<(Uuid, Uuid, Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT id, org_id, case_id, package_key FROM link_shares
          WHERE status = 'complete' AND package_deleted_at IS NULL AND expires_at < now()
          ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED",
     )
     .fetch_all(&mut *tx)
     .await?;
-    for (id, org_id, case_id) in &expired {
-        match tokio::fs::remove_file(package_path(settings, *id)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::Internal(anyhow::anyhow!(
-                    "deleting package {id}: {e}"
-                )))
-            }
-        }
+    for (id, org_id, case_id, key) in &expired {
+        let key = package_key(*id, key.as_deref());
+        store
+            .delete(Object::Package(&key))
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("deleting package {id}: {e}")))?;
         sqlx::query("UPDATE link_shares SET package_deleted_at = now() WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -616,7 +626,7 @@ impl Job for BuildLinkShare {
         if row.status != "processing" {
             return Ok(()); // built (or failed) before: nothing to do
         }
-        let plan = plan(&mut conn, &row, &ctx.settings).await?;
+        let plan = plan(&mut conn, &row, &ctx.store).await?;
         drop(conn);
         let output = plan.output.clone();
         let built = tokio::task::spawn_blocking(move || package::build(&plan))
@@ -675,7 +685,7 @@ fn component(name: &str, max: usize) -> String {
 async fn plan(
     conn: &mut PgConnection,
     row: &LinkShareRow,
-    settings: &Settings,
+    store: &ContentStore,
 ) -> std::result::Result<Plan, JobError> {
     let (kind, folder_ids, evidence_ids) = sharing::scope_args(&row.scope.0);
     let items: Vec<EvidenceItem> = sqlx::query_as(&format!(
@@ -779,7 +789,7 @@ async fn plan(
     if row.attachments.table_of_contents {
         extras.push(("toc.txt".into(), toc.into_bytes()));
     }
-    let output = settings.content_dir.join("packages").join(format!(
+    let output = store.scratch_dir().join("packages").join(format!(
         ".{}-{}.partial",
         row.id,
         Uuid::new_v4()
@@ -788,40 +798,46 @@ async fn plan(
         link_share_id: row.id,
         case_id: row.case_id,
         package: row.package,
-        content_dir: settings.content_dir.clone(),
+        store: store.clone(),
         output,
         evidence,
         extras,
     })
 }
 
-/// Mark the link share complete and move the package into place, in one
-/// transaction: a concurrent builder of the same link share waits on the row
-/// and then finds it complete (its own package is discarded).
+/// Put the package into the store under a key of its own, then mark the
+/// link share complete with that key: a concurrent builder of the same link
+/// share waits on the row, finds it complete, and deletes its own package.
 async fn complete(
     ctx: &JobContext,
     row: &LinkShareRow,
     output: &Path,
     built: Built,
 ) -> std::result::Result<(), JobError> {
+    let key = format!("{}-{}.{}", row.id, Uuid::new_v4(), row.package.extension());
+    if let Err(e) = ctx.store.put_file(output, Object::Package(&key)).await {
+        let _ = tokio::fs::remove_file(output).await;
+        return Err(JobError::Transient(format!(
+            "putting the package into the store: {e}"
+        )));
+    }
     let result = async {
         let mut tx = ctx.db.begin().await?;
         let done: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
             "UPDATE link_shares SET status = 'complete', manifest_sha256 = $2, size_bytes = $3,
-                    completed_at = now(), expires_at = now() + make_interval(hours => duration_hours)
+                    package_key = $4, completed_at = now(),
+                    expires_at = now() + make_interval(hours => duration_hours)
              WHERE id = $1 AND status = 'processing' RETURNING expires_at",
         )
         .bind(row.id)
         .bind(&built.manifest_sha256)
         .bind(built.size_bytes as i64)
+        .bind(&key)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(expires_at) = done else {
             return Ok(false);
         };
-        tokio::fs::rename(output, package_path(&ctx.settings, row.id))
-            .await
-            .map_err(|e| JobError::Transient(format!("moving the package into place: {e}")))?;
         audit::record(
             &mut tx,
             Action::LinkShareComplete,
@@ -848,7 +864,9 @@ async fn complete(
     }
     .await;
     if !matches!(result, Ok(true)) {
-        let _ = tokio::fs::remove_file(output).await;
+        if let Err(e) = ctx.store.delete(Object::Package(&key)).await {
+            tracing::warn!(error = %e, key, "cannot delete an unused package");
+        }
     }
     result.map(|_| ())
 }

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::iso9660;
+use crate::store::{ContentStore, Object};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
@@ -49,7 +50,7 @@ pub struct Plan {
     pub link_share_id: Uuid,
     pub case_id: Uuid,
     pub package: Package,
-    pub content_dir: PathBuf,
+    pub store: ContentStore,
     /// Where the package is written.
     pub output: PathBuf,
     pub evidence: Vec<PlannedEvidence>,
@@ -140,8 +141,10 @@ fn content_error(ev: &PlannedEvidence, what: String) -> BuildError {
     }
 }
 
-fn open_content(plan: &Plan, ev: &PlannedEvidence) -> Result<std::fs::File, BuildError> {
-    std::fs::File::open(plan.content_dir.join(ev.id.to_string()))
+/// Open the stored content of `ev`: the reader and its size.
+fn open_content(plan: &Plan, ev: &PlannedEvidence) -> Result<(Box<dyn Read>, u64), BuildError> {
+    plan.store
+        .open_blocking(Object::Evidence(ev.id))
         .map_err(|e| content_error(ev, format!("cannot be read from the store: {e}")))
 }
 
@@ -149,13 +152,12 @@ fn open_content(plan: &Plan, ev: &PlannedEvidence) -> Result<std::fs::File, Buil
 /// check it against the recorded SHA-256 (and, for a laid-out image, the
 /// size it was given). Returns the SHA-256 and the size.
 fn copy_verified(
-    plan: &Plan,
+    file: Box<dyn Read>,
     ev: &PlannedEvidence,
     expected_sha256: &str,
     expected_size: Option<u64>,
     out: &mut dyn Write,
 ) -> Result<(String, u64), BuildError> {
-    let file = open_content(plan, ev)?;
     let mut reader = Hashing {
         inner: io::BufReader::with_capacity(256 * 1024, file),
         hasher: Sha256::new(),
@@ -262,9 +264,9 @@ fn write_zip(plan: &Plan) -> Result<Built, BuildError> {
             evidence.push(None);
             continue;
         };
-        let len = open_content(plan, ev)?.metadata()?.len();
+        let (file, len) = open_content(plan, ev)?;
         zip.start_file(ev.path.as_str(), stored(len))?;
-        let (sha256, size_bytes) = copy_verified(plan, ev, expected, None, &mut zip)?;
+        let (sha256, size_bytes) = copy_verified(file, ev, expected, None, &mut zip)?;
         evidence.push(Some(FileEntry {
             path: ev.path.clone(),
             size_bytes,
@@ -310,7 +312,11 @@ fn write_iso(plan: &Plan) -> Result<Built, BuildError> {
     })?;
     let mut sizes = Vec::with_capacity(paths.len());
     for (_, ev, _) in &stored {
-        sizes.push(open_content(plan, ev)?.metadata()?.len());
+        let size = plan
+            .store
+            .size_blocking(Object::Evidence(ev.id))
+            .map_err(|e| content_error(ev, format!("cannot be read from the store: {e}")))?;
+        sizes.push(size);
     }
     sizes.extend(plan.extras.iter().map(|(_, b)| b.len() as u64));
 
@@ -336,11 +342,13 @@ fn write_iso(plan: &Plan) -> Result<Built, BuildError> {
     let written = image.write(&sizes, &mut out, |i, w| {
         let result = if i < stored.len() {
             let (slot, ev, expected) = stored[i];
-            copy_verified(plan, ev, expected, Some(sizes[i]), w).map(|(sha256, _)| {
-                if let Some(entry) = &mut evidence[slot] {
-                    entry.sha256 = sha256;
-                }
-            })
+            open_content(plan, ev)
+                .and_then(|(file, _)| copy_verified(file, ev, expected, Some(sizes[i]), w))
+                .map(|(sha256, _)| {
+                    if let Some(entry) = &mut evidence[slot] {
+                        entry.sha256 = sha256;
+                    }
+                })
         } else if i < manifest_index {
             w.write_all(&plan.extras[i - stored.len()].1)
                 .map_err(BuildError::Io)

@@ -7,6 +7,7 @@
 //! start them. Nothing is mocked: PostgreSQL, RabbitMQ and SMTP are real.
 #![allow(dead_code)]
 
+pub mod s3;
 pub mod smtp;
 
 use caseshare::config::Settings;
@@ -143,6 +144,9 @@ pub struct Options {
     pub worker_concurrency: Option<u16>,
     /// Override the harness's pool size (8) — for benchmarks.
     pub db_max_connections: Option<u32>,
+    /// Keep content in an S3 bucket (a real S3 server on loopback) instead
+    /// of the local store.
+    pub s3: bool,
 }
 
 impl Default for Options {
@@ -155,6 +159,7 @@ impl Default for Options {
             join: None,
             worker_concurrency: None,
             db_max_connections: None,
+            s3: false,
         }
     }
 }
@@ -167,6 +172,7 @@ pub struct TestApp {
     pub database_url: String,
     pub amqp_url: String,
     pub smtp: Option<SmtpSink>,
+    pub s3: Option<s3::S3Server>,
     pub app: Option<Application>,
 }
 
@@ -207,6 +213,17 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     if let Some(s) = &smtp {
         settings.smtp_url = s.url();
     }
+    let s3 = if opts.s3 {
+        let server = s3::S3Server::start().await;
+        settings.content_store = caseshare::config::StoreKind::S3;
+        settings.s3_endpoint = server.endpoint.clone();
+        settings.s3_bucket = s3::BUCKET.into();
+        settings.s3_access_key_id = s3::ACCESS_KEY.into();
+        settings.s3_secret_access_key = s3::SECRET_KEY.into();
+        Some(server)
+    } else {
+        None
+    };
     let app = Application::build(settings, opts.roles)
         .await
         .expect("application starts");
@@ -222,6 +239,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         database_url,
         amqp_url: services.amqp_url.clone(),
         smtp,
+        s3,
         app: Some(app),
     }
 }

@@ -10,3 +10,8 @@ ALTER TABLE notices ADD CONSTRAINT notices_kind_check
 ALTER TABLE link_shares ADD COLUMN reminder_queued_at timestamptz;
 CREATE INDEX link_shares_to_remind ON link_shares (expires_at)
     WHERE status = 'complete' AND reminder_queued_at IS NULL AND package_deleted_at IS NULL;
+
+-- The store key of a built package, unique per build (a racing second build
+-- of the same link share uploads under its own key and deletes it when it
+-- loses). NULL for packages built before: their key is "<id>.zip".
+ALTER TABLE link_shares ADD COLUMN package_key text;

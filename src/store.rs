@@ -1,0 +1,337 @@
+//! The content store (R40): evidence content and built link-share packages.
+//!
+//! Two backends, chosen by `content_store`:
+//! - `local`: files under `content_dir` (evidence at `<dir>/<evidence id>`,
+//!   packages at `<dir>/packages/<key>`), the embedded default;
+//! - `s3`: an S3-compatible bucket through `object_store` (objects
+//!   `evidence/<id>` and `packages/<key>`), for production. `content_dir` is
+//!   then only the scratch space where packages are assembled before upload.
+//!
+//! Writes are all-or-nothing: a local upload goes to a temporary file that is
+//! renamed into place, an S3 upload is a multipart upload that is completed
+//! only on `commit` (and aborted otherwise), so a refused upload leaves nothing.
+
+use axum::body::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::config::{Settings, StoreKind};
+
+/// An object of the store.
+#[derive(Debug, Clone, Copy)]
+pub enum Object<'a> {
+    /// The content of an evidence item.
+    Evidence(uuid::Uuid),
+    /// A built package, by its key (unique per build).
+    Package(&'a str),
+}
+
+#[derive(Clone)]
+pub enum ContentStore {
+    Local {
+        dir: PathBuf,
+    },
+    S3 {
+        store: Arc<dyn ObjectStore>,
+        scratch: PathBuf,
+    },
+}
+
+impl std::fmt::Debug for ContentStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContentStore::Local { dir } => write!(f, "local store at {}", dir.display()),
+            ContentStore::S3 { store, .. } => write!(f, "{store}"),
+        }
+    }
+}
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+fn s3_error(e: object_store::Error) -> io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
+        other => io::Error::other(other),
+    }
+}
+
+impl ContentStore {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<ContentStore> {
+        Ok(match settings.content_store {
+            StoreKind::Local => ContentStore::Local {
+                dir: settings.content_dir.clone(),
+            },
+            StoreKind::S3 => {
+                // Credentials, region etc. may also come from the usual AWS_*
+                // variables; the caseshare settings win where they are set.
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(&settings.s3_bucket)
+                    .with_region(&settings.s3_region);
+                if !settings.s3_endpoint.is_empty() {
+                    b = b
+                        .with_endpoint(&settings.s3_endpoint)
+                        .with_allow_http(settings.s3_endpoint.starts_with("http://"));
+                }
+                if !settings.s3_access_key_id.is_empty() {
+                    b = b
+                        .with_access_key_id(&settings.s3_access_key_id)
+                        .with_secret_access_key(&settings.s3_secret_access_key);
+                }
+                ContentStore::S3 {
+                    store: Arc::new(b.build()?),
+                    scratch: settings.content_dir.clone(),
+                }
+            }
+        })
+    }
+
+    /// A local directory for temporary files (uploads, packages being built).
+    pub fn scratch_dir(&self) -> &Path {
+        match self {
+            ContentStore::Local { dir } => dir,
+            ContentStore::S3 { scratch, .. } => scratch,
+        }
+    }
+
+    fn local_path(dir: &Path, object: Object<'_>) -> PathBuf {
+        match object {
+            Object::Evidence(id) => dir.join(id.to_string()),
+            Object::Package(key) => dir.join("packages").join(key),
+        }
+    }
+
+    fn s3_path(object: Object<'_>) -> object_store::path::Path {
+        match object {
+            Object::Evidence(id) => format!("evidence/{id}").into(),
+            Object::Package(key) => format!("packages/{key}").into(),
+        }
+    }
+
+    /// Start writing `object`; nothing is visible until [`Upload::commit`].
+    pub async fn upload(&self, object: Object<'_>) -> io::Result<Upload> {
+        match self {
+            ContentStore::Local { dir } => {
+                let dest = Self::local_path(dir, object);
+                if let Some(parent) = dest.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                let tmp = dir.join(format!(".upload-{}", uuid::Uuid::new_v4()));
+                let file = tokio::fs::File::create(&tmp).await?;
+                Ok(Upload::Local { file, tmp, dest })
+            }
+            ContentStore::S3 { store, .. } => {
+                let upload = store
+                    .put_multipart(&Self::s3_path(object))
+                    .await
+                    .map_err(s3_error)?;
+                Ok(Upload::S3(
+                    object_store::WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024),
+                ))
+            }
+        }
+    }
+
+    /// Move a finished local file (e.g. a built package) into the store.
+    pub async fn put_file(&self, file: &Path, object: Object<'_>) -> io::Result<()> {
+        match self {
+            ContentStore::Local { dir } => {
+                let dest = Self::local_path(dir, object);
+                if let Some(parent) = dest.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                tokio::fs::rename(file, dest).await
+            }
+            ContentStore::S3 { .. } => {
+                let mut upload = self.upload(object).await?;
+                let mut source = tokio::fs::File::open(file).await?;
+                let mut buf = vec![0u8; 1024 * 1024];
+                let result = async {
+                    loop {
+                        let n = source.read(&mut buf).await?;
+                        if n == 0 {
+                            break;
+                        }
+                        upload.write(&buf[..n]).await?;
+                    }
+                    Ok::<(), io::Error>(())
+                }
+                .await;
+                match result {
+                    Ok(()) => upload.commit().await?,
+                    Err(e) => {
+                        upload.abort().await;
+                        return Err(e);
+                    }
+                }
+                tokio::fs::remove_file(file).await
+            }
+        }
+    }
+
+    /// Open `object` for reading from blocking code (the package builder, on
+    /// a `spawn_blocking` thread). Returns the reader and the object's size.
+    pub fn open_blocking(&self, object: Object<'_>) -> io::Result<(Box<dyn io::Read>, u64)> {
+        match self {
+            ContentStore::Local { dir } => {
+                let file = std::fs::File::open(Self::local_path(dir, object))?;
+                let len = file.metadata()?.len();
+                Ok((Box::new(file), len))
+            }
+            ContentStore::S3 { store, .. } => {
+                let handle = tokio::runtime::Handle::current();
+                let result = handle
+                    .block_on(store.get(&Self::s3_path(object)))
+                    .map_err(s3_error)?;
+                let len = result.meta.size;
+                let stream = result.into_stream().map_err(s3_error);
+                let reader = tokio_util::io::StreamReader::new(stream);
+                Ok((
+                    Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
+                        reader, handle,
+                    )),
+                    len,
+                ))
+            }
+        }
+    }
+
+    /// The size of `object`, from blocking code.
+    pub fn size_blocking(&self, object: Object<'_>) -> io::Result<u64> {
+        match self {
+            ContentStore::Local { dir } => {
+                Ok(std::fs::metadata(Self::local_path(dir, object))?.len())
+            }
+            ContentStore::S3 { .. } => {
+                tokio::runtime::Handle::current().block_on(self.size(object))
+            }
+        }
+    }
+
+    /// The size of `object` (`NotFound` when absent).
+    pub async fn size(&self, object: Object<'_>) -> io::Result<u64> {
+        match self {
+            ContentStore::Local { dir } => Ok(tokio::fs::metadata(Self::local_path(dir, object))
+                .await?
+                .len()),
+            ContentStore::S3 { store, .. } => Ok(store
+                .head(&Self::s3_path(object))
+                .await
+                .map_err(s3_error)?
+                .size),
+        }
+    }
+
+    /// Stream `len` bytes of `object` from `start`.
+    pub async fn read_range(
+        &self,
+        object: Object<'_>,
+        start: u64,
+        len: u64,
+    ) -> io::Result<ByteStream> {
+        match self {
+            ContentStore::Local { dir } => {
+                let mut file = tokio::fs::File::open(Self::local_path(dir, object)).await?;
+                if start > 0 {
+                    file.seek(io::SeekFrom::Start(start)).await?;
+                }
+                Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
+                    file.take(len),
+                    256 * 1024,
+                )))
+            }
+            ContentStore::S3 { store, .. } => {
+                if len == 0 {
+                    return Ok(Box::pin(futures_util::stream::empty()));
+                }
+                let options = object_store::GetOptions {
+                    range: Some((start..start + len).into()),
+                    ..Default::default()
+                };
+                let result = store
+                    .get_opts(&Self::s3_path(object), options)
+                    .await
+                    .map_err(s3_error)?;
+                Ok(Box::pin(result.into_stream().map(|r| r.map_err(s3_error))))
+            }
+        }
+    }
+
+    /// Delete `object`; an absent object is not an error.
+    pub async fn delete(&self, object: Object<'_>) -> io::Result<()> {
+        let result = match self {
+            ContentStore::Local { dir } => {
+                tokio::fs::remove_file(Self::local_path(dir, object)).await
+            }
+            ContentStore::S3 { store, .. } => {
+                store.delete(&Self::s3_path(object)).await.map_err(s3_error)
+            }
+        };
+        match result {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An object being written.
+pub enum Upload {
+    Local {
+        file: tokio::fs::File,
+        tmp: PathBuf,
+        dest: PathBuf,
+    },
+    S3(object_store::WriteMultipart),
+}
+
+impl Upload {
+    pub async fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Upload::Local { file, .. } => file.write_all(bytes).await,
+            Upload::S3(w) => {
+                // Bounded memory: at most a few parts in flight.
+                w.wait_for_capacity(4).await.map_err(s3_error)?;
+                w.write(bytes);
+                Ok(())
+            }
+        }
+    }
+
+    /// Make the object visible (durably, for the local store).
+    pub async fn commit(self) -> io::Result<()> {
+        match self {
+            Upload::Local { file, tmp, dest } => {
+                let result = async {
+                    file.sync_all().await?;
+                    drop(file);
+                    tokio::fs::rename(&tmp, &dest).await
+                }
+                .await;
+                if result.is_err() {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                }
+                result
+            }
+            Upload::S3(w) => w.finish().await.map(|_| ()).map_err(s3_error),
+        }
+    }
+
+    /// Drop what was written; nothing becomes visible.
+    pub async fn abort(self) {
+        match self {
+            Upload::Local { file, tmp, .. } => {
+                drop(file);
+                let _ = tokio::fs::remove_file(&tmp).await;
+            }
+            Upload::S3(w) => {
+                if let Err(e) = w.abort().await {
+                    tracing::warn!(error = %e, "cannot abort a multipart upload");
+                }
+            }
+        }
+    }
+}
