@@ -90,6 +90,10 @@ impl Drop for WorkerProcess {
 }
 
 fn spawn_worker(app: &TestApp) -> WorkerProcess {
+    spawn_worker_with(app, "warn", Stdio::null())
+}
+
+fn spawn_worker_with(app: &TestApp, log: &str, stdout: Stdio) -> WorkerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_caseshare"))
         .arg("worker")
         .env("CASESHARE_CONFIG", "/nonexistent/caseshare.toml")
@@ -106,8 +110,9 @@ fn spawn_worker(app: &TestApp) -> WorkerProcess {
                 .map(|s| s.url())
                 .unwrap_or_else(|| "smtp://127.0.0.1:1".into()),
         )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .env("RUST_LOG", log)
+        .env("CASESHARE_LOG_FORMAT", "json")
+        .stdout(stdout)
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start a caseshare worker process");
@@ -162,6 +167,64 @@ async fn r35_two_worker_processes_share_a_burst_and_survive_a_kill() {
         (grants, distinct),
         (240, 240),
         "each effect once, for both partners"
+    );
+    app.stop().await;
+}
+
+// R37: a worker's JSON log lines carry the job span with its kind, attempt
+// and the case it is about, so one case can be followed through the logs;
+// never an evidence value (R10).
+#[tokio::test]
+async fn r37_worker_json_logs_carry_the_job_span_with_the_case_id() {
+    let app = spawn_with(Options {
+        roles: caseshare::startup::Roles::API,
+        ..Default::default()
+    })
+    .await;
+    let log = std::env::temp_dir().join(format!("caseshare-worker-{}.log", app.prefix));
+    let file = std::fs::File::create(&log).unwrap();
+    let worker = spawn_worker_with(
+        &app,
+        "warn,caseshare::jobs::runner=debug",
+        Stdio::from(file),
+    );
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    app.partner(a.id, b.id).await;
+    app.setup(&a, policy(true), false).await;
+    let case = app.create_case(&a.user, "Case").await;
+    app.share_case_with(&a.user, case, b.id).await;
+    let (evidence, _) = app
+        .add_evidence(&a.user, case, json!({ "title": "Zulu secret title" }))
+        .await;
+    app.drain().await;
+    drop(worker);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let _ = std::fs::remove_file(&log);
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let done = lines
+        .iter()
+        .find(|l| {
+            l["fields"]["message"] == "job complete"
+                && l["span"]["kind"] == "evidence-added"
+                && l["span"]["evidence_id"] == evidence.to_string()
+        })
+        .unwrap_or_else(|| panic!("no evidence-added completion in {text}"));
+    assert_eq!(done["span"]["case_id"], case.to_string(), "{done}");
+    assert_eq!(done["span"]["attempt"], 1, "{done}");
+    assert!(done["span"]["job_id"].is_string(), "{done}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["kind"] == "share-case" && l["span"]["case_id"] == case.to_string()),
+        "the share job names its case too"
+    );
+    assert!(
+        !text.contains("Zulu secret title"),
+        "no evidence values in logs"
     );
     app.stop().await;
 }

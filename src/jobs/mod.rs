@@ -141,6 +141,12 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
+/// Put the case a job is about on its span (the runner's `job` span), so
+/// one case can be followed through the logs.
+pub fn record_case(case_id: Uuid) {
+    tracing::Span::current().record("case_id", tracing::field::display(case_id));
+}
+
 /// What every handler gets: pooled connections and settings, nothing per job.
 #[derive(Clone)]
 pub struct JobContext {

@@ -64,6 +64,15 @@ impl Faults {
     }
 }
 
+/// Payload fields recorded on a job's span when present (ids only).
+const SPAN_SUBJECTS: [&str; 5] = [
+    "case_id",
+    "share_id",
+    "evidence_id",
+    "link_share_id",
+    "notice_id",
+];
+
 /// Deliveries in flight per queue. Sending email waits on the network, not on
 /// this machine, so its queue gets four times the configured concurrency.
 pub fn prefetch(kind: JobKind, concurrency: u16) -> u16 {
@@ -252,7 +261,17 @@ impl Worker {
             }
         };
         let job_id = message.job_id;
-        let span = tracing::info_span!("job", %job_id, kind = kind.as_str(), attempt = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "job",
+            %job_id,
+            kind = kind.as_str(),
+            attempt = tracing::field::Empty,
+            case_id = tracing::field::Empty,
+            share_id = tracing::field::Empty,
+            evidence_id = tracing::field::Empty,
+            link_share_id = tracing::field::Empty,
+            notice_id = tracing::field::Empty,
+        );
         async {
             let claimed: Option<(i32, serde_json::Value)> = match sqlx::query_as(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, deliveries = deliveries + 1,
@@ -290,7 +309,14 @@ impl Worker {
                     .await?;
                 return Ok(());
             };
-            tracing::Span::current().record("attempt", attempts);
+            let span = tracing::Span::current();
+            span.record("attempt", attempts);
+            // The subject of the job, for following one case through the logs.
+            for field in SPAN_SUBJECTS {
+                if let Some(id) = payload.get(field).and_then(|v| v.as_str()) {
+                    span.record(field, id);
+                }
+            }
             let started = Instant::now();
             let outcome = kind.dispatch(job_id, payload.clone(), &self.ctx).await;
             metrics::histogram!("caseshare_job_duration_seconds", "kind" => kind.as_str())
@@ -300,6 +326,7 @@ impl Worker {
                     if self.faults.take(kind) {
                         return Err(HandleError::Crash);
                     }
+                    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "job complete");
                     if let Some(latency) = self.finish(job_id, "complete", None).await {
                         metrics::histogram!("caseshare_job_latency_seconds", "kind" => kind.as_str()).record(latency);
                     }

@@ -623,6 +623,7 @@ impl Job for BuildLinkShare {
                 self.link_share_id
             )));
         };
+        crate::jobs::record_case(row.case_id);
         if row.status != "processing" {
             return Ok(()); // built (or failed) before: nothing to do
         }

@@ -39,6 +39,7 @@ impl Job for EvidenceAdded {
                 self.evidence_id
             )));
         };
+        crate::jobs::record_case(case_id);
         // Shares still `processing` are locked too: if their job is running
         // right now we wait for it and then see it complete (its grant
         // statement may have run before this evidence committed). If it has

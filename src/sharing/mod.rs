@@ -378,6 +378,7 @@ impl Job for ShareCase {
                 self.share_id
             )));
         };
+        crate::jobs::record_case(share.case_id);
         if share.status != "processing" {
             return Ok(()); // done before, or revoked meanwhile: nothing to do
         }
