@@ -15,3 +15,8 @@ CREATE INDEX link_shares_to_remind ON link_shares (expires_at)
 -- of the same link share uploads under its own key and deletes it when it
 -- loses). NULL for packages built before: their key is "<id>.zip".
 ALTER TABLE link_shares ADD COLUMN package_key text;
+
+-- The sharing policy that governed the request (R10, R12 as for shares): the
+-- partner's policy for a partner user, the default for an email address, none
+-- within the own org. The package is built under it, whatever changes later.
+ALTER TABLE link_shares ADD COLUMN policy jsonb;

@@ -1017,3 +1017,98 @@ async fn r40_s3_content_store_keeps_evidence_and_packages_in_the_bucket() {
     assert!(!object.exists(), "swept from the bucket");
     finish(app).await;
 }
+
+// R10 + R40: "the policy's excluded fields never appear in attachments". The
+// policy for the recipient governs: the default for an email address, the
+// partner's (override or default) for a partner user, none inside the org.
+#[tokio::test]
+async fn r10_r40_attachments_the_recipients_policy_excludes_are_refused() {
+    let w = world().await;
+    let app = &w.app;
+    let court = app.create_org("County Court", "justice").await;
+    app.partner(w.a.id, court.id).await;
+    // The default excludes transcripts and the audit trail (policy(false)).
+    app.setup(&w.a, policy(false), false).await;
+    let (s, p) = app.post("/v1/policies", &w.a.admin, policy(true)).await;
+    assert_eq!(s, StatusCode::CREATED, "{p}");
+    let (s, v) = app
+        .put(
+            &format!("/v1/partners/{}/policy", court.id),
+            &w.a.admin,
+            json!({ "policy_id": p["id"] }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let count = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM link_shares")
+            .fetch_one(&app.db)
+            .await
+            .unwrap()
+    };
+    let before = count().await;
+
+    // To an email address: the default policy refuses both attachments.
+    for (attachment, word) in [
+        ("transcripts", "transcripts"),
+        ("audit_trails", "audit trail"),
+    ] {
+        let mut request = body(json!({ "kind": "case" }), false);
+        request["attachments"] = json!({ attachment: true });
+        let (s, v) = app
+            .post(
+                &format!("/v1/cases/{}/link-shares", w.case),
+                &w.a.user,
+                request,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["error"], "validation");
+        assert!(v["message"].as_str().unwrap().contains(word), "{v}");
+    }
+    assert_eq!(count().await, before, "refused requests change nothing");
+
+    // Without them it goes through, and the package has no transcript.
+    let mut request = body(json!({ "kind": "case" }), false);
+    request["attachments"] = json!({ "table_of_contents": true });
+    let id = link_share(app, &w.a.user, w.case, request).await;
+    let done = wait_link(app, &w.a.user, &id).await;
+    let package = download(app, &done).await;
+    assert!(
+        !package.iter().any(|n| n.starts_with("transcripts/")),
+        "{package:?}"
+    );
+
+    // To a user of the partner whose own policy includes transcripts: allowed.
+    let (court_user, _) = app.create_user(court.id, "Clerk", "user").await;
+    let mut request = body(json!({ "kind": "case" }), false);
+    request["recipient"] = json!({ "user_id": court_user });
+    let id = link_share(app, &w.a.user, w.case, request).await;
+    let done = wait_link(app, &w.a.user, &id).await;
+    let package = download(app, &done).await;
+    assert!(
+        package.contains(&format!("transcripts/{}.txt", w.video.0)),
+        "{package:?}"
+    );
+    // Inside the org no policy applies.
+    let mut request = body(json!({ "kind": "case" }), false);
+    request["recipient"] = json!({ "user_id": w.a.admin_id });
+    link_share(app, &w.a.user, w.case, request).await;
+    finish(w.app).await;
+}
+
+/// Download a finished link share's ZIP and list its file names.
+async fn download(app: &TestApp, done: &Value) -> Vec<String> {
+    assert_eq!(done["status"], "complete", "{done}");
+    let bytes = app
+        .client
+        .get(format!("{}{}", app.base, download_path(done)))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    zip.file_names().map(str::to_string).collect()
+}

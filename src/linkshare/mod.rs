@@ -25,6 +25,7 @@ use crate::http::auth::UserPrincipal;
 use crate::jobs::{Job, JobContext, JobError, JobKind};
 use crate::notify::{self, NoticeKind};
 use crate::orgs;
+use crate::policy::{self, PolicySnapshot};
 use crate::sharing::{self, Scope};
 use crate::store::{ContentStore, Object, Upload};
 
@@ -295,12 +296,14 @@ pub struct LinkShareRow {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub package_key: Option<String>,
+    /// The policy that governed the request (see `governing_policy`).
+    pub policy: Option<sqlx::types::Json<PolicySnapshot>>,
 }
 
 const COLUMNS: &str =
     "id, case_id, org_id, scope, attachments, retain_folder_structure, package, duration_hours,
     status, failure, token, manifest_sha256, size_bytes, expires_at, created_at, completed_at,
-    package_key";
+    package_key, policy";
 
 /// The store key of a link share's package: recorded at completion, or
 /// `<id>.zip` for packages built before keys were recorded.
@@ -356,6 +359,7 @@ pub async fn create(
     if req.message.as_ref().is_some_and(|m| m.len() > 10_000) {
         return Err(Error::validation("message is longer than 10000 characters"));
     }
+    let mut recipient_org = None;
     let recipient_kind = match &req.recipient {
         LinkRecipient::Email { email } => {
             if !orgs::valid_email(email) {
@@ -366,29 +370,33 @@ pub async fn create(
             "email"
         }
         LinkRecipient::User { user_id } => {
-            let ok: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM users u WHERE u.id = $1 AND (u.org_id = $2 OR EXISTS (
+            let org: Option<Uuid> = sqlx::query_scalar(
+                "SELECT u.org_id FROM users u WHERE u.id = $1 AND (u.org_id = $2 OR EXISTS (
                      SELECT 1 FROM partnerships p
-                     WHERE (p.org_a = $2 AND p.org_b = u.org_id) OR (p.org_b = $2 AND p.org_a = u.org_id))))",
+                     WHERE (p.org_a = $2 AND p.org_b = u.org_id) OR (p.org_b = $2 AND p.org_a = u.org_id)))",
             )
             .bind(user_id)
             .bind(user.org_id)
-            .fetch_one(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await?;
-            if !ok {
+            let Some(org) = org else {
                 return Err(Error::validation(
                     "recipient user_id must be a user of this organization or of a partner organization",
                 ));
-            }
+            };
+            recipient_org = Some(org);
             "user"
         }
     };
+    let policy = governing_policy(&mut tx, user.org_id, recipient_org).await?;
+    check_attachments(&req.attachments, policy.as_ref())?;
     let id = Uuid::new_v4();
     let token = hex::encode(rand::random::<[u8; 32]>());
     sqlx::query(
         "INSERT INTO link_shares (id, case_id, org_id, created_by, scope, recipient, attachments,
-                                  retain_folder_structure, package, duration_hours, message, token)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                                  retain_folder_structure, package, duration_hours, message, token,
+                                  policy)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(id)
     .bind(case_id)
@@ -402,6 +410,7 @@ pub async fn create(
     .bind(req.duration_hours)
     .bind(&req.message)
     .bind(&token)
+    .bind(policy.as_ref().map(sqlx::types::Json))
     .execute(&mut *tx)
     .await?;
     audit::record(
@@ -416,6 +425,7 @@ pub async fn create(
                 "recipient_kind": recipient_kind,
                 "package": req.package.as_str(),
                 "duration_hours": req.duration_hours,
+                "policy_id": policy.as_ref().map(|p| p.policy_id),
             })),
             ..Default::default()
         },
@@ -431,6 +441,44 @@ pub async fn create(
         status: "processing".into(),
         job_id,
     })
+}
+
+/// The sharing policy that governs what a link share may carry (R10, R40):
+/// for a user of a partner org, the policy for that partner (its override or
+/// the default); for an email address, the default policy; for a user of the
+/// sharer's own org, none (nothing leaves the org). `None` also when the org
+/// has set up no policy: classic sharing does not require one.
+async fn governing_policy(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    recipient_org: Option<Uuid>,
+) -> Result<Option<PolicySnapshot>> {
+    match recipient_org {
+        Some(org) if org == org_id => Ok(None),
+        // No partner_policies row has the nil id: the default applies.
+        other => policy::effective(db, org_id, other.unwrap_or(Uuid::nil())).await,
+    }
+}
+
+/// Attachments that would carry what the governing policy excludes are
+/// refused, naming the policy (R10: an excluded field never leaves).
+fn check_attachments(attachments: &Attachments, policy: Option<&PolicySnapshot>) -> Result<()> {
+    let Some(p) = policy else { return Ok(()) };
+    if attachments.transcripts && !p.policy.evidence_terms.transcript {
+        return Err(Error::validation(format!(
+            "the sharing policy {:?} for this recipient excludes transcripts; \
+             set attachments.transcripts to false",
+            p.policy.name
+        )));
+    }
+    if attachments.audit_trails && !p.policy.permissions.sender_audit_trail {
+        return Err(Error::validation(format!(
+            "the sharing policy {:?} for this recipient does not allow the audit trail; \
+             set attachments.audit_trails to false",
+            p.policy.name
+        )));
+    }
+    Ok(())
 }
 
 async fn load(db: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<LinkShareRow>> {
@@ -688,6 +736,21 @@ async fn plan(
     row: &LinkShareRow,
     store: &ContentStore,
 ) -> std::result::Result<Plan, JobError> {
+    // The policy recorded with the request is applied again here, so that
+    // nothing it excludes can reach the package whatever the row says.
+    let allowed = Attachments {
+        transcripts: row.attachments.transcripts
+            && row
+                .policy
+                .as_ref()
+                .is_none_or(|p| p.policy.evidence_terms.transcript),
+        audit_trails: row.attachments.audit_trails
+            && row
+                .policy
+                .as_ref()
+                .is_none_or(|p| p.policy.permissions.sender_audit_trail),
+        table_of_contents: row.attachments.table_of_contents,
+    };
     let (kind, folder_ids, evidence_ids) = sharing::scope_args(&row.scope.0);
     let items: Vec<EvidenceItem> = sqlx::query_as(&format!(
         "SELECT e.id, e.folder_id, e.title, e.data->>'transcript' AS transcript,
@@ -766,7 +829,7 @@ async fn plan(
             },
             item.title
         ));
-        if row.attachments.transcripts {
+        if allowed.transcripts {
             if let Some(t) = &item.transcript {
                 extras.push((
                     format!("transcripts/{}.txt", item.id),
@@ -781,13 +844,13 @@ async fn plan(
             stored_sha256,
         });
     }
-    if row.attachments.audit_trails {
+    if allowed.audit_trails {
         let items = audit::for_case(&mut *conn, row.org_id, row.case_id).await?;
         let bytes = serde_json::to_vec_pretty(&serde_json::json!({ "items": items }))
             .map_err(|e| JobError::Permanent(e.to_string()))?;
         extras.push(("audit.json".into(), bytes));
     }
-    if row.attachments.table_of_contents {
+    if allowed.table_of_contents {
         extras.push(("toc.txt".into(), toc.into_bytes()));
     }
     let output = store.scratch_dir().join("packages").join(format!(
