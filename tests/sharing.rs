@@ -600,3 +600,135 @@ async fn r17_sharing_again_extends_without_duplicates() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     w.app.stop().await;
 }
+
+// R22, R23, R25, R35: a burst into one case while no worker runs: the first
+// evidence-added run also does the other queued jobs of the case (set-based),
+// and each item is still granted exactly once, by the right shares only
+// (case share: all; folder share: the folder and its subfolders; never the
+// evidence-subset share), and synced once to an auto-syncing Justice partner.
+#[tokio::test]
+async fn r22_r23_a_queued_burst_is_fanned_out_once_per_item_in_few_runs() {
+    let api = spawn_with(Options {
+        roles: caseshare::startup::Roles::API,
+        ..Default::default()
+    })
+    .await;
+    let a = api.create_org("Alpha PD", "lea").await;
+    let b = api.create_org("Beta PD", "lea").await;
+    let c = api.create_org("Gamma PD", "lea").await;
+    let j = api.create_org("County DA", "justice").await;
+    for p in [&b, &c, &j] {
+        api.partner(a.id, p.id).await;
+    }
+    api.setup(&a, policy(true), false).await;
+    api.setup(&j, policy(true), true).await;
+    let (s, v) = api
+        .put(
+            "/v1/sharing/settings",
+            &j.admin,
+            json!({ "auto_sync": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let case = api.create_case(&a.user, "Busy case").await;
+    let scene = api.create_folder(&a.user, case, "Scene", None).await;
+    let cam = api.create_folder(&a.user, case, "Cam", Some(scene)).await;
+    let other = api.create_folder(&a.user, case, "Other", None).await;
+    let (seed, _) = api
+        .add_evidence(&a.user, case, json!({ "title": "seed" }))
+        .await;
+
+    // Shares need workers: a worker deployment joins for the setup only.
+    let setup_workers = spawn_with(Options {
+        roles: caseshare::startup::Roles::WORKER,
+        join: Some((api.database_url.clone(), api.prefix.clone())),
+        ..Default::default()
+    })
+    .await;
+    let target = |org: Uuid| json!({ "kind": "partner", "org_id": org, "recipients": [] });
+    for (org, scope) in [
+        (b.id, json!({ "kind": "case" })),
+        (c.id, json!({ "kind": "folders", "folder_ids": [scene] })),
+        (c.id, json!({ "kind": "evidence", "evidence_ids": [seed] })),
+        (j.id, json!({ "kind": "case" })),
+    ] {
+        let share = api
+            .share(
+                &a.user,
+                case,
+                json!({ "scope": scope, "target": target(org) }),
+            )
+            .await;
+        let done = api.wait_share(&a.user, share["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "complete", "{done}");
+    }
+    api.drain().await;
+    setup_workers.stop().await;
+
+    // The burst: 60 items, no worker running.
+    let folders = [None, Some(scene), Some(cam), Some(other)];
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        let mut body = json!({ "title": format!("burst {i}") });
+        if let Some(f) = folders[i % 4] {
+            body["folder_id"] = json!(f);
+        }
+        ids.push(api.add_evidence(&a.user, case, body).await.0);
+    }
+    let workers = spawn_with(Options {
+        roles: caseshare::startup::Roles::WORKER,
+        join: Some((api.database_url.clone(), api.prefix.clone())),
+        ..Default::default()
+    })
+    .await;
+    api.drain().await;
+
+    let (complete, coalesced): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE j.status = 'complete'),
+                count(*) FILTER (WHERE j.status = 'complete' AND j.attempts = 0)
+         FROM evidence e JOIN jobs j ON j.id = e.job_id WHERE e.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_one(&api.db)
+    .await
+    .unwrap();
+    assert_eq!(complete, 60, "every job complete");
+    assert!(coalesced > 0, "some jobs were done by another job's run");
+    let per_org = |org: Uuid| {
+        let db = api.db.clone();
+        let ids = ids.clone();
+        async move {
+            let (n, distinct): (i64, i64) = sqlx::query_as(
+                "SELECT count(*), count(DISTINCT g.evidence_id) FROM grants g
+                 JOIN received r ON r.id = g.received_id
+                 WHERE r.receiver_org_id = $1 AND g.evidence_id = ANY($2)",
+            )
+            .bind(org)
+            .bind(&ids)
+            .fetch_one(&db)
+            .await
+            .unwrap();
+            (n, distinct)
+        }
+    };
+    assert_eq!(per_org(b.id).await, (60, 60), "case share: every item once");
+    // Scene and Cam (its subfolder): 2 of every 4 items; Other and root: none.
+    assert_eq!(
+        per_org(c.id).await,
+        (30, 30),
+        "folder share: its subtree only"
+    );
+    assert_eq!(per_org(j.id).await, (60, 60));
+    let synced: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM evidence e JOIN received r ON r.imported_case_id = e.case_id
+         WHERE r.receiver_org_id = $1 AND e.source_evidence_id = ANY($2)",
+    )
+    .bind(j.id)
+    .bind(&ids)
+    .fetch_one(&api.db)
+    .await
+    .unwrap();
+    assert_eq!(synced, 60, "auto-synced once each");
+    workers.stop().await;
+    api.stop().await;
+}

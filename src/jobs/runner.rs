@@ -294,14 +294,20 @@ impl Worker {
                 }
             };
             let Some((attempts, payload)) = claimed else {
-                let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM jobs WHERE id = $1)")
+                let attempts: Option<i32> = match sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1")
                     .bind(job_id)
-                    .fetch_one(&self.ctx.db)
+                    .fetch_optional(&self.ctx.db)
                     .await
-                    .unwrap_or(true);
-                if exists {
-                    // Already finished: a redelivery or a duplicate publish.
-                    metrics::counter!("caseshare_jobs_duplicate_deliveries_total", "kind" => kind.as_str()).increment(1);
+                {
+                    Ok(a) => a,
+                    Err(_) => Some(1), // cannot tell: treat as finished, never dead-letter
+                };
+                if let Some(attempts) = attempts {
+                    // Already finished: a redelivery or a duplicate publish, or
+                    // (never attempted) done by another job's run (coalesced).
+                    if attempts > 0 {
+                        metrics::counter!("caseshare_jobs_duplicate_deliveries_total", "kind" => kind.as_str()).increment(1);
+                    }
                     delivery.ack(BasicAckOptions::default()).await?;
                     return Ok(());
                 }

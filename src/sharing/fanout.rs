@@ -22,9 +22,20 @@ pub struct EvidenceAdded {
     pub evidence_id: Uuid,
 }
 
+/// At most this many other queued evidence-added jobs of the same case are
+/// done by one handler run (see `EvidenceAdded::run`).
+const COALESCE_LIMIT: i64 = 200;
+
 impl Job for EvidenceAdded {
     const KIND: JobKind = JobKind::EvidenceAdded;
 
+    /// Grants this evidence, and with it the evidence of other evidence-added
+    /// jobs of the same case that are still queued (a burst into one case is
+    /// fanned out in a few set-based statements instead of one job at a
+    /// time). Those jobs are claimed `FOR UPDATE SKIP LOCKED` and completed in
+    /// this transaction, so each evidence item is fanned out exactly once:
+    /// when their messages arrive the runner finds them complete and acks
+    /// them; a job a runner claimed first is skipped here and runs itself.
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
         let evidence: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
@@ -40,81 +51,167 @@ impl Job for EvidenceAdded {
             )));
         };
         crate::jobs::record_case(case_id);
-        // Shares still `processing` are locked too: if their job is running
-        // right now we wait for it and then see it complete (its grant
-        // statement may have run before this evidence committed). If it has
-        // not started, its grant statement will find this evidence itself.
-        let shares: Vec<(Uuid, Uuid, sqlx::types::Json<Scope>, bool)> = sqlx::query_as::<_, (Uuid, Option<Uuid>, sqlx::types::Json<Scope>, bool, String)>(
-            "SELECT id, received_id, scope, $2 = ANY(redact_caption_evidence_ids), status::text FROM shares
-             WHERE case_id = $1 AND status IN ('processing', 'complete') AND target_kind = 'partner'
-             ORDER BY created_at FOR SHARE",
+        let absorbed: Vec<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
+            "SELECT j.id, e.id, e.folder_id FROM evidence e JOIN jobs j ON j.id = e.job_id
+             WHERE e.case_id = $1 AND e.id <> $2 AND e.source_evidence_id IS NULL
+               AND j.kind = 'evidence-added' AND j.status = 'queued'
+             ORDER BY e.created_at, e.id LIMIT $3
+             FOR UPDATE OF j SKIP LOCKED",
         )
         .bind(case_id)
         .bind(self.evidence_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .filter_map(|(id, received, scope, redact, status)| match (status.as_str(), received) {
-            ("complete", Some(r)) => Some((id, r, scope, redact)),
-            _ => None,
-        })
-        .collect();
-        if shares.is_empty() {
-            tx.commit().await?;
-            return Ok(());
-        }
-        // The folder and its ancestors: a share of any of them covers it.
-        let ancestors: Vec<Uuid> = match folder_id {
-            None => vec![],
-            Some(f) => {
-                sqlx::query_scalar(
-                    "WITH RECURSIVE up AS (SELECT id, parent_id FROM folders WHERE id = $1
-                        UNION SELECT f.id, f.parent_id FROM folders f JOIN up ON f.id = up.parent_id)
-                     SELECT id FROM up",
-                )
-                .bind(f)
-                .fetch_all(&mut *tx)
-                .await?
-            }
-        };
-        // One grant per collaboration (R17), from its first covering share.
-        let mut covering: HashMap<Uuid, (Uuid, bool)> = HashMap::new();
-        for (share_id, received_id, scope, redact) in shares {
-            let covers = match &scope.0 {
-                Scope::Case => true,
-                Scope::Folders { folder_ids } => folder_ids.iter().any(|f| ancestors.contains(f)),
-                Scope::Evidence { .. } => false, // R22
-            };
-            if covers {
-                covering.entry(received_id).or_insert((share_id, redact));
-            }
-        }
-        let received_ids: Vec<Uuid> = covering.keys().copied().collect();
-        // Lock the collaborations in one order, shared: revokes and imports
-        // wait for us, other evidence-added jobs do not.
-        let rows = receiving::share_lock(&mut tx, &received_ids)
-            .await
-            .map_err(super::job_error)?;
-        let share_ids: Vec<Uuid> = received_ids.iter().map(|r| covering[r].0).collect();
-        let redacted: Vec<bool> = received_ids.iter().map(|r| covering[r].1).collect();
-        let granted: Vec<Uuid> = sqlx::query_scalar(
-            "INSERT INTO grants (received_id, evidence_id, share_id, caption_redacted)
-             SELECT r, $1, s, c FROM unnest($2::uuid[], $3::uuid[], $4::bool[]) AS t(r, s, c)
-             ON CONFLICT (received_id, evidence_id) DO NOTHING
-             RETURNING received_id",
-        )
-        .bind(self.evidence_id)
-        .bind(&received_ids)
-        .bind(&share_ids)
-        .bind(&redacted)
+        .bind(COALESCE_LIMIT)
         .fetch_all(&mut *tx)
         .await?;
-        for r in rows.iter().filter(|r| granted.contains(&r.id)) {
-            receiving::deliver_to(&mut tx, r, &[self.evidence_id])
-                .await
-                .map_err(super::job_error)?;
+        let mut items = vec![(self.evidence_id, folder_id)];
+        items.extend(absorbed.iter().map(|(_, e, f)| (*e, *f)));
+        fan_out(&mut tx, case_id, &items).await?;
+        if !absorbed.is_empty() {
+            let jobs: Vec<Uuid> = absorbed.iter().map(|(j, ..)| *j).collect();
+            sqlx::query(
+                "UPDATE jobs SET status = 'complete', started_at = coalesce(started_at, now()),
+                        finished_at = now(), updated_at = now()
+                 WHERE id = ANY($1)",
+            )
+            .bind(&jobs)
+            .execute(&mut *tx)
+            .await?;
+            tracing::debug!(
+                coalesced = jobs.len(),
+                "evidence-added jobs done in this run"
+            );
         }
         tx.commit().await?;
+        metrics::counter!("caseshare_jobs_coalesced_total", "kind" => JobKind::EvidenceAdded.as_str())
+            .increment(absorbed.len() as u64);
         Ok(())
     }
+}
+
+/// Grant `items` (evidence id, folder) of `case_id` to every collaboration
+/// whose live share covers them, and hand them to the receiving side.
+async fn fan_out(
+    tx: &mut sqlx::PgConnection,
+    case_id: Uuid,
+    items: &[(Uuid, Option<Uuid>)],
+) -> Result<(), JobError> {
+    // Shares still `processing` are locked too: if their job is running
+    // right now we wait for it and then see it complete (its grant
+    // statement may have run before this evidence committed). If it has
+    // not started, its grant statement will find this evidence itself.
+    type ShareRow = (
+        Uuid,
+        Option<Uuid>,
+        sqlx::types::Json<Scope>,
+        Vec<Uuid>,
+        String,
+    );
+    let shares: Vec<(Uuid, Uuid, Scope, Vec<Uuid>)> = sqlx::query_as::<_, ShareRow>(
+        "SELECT id, received_id, scope, redact_caption_evidence_ids, status::text FROM shares
+         WHERE case_id = $1 AND status IN ('processing', 'complete') AND target_kind = 'partner'
+         ORDER BY created_at FOR SHARE",
+    )
+    .bind(case_id)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter_map(
+        |(id, received, scope, redact, status)| match (status.as_str(), received) {
+            ("complete", Some(r)) => Some((id, r, scope.0, redact)),
+            _ => None,
+        },
+    )
+    .collect();
+    if shares.is_empty() {
+        return Ok(());
+    }
+    // Each folder with its ancestors: a share of any of them covers it.
+    let folders: Vec<Uuid> = {
+        let mut f: Vec<Uuid> = items.iter().filter_map(|(_, f)| *f).collect();
+        f.sort();
+        f.dedup();
+        f
+    };
+    let folder_shares = shares
+        .iter()
+        .any(|(_, _, scope, _)| matches!(scope, Scope::Folders { .. }));
+    let mut ancestors: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    if folder_shares && !folders.is_empty() {
+        let pairs: Vec<(Uuid, Uuid)> = sqlx::query_as(
+            "WITH RECURSIVE up AS (
+                 SELECT id AS start, id, parent_id FROM folders WHERE id = ANY($1)
+                 UNION SELECT up.start, f.id, f.parent_id FROM folders f JOIN up ON f.id = up.parent_id)
+             SELECT start, id FROM up",
+        )
+        .bind(&folders)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (start, id) in pairs {
+            ancestors.entry(start).or_default().push(id);
+        }
+    }
+    // One grant per collaboration and evidence (R17), from its first
+    // covering share; never through an evidence-subset share (R22).
+    let mut grants: HashMap<(Uuid, Uuid), (Uuid, bool)> = HashMap::new();
+    for (evidence_id, folder_id) in items {
+        let up = folder_id.and_then(|f| ancestors.get(&f));
+        for (share_id, received_id, scope, redact) in &shares {
+            let covers = match scope {
+                Scope::Case => true,
+                Scope::Folders { folder_ids } => {
+                    up.is_some_and(|up| folder_ids.iter().any(|f| up.contains(f)))
+                }
+                Scope::Evidence { .. } => false,
+            };
+            if covers {
+                grants
+                    .entry((*received_id, *evidence_id))
+                    .or_insert((*share_id, redact.contains(evidence_id)));
+            }
+        }
+    }
+    if grants.is_empty() {
+        return Ok(());
+    }
+    let mut received_ids: Vec<Uuid> = grants.keys().map(|(r, _)| *r).collect();
+    received_ids.sort();
+    received_ids.dedup();
+    // Lock the collaborations in one order, shared: revokes and imports
+    // wait for us, other evidence-added jobs do not.
+    let rows = receiving::share_lock(&mut *tx, &received_ids)
+        .await
+        .map_err(super::job_error)?;
+    let (mut r, mut e, mut s, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for ((received, evidence), (share, redact)) in &grants {
+        r.push(*received);
+        e.push(*evidence);
+        s.push(*share);
+        c.push(*redact);
+    }
+    let granted: std::collections::HashSet<(Uuid, Uuid)> = sqlx::query_as::<_, (Uuid, Uuid)>(
+        "INSERT INTO grants (received_id, evidence_id, share_id, caption_redacted)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[])
+         ON CONFLICT (received_id, evidence_id) DO NOTHING
+         RETURNING received_id, evidence_id",
+    )
+    .bind(&r)
+    .bind(&e)
+    .bind(&s)
+    .bind(&c)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    for row in &rows {
+        // In the order the items came (the order they were added).
+        let new: Vec<Uuid> = items
+            .iter()
+            .map(|(e, _)| *e)
+            .filter(|e| granted.contains(&(row.id, *e)))
+            .collect();
+        receiving::deliver_to(&mut *tx, row, &new)
+            .await
+            .map_err(super::job_error)?;
+    }
+    Ok(())
 }
