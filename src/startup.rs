@@ -109,6 +109,12 @@ impl Application {
                             if let Err(e) = crate::linkshare::queue_reminders(&db, &settings).await {
                                 tracing::warn!(error = %e, "cannot queue link expiry reminders");
                             }
+                            // What a crash left in the scratch space.
+                            match store.sweep_temp(std::time::Duration::from_secs(24 * 3600)).await {
+                                Ok(0) => {}
+                                Ok(n) => tracing::info!(removed = n, "removed stale temporary files"),
+                                Err(e) => tracing::warn!(error = %e, "cannot sweep temporary files"),
+                            }
                         }
                     }
                 }

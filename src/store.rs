@@ -98,6 +98,36 @@ impl ContentStore {
         }
     }
 
+    /// A path for a temporary file named `name` in the scratch space's
+    /// `.tmp` directory (on the local store's filesystem, so it can be
+    /// renamed into place). What a crash leaves there is removed by
+    /// [`ContentStore::sweep_temp`].
+    pub async fn temp_path(&self, name: &str) -> io::Result<PathBuf> {
+        let dir = self.scratch_dir().join(".tmp");
+        tokio::fs::create_dir_all(&dir).await?;
+        Ok(dir.join(name))
+    }
+
+    /// Remove temporary files older than `age` (left by a crash during an
+    /// upload or a package build). Returns how many were removed.
+    pub async fn sweep_temp(&self, age: std::time::Duration) -> io::Result<u64> {
+        let mut entries = match tokio::fs::read_dir(self.scratch_dir().join(".tmp")).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        while let Some(entry) = entries.next_entry().await? {
+            let modified = entry.metadata().await?.modified()?;
+            if modified.elapsed().unwrap_or_default() > age
+                && tokio::fs::remove_file(entry.path()).await.is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn local_path(dir: &Path, object: Object<'_>) -> PathBuf {
         match object {
             Object::Evidence(id) => dir.join(id.to_string()),
@@ -120,7 +150,9 @@ impl ContentStore {
                 if let Some(parent) = dest.parent() {
                     tokio::fs::create_dir_all(parent).await?;
                 }
-                let tmp = dir.join(format!(".upload-{}", uuid::Uuid::new_v4()));
+                let tmp = self
+                    .temp_path(&format!("upload-{}", uuid::Uuid::new_v4()))
+                    .await?;
                 let file = tokio::fs::File::create(&tmp).await?;
                 Ok(Upload::Local { file, tmp, dest })
             }

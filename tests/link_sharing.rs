@@ -38,6 +38,13 @@ async fn upload(app: &TestApp, token: &str, evidence: Uuid, bytes: Vec<u8>) -> (
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
+/// The files in the scratch space's temporary directory.
+fn temp_files(app: &TestApp) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(content_dir(app).join(".tmp"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default()
+}
+
 /// Stop the app and remove its content store.
 async fn finish(app: TestApp) {
     let dir = content_dir(&app);
@@ -152,12 +159,10 @@ async fn world_with(options: Options) -> World {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     assert_eq!(v["error"], "validation");
     assert!(!content_dir(&app).join(report.to_string()).exists());
-    let leftovers: Vec<_> = std::fs::read_dir(content_dir(&app))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with(".upload-"))
-        .collect();
-    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert!(
+        temp_files(&app).is_empty(),
+        "the refused upload was removed"
+    );
 
     World {
         app,
@@ -462,10 +467,23 @@ async fn r40_corrupted_stored_content_fails_the_link_share() {
     .unwrap();
     assert_eq!(audited, 2, "both link shares failed on it");
     // No partial package is left behind.
+    assert!(temp_files(app).is_empty(), "{:?}", temp_files(app));
     let packages: Vec<_> = std::fs::read_dir(content_dir(app).join("packages"))
         .map(|d| d.map(|e| e.unwrap().file_name()).collect())
         .unwrap_or_default();
     assert!(packages.is_empty(), "{packages:?}");
+
+    // What a crash would leave in the scratch space is swept once stale.
+    let store = app.app.as_ref().unwrap().store.clone();
+    let stale = store.temp_path("upload-crashed").await.unwrap();
+    std::fs::write(&stale, b"half an upload").unwrap();
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(store.sweep_temp(hour).await.unwrap(), 0, "too recent");
+    assert_eq!(
+        store.sweep_temp(std::time::Duration::ZERO).await.unwrap(),
+        1
+    );
+    assert!(!stale.exists());
     finish(w.app).await;
 }
 

@@ -853,11 +853,10 @@ async fn plan(
     if allowed.table_of_contents {
         extras.push(("toc.txt".into(), toc.into_bytes()));
     }
-    let output = store.scratch_dir().join("packages").join(format!(
-        ".{}-{}.partial",
-        row.id,
-        Uuid::new_v4()
-    ));
+    let output = store
+        .temp_path(&format!("{}-{}.partial", row.id, Uuid::new_v4()))
+        .await
+        .map_err(|e| JobError::Transient(format!("scratch space: {e}")))?;
     Ok(Plan {
         link_share_id: row.id,
         case_id: row.case_id,

@@ -105,9 +105,6 @@ struct FileEntry {
 
 /// Write the package to `plan.output` (removed again on failure).
 pub fn build(plan: &Plan) -> Result<Built, BuildError> {
-    if let Some(dir) = plan.output.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
     let result = match plan.package {
         Package::Zip => write_zip(plan),
         Package::Iso => write_iso(plan),
