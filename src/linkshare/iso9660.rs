@@ -774,6 +774,41 @@ mod tests {
     }
 
     #[test]
+    fn files_over_4_gib_are_recorded_as_multi_extent() {
+        let size = 5 * 1024 * 1024 * 1024u64;
+        let image = Image::new("t", &paths(&["big.mp4"])).unwrap();
+        let layout = image.layout(&[size]);
+        let now = chrono::Utc::now();
+        for (tree, names) in [
+            (&layout.primary, &image.primary),
+            (&layout.joliet, &image.joliet),
+        ] {
+            let extent = image.directory_extent(&layout, tree, names, 0, now);
+            let mut records = Vec::new();
+            let mut at = 0;
+            while at < extent.len() && extent[at] != 0 {
+                records.push(&extent[at..at + extent[at] as usize]);
+                at += extent[at] as usize;
+            }
+            assert_eq!(records.len(), 4, ". and .. and two extents");
+            let field =
+                |r: &[u8], at: usize| u32::from_le_bytes(r[at..at + 4].try_into().unwrap()) as u64;
+            let (first, second) = (records[2], records[3]);
+            assert_eq!(first[25], 0x80, "more extents follow");
+            assert_eq!(second[25], 0, "the last extent");
+            assert_eq!(field(first, 10), MAX_EXTENT);
+            assert_eq!(field(second, 10), size - MAX_EXTENT);
+            assert_eq!(field(first, 2), layout.file_lba[0]);
+            assert_eq!(field(second, 2), layout.file_lba[0] + MAX_EXTENT / SECTOR);
+            assert_eq!(&first[33..], &second[33..], "one file, one identifier");
+        }
+        assert_eq!(
+            image.image_size(&[size]),
+            (layout.file_lba[0] + size.div_ceil(SECTOR)) * SECTOR
+        );
+    }
+
+    #[test]
     fn the_layout_matches_what_is_written() {
         let image = Image::new("t", &paths(&["a/b/c", "a/d", "e"])).unwrap();
         let sizes = [5000, 0, 2048];
