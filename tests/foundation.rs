@@ -832,8 +832,25 @@ async fn openapi_document_lists_the_contract() {
         "/v1/received",
         "/v1/shares/{share_id}/revoke",
         "/v1/jobs/{job_id}",
+        "/v1/cases/{case_id}/link-shares",
+        "/v1/link-shares/{id}",
+        "/v1/downloads/{token}",
+        "/v1/evidence/{evidence_id}/content",
+        "/v1/shares/revoke",
     ] {
         assert!(v["paths"].get(path).is_some(), "{path} missing");
     }
+    // R40: both package formats are in the contract.
+    let package = &v["components"]["schemas"]["Package"];
+    let formats: Vec<&str> = package["enum"]
+        .as_array()
+        .or_else(|| package["oneOf"].as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().or_else(|| p["enum"][0].as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(formats, ["zip", "iso"], "{package}");
     app.stop().await;
 }
