@@ -28,6 +28,9 @@ pub enum Action {
     LinkShareFailed,
     LinkDownload,
     LinkPackageDeleted,
+    /// Stored evidence content re-hashed against its recorded SHA-256
+    /// (`caseshare content verify`), one entry per case.
+    ContentVerified,
 }
 
 impl Action {
@@ -50,6 +53,7 @@ impl Action {
             Action::LinkShareFailed => "link_share_failed",
             Action::LinkDownload => "link_download",
             Action::LinkPackageDeleted => "link_package_deleted",
+            Action::ContentVerified => "content_verified",
         }
     }
 }

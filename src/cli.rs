@@ -45,6 +45,21 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The evidence content store.
+    Content {
+        #[command(subcommand)]
+        command: ContentCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ContentCommand {
+    /// Re-hash stored evidence content against the recorded SHA-256 (audited per case).
+    Verify {
+        /// Only this case.
+        #[arg(long)]
+        case: Option<Uuid>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -94,6 +109,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit {
             command: AuditCommand::Verify,
         } => return audit_verify(&settings).await,
+        Command::Content {
+            command: ContentCommand::Verify { case },
+        } => return content_verify(&settings, case).await,
     };
     let app = Application::build(settings, roles).await?;
     app.shutdown().on_signals();
@@ -147,4 +165,19 @@ async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
             broken.reason
         ),
     }
+}
+
+/// Exit status 0 when every stored item matches its recorded hash.
+async fn content_verify(settings: &Settings, case: Option<Uuid>) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, 2).await?;
+    let store = crate::store::ContentStore::from_settings(settings)?;
+    let report = crate::linkshare::verify_content(&pool, &store, case).await?;
+    print!("{}", report.render());
+    if !report.problems.is_empty() {
+        anyhow::bail!(
+            "{} stored item(s) failed verification",
+            report.problems.len()
+        );
+    }
+    Ok(())
 }

@@ -1130,3 +1130,78 @@ async fn download(app: &TestApp, done: &Value) -> Vec<String> {
     let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     zip.file_names().map(str::to_string).collect()
 }
+
+// Chain of custody (R39, R40): `caseshare content verify` re-hashes what the
+// store holds against the recorded SHA-256, names what is corrupted or
+// missing, and leaves a `content_verified` entry in the case's audit trail.
+#[tokio::test]
+async fn r40_content_verify_names_corrupted_and_missing_content() {
+    let w = world().await;
+    let app = &w.app;
+    let store = app.app.as_ref().unwrap().store.clone();
+    let verify = || caseshare::linkshare::verify_content(&app.db, &store, Some(w.case));
+    let report = verify().await.unwrap();
+    assert_eq!(report.checked, 2, "{}", report.render());
+    assert!(report.problems.is_empty(), "{}", report.render());
+    assert_eq!(report.bytes as usize, w.video.1.len() + w.photo.1.len());
+
+    // The operator's command, as a process: exit status 0 when intact.
+    let cli = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_caseshare"))
+            .args(["content", "verify", "--case", &w.case.to_string()])
+            .env("CASESHARE_CONFIG", "/nonexistent/caseshare.toml")
+            .env("CASESHARE_DATABASE_URL", &app.database_url)
+            .env("CASESHARE_CONTENT_DIR", content_dir(app))
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let out = cli();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.starts_with("2 stored item(s)"), "{text}");
+
+    std::fs::write(content_dir(app).join(w.photo.0.to_string()), b"bit rot").unwrap();
+    std::fs::remove_file(content_dir(app).join(w.video.0.to_string())).unwrap();
+    let out = cli();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !out.status.success(),
+        "a failed verification fails the command: {text}"
+    );
+    assert!(text.contains(&w.photo.0.to_string()), "{text}");
+    let report = verify().await.unwrap();
+    let mut problems: Vec<(Uuid, &str)> = report
+        .problems
+        .iter()
+        .map(|p| (p.evidence_id, p.reason.as_str()))
+        .collect();
+    problems.sort();
+    let mut expected = vec![w.photo.0, w.video.0];
+    expected.sort();
+    assert_eq!(
+        problems.iter().map(|p| p.0).collect::<Vec<_>>(),
+        expected,
+        "{}",
+        report.render()
+    );
+    let reason = |id: Uuid| problems.iter().find(|p| p.0 == id).unwrap().1;
+    assert!(
+        reason(w.photo.0).contains("SHA-256"),
+        "{}",
+        reason(w.photo.0)
+    );
+    assert_eq!(reason(w.video.0), "missing from the store");
+    let trail: Vec<Value> = sqlx::query_scalar(
+        "SELECT details FROM audit_log WHERE action = 'content_verified' AND case_id = $1 ORDER BY id",
+    )
+    .bind(w.case)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    // The API check, the command twice, the API check again.
+    assert_eq!(trail.len(), 4, "{trail:?}");
+    assert_eq!(trail[0]["failed"], json!([]));
+    assert_eq!(trail[3]["failed"].as_array().unwrap().len(), 2, "{trail:?}");
+    finish(w.app).await;
+}
