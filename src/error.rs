@@ -33,6 +33,9 @@ pub enum Error {
     Expired(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// A dependency (e.g. the content store) cannot be reached: 503, try again.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -63,6 +66,7 @@ impl Error {
             Error::ShareRevoked => "share_revoked",
             Error::Expired(_) => "expired",
             Error::PayloadTooLarge(_) => "payload_too_large",
+            Error::Unavailable(_) => "unavailable",
             Error::Database(_) | Error::Internal(_) => "internal",
         }
     }
@@ -78,6 +82,7 @@ impl Error {
             }
             Error::ShareRevoked | Error::Expired(_) => StatusCode::GONE,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -69,9 +69,22 @@ impl ContentStore {
             StoreKind::S3 => {
                 // Credentials, region etc. may also come from the usual AWS_*
                 // variables; the caseshare settings win where they are set.
+                // Bounded: a request gives up after a few retries within 30 s
+                // and the job's own retry (backoff queues) takes over, rather
+                // than a worker slot hanging for minutes on an outage.
+                let retry = object_store::RetryConfig {
+                    backoff: object_store::BackoffConfig::default(),
+                    max_retries: 3,
+                    retry_timeout: std::time::Duration::from_secs(30),
+                };
+                let client = object_store::ClientOptions::new()
+                    .with_connect_timeout(std::time::Duration::from_secs(5))
+                    .with_timeout(std::time::Duration::from_secs(300));
                 let mut b = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(&settings.s3_bucket)
-                    .with_region(&settings.s3_region);
+                    .with_region(&settings.s3_region)
+                    .with_retry(retry)
+                    .with_client_options(client);
                 if !settings.s3_endpoint.is_empty() {
                     b = b
                         .with_endpoint(&settings.s3_endpoint)

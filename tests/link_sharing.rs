@@ -1033,6 +1033,24 @@ async fn r40_s3_content_store_keeps_evidence_and_packages_in_the_bucket() {
         1
     );
     assert!(!object.exists(), "swept from the bucket");
+
+    // The bucket is down: an upload is refused with 503 `unavailable` and
+    // nothing is recorded; the evidence keeps what it had.
+    s3.stop().await;
+    let before: Value = sqlx::query_scalar("SELECT data->'content' FROM evidence WHERE id = $1")
+        .bind(photo_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let (s, v) = upload(&app, &a.user, photo_id, b"photo v2".to_vec()).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"], "unavailable", "{v}");
+    let after: Value = sqlx::query_scalar("SELECT data->'content' FROM evidence WHERE id = $1")
+        .bind(photo_id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(before, after);
     finish(app).await;
 }
 

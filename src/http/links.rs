@@ -115,7 +115,11 @@ pub async fn download(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(Error::NotFound("download"))
         }
-        Err(e) => return Err(Error::Internal(anyhow::anyhow!("package {key}: {e}"))),
+        Err(e) => {
+            return Err(Error::Unavailable(format!(
+                "the content store cannot serve the package now: {e}"
+            )))
+        }
     };
     let range = headers
         .get(header::RANGE)
@@ -152,11 +156,11 @@ pub async fn download(
             (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
         }
     };
-    let stream = s
-        .store
-        .read_range(package, start, len)
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("package {key}: {e}")))?;
+    let stream = s.store.read_range(package, start, len).await.map_err(|e| {
+        Error::Unavailable(format!(
+            "the content store cannot serve the package now: {e}"
+        ))
+    })?;
     response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     let range_audit = (status == StatusCode::PARTIAL_CONTENT).then(|| (start, start + len - 1));
     linkshare::record_download(&s.db, &row, len, range_audit).await?;

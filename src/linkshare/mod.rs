@@ -104,8 +104,11 @@ fn too_large(max: u64) -> Error {
     ))
 }
 
+/// The content store failed (unreachable, full): 503, the client may retry;
+/// nothing was recorded.
 fn io_error(what: &str, e: std::io::Error) -> Error {
-    Error::Internal(anyhow::anyhow!("cannot {what}: {e}"))
+    tracing::warn!(error = %e, "content store: cannot {what}");
+    Error::Unavailable(format!("the content store cannot {what} now: {e}"))
 }
 
 /// Write the body into `upload`, hashing it; returns (SHA-256, size).

@@ -33,19 +33,30 @@ impl S3Server {
         let task = tokio::spawn(async move {
             let http =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            // Connections are owned by this task: stopping it closes them all.
+            let mut connections = tokio::task::JoinSet::new();
             while let Ok((socket, _)) = listener.accept().await {
                 let conn = http
                     .serve_connection(hyper_util::rt::TokioIo::new(socket), service.clone())
                     .into_owned();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _ = conn.await;
                 });
+                while connections.try_join_next().is_some() {}
             }
         });
         S3Server {
             endpoint,
             root,
             task,
+        }
+    }
+
+    /// Take the server down: the listener and every open connection close.
+    pub async fn stop(&self) {
+        self.task.abort();
+        while !self.task.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
     }
 
