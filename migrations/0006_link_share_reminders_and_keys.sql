@@ -20,3 +20,12 @@ ALTER TABLE link_shares ADD COLUMN package_key text;
 -- partner's policy for a partner user, the default for an email address, none
 -- within the own org. The package is built under it, whatever changes later.
 ALTER TABLE link_shares ADD COLUMN policy jsonb;
+
+-- A link share can be revoked before it expires (a link sent to the wrong
+-- address): downloads are refused at once, the package is swept.
+ALTER TABLE link_shares ADD COLUMN revoked_at timestamptz;
+ALTER TABLE link_shares DROP CONSTRAINT link_shares_status_check;
+ALTER TABLE link_shares ADD CONSTRAINT link_shares_status_check
+    CHECK (status IN ('processing', 'complete', 'failed', 'revoked'));
+CREATE INDEX link_shares_revoked_to_sweep ON link_shares (revoked_at)
+    WHERE status = 'revoked' AND package_deleted_at IS NULL;

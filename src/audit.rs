@@ -28,6 +28,7 @@ pub enum Action {
     LinkShareFailed,
     LinkDownload,
     LinkPackageDeleted,
+    LinkShareRevoked,
     /// Stored evidence content re-hashed against its recorded SHA-256
     /// (`caseshare content verify`), one entry per case.
     ContentVerified,
@@ -53,6 +54,7 @@ impl Action {
             Action::LinkShareFailed => "link_share_failed",
             Action::LinkDownload => "link_download",
             Action::LinkPackageDeleted => "link_package_deleted",
+            Action::LinkShareRevoked => "link_share_revoked",
             Action::ContentVerified => "content_verified",
         }
     }

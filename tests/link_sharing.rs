@@ -1223,3 +1223,101 @@ async fn r40_content_verify_names_corrupted_and_missing_content() {
     assert_eq!(trail[3]["failed"].as_array().unwrap().len(), 2, "{trail:?}");
     finish(w.app).await;
 }
+
+// R40, R29-like: a link share can be listed and withdrawn before it expires
+// (a link sent to the wrong address): downloads are refused at once, the
+// package leaves the store at the next sweep, and it is audited.
+#[tokio::test]
+async fn r40_a_link_share_is_listed_and_can_be_revoked_before_it_expires() {
+    let w = world().await;
+    let app = &w.app;
+    let other = app.create_org("Other PD", "lea").await;
+    let listener = StatusListener::bind(app, &["link_share.revoked"]).await;
+    let id = link_share(
+        app,
+        &w.a.user,
+        w.case,
+        body(json!({ "kind": "case" }), false),
+    )
+    .await;
+    let done = wait_link(app, &w.a.user, &id).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let path = download_path(&done);
+
+    let (s, list) = app
+        .get(&format!("/v1/cases/{}/link-shares", w.case), &w.a.user)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["items"][0]["id"], id.as_str(), "{list}");
+    let (s, _) = app
+        .get(&format!("/v1/cases/{}/link-shares", w.case), &other.user)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another org sees nothing");
+    let (s, _) = app
+        .post(
+            &format!("/v1/link-shares/{id}/revoke"),
+            &other.user,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "nor can it revoke");
+
+    let (s, v) = app
+        .post(
+            &format!("/v1/link-shares/{id}/revoke"),
+            &w.a.user,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "revoked", "{v}");
+    assert!(v.get("download_url").is_none(), "{v}");
+    let res = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::GONE);
+    let (s, again) = app
+        .post(
+            &format!("/v1/link-shares/{id}/revoke"),
+            &w.a.user,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        again["revoked_at"], v["revoked_at"],
+        "revoking twice changes nothing"
+    );
+
+    let link: Uuid = id.parse().unwrap();
+    let key: String = sqlx::query_scalar("SELECT package_key FROM link_shares WHERE id = $1")
+        .bind(link)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let package = content_dir(app).join("packages").join(key);
+    assert!(package.exists());
+    let store = app.app.as_ref().unwrap().store.clone();
+    assert_eq!(
+        caseshare::linkshare::sweep_expired(&app.db, &store)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(!package.exists(), "the revoked package left the store");
+    let revoked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'link_share_revoked' AND details->>'link_share_id' = $1",
+    )
+    .bind(&id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(revoked, 1);
+    let events = listener.wait_for(&["link_share.revoked"]).await;
+    assert_eq!(events[0].1["link_share_id"], id.as_str());
+    listener.close().await;
+    finish(w.app).await;
+}

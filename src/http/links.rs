@@ -11,7 +11,9 @@ use super::auth::User;
 use super::extract::{Json, Path};
 use super::AppState;
 use crate::error::{Error, ErrorBody, Result};
-use crate::linkshare::{self, LinkShareAccepted, LinkShareRequest, LinkShareView, StoredContent};
+use crate::linkshare::{
+    self, LinkShareAccepted, LinkShareList, LinkShareRequest, LinkShareView, StoredContent,
+};
 use crate::store::Object;
 
 #[utoipa::path(put, path = "/v1/evidence/{evidence_id}/content", tag = "link sharing",
@@ -62,6 +64,31 @@ pub async fn get_link_share(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<LinkShareView>> {
     let row = linkshare::get_owned(&mut *s.db.acquire().await?, u.org_id, id).await?;
+    Ok(axum::Json(row.view(&s.settings)))
+}
+
+#[utoipa::path(get, path = "/v1/cases/{case_id}/link-shares", tag = "link sharing",
+    responses((status = 200, body = LinkShareList), (status = 404, body = ErrorBody)))]
+pub async fn list_link_shares(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+) -> Result<axum::Json<LinkShareList>> {
+    let rows = linkshare::list_for_case(&mut *s.db.acquire().await?, u.org_id, case_id).await?;
+    Ok(axum::Json(LinkShareList {
+        items: rows.into_iter().map(|r| r.view(&s.settings)).collect(),
+    }))
+}
+
+#[utoipa::path(post, path = "/v1/link-shares/{id}/revoke", tag = "link sharing",
+    responses((status = 200, body = LinkShareView, description = "revoked (at once; again: unchanged)"),
+              (status = 404, body = ErrorBody)))]
+pub async fn revoke_link_share(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<LinkShareView>> {
+    let row = linkshare::revoke(&s.db, &u, id).await?;
     Ok(axum::Json(row.view(&s.settings)))
 }
 

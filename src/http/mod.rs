@@ -51,6 +51,7 @@ pub struct AppState {
         receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
         receiving::add_recipient,
         links::put_content, links::create_link_share, links::get_link_share, links::download,
+        links::list_link_shares, links::revoke_link_share,
         ops::healthz, ops::readyz, ops::metrics, ops::get_job,
     ),
     modifiers(&BearerAuth),
@@ -150,9 +151,13 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/cases/{case_id}/link-shares",
-            post(links::create_link_share),
+            post(links::create_link_share).get(links::list_link_shares),
         )
         .route("/v1/link-shares/{id}", get(links::get_link_share))
+        .route(
+            "/v1/link-shares/{id}/revoke",
+            post(links::revoke_link_share),
+        )
         .route("/v1/downloads/{token}", get(links::download))
         .fallback(|| async { crate::error::Error::NotFound("route") })
         .layer(middleware::from_fn_with_state(state.clone(), track))

@@ -379,7 +379,7 @@ pub struct LinkShareView {
     pub id: Uuid,
     pub case_id: Uuid,
     pub package: Package,
-    /// processing | complete | failed
+    /// processing | complete | failed | revoked
     pub status: String,
     /// Set once the package is built.
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -394,6 +394,13 @@ pub struct LinkShareView {
     pub failure: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkShareList {
+    pub items: Vec<LinkShareView>,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -415,6 +422,7 @@ pub struct LinkShareRow {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub completed_at: Option<chrono::DateTime<chrono::Utc>>,
     pub package_key: Option<String>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The policy that governed the request (see `governing_policy`).
     pub policy: Option<sqlx::types::Json<PolicySnapshot>>,
 }
@@ -422,7 +430,7 @@ pub struct LinkShareRow {
 const COLUMNS: &str =
     "id, case_id, org_id, scope, attachments, retain_folder_structure, package, duration_hours,
     status, failure, token, manifest_sha256, size_bytes, expires_at, created_at, completed_at,
-    package_key, policy";
+    package_key, revoked_at, policy";
 
 /// The store key of a link share's package: recorded at completion, or
 /// `<id>.zip` for packages built before keys were recorded.
@@ -455,6 +463,7 @@ impl LinkShareRow {
             failure: self.failure,
             created_at: self.created_at,
             completed_at: self.completed_at,
+            revoked_at: self.revoked_at,
         }
     }
 }
@@ -617,6 +626,57 @@ pub async fn get_owned(db: &mut PgConnection, org_id: Uuid, id: Uuid) -> Result<
 
 // -------------------------------------------------------------------- downloads
 
+/// The link shares of a case the caller's org owns, newest first.
+pub async fn list_for_case(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+) -> Result<Vec<LinkShareRow>> {
+    cases::owned(&mut *db, org_id, case_id).await?;
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM link_shares WHERE case_id = $1 AND org_id = $2
+         ORDER BY created_at DESC, id"
+    ))
+    .bind(case_id)
+    .bind(org_id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Withdraw a link share (a link sent to the wrong address, say): from the
+/// commit on, downloads are refused (410) and a build still running discards
+/// its package; the sweep deletes a built package within a minute. Audited,
+/// with a `link_share.revoked` status event. Revoking twice changes nothing.
+pub async fn revoke(db: &PgPool, user: &UserPrincipal, id: Uuid) -> Result<LinkShareRow> {
+    let mut tx = db.begin().await?;
+    let row = get_owned(&mut tx, user.org_id, id).await?;
+    let revoked: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "UPDATE link_shares SET status = 'revoked', revoked_at = now()
+         WHERE id = $1 AND status IN ('processing', 'complete') RETURNING revoked_at",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if revoked.is_some() {
+        audit::record(
+            &mut tx,
+            Action::LinkShareRevoked,
+            audit::Entry {
+                org_id: Some(user.org_id),
+                actor_user_id: Some(user.user_id),
+                case_id: Some(row.case_id),
+                details: Some(serde_json::json!({ "link_share_id": id, "was": row.status })),
+                ..Default::default()
+            },
+        )
+        .await?;
+        status_event_tx(&mut tx, id, row.org_id, row.case_id, "revoked").await?;
+    }
+    let row = get_owned(&mut tx, user.org_id, id).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
 /// The link share behind a download token, if it may be downloaded now:
 /// unknown token or no package (yet) → 404, expired → 410 `expired`.
 pub async fn for_download(db: &PgPool, token: &str) -> Result<LinkShareRow> {
@@ -629,6 +689,9 @@ pub async fn for_download(db: &PgPool, token: &str) -> Result<LinkShareRow> {
     .bind(token)
     .fetch_optional(db)
     .await?;
+    if row.as_ref().is_some_and(|r| r.status == "revoked") {
+        return Err(Error::ShareRevoked);
+    }
     let row = row
         .filter(|r| r.status == "complete")
         .ok_or(Error::NotFound("download"))?;
@@ -647,7 +710,8 @@ pub async fn sweep_expired(db: &PgPool, store: &ContentStore) -> Result<u64> {
     let mut tx = db.begin().await?;
     let expired: Vec<(Uuid, Uuid, Uuid, Option<String>)> = sqlx::query_as(
         "SELECT id, org_id, case_id, package_key FROM link_shares
-         WHERE status = 'complete' AND package_deleted_at IS NULL AND expires_at < now()
+         WHERE package_deleted_at IS NULL
+           AND ((status = 'complete' AND expires_at < now()) OR status = 'revoked')
          ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED",
     )
     .fetch_all(&mut *tx)
