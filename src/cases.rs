@@ -110,6 +110,25 @@ pub async fn owned(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result
     .ok_or(Error::NotFound("case"))
 }
 
+/// Own case, or 403 for an external one (read-only, R18), or 404. Not
+/// locked: adding evidence or folders must not serialize on the case row.
+pub async fn owned_or_refuse(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+) -> Result<CaseRow> {
+    match owned(db, org_id, case_id).await {
+        Err(Error::NotFound(_))
+            if crate::receiving::external(db, org_id, case_id)
+                .await
+                .is_ok() =>
+        {
+            Err(Error::Forbidden("an external case is read-only".into()))
+        }
+        other => other,
+    }
+}
+
 /// Lock an owned case row for the rest of the transaction (`NO KEY UPDATE`:
 /// evidence and folder inserts, which take key-share locks, are not blocked).
 pub async fn owned_for_update(

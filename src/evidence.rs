@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
+use crate::http::auth::UserPrincipal;
 use crate::jobs::Job;
 use crate::sharing::fanout::EvidenceAdded;
 
@@ -139,18 +140,24 @@ pub struct Accepted {
     pub job_id: Uuid,
 }
 
-/// Record evidence in `case_id` and its evidence-added job. The caller has
-/// checked that the case belongs to the right org.
+/// Record evidence in `case_id` and its evidence-added job, in one
+/// transaction on one connection. `by`: the user adding it, whose org must
+/// own the case (an external case is read-only: 403); `None` for a trusted
+/// service (R38 events, the service token).
 pub async fn record(
     db: &PgPool,
     case_id: Uuid,
-    actor: Option<Uuid>,
+    by: Option<&UserPrincipal>,
     new: NewEvidence,
 ) -> Result<Accepted> {
     new.data.validate()?;
     let id = new.id.unwrap_or_else(Uuid::new_v4);
+    let actor = by.map(|u| u.user_id);
     let mut tx = db.begin().await?;
-    let case = cases::by_id(&mut tx, case_id).await?;
+    let case = match by {
+        Some(u) => cases::owned_or_refuse(&mut tx, u.org_id, case_id).await?,
+        None => cases::by_id(&mut tx, case_id).await?,
+    };
     cases::check_folder(&mut tx, case_id, new.folder_id).await?;
     let job_id = Uuid::new_v4();
     let inserted = sqlx::query(
