@@ -51,11 +51,14 @@ impl Job for EvidenceAdded {
             )));
         };
         crate::jobs::record_case(case_id);
+        // Driven by the (few) queued jobs, not by the case's evidence, which
+        // may be many (index `jobs_queued`).
         let absorbed: Vec<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
-            "SELECT j.id, e.id, e.folder_id FROM evidence e JOIN jobs j ON j.id = e.job_id
-             WHERE e.case_id = $1 AND e.id <> $2 AND e.source_evidence_id IS NULL
-               AND j.kind = 'evidence-added' AND j.status = 'queued'
-             ORDER BY e.created_at, e.id LIMIT $3
+            "SELECT j.id, e.id, e.folder_id FROM jobs j
+             JOIN evidence e ON e.id = (j.payload->>'evidence_id')::uuid
+             WHERE j.status = 'queued' AND j.kind = 'evidence-added'
+               AND e.case_id = $1 AND e.id <> $2 AND e.source_evidence_id IS NULL
+             ORDER BY j.created_at, j.id LIMIT $3
              FOR UPDATE OF j SKIP LOCKED",
         )
         .bind(case_id)
