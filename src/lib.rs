@@ -5,7 +5,8 @@
 //! - `orgs` (R1–R5), `policy` (R6–R12, the one filter), `sharing` (R13–R17,
 //!   R22–R23 fan-out), `receiving` (R18–R21, R24–R28), `revocation` (R29–R31),
 //!   `notify` (R32–R34), `audit` (R39), `evidence` (intake, R38),
-//!   `linkshare` (R40: content store, link packages, downloads);
+//!   `linkshare` (R40: link shares, ZIP/ISO packages, downloads), `store`
+//!   (the content store: local filesystem or S3);
 //! - `jobs` (outbox, runner, retry; R35–R36), `amqp` (topology), `http` (the
 //!   contract of `API.md`), `config`, `db`, `telemetry` (R37), `startup`;
 //! - `operations` (operator commands: queue depth and dead letters; R36–R37).
