@@ -861,9 +861,17 @@ impl Job for BuildLinkShare {
         let plan = plan(&mut conn, &row, &ctx.store).await?;
         drop(conn);
         let output = plan.output.clone();
+        let started = std::time::Instant::now();
         let built = tokio::task::spawn_blocking(move || package::build(&plan))
             .await
             .map_err(|e| JobError::Transient(format!("package builder panicked: {e}")))?;
+        if let Ok(b) = &built {
+            tracing::info!(
+                bytes = b.size_bytes,
+                build_ms = started.elapsed().as_millis() as u64,
+                "package built"
+            );
+        }
         match built {
             Ok(built) => complete(ctx, &row, &output, built).await,
             Err(BuildError::Content {
@@ -1061,7 +1069,14 @@ async fn complete(
     built: Built,
 ) -> std::result::Result<(), JobError> {
     let key = format!("{}-{}.{}", row.id, Uuid::new_v4(), row.package.extension());
-    if let Err(e) = ctx.store.put_file(output, Object::Package(&key)).await {
+    let started = std::time::Instant::now();
+    let stored = ctx.store.put_file(output, Object::Package(&key)).await;
+    tracing::info!(
+        store_ms = started.elapsed().as_millis() as u64,
+        ok = stored.is_ok(),
+        "package put into the store"
+    );
+    if let Err(e) = stored {
         let _ = tokio::fs::remove_file(output).await;
         return Err(JobError::Transient(format!(
             "putting the package into the store: {e}"
