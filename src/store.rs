@@ -245,6 +245,39 @@ impl ContentStore {
         }
     }
 
+    /// Readers of the evidence `ids`, to be opened in this order from
+    /// blocking code. On S3 the requests run ahead (a few at a time, in
+    /// order), so the latency of each GET overlaps the copying of the objects
+    /// before it instead of adding up; locally each file is opened when asked.
+    pub fn evidence_in_order(&self, ids: Vec<uuid::Uuid>) -> InOrder {
+        match self {
+            ContentStore::Local { .. } => InOrder::Local(self.clone()),
+            ContentStore::S3 { store, .. } => {
+                const AHEAD: usize = 4;
+                let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
+                let store = store.clone();
+                let handle = tokio::runtime::Handle::current();
+                handle.spawn(async move {
+                    let mut gets = futures_util::stream::iter(ids)
+                        .map(|id| {
+                            let store = store.clone();
+                            async move {
+                                let got = store.get(&Self::s3_path(Object::Evidence(id))).await;
+                                (id, got)
+                            }
+                        })
+                        .buffered(AHEAD);
+                    while let Some(got) = gets.next().await {
+                        if tx.send(got).await.is_err() {
+                            break; // the builder stopped: drop what is in flight
+                        }
+                    }
+                });
+                InOrder::S3 { rx, handle }
+            }
+        }
+    }
+
     /// The size of `object`, from blocking code.
     pub fn size_blocking(&self, object: Object<'_>) -> io::Result<u64> {
         match self {
@@ -376,6 +409,48 @@ impl Upload {
                 if let Err(e) = w.abort().await {
                     tracing::warn!(error = %e, "cannot abort a multipart upload");
                 }
+            }
+        }
+    }
+}
+
+/// See [`ContentStore::evidence_in_order`].
+pub enum InOrder {
+    Local(ContentStore),
+    S3 {
+        rx: tokio::sync::mpsc::Receiver<(
+            uuid::Uuid,
+            object_store::Result<object_store::GetResult>,
+        )>,
+        handle: tokio::runtime::Handle,
+    },
+}
+
+impl InOrder {
+    /// The reader and size of the next evidence, which must be `id`.
+    pub fn open(&mut self, id: uuid::Uuid) -> io::Result<(Box<dyn io::Read>, u64)> {
+        match self {
+            InOrder::Local(store) => store.open_blocking(Object::Evidence(id)),
+            InOrder::S3 { rx, handle } => {
+                let Some((got_id, got)) = rx.blocking_recv() else {
+                    return Err(io::Error::other("the content prefetch stopped"));
+                };
+                if got_id != id {
+                    return Err(io::Error::other(format!(
+                        "content prefetch out of order: expected {id}, got {got_id}"
+                    )));
+                }
+                let result = got.map_err(s3_error)?;
+                let len = result.meta.size;
+                let reader =
+                    tokio_util::io::StreamReader::new(result.into_stream().map_err(s3_error));
+                Ok((
+                    Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
+                        reader,
+                        handle.clone(),
+                    )),
+                    len,
+                ))
             }
         }
     }

@@ -1009,6 +1009,29 @@ async fn r40_s3_content_store_keeps_evidence_and_packages_in_the_bucket() {
         "the range comes from the bucket"
     );
 
+    // An ISO image from the bucket too (sizes as recorded at upload).
+    let mut iso = request.clone();
+    iso["package"] = json!("iso");
+    let iso = link_share(&app, &a.user, case, iso).await;
+    let iso = wait_link(&app, &a.user, &iso).await;
+    assert_eq!(iso["status"], "complete", "{iso}");
+    let image = app
+        .client
+        .get(format!("{}{}", app.base, download_path(&iso)))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let files = read_joliet(&image);
+    let video_file = files
+        .iter()
+        .find(|(p, _)| p == &format!("evidence/Door cam-{video_id}"))
+        .expect("the video is in the image");
+    assert_eq!(sha(&video_file.1), sha(&video));
+
     // Corrupted in the bucket: the next package fails and names the file.
     std::fs::write(s3.object_path(&format!("evidence/{photo_id}")), b"bit rot").unwrap();
     let failed = link_share(&app, &a.user, case, request).await;

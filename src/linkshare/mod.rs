@@ -898,6 +898,7 @@ struct EvidenceItem {
     title: String,
     transcript: Option<String>,
     sha256: Option<String>,
+    size_bytes: Option<i64>,
     uri: Option<String>,
 }
 
@@ -945,7 +946,8 @@ async fn plan(
     let (kind, folder_ids, evidence_ids) = sharing::scope_args(&row.scope.0);
     let items: Vec<EvidenceItem> = sqlx::query_as(&format!(
         "SELECT e.id, e.folder_id, e.title, e.data->>'transcript' AS transcript,
-                e.data->'content'->>'sha256' AS sha256, e.data->'content'->>'uri' AS uri
+                e.data->'content'->>'sha256' AS sha256, e.data->'content'->>'uri' AS uri,
+                (e.data->'content'->>'size_bytes')::bigint AS size_bytes
          FROM evidence e
          WHERE e.case_id = $1 AND (
              $2 = 'case'
@@ -1033,6 +1035,7 @@ async fn plan(
             title: item.title,
             path,
             stored_sha256,
+            stored_size: item.size_bytes.filter(|_| stored).map(|n| n as u64),
         });
     }
     if allowed.audit_trails {

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::iso9660;
-use crate::store::{ContentStore, Object};
+use crate::store::{ContentStore, InOrder, Object};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
@@ -64,6 +64,8 @@ pub struct PlannedEvidence {
     pub path: String,
     /// The recorded SHA-256 when the content is in the store.
     pub stored_sha256: Option<String>,
+    /// The recorded size of the stored content.
+    pub stored_size: Option<u64>,
 }
 
 pub enum BuildError {
@@ -138,11 +140,24 @@ fn content_error(ev: &PlannedEvidence, what: String) -> BuildError {
     }
 }
 
-/// Open the stored content of `ev`: the reader and its size.
-fn open_content(plan: &Plan, ev: &PlannedEvidence) -> Result<(Box<dyn Read>, u64), BuildError> {
-    plan.store
-        .open_blocking(Object::Evidence(ev.id))
+/// Open the stored content of `ev`, the next one of `readers`: the reader
+/// and its size.
+fn open_content(
+    readers: &mut InOrder,
+    ev: &PlannedEvidence,
+) -> Result<(Box<dyn Read>, u64), BuildError> {
+    readers
+        .open(ev.id)
         .map_err(|e| content_error(ev, format!("cannot be read from the store: {e}")))
+}
+
+/// The evidence with stored content, in package order.
+fn stored_ids(plan: &Plan) -> Vec<Uuid> {
+    plan.evidence
+        .iter()
+        .filter(|ev| ev.stored_sha256.is_some())
+        .map(|ev| ev.id)
+        .collect()
 }
 
 /// Copy the stored content of `ev` into `out`, hashing it on the way, and
@@ -255,13 +270,14 @@ fn write_zip(plan: &Plan) -> Result<Built, BuildError> {
             .large_file(len >= u32::MAX as u64)
     };
     let mut zip = zip::ZipWriter::new(create(&plan.output)?);
+    let mut readers = plan.store.evidence_in_order(stored_ids(plan));
     let mut evidence = Vec::with_capacity(plan.evidence.len());
     for ev in &plan.evidence {
         let Some(expected) = &ev.stored_sha256 else {
             evidence.push(None);
             continue;
         };
-        let (file, len) = open_content(plan, ev)?;
+        let (file, len) = open_content(&mut readers, ev)?;
         zip.start_file(ev.path.as_str(), stored(len))?;
         let (sha256, size_bytes) = copy_verified(file, ev, expected, None, &mut zip)?;
         evidence.push(Some(FileEntry {
@@ -307,12 +323,17 @@ fn write_iso(plan: &Plan) -> Result<Built, BuildError> {
         evidence_id: None,
         reason: format!("the package cannot be laid out: {e}"),
     })?;
+    // The sizes recorded at upload; what the store then yields is checked
+    // against them while it is copied.
     let mut sizes = Vec::with_capacity(paths.len());
     for (_, ev, _) in &stored {
-        let size = plan
-            .store
-            .size_blocking(Object::Evidence(ev.id))
-            .map_err(|e| content_error(ev, format!("cannot be read from the store: {e}")))?;
+        let size = match ev.stored_size {
+            Some(size) => size,
+            None => plan
+                .store
+                .size_blocking(Object::Evidence(ev.id))
+                .map_err(|e| content_error(ev, format!("cannot be read from the store: {e}")))?,
+        };
         sizes.push(size);
     }
     sizes.extend(plan.extras.iter().map(|(_, b)| b.len() as u64));
@@ -336,10 +357,11 @@ fn write_iso(plan: &Plan) -> Result<Built, BuildError> {
     let mut failure: Option<BuildError> = None;
     let mut final_manifest = Vec::new();
     let mut out = create(&plan.output)?;
+    let mut readers = plan.store.evidence_in_order(stored_ids(plan));
     let written = image.write(&sizes, &mut out, |i, w| {
         let result = if i < stored.len() {
             let (slot, ev, expected) = stored[i];
-            open_content(plan, ev)
+            open_content(&mut readers, ev)
                 .and_then(|(file, _)| copy_verified(file, ev, expected, Some(sizes[i]), w))
                 .map(|(sha256, _)| {
                     if let Some(entry) = &mut evidence[slot] {
