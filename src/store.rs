@@ -218,40 +218,13 @@ impl ContentStore {
         }
     }
 
-    /// Open `object` for reading from blocking code (the package builder, on
-    /// a `spawn_blocking` thread). Returns the reader and the object's size.
-    pub fn open_blocking(&self, object: Object<'_>) -> io::Result<(Box<dyn io::Read>, u64)> {
-        match self {
-            ContentStore::Local { dir } => {
-                let file = std::fs::File::open(Self::local_path(dir, object))?;
-                let len = file.metadata()?.len();
-                Ok((Box::new(file), len))
-            }
-            ContentStore::S3 { store, .. } => {
-                let handle = tokio::runtime::Handle::current();
-                let result = handle
-                    .block_on(store.get(&Self::s3_path(object)))
-                    .map_err(s3_error)?;
-                let len = result.meta.size;
-                let stream = result.into_stream().map_err(s3_error);
-                let reader = tokio_util::io::StreamReader::new(stream);
-                Ok((
-                    Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
-                        reader, handle,
-                    )),
-                    len,
-                ))
-            }
-        }
-    }
-
     /// Readers of the evidence `ids`, to be opened in this order from
     /// blocking code. On S3 the requests run ahead (a few at a time, in
     /// order), so the latency of each GET overlaps the copying of the objects
     /// before it instead of adding up; locally each file is opened when asked.
     pub fn evidence_in_order(&self, ids: Vec<uuid::Uuid>) -> InOrder {
         match self {
-            ContentStore::Local { .. } => InOrder::Local(self.clone()),
+            ContentStore::Local { dir } => InOrder::Local(dir.clone()),
             ContentStore::S3 { store, .. } => {
                 const AHEAD: usize = 4;
                 let (tx, rx) = tokio::sync::mpsc::channel(AHEAD);
@@ -416,7 +389,8 @@ impl Upload {
 
 /// See [`ContentStore::evidence_in_order`].
 pub enum InOrder {
-    Local(ContentStore),
+    /// The local store's directory.
+    Local(PathBuf),
     S3 {
         rx: tokio::sync::mpsc::Receiver<(
             uuid::Uuid,
@@ -430,7 +404,12 @@ impl InOrder {
     /// The reader and size of the next evidence, which must be `id`.
     pub fn open(&mut self, id: uuid::Uuid) -> io::Result<(Box<dyn io::Read>, u64)> {
         match self {
-            InOrder::Local(store) => store.open_blocking(Object::Evidence(id)),
+            InOrder::Local(dir) => {
+                let file =
+                    std::fs::File::open(ContentStore::local_path(dir, Object::Evidence(id)))?;
+                let len = file.metadata()?.len();
+                Ok((Box::new(file), len))
+            }
             InOrder::S3 { rx, handle } => {
                 let Some((got_id, got)) = rx.blocking_recv() else {
                     return Err(io::Error::other("the content prefetch stopped"));

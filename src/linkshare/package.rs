@@ -181,7 +181,8 @@ fn copy_verified(
         None => io::copy(&mut reader, out)?,
     };
     if let Some(size) = expected_size {
-        if reader.bytes != size || reader.inner.fill_buf_len()? != 0 {
+        // Nothing may be left after the laid-out size.
+        if reader.bytes != size || !io::BufRead::fill_buf(&mut reader.inner)?.is_empty() {
             return Err(content_error(
                 ev,
                 format!("changed size while the package was built (expected {size} bytes)"),
@@ -196,18 +197,6 @@ fn copy_verified(
         ));
     }
     Ok((actual, reader.bytes))
-}
-
-trait FillBufLen {
-    fn fill_buf_len(&mut self) -> io::Result<usize>;
-}
-
-impl<R: Read> FillBufLen for io::BufReader<R> {
-    /// How many bytes are left to read (0 at end of file).
-    fn fill_buf_len(&mut self) -> io::Result<usize> {
-        use io::BufRead;
-        Ok(self.fill_buf()?.len())
-    }
 }
 
 /// `manifest.json`: every file of the package, and every evidence item in
