@@ -70,6 +70,34 @@ async fn wait_link(app: &TestApp, token: &str, id: &str) -> Value {
     .await
 }
 
+/// The package of a finished link share, downloaded by its token (200).
+async fn package_bytes(app: &TestApp, done: &Value) -> Vec<u8> {
+    let res = app
+        .client
+        .get(format!("{}{}", app.base, download_path(done)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK, "{done}");
+    res.bytes().await.unwrap().to_vec()
+}
+
+/// Every file of a package of the whole world case with folders kept and
+/// every attachment, sorted.
+fn full_case_tree(w: &World) -> Vec<String> {
+    let (video, photo) = (w.video.0, w.photo.0);
+    let mut tree = vec![
+        format!("evidence/Scene/Cam/Door cam-{video}"),
+        format!("evidence/Scene/Photo 1-{photo}"),
+        format!("transcripts/{video}.txt"),
+        "audit.json".to_string(),
+        "toc.txt".to_string(),
+        "manifest.json".to_string(),
+    ];
+    tree.sort();
+    tree
+}
+
 /// The path of a download URL (the public URL of the tests is not served).
 fn download_path(view: &Value) -> String {
     let url = url::Url::parse(view["download_url"].as_str().unwrap()).unwrap();
@@ -213,15 +241,7 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
     let mut names: Vec<String> = zip.file_names().map(str::to_string).collect();
     names.sort();
     let (video, photo) = (w.video.0, w.photo.0);
-    let mut expected = vec![
-        format!("evidence/Scene/Cam/Door cam-{video}"),
-        format!("evidence/Scene/Photo 1-{photo}"),
-        format!("transcripts/{video}.txt"),
-        "audit.json".to_string(),
-        "toc.txt".to_string(),
-        "manifest.json".to_string(),
-    ];
-    expected.sort();
+    let expected = full_case_tree(&w);
     assert_eq!(names, expected);
 
     let read = |zip: &mut zip::ZipArchive<std::io::Cursor<Vec<u8>>>, name: &str| {
@@ -404,16 +424,7 @@ async fn r40_flat_package_of_selected_evidence() {
     let id = link_share(app, &w.a.user, w.case, b).await;
     let done = wait_link(app, &w.a.user, &id).await;
     assert_eq!(done["status"], "complete", "{done}");
-    let bytes = app
-        .client
-        .get(format!("{}{}", app.base, download_path(&done)))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
+    let bytes = package_bytes(app, &done).await;
     let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     let mut names: Vec<&str> = zip.file_names().collect();
     names.sort();
@@ -683,15 +694,7 @@ async fn r40_iso_package_opens_with_standard_tools_and_matches_its_manifest() {
     let files = read_joliet(&image);
     let names: Vec<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
     let (video, photo) = (w.video.0, w.photo.0);
-    let mut expected = vec![
-        format!("evidence/Scene/Cam/Door cam-{video}"),
-        format!("evidence/Scene/Photo 1-{photo}"),
-        format!("transcripts/{video}.txt"),
-        "audit.json".to_string(),
-        "toc.txt".to_string(),
-        "manifest.json".to_string(),
-    ];
-    expected.sort();
+    let expected = full_case_tree(&w);
     assert_eq!(names, expected);
     let file = |name: &str| &files.iter().find(|(p, _)| p == name).unwrap().1;
     assert_eq!(
@@ -977,16 +980,7 @@ async fn r40_s3_content_store_keeps_evidence_and_packages_in_the_bucket() {
     let object = s3.object_path(&format!("packages/{key}"));
     assert!(object.exists(), "the package is in the bucket");
     let path = download_path(&done);
-    let bytes = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
+    let bytes = package_bytes(&app, &done).await;
     assert_eq!(done["size_bytes"], bytes.len());
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).unwrap();
     let mut data = Vec::new();
@@ -1015,16 +1009,7 @@ async fn r40_s3_content_store_keeps_evidence_and_packages_in_the_bucket() {
     let iso = link_share(&app, &a.user, case, iso).await;
     let iso = wait_link(&app, &a.user, &iso).await;
     assert_eq!(iso["status"], "complete", "{iso}");
-    let image = app
-        .client
-        .get(format!("{}{}", app.base, download_path(&iso)))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
+    let image = package_bytes(&app, &iso).await;
     let files = read_joliet(&image);
     let video_file = files
         .iter()
@@ -1158,16 +1143,7 @@ async fn r10_r40_attachments_the_recipients_policy_excludes_are_refused() {
 /// Download a finished link share's ZIP and list its file names.
 async fn download(app: &TestApp, done: &Value) -> Vec<String> {
     assert_eq!(done["status"], "complete", "{done}");
-    let bytes = app
-        .client
-        .get(format!("{}{}", app.base, download_path(done)))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
+    let bytes = package_bytes(app, done).await;
     let zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     zip.file_names().map(str::to_string).collect()
 }
