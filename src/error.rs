@@ -1,9 +1,6 @@
-//! The one error type that domain code returns and the HTTP layer maps to the
-//! contract's shape `{"error": code, "message": text}` (API.md, Conventions).
-
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+//! The one error type that domain code returns. It knows nothing of HTTP:
+//! `http/error.rs` maps it to the contract's status codes and its shape
+//! `{"error": code, "message": text}` (API.md, Conventions).
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -44,71 +41,8 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// Machine-readable code, e.g. `validation`, `not_found`.
-    pub error: &'static str,
-    pub message: String,
-}
-
 impl Error {
-    pub fn code(&self) -> &'static str {
-        match self {
-            Error::Unauthorized(_) => "unauthorized",
-            Error::Forbidden(_) => "forbidden",
-            Error::NotFound(_) => "not_found",
-            Error::Validation(_) => "validation",
-            Error::Conflict(_) => "conflict",
-            Error::AdvancedSharingNotSetUp => "advanced_sharing_not_set_up",
-            Error::ClassicSharingRequired => "classic_sharing_required",
-            Error::NotAPartner => "not_a_partner",
-            Error::PolicyForbids(_) => "policy_forbids",
-            Error::ShareRevoked => "share_revoked",
-            Error::Expired(_) => "expired",
-            Error::PayloadTooLarge(_) => "payload_too_large",
-            Error::Unavailable(_) => "unavailable",
-            Error::Database(_) | Error::Internal(_) => "internal",
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::Forbidden(_) | Error::PolicyForbids(_) => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Validation(_) | Error::NotAPartner => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Conflict(_) | Error::AdvancedSharingNotSetUp | Error::ClassicSharingRequired => {
-                StatusCode::CONFLICT
-            }
-            Error::ShareRevoked | Error::Expired(_) => StatusCode::GONE,
-            Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     pub fn validation(msg: impl Into<String>) -> Self {
         Error::Validation(msg.into())
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let status = self.status();
-        let message = if status.is_server_error() {
-            // Logged once here; the client gets no internals.
-            tracing::error!(error = %self, "request failed");
-            "internal error".to_string()
-        } else {
-            self.to_string()
-        };
-        (
-            status,
-            axum::Json(ErrorBody {
-                error: self.code(),
-                message,
-            }),
-        )
-            .into_response()
     }
 }

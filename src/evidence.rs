@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
-use crate::http::auth::UserPrincipal;
+use crate::principal::UserPrincipal;
 use crate::jobs::Job;
 use crate::sharing::fanout::EvidenceAdded;
 

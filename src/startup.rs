@@ -8,12 +8,14 @@ use tokio::task::JoinSet;
 
 use crate::amqp::Topology;
 use crate::config::Settings;
+use crate::context::JobContext;
 use crate::jobs::relay::Relay;
 use crate::jobs::runner::{Faults, Worker};
-use crate::jobs::{JobContext, JobKind};
+use crate::jobs::Job;
+use crate::mail::Mailer;
 use crate::shutdown::Shutdown;
 use crate::store::ContentStore;
-use crate::{db, http, notify, orgs, telemetry};
+use crate::{db, http, notify, orgs, telemetry, worker};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Roles {
@@ -55,7 +57,9 @@ impl Application {
         }
         let settings = Arc::new(settings);
         let store = ContentStore::from_settings(&settings)?;
-        let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms);
+        let registry = Arc::new(worker::registry());
+        let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms)
+            .with_job_kinds(registry.names());
         let shutdown = Shutdown::new();
         let faults = Arc::new(Faults::default());
         let mut tasks = JoinSet::new();
@@ -73,16 +77,21 @@ impl Application {
                 db: pool.clone(),
                 settings: settings.clone(),
                 topology: topology.clone(),
-                mailer: notify::Mailer::new(
+                // As many pooled SMTP connections as notices in flight.
+                mailer: Mailer::new(
                     &settings.smtp_url,
                     &settings.mail_from,
-                    crate::jobs::runner::prefetch(JobKind::SendNotice, settings.worker_concurrency)
+                    registry
+                        .prefetch(notify::SendNotice::NAME, settings.worker_concurrency)
                         .into(),
                 )?,
                 store: store.clone(),
             };
             let worker = Arc::new(Worker {
                 ctx,
+                registry: registry.clone(),
+                db: pool.clone(),
+                topology: topology.clone(),
                 amqp_url: settings.amqp_url.clone(),
                 concurrency: settings.worker_concurrency,
                 max_attempts: settings.max_attempts,

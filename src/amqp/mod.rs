@@ -14,7 +14,6 @@
 //!   upstream systems publish evidence here instead of calling HTTP (R38).
 //! - `P.status` (topic exchange): status events such as `share.complete` (R15).
 
-use crate::jobs::JobKind;
 use lapin::options::{
     BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
     QueueDeclareOptions,
@@ -28,6 +27,8 @@ pub const EVIDENCE_ADDED_ROUTING_KEY: &str = "evidence.added";
 pub struct Topology {
     pub prefix: String,
     pub retry_delays_ms: Vec<u64>,
+    /// The job kinds whose queues this deployment declares (the registry's).
+    pub job_kinds: Vec<&'static str>,
 }
 
 impl Topology {
@@ -35,13 +36,20 @@ impl Topology {
         Self {
             prefix: prefix.to_string(),
             retry_delays_ms: retry_delays_ms.to_vec(),
+            job_kinds: Vec::new(),
         }
+    }
+
+    /// With a queue for each of these job kinds.
+    pub fn with_job_kinds(mut self, kinds: Vec<&'static str>) -> Self {
+        self.job_kinds = kinds;
+        self
     }
     pub fn jobs_exchange(&self) -> String {
         format!("{}.jobs", self.prefix)
     }
-    pub fn job_queue(&self, kind: JobKind) -> String {
-        format!("{}.jobs.{}", self.prefix, kind.as_str())
+    pub fn job_queue(&self, kind: &str) -> String {
+        format!("{}.jobs.{}", self.prefix, kind)
     }
     pub fn retry_exchange(&self, step: usize) -> String {
         format!("{}.retry.{}", self.prefix, step)
@@ -67,7 +75,7 @@ impl Topology {
 
     /// Every queue this deployment owns, for metrics and the `queues` command.
     pub fn all_queues(&self) -> Vec<String> {
-        let mut queues: Vec<String> = JobKind::ALL.iter().map(|k| self.job_queue(*k)).collect();
+        let mut queues: Vec<String> = self.job_kinds.iter().map(|k| self.job_queue(k)).collect();
         queues.push(self.events_queue());
         queues.extend((0..self.retry_delays_ms.len()).map(|i| self.retry_queue(i)));
         queues.push(self.dead_queue());
@@ -82,14 +90,14 @@ impl Topology {
         exchange(ch, &self.status_exchange(), ExchangeKind::Topic).await?;
         let dead = self.dead_exchange();
         queue(ch, &self.dead_queue(), quorum_args(None, None), &dead, "").await?;
-        for kind in JobKind::ALL {
+        for kind in &self.job_kinds {
             let args = quorum_args(Some(&dead), Some(20));
             queue(
                 ch,
-                &self.job_queue(*kind),
+                &self.job_queue(kind),
                 args,
                 &self.jobs_exchange(),
-                kind.as_str(),
+                kind,
             )
             .await?;
         }

@@ -11,7 +11,8 @@ use super::auth::{Admin, User};
 use super::cases::Items;
 use super::extract::{Json, Path};
 use super::AppState;
-use crate::error::{Error, ErrorBody, Result};
+use super::error::ErrorBody;
+use crate::error::{Error, Result};
 use crate::orgs::{self, Org, OrgKind, ReceivingSettings, SetupRequest};
 use crate::policy::{self, Policy, PolicySnapshot, StoredPolicy};
 

@@ -8,20 +8,8 @@ use uuid::Uuid;
 
 use super::AppState;
 use crate::error::Error;
-use crate::orgs::{hash_token, Role};
-
-#[derive(Debug, Clone)]
-pub struct UserPrincipal {
-    pub user_id: Uuid,
-    pub org_id: Uuid,
-    pub role: Role,
-}
-
-#[derive(Debug, Clone)]
-pub enum Principal {
-    Service,
-    User(UserPrincipal),
-}
+use crate::orgs::hash_token;
+pub use crate::principal::{Principal, Role, UserPrincipal};
 
 mod subtle_eq {
     /// Compare without an early exit, so timing does not reveal a prefix.

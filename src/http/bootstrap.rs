@@ -9,7 +9,8 @@ use uuid::Uuid;
 use super::auth::Service;
 use super::extract::{Json, Path};
 use super::AppState;
-use crate::error::{ErrorBody, Result};
+use super::error::ErrorBody;
+use crate::error::Result;
 use crate::orgs::{self, NewGroup, NewOrg, NewUser, Org};
 
 #[utoipa::path(post, path = "/v1/orgs", tag = "bootstrap", request_body = NewOrg,

@@ -13,7 +13,8 @@ use super::extract::{Json, Path, Query};
 use super::AppState;
 use crate::audit::{self, Action, AuditItem};
 use crate::cases::{self, CasePatch, Folder, FolderPatch, NewCase, NewFolder};
-use crate::error::{Error, ErrorBody, Result};
+use super::error::ErrorBody;
+use crate::error::{Error, Result};
 use crate::evidence::{self, Accepted, EvidenceView, NewEvidence};
 use crate::receiving::{self, CaseView};
 

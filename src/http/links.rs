@@ -10,7 +10,8 @@ use uuid::Uuid;
 use super::auth::User;
 use super::extract::{Json, Path};
 use super::AppState;
-use crate::error::{Error, ErrorBody, Result};
+use super::error::ErrorBody;
+use crate::error::{Error, Result};
 use crate::linkshare::{
     self, LinkShareAccepted, LinkShareList, LinkShareRequest, LinkShareView, StoredContent,
 };

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod bootstrap;
 pub mod cases;
+pub mod error;
 pub mod extract;
 pub mod links;
 pub mod ops;

@@ -15,7 +15,8 @@ use uuid::Uuid;
 use super::auth::Principal;
 use super::extract::Path;
 use super::AppState;
-use crate::error::{Error, ErrorBody, Result};
+use super::error::ErrorBody;
+use crate::error::{Error, Result};
 use crate::jobs::{self, JobView};
 
 /// A lazily (re)connected broker channel for probes; never used for jobs.
@@ -132,7 +133,7 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         }
     }
     if let Ok(rows) =
-        sqlx::query_as::<_, (String, i64)>("SELECT status, count(*) FROM notices GROUP BY 1")
+        sqlx::query_as::<_, (String, i64)>("SELECT status::text, count(*) FROM notices GROUP BY 1")
             .fetch_all(&s.db)
             .await
     {

@@ -10,9 +10,10 @@ use super::auth::User;
 use super::cases::Items;
 use super::extract::{Json, Path};
 use super::AppState;
-use crate::error::{ErrorBody, Result};
+use super::error::ErrorBody;
+use crate::error::Result;
 use crate::receiving::{
-    self, ApplyRequest, ApplyResult, ImportDetails, OnwardRecipient, ReceivedItem,
+    self, ApplyRequest, ApplyResult, ImportDetails, ImportStatus, OnwardRecipient, ReceivedItem,
 };
 
 #[utoipa::path(get, path = "/v1/received", tag = "receiving", responses((status = 200, body = Items<ReceivedItem>)))]
@@ -29,7 +30,7 @@ pub async fn list_received(
 pub struct ImportAccepted {
     pub received_id: Uuid,
     pub job_id: Uuid,
-    pub status: String,
+    pub status: ImportStatus,
 }
 
 #[utoipa::path(post, path = "/v1/received/{received_id}/import", tag = "receiving",
@@ -45,7 +46,7 @@ pub async fn import(
         axum::Json(ImportAccepted {
             received_id: id,
             job_id,
-            status: "processing".into(),
+            status: ImportStatus::Processing,
         }),
     ))
 }

@@ -1,13 +1,20 @@
 //! Jobs: one small serializable struct per kind, one idempotent handler each.
+//! This layer knows no domain: a job is anything implementing [`Job`], and the
+//! kinds a process runs are the ones registered in a [`Registry`] at the top
+//! of the application (`crate::worker`).
 //!
-//! A job is written to PostgreSQL (`jobs` + an `outbox` row) inside the
-//! transaction of the request that caused it, so a job exists exactly when its
-//! cause committed (R35). The outbox relay (`relay.rs`) publishes it with
-//! publisher confirms; the runner (`runner.rs`) consumes it with manual acks,
-//! retries transient failures with backoff and jitter and dead-letters the rest
-//! (R36). Handlers key their effects (unique constraints, `ON CONFLICT DO
-//! NOTHING`), so a redelivery or a second worker changes nothing.
+//! A job is written to PostgreSQL (`jobs` + an `outbox` row, `outbox.rs`)
+//! inside the transaction of the request that caused it, so a job exists
+//! exactly when its cause committed (R35). The outbox relay (`relay.rs`)
+//! publishes it with publisher confirms; the runner (`runner.rs`) consumes it
+//! with manual acks, retries transient failures with backoff and jitter and
+//! dead-letters the rest (R36). Handlers key their effects (unique
+//! constraints, `ON CONFLICT DO NOTHING`), so a redelivery or a second worker
+//! changes nothing.
 
+pub mod faults;
+pub mod outbox;
+pub mod registry;
 pub mod relay;
 pub mod retry;
 pub mod runner;
@@ -16,127 +23,106 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use std::future::Future;
-use std::sync::Arc;
 use uuid::Uuid;
 
-use crate::amqp::Topology;
-use crate::config::Settings;
+pub use registry::{EventError, Registry};
 
-/// The wire name of each job kind is a contract (queue names, rows): never rename.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum JobKind {
-    EvidenceAdded,
-    ShareCase,
-    ImportCase,
-    RevokeShare,
-    SendNotice,
-    BuildLinkShare,
+/// A job row's status (`job_status` in PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[sqlx(type_name = "job_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Queued,
+    Running,
+    Retrying,
+    Complete,
+    Dead,
 }
 
-impl JobKind {
-    pub const ALL: &'static [JobKind] = &[
-        JobKind::EvidenceAdded,
-        JobKind::ShareCase,
-        JobKind::ImportCase,
-        JobKind::RevokeShare,
-        JobKind::SendNotice,
-        JobKind::BuildLinkShare,
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [
+        JobStatus::Queued,
+        JobStatus::Running,
+        JobStatus::Retrying,
+        JobStatus::Complete,
+        JobStatus::Dead,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            JobKind::EvidenceAdded => "evidence-added",
-            JobKind::ShareCase => "share-case",
-            JobKind::ImportCase => "import-case",
-            JobKind::RevokeShare => "revoke-share",
-            JobKind::SendNotice => "send-notice",
-            JobKind::BuildLinkShare => "build-link-share",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.iter().copied().find(|k| k.as_str() == s)
-    }
-
-    /// Run the handler of this kind on a stored payload.
-    pub async fn dispatch(
-        self,
-        job_id: Uuid,
-        payload: serde_json::Value,
-        ctx: &JobContext,
-    ) -> Result<(), JobError> {
-        match self {
-            JobKind::EvidenceAdded => {
-                run_as::<crate::sharing::fanout::EvidenceAdded>(job_id, payload, ctx).await
-            }
-            JobKind::ShareCase => run_as::<crate::sharing::ShareCase>(job_id, payload, ctx).await,
-            JobKind::ImportCase => {
-                run_as::<crate::receiving::ImportCase>(job_id, payload, ctx).await
-            }
-            JobKind::RevokeShare => {
-                run_as::<crate::revocation::RevokeShare>(job_id, payload, ctx).await
-            }
-            JobKind::SendNotice => run_as::<crate::notify::SendNotice>(job_id, payload, ctx).await,
-            JobKind::BuildLinkShare => {
-                run_as::<crate::linkshare::BuildLinkShare>(job_id, payload, ctx).await
-            }
-        }
-    }
-
-    /// Tell the job it was dead-lettered (e.g. mark its share `failed`).
-    pub async fn dead(self, payload: serde_json::Value, ctx: &JobContext, reason: &str) {
-        match self {
-            JobKind::EvidenceAdded => {
-                dead_as::<crate::sharing::fanout::EvidenceAdded>(payload, ctx, reason).await
-            }
-            JobKind::ShareCase => dead_as::<crate::sharing::ShareCase>(payload, ctx, reason).await,
-            JobKind::ImportCase => {
-                dead_as::<crate::receiving::ImportCase>(payload, ctx, reason).await
-            }
-            JobKind::RevokeShare => {
-                dead_as::<crate::revocation::RevokeShare>(payload, ctx, reason).await
-            }
-            JobKind::SendNotice => dead_as::<crate::notify::SendNotice>(payload, ctx, reason).await,
-            JobKind::BuildLinkShare => {
-                dead_as::<crate::linkshare::BuildLinkShare>(payload, ctx, reason).await
-            }
+            JobStatus::Queued => "queued",
+            JobStatus::Running => "running",
+            JobStatus::Retrying => "retrying",
+            JobStatus::Complete => "complete",
+            JobStatus::Dead => "dead",
         }
     }
 }
 
-async fn dead_as<J: Job>(payload: serde_json::Value, ctx: &JobContext, reason: &str) {
-    if let Ok(job) = serde_json::from_value::<J>(payload) {
-        job.on_dead(ctx, reason).await;
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
-}
-
-async fn run_as<J: Job>(
-    job_id: Uuid,
-    payload: serde_json::Value,
-    ctx: &JobContext,
-) -> Result<(), JobError> {
-    let job: J = serde_json::from_value(payload)
-        .map_err(|e| JobError::Permanent(format!("malformed {} payload: {e}", J::KIND.as_str())))?;
-    job.run(job_id, ctx).await
 }
 
 /// What a handler's failure means for the runner.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     /// Worth retrying later (database or broker hiccup, SMTP 4xx...).
-    #[error("{0}")]
-    Transient(String),
+    #[error("{reason}")]
+    Transient {
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// Retrying cannot help (bad payload, a referenced row is gone, SMTP 5xx).
-    #[error("{0}")]
-    Permanent(String),
+    #[error("{reason}")]
+    Permanent {
+        reason: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl JobError {
+    pub fn transient(reason: impl Into<String>) -> Self {
+        JobError::Transient {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    pub fn permanent(reason: impl Into<String>) -> Self {
+        JobError::Permanent {
+            reason: reason.into(),
+            source: None,
+        }
+    }
+
+    /// The reason with its whole source chain, as recorded on the job row.
+    pub fn chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            source = s.source();
+        }
+        out
+    }
 }
 
 impl From<sqlx::Error> for JobError {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::RowNotFound => JobError::Permanent("referenced row not found".into()),
-            other => JobError::Transient(format!("database: {other}")),
+            sqlx::Error::RowNotFound => JobError::Permanent {
+                reason: "referenced row not found".into(),
+                source: Some(Box::new(e)),
+            },
+            other => JobError::Transient {
+                reason: "database".into(),
+                source: Some(Box::new(other)),
+            },
         }
     }
 }
@@ -147,29 +133,47 @@ pub fn record_case(case_id: Uuid) {
     tracing::Span::current().record("case_id", tracing::field::display(case_id));
 }
 
-/// What every handler gets: pooled connections and settings, nothing per job.
-#[derive(Clone)]
-pub struct JobContext {
-    pub db: PgPool,
-    pub settings: Arc<Settings>,
-    pub topology: Topology,
-    pub mailer: crate::notify::Mailer,
-    pub store: crate::store::ContentStore,
+/// What a dead-letter requeue reopened besides the job row (for the operator
+/// and the audit entry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reopened {
+    /// e.g. `notice <id>: failed -> pending`.
+    pub subject: Option<String>,
+    /// The share the job is about, for the audit entry.
+    pub share_id: Option<Uuid>,
 }
 
+/// One kind of job. Its `NAME` is a wire contract (queue names, rows): never
+/// rename it.
 pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
-    const KIND: JobKind;
+    const NAME: &'static str;
+
+    /// Deliveries in flight per worker, as a multiple of the configured
+    /// concurrency (jobs that wait on the network want more).
+    const PREFETCH_FACTOR: u16 = 1;
+
+    /// What the handler gets: pooled connections and settings, nothing per job.
+    type Context: Send + Sync + 'static;
 
     /// Do the work. Must be idempotent: running it twice has the effect of once.
     fn run(
         &self,
         job_id: Uuid,
-        ctx: &JobContext,
+        ctx: &Self::Context,
     ) -> impl Future<Output = Result<(), JobError>> + Send;
 
     /// Called once when the job is dead-lettered, so its subject can show it.
-    fn on_dead(&self, _ctx: &JobContext, _reason: &str) -> impl Future<Output = ()> + Send {
+    fn on_dead(&self, _ctx: &Self::Context, _reason: &str) -> impl Future<Output = ()> + Send {
         async {}
+    }
+
+    /// Called in the operator's transaction when a dead job is requeued:
+    /// undo what `on_dead` marked, so the handler acts on the redelivery.
+    fn on_requeue(
+        &self,
+        _tx: &mut PgConnection,
+    ) -> impl Future<Output = sqlx::Result<Reopened>> + Send {
+        async { Ok(Reopened::default()) }
     }
 
     /// Record this job in the caller's transaction (the outbox).
@@ -191,8 +195,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 
     /// Like `enqueue_for_tx` with an id chosen by the caller (so the cause can
-    /// reference its job in the same insert). One round trip: the job row, its
-    /// outbox row and the relay's wake-up in one statement.
+    /// reference its job in the same insert).
     fn enqueue_with_id_tx(
         &self,
         tx: &mut PgConnection,
@@ -202,21 +205,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         async move {
             let payload =
                 serde_json::to_value(self).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            let message = serde_json::json!({ "job_id": id, "kind": Self::KIND.as_str() });
-            sqlx::query(
-                "WITH job AS (INSERT INTO jobs (id, kind, payload, org_id) VALUES ($1, $2, $3, $4)),
-                      out AS (INSERT INTO outbox (exchange, routing_key, payload, job_id) VALUES ('jobs', $2, $5, $1))
-                 SELECT pg_notify($6, '')",
-            )
-            .bind(id)
-            .bind(Self::KIND.as_str())
-            .bind(&payload)
-            .bind(org_id)
-            .bind(&message)
-            .bind(relay::CHANNEL)
-            .execute(&mut *tx)
-            .await?;
-            Ok(())
+            outbox::enqueue(tx, Self::NAME, id, &payload, org_id).await
         }
     }
 }
@@ -228,37 +217,12 @@ pub async fn enqueue_many_tx<J: Job>(
     jobs: &[J],
     org_id: Option<Uuid>,
 ) -> sqlx::Result<Vec<Uuid>> {
-    if jobs.is_empty() {
-        return Ok(vec![]);
-    }
-    let ids: Vec<Uuid> = jobs.iter().map(|_| Uuid::new_v4()).collect();
     let payloads = jobs
         .iter()
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let messages: Vec<serde_json::Value> = ids
-        .iter()
-        .map(|id| serde_json::json!({ "job_id": id, "kind": J::KIND.as_str() }))
-        .collect();
-    sqlx::query("INSERT INTO jobs (id, kind, payload, org_id) SELECT i, $1, p, $2 FROM unnest($3::uuid[], $4::jsonb[]) AS u(i, p)")
-        .bind(J::KIND.as_str())
-        .bind(org_id)
-        .bind(&ids)
-        .bind(&payloads)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "INSERT INTO outbox (exchange, routing_key, payload, job_id)
-         SELECT 'jobs', $1, m, i FROM unnest($2::uuid[], $3::jsonb[]) AS u(i, m)",
-    )
-    .bind(J::KIND.as_str())
-    .bind(&ids)
-    .bind(&messages)
-    .execute(&mut *tx)
-    .await?;
-    relay::notify_tx(tx).await?;
-    Ok(ids)
+    outbox::enqueue_many(tx, J::NAME, &payloads, org_id).await
 }
 
 /// The message body on a job queue: ids only, the payload stays in PostgreSQL.
@@ -267,29 +231,13 @@ pub struct JobMessage {
     pub job_id: Uuid,
 }
 
-/// Record a status event (R15) in the caller's transaction; the relay publishes
-/// it to `<prefix>.status` with `routing_key` such as `share.complete`. Events
-/// carry ids and status only, never evidence fields (R10).
-pub async fn status_event_tx(
-    tx: &mut PgConnection,
-    routing_key: &str,
-    payload: serde_json::Value,
-) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO outbox (exchange, routing_key, payload) VALUES ('status', $1, $2)")
-        .bind(routing_key)
-        .bind(payload)
-        .execute(&mut *tx)
-        .await?;
-    relay::notify_tx(tx).await
-}
-
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct JobView {
     pub id: Uuid,
     #[serde(skip)]
     pub org_id: Option<Uuid>,
     pub kind: String,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub deliveries: i32,
     pub last_error: Option<String>,
@@ -299,7 +247,7 @@ pub struct JobView {
 
 pub async fn find(db: &PgPool, id: Uuid) -> sqlx::Result<Option<JobView>> {
     sqlx::query_as(
-        "SELECT id, org_id, kind, status::text AS status, attempts, deliveries, last_error, created_at, finished_at
+        "SELECT id, org_id, kind, status, attempts, deliveries, last_error, created_at, finished_at
          FROM jobs WHERE id = $1",
     )
     .bind(id)

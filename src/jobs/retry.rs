@@ -5,6 +5,9 @@
 //! `[0, b_i)`, so the step queue's TTL is `2 * b_i` as an upper bound.
 
 use backon::{BackoffBuilder, ConstantBuilder, ExponentialBuilder};
+use lapin::message::Delivery;
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::BasicProperties;
 use std::time::Duration;
 
 /// Which retry step an attempt (1-based, the one that just failed) goes to.
@@ -66,4 +69,31 @@ mod tests {
         assert!(delays.iter().all(|d| *d <= Duration::from_secs(20)));
         assert!(delays[8] > delays[0]);
     }
+}
+
+/// The delivery's headers plus the reason of the failure being retried.
+pub(crate) fn retry_headers(delivery: &Delivery, reason: &str) -> FieldTable {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert("x-last-error".into(), AMQPValue::LongString(reason.into()));
+    headers
+}
+
+/// Publish to a retry step's exchange with the jittered delay as the
+/// message's expiration; the step queue dead-letters it back when it expires.
+pub(crate) async fn publish_with_expiration(
+    publisher: &crate::amqp::Publisher,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    headers: FieldTable,
+    delay: Duration,
+) -> Result<(), crate::amqp::PublishError> {
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+        .with_expiration(delay.as_millis().to_string().into());
+    publisher
+        .publish_with(exchange, routing_key, body, props)
+        .await
 }

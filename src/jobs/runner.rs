@@ -12,9 +12,13 @@
 //! The ack always comes after the outcome is durable, so a crash anywhere means
 //! a redelivery, never a loss; handlers are idempotent, so never a double effect.
 
-use crate::amqp::{self, Publisher};
-use crate::jobs::retry::{jittered_delay, reconnect_backoff, step_for_attempt};
-use crate::jobs::{JobContext, JobError, JobKind, JobMessage};
+use crate::amqp::{self, Publisher, Topology};
+pub use crate::jobs::faults::Faults;
+use crate::jobs::registry::{EventError, Registry};
+use crate::jobs::retry::{
+    jittered_delay, publish_with_expiration, reconnect_backoff, retry_headers, step_for_attempt,
+};
+use crate::jobs::{JobError, JobMessage, JobStatus};
 use crate::shutdown::Shutdown;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
@@ -22,47 +26,12 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection};
-use std::sync::atomic::{AtomicBool, Ordering};
+use lapin::Connection;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
-
-/// Fault injection for crash tests: when armed, the next job of `kind` that
-/// finishes its effect is abandoned before it is marked and acked, and its
-/// channel is closed, exactly as if the process had died there.
-#[derive(Default)]
-pub struct Faults {
-    crash_after_effect: std::sync::Mutex<Option<JobKind>>,
-    crashed: AtomicBool,
-}
-
-impl Faults {
-    pub fn crash_after_effect_once(&self, kind: JobKind) {
-        *self
-            .crash_after_effect
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = Some(kind);
-    }
-    pub fn has_crashed(&self) -> bool {
-        self.crashed.load(Ordering::SeqCst)
-    }
-    fn take(&self, kind: JobKind) -> bool {
-        let mut armed = self
-            .crash_after_effect
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if *armed == Some(kind) {
-            *armed = None;
-            self.crashed.store(true, Ordering::SeqCst);
-            true
-        } else {
-            false
-        }
-    }
-}
 
 /// Payload fields recorded on a job's span when present (ids only).
 const SPAN_SUBJECTS: [&str; 5] = [
@@ -73,17 +42,12 @@ const SPAN_SUBJECTS: [&str; 5] = [
     "notice_id",
 ];
 
-/// Deliveries in flight per queue. Sending email waits on the network, not on
-/// this machine, so its queue gets four times the configured concurrency.
-pub fn prefetch(kind: JobKind, concurrency: u16) -> u16 {
-    match kind {
-        JobKind::SendNotice => concurrency.saturating_mul(4),
-        _ => concurrency,
-    }
-}
-
-pub struct Worker {
-    pub ctx: JobContext,
+/// Consumes the queues of every kind in `registry`; handlers get `ctx`.
+pub struct Worker<C> {
+    pub ctx: C,
+    pub registry: Arc<Registry<C>>,
+    pub db: sqlx::PgPool,
+    pub topology: Topology,
     pub amqp_url: String,
     pub concurrency: u16,
     pub max_attempts: u32,
@@ -96,7 +60,7 @@ enum Ended {
     Crashed,
 }
 
-impl Worker {
+impl<C: Send + Sync + 'static> Worker<C> {
     pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
         let mut backoff = reconnect_backoff();
         while !shutdown.is_triggered() {
@@ -119,32 +83,34 @@ impl Worker {
         let conn = Arc::new(
             amqp::connect(
                 &self.amqp_url,
-                &format!("caseshare-worker:{}", self.ctx.topology.prefix),
+                &format!("caseshare-worker:{}", self.topology.prefix),
             )
             .await?,
         );
         let publisher = Publisher::open(&conn).await?;
-        self.ctx.topology.declare(publisher.channel()).await?;
+        self.topology.declare(publisher.channel()).await?;
         let mut consumers = JoinSet::new();
-        for kind in JobKind::ALL {
-            let queue = self.ctx.topology.job_queue(*kind);
+        for kind in self.registry.names() {
+            let queue = self.topology.job_queue(kind);
             consumers.spawn(self.clone().consume(
                 conn.clone(),
                 publisher.clone(),
                 queue,
-                Some(*kind),
+                Some(kind),
                 shutdown.clone(),
             ));
         }
-        let queue = self.ctx.topology.events_queue();
-        consumers.spawn(self.clone().consume(
-            conn.clone(),
-            publisher.clone(),
-            queue,
-            None,
-            shutdown.clone(),
-        ));
-        tracing::info!(prefix = %self.ctx.topology.prefix, "worker consuming");
+        if self.registry.event_handler().is_some() {
+            let queue = self.topology.events_queue();
+            consumers.spawn(self.clone().consume(
+                conn.clone(),
+                publisher.clone(),
+                queue,
+                None,
+                shutdown.clone(),
+            ));
+        }
+        tracing::info!(prefix = %self.topology.prefix, "worker consuming");
 
         let mut result = Ok(());
         while let Some(joined) = consumers.join_next().await {
@@ -176,11 +142,13 @@ impl Worker {
         conn: Arc<Connection>,
         publisher: Publisher,
         queue: String,
-        kind: Option<JobKind>,
+        kind: Option<&'static str>,
         shutdown: Shutdown,
     ) -> anyhow::Result<Ended> {
         let channel = conn.create_channel().await?;
-        let prefetch = kind.map_or(self.concurrency, |k| prefetch(k, self.concurrency));
+        let prefetch = kind.map_or(self.concurrency, |k| {
+            self.registry.prefetch(k, self.concurrency)
+        });
         channel
             .basic_qos(prefetch, BasicQosOptions::default())
             .await?;
@@ -241,7 +209,7 @@ impl Worker {
 
     async fn handle_job(
         &self,
-        kind: JobKind,
+        kind: &'static str,
         delivery: Delivery,
         publisher: &Publisher,
     ) -> Result<(), HandleError> {
@@ -252,7 +220,7 @@ impl Worker {
                     &delivery,
                     publisher,
                     None,
-                    kind.as_str(),
+                    kind,
                     &format!("malformed message: {e}"),
                     None,
                 )
@@ -264,7 +232,7 @@ impl Worker {
         let span = tracing::info_span!(
             "job",
             %job_id,
-            kind = kind.as_str(),
+            kind = kind,
             attempt = tracing::field::Empty,
             case_id = tracing::field::Empty,
             share_id = tracing::field::Empty,
@@ -280,8 +248,8 @@ impl Worker {
                  RETURNING attempts, payload",
             )
             .bind(job_id)
-            .bind(kind.as_str())
-            .fetch_optional(&self.ctx.db)
+            .bind(kind)
+            .fetch_optional(&self.db)
             .await
             {
                 Ok(c) => c,
@@ -296,7 +264,7 @@ impl Worker {
             let Some((attempts, payload)) = claimed else {
                 let attempts: Option<i32> = match sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1")
                     .bind(job_id)
-                    .fetch_optional(&self.ctx.db)
+                    .fetch_optional(&self.db)
                     .await
                 {
                     Ok(a) => a,
@@ -306,12 +274,12 @@ impl Worker {
                     // Already finished: a redelivery or a duplicate publish, or
                     // (never attempted) done by another job's run (coalesced).
                     if attempts > 0 {
-                        metrics::counter!("caseshare_jobs_duplicate_deliveries_total", "kind" => kind.as_str()).increment(1);
+                        metrics::counter!("caseshare_jobs_duplicate_deliveries_total", "kind" => kind).increment(1);
                     }
                     delivery.ack(BasicAckOptions::default()).await?;
                     return Ok(());
                 }
-                self.dead_letter(&delivery, publisher, Some(job_id), kind.as_str(), "unknown job id", None)
+                self.dead_letter(&delivery, publisher, Some(job_id), kind, "unknown job id", None)
                     .await?;
                 return Ok(());
             };
@@ -324,8 +292,8 @@ impl Worker {
                 }
             }
             let started = Instant::now();
-            let outcome = kind.dispatch(job_id, payload.clone(), &self.ctx).await;
-            metrics::histogram!("caseshare_job_duration_seconds", "kind" => kind.as_str())
+            let outcome = self.registry.run(kind, job_id, payload.clone(), &self.ctx).await;
+            metrics::histogram!("caseshare_job_duration_seconds", "kind" => kind)
                 .record(started.elapsed().as_secs_f64());
             match outcome {
                 Ok(()) => {
@@ -333,22 +301,23 @@ impl Worker {
                         return Err(HandleError::Crash);
                     }
                     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "job complete");
-                    if let Some(latency) = self.finish(job_id, "complete", None).await {
-                        metrics::histogram!("caseshare_job_latency_seconds", "kind" => kind.as_str()).record(latency);
+                    if let Some(latency) = self.finish(job_id, JobStatus::Complete, None).await {
+                        metrics::histogram!("caseshare_job_latency_seconds", "kind" => kind).record(latency);
                     }
-                    metrics::counter!("caseshare_jobs_total", "kind" => kind.as_str(), "outcome" => "complete").increment(1);
+                    metrics::counter!("caseshare_jobs_total", "kind" => kind, "outcome" => JobStatus::Complete.as_str()).increment(1);
                     delivery.ack(BasicAckOptions::default()).await?;
                 }
-                Err(JobError::Transient(reason)) if (attempts as u32) < self.max_attempts => {
-                    let steps = &self.ctx.topology.retry_delays_ms;
+                Err(e @ JobError::Transient { .. }) if (attempts as u32) < self.max_attempts => {
+                    let reason = e.chain();
+                    let steps = &self.topology.retry_delays_ms;
                     let step = step_for_attempt(attempts as u32, steps.len());
                     let delay = jittered_delay(steps[step]);
                     tracing::warn!(%reason, ?delay, "job failed; retrying");
                     let props_headers = retry_headers(&delivery, &reason);
                     let published = publish_with_expiration(
                         publisher,
-                        &self.ctx.topology.retry_exchange(step),
-                        kind.as_str(),
+                        &self.topology.retry_exchange(step),
+                        kind,
                         &delivery.data,
                         props_headers,
                         delay,
@@ -359,22 +328,23 @@ impl Worker {
                         delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
                         return Ok(());
                     }
-                    let _ = sqlx::query("UPDATE jobs SET status = 'retrying', last_error = $2, updated_at = now() WHERE id = $1")
+                    let _ = sqlx::query("UPDATE jobs SET status = $3, last_error = $2, updated_at = now() WHERE id = $1")
                         .bind(job_id)
                         .bind(&reason)
-                        .execute(&self.ctx.db)
+                        .bind(JobStatus::Retrying)
+                        .execute(&self.db)
                         .await;
-                    metrics::counter!("caseshare_jobs_retried_total", "kind" => kind.as_str()).increment(1);
+                    metrics::counter!("caseshare_jobs_retried_total", "kind" => kind).increment(1);
                     delivery.ack(BasicAckOptions::default()).await?;
                 }
                 Err(e) => {
                     let reason = match &e {
-                        JobError::Transient(r) => format!("gave up after {attempts} attempts: {r}"),
-                        JobError::Permanent(r) => r.clone(),
+                        JobError::Transient { .. } => format!("gave up after {attempts} attempts: {}", e.chain()),
+                        JobError::Permanent { .. } => e.chain(),
                     };
                     tracing::error!(%reason, "job failed for good");
                     let subject = Some((kind, payload));
-                    self.dead_letter(&delivery, publisher, Some(job_id), kind.as_str(), &reason, subject)
+                    self.dead_letter(&delivery, publisher, Some(job_id), kind, &reason, subject)
                         .await?;
                 }
             }
@@ -384,26 +354,29 @@ impl Worker {
         .await
     }
 
-    /// R38: an upstream system published evidence to the events exchange.
-    /// It is recorded exactly as `POST /v1/cases/{id}/evidence` records it.
+    /// R38: an upstream system published to the events exchange; the
+    /// registered event handler records it.
     async fn handle_event(
         &self,
         delivery: Delivery,
         publisher: &Publisher,
     ) -> Result<(), HandleError> {
-        match crate::evidence::ingest_event(&self.ctx.db, &delivery.data).await {
-            Ok(_) => {
+        let Some(events) = self.registry.event_handler() else {
+            return Ok(());
+        };
+        match events.handle(&self.ctx, &delivery.data).await {
+            Ok(()) => {
                 metrics::counter!("caseshare_events_ingested_total").increment(1);
                 delivery.ack(BasicAckOptions::default()).await?;
                 Ok(())
             }
-            Err(crate::evidence::IngestError::Invalid(reason)) => {
-                self.dead_letter(&delivery, publisher, None, "evidence-event", &reason, None)
+            Err(EventError::Invalid(reason)) => {
+                self.dead_letter(&delivery, publisher, None, events.kind, &reason, None)
                     .await?;
                 Ok(())
             }
-            Err(crate::evidence::IngestError::Unavailable(reason)) => {
-                tracing::warn!(%reason, "cannot record evidence event yet; requeueing");
+            Err(EventError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "cannot record event yet; requeueing");
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 delivery
                     .nack(BasicNackOptions {
@@ -423,7 +396,7 @@ impl Worker {
         job_id: Option<Uuid>,
         kind: &str,
         reason: &str,
-        subject: Option<(JobKind, serde_json::Value)>,
+        subject: Option<(&str, serde_json::Value)>,
     ) -> Result<(), HandleError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
         headers.insert("x-reason".into(), AMQPValue::LongString(reason.into()));
@@ -436,7 +409,7 @@ impl Worker {
         }
         if let Err(e) = publisher
             .publish(
-                &self.ctx.topology.dead_exchange(),
+                &self.topology.dead_exchange(),
                 kind,
                 &delivery.data,
                 headers,
@@ -456,10 +429,10 @@ impl Worker {
         // The job's subject shows the failure (a share `failed`, a notice
         // `failed`) before the job itself reads `dead`; the hooks are idempotent.
         if let Some((job_kind, payload)) = subject {
-            job_kind.dead(payload, &self.ctx, reason).await;
+            self.registry.dead(job_kind, payload, &self.ctx, reason).await;
         }
         if let Some(id) = job_id {
-            self.finish(id, "dead", Some(reason)).await;
+            self.finish(id, JobStatus::Dead, Some(reason)).await;
         }
         metrics::counter!("caseshare_jobs_dead_lettered_total", "kind" => kind.to_string())
             .increment(1);
@@ -468,16 +441,16 @@ impl Worker {
     }
 
     /// Record the outcome; returns the job's latency (created to finished).
-    async fn finish(&self, job_id: Uuid, status: &str, error: Option<&str>) -> Option<f64> {
+    async fn finish(&self, job_id: Uuid, status: JobStatus, error: Option<&str>) -> Option<f64> {
         let r = sqlx::query_scalar::<_, f64>(
-            "UPDATE jobs SET status = $2::job_status, last_error = coalesce($3, last_error),
+            "UPDATE jobs SET status = $2, last_error = coalesce($3, last_error),
                     finished_at = now(), updated_at = now() WHERE id = $1
              RETURNING EXTRACT(EPOCH FROM finished_at - created_at)::float8",
         )
         .bind(job_id)
         .bind(status)
         .bind(error)
-        .fetch_one(&self.ctx.db)
+        .fetch_one(&self.db)
         .await;
         match r {
             Ok(latency) => Some(latency),
@@ -500,28 +473,4 @@ impl From<lapin::Error> for HandleError {
     fn from(e: lapin::Error) -> Self {
         HandleError::Broker(e)
     }
-}
-
-fn retry_headers(delivery: &Delivery, reason: &str) -> FieldTable {
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    headers.insert("x-last-error".into(), AMQPValue::LongString(reason.into()));
-    headers
-}
-
-async fn publish_with_expiration(
-    publisher: &Publisher,
-    exchange: &str,
-    routing_key: &str,
-    body: &[u8],
-    headers: FieldTable,
-    delay: Duration,
-) -> Result<(), amqp::PublishError> {
-    let props = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
-        .with_headers(headers)
-        .with_expiration(delay.as_millis().to_string().into());
-    publisher
-        .publish_with(exchange, routing_key, body, props)
-        .await
 }

@@ -21,8 +21,9 @@ use crate::audit::{self, Action};
 use crate::cases;
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::http::auth::UserPrincipal;
-use crate::jobs::{Job, JobContext, JobError, JobKind};
+use crate::principal::UserPrincipal;
+use crate::jobs::{Job, JobError, Reopened};
+use crate::context::JobContext;
 use crate::notify::{self, NoticeKind};
 use crate::orgs;
 use crate::policy::{self, PolicySnapshot};
@@ -366,11 +367,33 @@ pub struct LinkShareRequest {
     pub message: Option<String>,
 }
 
+/// A link share's status (`link_share_status` in PostgreSQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "link_share_status", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum LinkShareStatus {
+    Processing,
+    Complete,
+    Failed,
+    Revoked,
+}
+
+impl LinkShareStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkShareStatus::Processing => "processing",
+            LinkShareStatus::Complete => "complete",
+            LinkShareStatus::Failed => "failed",
+            LinkShareStatus::Revoked => "revoked",
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkShareAccepted {
     pub id: Uuid,
     /// Always `processing`.
-    pub status: String,
+    pub status: LinkShareStatus,
     pub job_id: Uuid,
 }
 
@@ -379,8 +402,7 @@ pub struct LinkShareView {
     pub id: Uuid,
     pub case_id: Uuid,
     pub package: Package,
-    /// processing | complete | failed | revoked
-    pub status: String,
+    pub status: LinkShareStatus,
     /// Set once the package is built.
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -413,7 +435,7 @@ pub struct LinkShareRow {
     pub retain_folder_structure: bool,
     pub package: Package,
     pub duration_hours: i32,
-    pub status: String,
+    pub status: LinkShareStatus,
     pub failure: Option<String>,
     pub token: String,
     pub manifest_sha256: Option<String>,
@@ -444,7 +466,7 @@ impl LinkShareRow {
     }
 
     pub fn view(self, settings: &Settings) -> LinkShareView {
-        let download_url = (self.status == "complete").then(|| {
+        let download_url = (self.status == LinkShareStatus::Complete).then(|| {
             format!(
                 "{}/v1/downloads/{}",
                 settings.public_url.trim_end_matches('/'),
@@ -562,11 +584,11 @@ pub async fn create(
     let job_id = BuildLinkShare { link_share_id: id }
         .enqueue_for_tx(&mut tx, Some(user.org_id))
         .await?;
-    status_event_tx(&mut tx, id, user.org_id, case_id, "processing").await?;
+    status_event_tx(&mut tx, id, user.org_id, case_id, LinkShareStatus::Processing).await?;
     tx.commit().await?;
     Ok(LinkShareAccepted {
         id,
-        status: "processing".into(),
+        status: LinkShareStatus::Processing,
         job_id,
     })
 }
@@ -670,7 +692,7 @@ pub async fn revoke(db: &PgPool, user: &UserPrincipal, id: Uuid) -> Result<LinkS
             },
         )
         .await?;
-        status_event_tx(&mut tx, id, row.org_id, row.case_id, "revoked").await?;
+        status_event_tx(&mut tx, id, row.org_id, row.case_id, LinkShareStatus::Revoked).await?;
     }
     let row = get_owned(&mut tx, user.org_id, id).await?;
     tx.commit().await?;
@@ -689,11 +711,11 @@ pub async fn for_download(db: &PgPool, token: &str) -> Result<LinkShareRow> {
     .bind(token)
     .fetch_optional(db)
     .await?;
-    if row.as_ref().is_some_and(|r| r.status == "revoked") {
+    if row.as_ref().is_some_and(|r| r.status == LinkShareStatus::Revoked) {
         return Err(Error::ShareRevoked);
     }
     let row = row
-        .filter(|r| r.status == "complete")
+        .filter(|r| r.status == LinkShareStatus::Complete)
         .ok_or(Error::NotFound("download"))?;
     match row.expires_at {
         Some(at) if at > chrono::Utc::now() => Ok(row),
@@ -759,11 +781,11 @@ pub async fn status_event_tx(
     id: Uuid,
     org_id: Uuid,
     case_id: Uuid,
-    status: &str,
+    status: LinkShareStatus,
 ) -> sqlx::Result<()> {
-    crate::jobs::status_event_tx(
+    crate::jobs::outbox::status_event(
         tx,
-        &format!("link_share.{status}"),
+        &format!("link_share.{}", status.as_str()),
         serde_json::json!({
             "type": "link_share",
             "link_share_id": id,
@@ -844,18 +866,19 @@ pub struct BuildLinkShare {
 }
 
 impl Job for BuildLinkShare {
-    const KIND: JobKind = JobKind::BuildLinkShare;
+    const NAME: &'static str = "build-link-share";
+    type Context = JobContext;
 
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> std::result::Result<(), JobError> {
         let mut conn = ctx.db.acquire().await?;
         let Some(row) = load(&mut conn, self.link_share_id).await? else {
-            return Err(JobError::Permanent(format!(
+            return Err(JobError::permanent(format!(
                 "link share {} does not exist",
                 self.link_share_id
             )));
         };
         crate::jobs::record_case(row.case_id);
-        if row.status != "processing" {
+        if row.status != LinkShareStatus::Processing {
             return Ok(()); // built (or failed) before: nothing to do
         }
         let plan = plan(&mut conn, &row, &ctx.store).await?;
@@ -864,7 +887,7 @@ impl Job for BuildLinkShare {
         let started = std::time::Instant::now();
         let built = tokio::task::spawn_blocking(move || package::build(&plan))
             .await
-            .map_err(|e| JobError::Transient(format!("package builder panicked: {e}")))?;
+            .map_err(|e| JobError::transient(format!("package builder panicked: {e}")))?;
         if let Ok(b) = &built {
             tracing::info!(
                 bytes = b.size_bytes,
@@ -880,7 +903,7 @@ impl Job for BuildLinkShare {
             }) => fail(&ctx.db, row.id, &reason, evidence_id)
                 .await
                 .map_err(sharing::job_error),
-            Err(BuildError::Io(e)) => Err(JobError::Transient(format!("building package: {e}"))),
+            Err(BuildError::Io(e)) => Err(JobError::transient(format!("building package: {e}"))),
         }
     }
 
@@ -888,6 +911,26 @@ impl Job for BuildLinkShare {
         if let Err(e) = fail(&ctx.db, self.link_share_id, reason, None).await {
             tracing::error!(error = %e, link_share_id = %self.link_share_id, "cannot mark link share failed");
         }
+    }
+
+    /// A failed link share goes back to `processing` (failure cleared), with
+    /// a `link_share.processing` status event.
+    async fn on_requeue(&self, tx: &mut PgConnection) -> sqlx::Result<Reopened> {
+        let reopened: Option<(Uuid, Uuid)> = sqlx::query_as(
+            "UPDATE link_shares SET status = 'processing', failure = NULL
+             WHERE id = $1 AND status = 'failed' RETURNING org_id, case_id",
+        )
+        .bind(self.link_share_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((org_id, case_id)) = reopened else {
+            return Ok(Reopened::default());
+        };
+        status_event_tx(tx, self.link_share_id, org_id, case_id, LinkShareStatus::Processing).await?;
+        Ok(Reopened {
+            subject: Some(format!("link share {}: failed -> processing", self.link_share_id)),
+            share_id: None,
+        })
     }
 }
 
@@ -1041,7 +1084,7 @@ async fn plan(
     if allowed.audit_trails {
         let items = audit::for_case(&mut *conn, row.org_id, row.case_id).await?;
         let bytes = serde_json::to_vec_pretty(&serde_json::json!({ "items": items }))
-            .map_err(|e| JobError::Permanent(e.to_string()))?;
+            .map_err(|e| JobError::permanent(e.to_string()))?;
         extras.push(("audit.json".into(), bytes));
     }
     if allowed.table_of_contents {
@@ -1050,7 +1093,7 @@ async fn plan(
     let output = store
         .temp_path(&format!("{}-{}.partial", row.id, Uuid::new_v4()))
         .await
-        .map_err(|e| JobError::Transient(format!("scratch space: {e}")))?;
+        .map_err(|e| JobError::transient(format!("scratch space: {e}")))?;
     Ok(Plan {
         link_share_id: row.id,
         case_id: row.case_id,
@@ -1081,7 +1124,7 @@ async fn complete(
     );
     if let Err(e) = stored {
         let _ = tokio::fs::remove_file(output).await;
-        return Err(JobError::Transient(format!(
+        return Err(JobError::transient(format!(
             "putting the package into the store: {e}"
         )));
     }
@@ -1122,7 +1165,7 @@ async fn complete(
         if let Some(to) = recipient(&mut tx, row.id).await? {
             notify::enqueue_link_share_tx(&mut tx, NoticeKind::LinkShare, row.id, &to).await?;
         }
-        status_event_tx(&mut tx, row.id, row.org_id, row.case_id, "complete").await?;
+        status_event_tx(&mut tx, row.id, row.org_id, row.case_id, LinkShareStatus::Complete).await?;
         tx.commit().await?;
         Ok::<bool, JobError>(true)
     }
@@ -1146,7 +1189,7 @@ async fn fail(db: &PgPool, id: Uuid, reason: &str, evidence_id: Option<Uuid>) ->
     .fetch_optional(&mut *tx)
     .await?;
     if let Some((org_id, case_id)) = failed {
-        status_event_tx(&mut tx, id, org_id, case_id, "failed").await?;
+        status_event_tx(&mut tx, id, org_id, case_id, LinkShareStatus::Failed).await?;
         // Ids only in the trail; the reason (with the title) is on the link share.
         audit::record(
             &mut tx,

@@ -15,13 +15,13 @@
 //! Emails carry the sharing org, case title, message and a View link; no
 //! evidence field ever appears in them (R10).
 
-use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::jobs::{Job, JobContext, JobError, JobKind};
+use crate::context::JobContext;
+use crate::jobs::{Job, JobError, Reopened};
+use crate::mail::{Email, MailError};
 use crate::sharing::{Recipient, ShareRow};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,25 +47,26 @@ impl NoticeKind {
     }
 }
 
-/// The pooled SMTP transport, built once per process.
-#[derive(Clone)]
-pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
+/// A notice's status (`notice_status` in PostgreSQL): `failed` only after the
+/// retry budget (R34), and a `sent` notice is never sent again (R33).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[sqlx(type_name = "notice_status", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum NoticeStatus {
+    Pending,
+    Sent,
+    Failed,
 }
 
-impl Mailer {
-    pub fn new(smtp_url: &str, from: &str, pool_size: u32) -> anyhow::Result<Self> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)?
-            .timeout(Some(std::time::Duration::from_secs(15)))
-            // As many pooled connections as notices in flight (see the runner's
-            // send-notice prefetch), so connections are reused, not reopened.
-            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(pool_size))
-            .build();
-        Ok(Self {
-            transport,
-            from: from.parse()?,
-        })
+impl NoticeStatus {
+    pub const ALL: [NoticeStatus; 3] = [NoticeStatus::Pending, NoticeStatus::Sent, NoticeStatus::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeStatus::Pending => "pending",
+            NoticeStatus::Sent => "sent",
+            NoticeStatus::Failed => "failed",
+        }
     }
 }
 
@@ -402,7 +403,9 @@ async fn render_link_share(
 }
 
 impl Job for SendNotice {
-    const KIND: JobKind = JobKind::SendNotice;
+    const NAME: &'static str = "send-notice";
+    const PREFETCH_FACTOR: u16 = 4;
+    type Context = JobContext;
 
     /// The send and its record run as one detached task: a worker that
     /// abandons in-flight jobs (a sibling crashed, its channel failed) cannot
@@ -411,7 +414,7 @@ impl Job for SendNotice {
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         tokio::spawn(deliver(ctx.clone(), self.notice_id))
             .await
-            .map_err(|e| JobError::Transient(format!("send task failed: {e}")))?
+            .map_err(|e| JobError::transient(format!("send task failed: {e}")))?
     }
 
     async fn on_dead(&self, ctx: &JobContext, reason: &str) {
@@ -424,6 +427,25 @@ impl Job for SendNotice {
             tracing::error!(error = %e, notice_id = %self.notice_id, "cannot mark notice failed");
         }
         metrics::counter!("caseshare_emails_failed_total").increment(1);
+    }
+
+    /// A failed notice goes back to `pending` (`deliver` only sends pending
+    /// notices); one already `sent` stays sent, so a requeue never mails twice.
+    async fn on_requeue(&self, tx: &mut PgConnection) -> sqlx::Result<Reopened> {
+        let share_id: Option<Option<Uuid>> = sqlx::query_scalar(
+            "UPDATE notices SET status = 'pending' WHERE id = $1 AND status = 'failed'
+             RETURNING share_id",
+        )
+        .bind(self.notice_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        Ok(match share_id {
+            Some(share_id) => Reopened {
+                subject: Some(format!("notice {}: failed -> pending", self.notice_id)),
+                share_id,
+            },
+            None => Reopened::default(),
+        })
     }
 }
 
@@ -445,18 +467,18 @@ async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
     .fetch_optional(&ctx.db)
     .await?;
     let Some(notice) = claimed else {
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM notices WHERE id = $1")
+        let status: Option<NoticeStatus> = sqlx::query_scalar("SELECT status FROM notices WHERE id = $1")
             .bind(notice_id)
             .fetch_optional(&ctx.db)
             .await?;
-        return match status.as_deref() {
-            None => Err(JobError::Permanent(format!(
+        return match status {
+            None => Err(JobError::permanent(format!(
                 "notice {notice_id} does not exist"
             ))),
             // Sent (or given up) before: never a second copy (R33).
-            Some("sent") | Some("failed") => Ok(()),
-            Some(_) => Err(JobError::Transient(
-                "notice is being sent by another worker".into(),
+            Some(NoticeStatus::Sent | NoticeStatus::Failed) => Ok(()),
+            Some(_) => Err(JobError::transient(
+                "notice is being sent by another worker",
             )),
         };
     };
@@ -484,7 +506,7 @@ async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
         }
         // Sent, but not recorded: the lease keeps redeliveries away while the
         // database recovers; the retry then records nothing new but `sent`.
-        (Ok(()), Err(db)) => Err(JobError::Transient(format!(
+        (Ok(()), Err(db)) => Err(JobError::transient(format!(
             "sent, but cannot record it: {db}"
         ))),
         (Err(e), _) => Err(e),
@@ -494,34 +516,17 @@ async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
 /// Render and hand one notice to the SMTP server.
 async fn send(ctx: &JobContext, notice: &NoticeRow) -> Result<(), JobError> {
     let rendered = render(&mut *ctx.db.acquire().await?, ctx, notice).await?;
-    let to: Mailbox = notice
-        .recipient
-        .parse()
-        .map_err(|e| JobError::Permanent(format!("invalid recipient address: {e}")))?;
-    let email = Message::builder()
-        .from(ctx.mailer.from.clone())
-        .to(to)
-        .subject(rendered.subject)
-        .message_id(Some(notice.message_id.clone()))
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_PLAIN)
-                        .body(rendered.text),
-                )
-                .singlepart(
-                    SinglePart::builder()
-                        .header(ContentType::TEXT_HTML)
-                        .body(rendered.html),
-                ),
-        )
-        .map_err(|e| JobError::Permanent(format!("cannot build email: {e}")))?;
-    match ctx.mailer.transport.send(email).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_permanent() => Err(JobError::Permanent(format!("smtp: {e}"))),
-        Err(e) => Err(JobError::Transient(format!("smtp: {e}"))),
-    }
+    let email = Email {
+        to: notice.recipient.clone(),
+        subject: rendered.subject,
+        message_id: notice.message_id.clone(),
+        text: rendered.text,
+        html: rendered.html,
+    };
+    ctx.mailer.send(email).await.map_err(|e| match e {
+        MailError::Permanent(r) => JobError::permanent(r),
+        MailError::Transient(r) => JobError::transient(r),
+    })
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -529,7 +534,7 @@ pub struct NoticeView {
     pub id: Uuid,
     pub kind: String,
     pub recipient: String,
-    pub status: String,
+    pub status: NoticeStatus,
     pub attempts: i32,
     pub last_error: Option<String>,
     pub message_id: String,

@@ -12,8 +12,9 @@ use crate::audit::{self, Action};
 use crate::cases::{self, CaseData, Folder};
 use crate::error::{Error, Result};
 use crate::evidence::{EvidenceData, EvidenceView};
-use crate::http::auth::UserPrincipal;
-use crate::jobs::{self, Job, JobContext, JobError, JobKind};
+use crate::principal::UserPrincipal;
+use crate::jobs::{self, Job, JobError};
+use crate::context::JobContext;
 use crate::notify::{self, NoticeKind};
 use crate::orgs::{self, OrgKind};
 use crate::policy::{filter, PolicySnapshot};
@@ -37,7 +38,7 @@ const RECEIVED_COLUMNS: &str =
     sender_snapshot, received_at, revoked_at";
 
 impl ReceivedRow {
-    pub fn state(&self) -> &'static str {
+    pub fn state(&self) -> ReceivedState {
         state_of(self.revoked_at.is_some(), self.imported_case_id.is_some())
     }
 }
@@ -349,11 +350,11 @@ pub async fn import_tx(
         },
     )
     .await?;
-    jobs::status_event_tx(
+    jobs::outbox::status_event(
         tx,
         "import.complete",
         serde_json::json!({ "type": "import", "received_id": r.id, "share_id": r.share_id, "imported_case_id": case_id,
-                             "org_id": r.receiver_org_id, "status": "complete", "at": chrono::Utc::now() }),
+                             "org_id": r.receiver_org_id, "status": ImportStatus::Complete, "at": chrono::Utc::now() }),
     )
     .await?;
     Ok(case_id)
@@ -457,6 +458,23 @@ pub async fn record_case_updates_tx(
     Ok(())
 }
 
+/// Where a received case stands for its receiver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceivedState {
+    External,
+    Imported,
+    Revoked,
+}
+
+/// An import's status, as answered and published (`import.complete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportStatus {
+    Processing,
+    Complete,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReceivedItem {
     pub id: Uuid,
@@ -465,8 +483,7 @@ pub struct ReceivedItem {
     /// The external view (the sharer's case id).
     pub case_id: Uuid,
     pub imported_case_id: Option<Uuid>,
-    /// external | imported | revoked
-    pub state: String,
+    pub state: ReceivedState,
     pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -490,7 +507,7 @@ pub async fn list(db: &mut PgConnection, org_id: Uuid) -> Result<Vec<ReceivedIte
             },
             case_id: r.case_id,
             imported_case_id: r.imported_case_id,
-            state: state_of(r.revoked_at.is_some(), r.imported_case_id.is_some()).into(),
+            state: state_of(r.revoked_at.is_some(), r.imported_case_id.is_some()),
             received_at: r.received_at,
         })
         .collect())
@@ -508,13 +525,13 @@ struct ListRow {
     sharer_name: String,
 }
 
-fn state_of(revoked: bool, imported: bool) -> &'static str {
+fn state_of(revoked: bool, imported: bool) -> ReceivedState {
     if revoked {
-        "revoked"
+        ReceivedState::Revoked
     } else if imported {
-        "imported"
+        ReceivedState::Imported
     } else {
-        "external"
+        ReceivedState::External
     }
 }
 
@@ -551,7 +568,8 @@ pub struct ImportCase {
 }
 
 impl Job for ImportCase {
-    const KIND: JobKind = JobKind::ImportCase;
+    const NAME: &'static str = "import-case";
+    type Context = JobContext;
 
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
@@ -595,7 +613,7 @@ pub struct ImportDetails {
     /// read_only | copy (what `copy_download` allows)
     pub access_level: String,
     pub sharing_policy: PolicySnapshot,
-    pub state: String,
+    pub state: ReceivedState,
     pub updates: Updates,
 }
 
@@ -686,7 +704,7 @@ pub async fn import_details(
         }
         .into(),
         sharing_policy: r.policy.0.clone(),
-        state: r.state().into(),
+        state: r.state(),
         updates: pending_updates(db, &r).await?,
     })
 }

@@ -11,11 +11,12 @@ use uuid::Uuid;
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
-use crate::http::auth::UserPrincipal;
-use crate::jobs::{self, Job, JobContext, JobError, JobKind};
+use crate::principal::UserPrincipal;
+use crate::jobs::{self, Job, JobError};
+use crate::context::JobContext;
 use crate::notify::{self, NoticeKind};
 use crate::orgs::Role;
-use crate::sharing::{self, ShareRow, ShareView, SHARE_COLUMNS};
+use crate::sharing::{self, ShareRow, ShareStatus, ShareView, SHARE_COLUMNS};
 
 /// Revoke one share; idempotent (a second call changes nothing).
 pub async fn revoke(db: &PgPool, user: &UserPrincipal, share_id: Uuid) -> Result<ShareView> {
@@ -163,10 +164,10 @@ async fn revoke_tx(
             },
         )
         .await?;
-        jobs::status_event_tx(
+        jobs::outbox::status_event(
             tx,
             "share.revoked",
-            sharing::status_payload(share, "revoked"),
+            sharing::status_payload(share, ShareStatus::Revoked),
         )
         .await?;
     }
@@ -185,7 +186,8 @@ pub struct RevokeShare {
 }
 
 impl Job for RevokeShare {
-    const KIND: JobKind = JobKind::RevokeShare;
+    const NAME: &'static str = "revoke-share";
+    type Context = JobContext;
 
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
@@ -196,8 +198,8 @@ impl Job for RevokeShare {
         .fetch_all(&mut *tx)
         .await?;
         for share in &shares {
-            if share.status != "revoked" {
-                return Err(JobError::Permanent(format!(
+            if share.status != ShareStatus::Revoked {
+                return Err(JobError::permanent(format!(
                     "share {} is not revoked",
                     share.id
                 )));

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
 
-use super::Scope;
-use crate::jobs::{Job, JobContext, JobError, JobKind};
+use super::{Scope, ShareStatus};
+use crate::jobs::{Job, JobError};
+use crate::context::JobContext;
 use crate::receiving;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -27,7 +28,8 @@ pub struct EvidenceAdded {
 const COALESCE_LIMIT: i64 = 200;
 
 impl Job for EvidenceAdded {
-    const KIND: JobKind = JobKind::EvidenceAdded;
+    const NAME: &'static str = "evidence-added";
+    type Context = JobContext;
 
     /// Grants this evidence, and with it the evidence of other evidence-added
     /// jobs of the same case that are still queued (a burst into one case is
@@ -45,7 +47,7 @@ impl Job for EvidenceAdded {
         .fetch_optional(&mut *tx)
         .await?;
         let Some((case_id, folder_id)) = evidence else {
-            return Err(JobError::Permanent(format!(
+            return Err(JobError::permanent(format!(
                 "evidence {} does not exist",
                 self.evidence_id
             )));
@@ -87,7 +89,7 @@ impl Job for EvidenceAdded {
             );
         }
         tx.commit().await?;
-        metrics::counter!("caseshare_jobs_coalesced_total", "kind" => JobKind::EvidenceAdded.as_str())
+        metrics::counter!("caseshare_jobs_coalesced_total", "kind" => <EvidenceAdded as Job>::NAME)
             .increment(absorbed.len() as u64);
         Ok(())
     }
@@ -109,10 +111,10 @@ async fn fan_out(
         Option<Uuid>,
         sqlx::types::Json<Scope>,
         Vec<Uuid>,
-        String,
+        ShareStatus,
     );
     let shares: Vec<(Uuid, Uuid, Scope, Vec<Uuid>)> = sqlx::query_as::<_, ShareRow>(
-        "SELECT id, received_id, scope, redact_caption_evidence_ids, status::text FROM shares
+        "SELECT id, received_id, scope, redact_caption_evidence_ids, status FROM shares
          WHERE case_id = $1 AND status IN ('processing', 'complete') AND target_kind = 'partner'
          ORDER BY created_at FOR SHARE",
     )
@@ -121,8 +123,8 @@ async fn fan_out(
     .await?
     .into_iter()
     .filter_map(
-        |(id, received, scope, redact, status)| match (status.as_str(), received) {
-            ("complete", Some(r)) => Some((id, r, scope.0, redact)),
+        |(id, received, scope, redact, status)| match (status, received) {
+            (ShareStatus::Complete, Some(r)) => Some((id, r, scope.0, redact)),
             _ => None,
         },
     )

@@ -12,8 +12,9 @@ use uuid::Uuid;
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
-use crate::http::auth::UserPrincipal;
-use crate::jobs::{self, Job, JobContext, JobError, JobKind};
+use crate::principal::UserPrincipal;
+use crate::jobs::{self, Job, JobError, Reopened};
+use crate::context::JobContext;
 use crate::notify::{self, NoticeKind};
 use crate::orgs::{self, OrgKind};
 use crate::policy::{self, PolicySnapshot};
@@ -70,12 +71,33 @@ pub struct ShareRequest {
     pub redact_caption_evidence_ids: Vec<Uuid>,
 }
 
+/// A share's status (`share_status` in PostgreSQL, R15).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "share_status", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum ShareStatus {
+    Processing,
+    Complete,
+    Failed,
+    Revoked,
+}
+
+impl ShareStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShareStatus::Processing => "processing",
+            ShareStatus::Complete => "complete",
+            ShareStatus::Failed => "failed",
+            ShareStatus::Revoked => "revoked",
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShareView {
     pub id: Uuid,
     pub case_id: Uuid,
-    /// processing | complete | failed | revoked
-    pub status: String,
+    pub status: ShareStatus,
     pub scope: Scope,
     pub target: Target,
     pub message: Option<String>,
@@ -102,7 +124,7 @@ pub struct ShareRow {
     pub message: Option<String>,
     pub redact_caption_evidence_ids: Vec<Uuid>,
     pub policy: Option<sqlx::types::Json<PolicySnapshot>>,
-    pub status: String,
+    pub status: ShareStatus,
     pub failure: Option<String>,
     pub received_id: Option<Uuid>,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -111,7 +133,7 @@ pub struct ShareRow {
 }
 
 pub const SHARE_COLUMNS: &str = "id, case_id, org_id, created_by, target_org_id, scope, target, message,
-    redact_caption_evidence_ids, policy, status::text AS status, failure, received_id, created_at, completed_at, revoked_at";
+    redact_caption_evidence_ids, policy, status, failure, received_id, created_at, completed_at, revoked_at";
 
 impl ShareRow {
     pub fn view(self, job_id: Option<Uuid>) -> ShareView {
@@ -256,10 +278,10 @@ pub async fn create(
     let job_id = ShareCase { share_id: id }
         .enqueue_for_tx(&mut tx, Some(user.org_id))
         .await?;
-    jobs::status_event_tx(
+    jobs::outbox::status_event(
         &mut tx,
         "share.processing",
-        status_payload(&row, "processing"),
+        status_payload(&row, ShareStatus::Processing),
     )
     .await?;
     tx.commit().await?;
@@ -342,7 +364,8 @@ async fn validate_recipients(
     Ok(())
 }
 
-pub fn status_payload(share: &ShareRow, status: &str) -> serde_json::Value {
+/// The body of a `share.<status>` event (R15): ids and status only (R10).
+pub fn status_payload(share: &ShareRow, status: ShareStatus) -> serde_json::Value {
     serde_json::json!({
         "type": "share",
         "share_id": share.id,
@@ -362,7 +385,8 @@ pub struct ShareCase {
 }
 
 impl Job for ShareCase {
-    const KIND: JobKind = JobKind::ShareCase;
+    const NAME: &'static str = "share-case";
+    type Context = JobContext;
 
     async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
@@ -373,13 +397,13 @@ impl Job for ShareCase {
         .fetch_optional(&mut *tx)
         .await?;
         let Some(mut share) = share else {
-            return Err(JobError::Permanent(format!(
+            return Err(JobError::permanent(format!(
                 "share {} does not exist",
                 self.share_id
             )));
         };
         crate::jobs::record_case(share.case_id);
-        if share.status != "processing" {
+        if share.status != ShareStatus::Processing {
             return Ok(()); // done before, or revoked meanwhile: nothing to do
         }
         let notice_kind = match share.target_org_id {
@@ -408,10 +432,10 @@ impl Job for ShareCase {
             },
         )
         .await?;
-        jobs::status_event_tx(
+        jobs::outbox::status_event(
             &mut tx,
             "share.complete",
-            status_payload(&share, "complete"),
+            status_payload(&share, ShareStatus::Complete),
         )
         .await?;
         let recipients = notify::share_recipients(&mut tx, &share).await?;
@@ -438,13 +462,41 @@ impl Job for ShareCase {
             tracing::error!(error = %e, share_id = %self.share_id, "cannot mark share failed");
         }
     }
+
+    /// A failed share goes back to `processing` (failure cleared), with a
+    /// `share.processing` status event.
+    async fn on_requeue(&self, tx: &mut PgConnection) -> sqlx::Result<Reopened> {
+        let share: Option<ShareRow> = sqlx::query_as(&format!(
+            "UPDATE shares SET status = 'processing', failure = NULL
+             WHERE id = $1 AND status = 'failed' RETURNING {SHARE_COLUMNS}"
+        ))
+        .bind(self.share_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(share) = share else {
+            return Ok(Reopened {
+                subject: None,
+                share_id: Some(self.share_id),
+            });
+        };
+        jobs::outbox::status_event(
+            tx,
+            "share.processing",
+            status_payload(&share, ShareStatus::Processing),
+        )
+        .await?;
+        Ok(Reopened {
+            subject: Some(format!("share {}: failed -> processing", share.id)),
+            share_id: Some(share.id),
+        })
+    }
 }
 
 pub fn job_error(e: Error) -> JobError {
     match e {
         Error::Database(e) => e.into(),
-        Error::Internal(e) => JobError::Transient(e.to_string()),
-        other => JobError::Permanent(other.to_string()),
+        Error::Internal(e) => JobError::transient(e.to_string()),
+        other => JobError::permanent(other.to_string()),
     }
 }
 
@@ -458,7 +510,7 @@ async fn fail(db: &PgPool, share_id: Uuid, reason: &str) -> Result<()> {
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(share) = share {
-        jobs::status_event_tx(&mut tx, "share.failed", status_payload(&share, "failed")).await?;
+        jobs::outbox::status_event(&mut tx, "share.failed", status_payload(&share, ShareStatus::Failed)).await?;
     }
     tx.commit().await?;
     Ok(())

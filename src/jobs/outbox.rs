@@ -1,0 +1,101 @@
+//! The outbox: the only place that writes `jobs` and `outbox` rows for
+//! publishing (R35). Everything here runs in the caller's transaction, so a
+//! job or a status event exists exactly when its cause committed; the relay
+//! (`relay.rs`) publishes the rows with publisher confirms after the commit.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::relay;
+
+/// The message on a job queue: the job's id (and kind, for people reading
+/// the queue); the payload stays in PostgreSQL.
+fn job_message(id: Uuid, kind: &str) -> serde_json::Value {
+    serde_json::json!({ "job_id": id, "kind": kind })
+}
+
+/// One job: its row, its outbox row and the relays' wake-up, one statement.
+pub async fn enqueue(
+    tx: &mut PgConnection,
+    kind: &str,
+    id: Uuid,
+    payload: &serde_json::Value,
+    org_id: Option<Uuid>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH job AS (INSERT INTO jobs (id, kind, payload, org_id) VALUES ($1, $2, $3, $4)),
+              out AS (INSERT INTO outbox (exchange, routing_key, payload, job_id) VALUES ('jobs', $2, $5, $1))
+         SELECT pg_notify($6, '')",
+    )
+    .bind(id)
+    .bind(kind)
+    .bind(payload)
+    .bind(org_id)
+    .bind(job_message(id, kind))
+    .bind(relay::CHANNEL)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Many jobs of one kind: two statements (UNNEST), whatever their number.
+pub async fn enqueue_many(
+    tx: &mut PgConnection,
+    kind: &str,
+    payloads: &[serde_json::Value],
+    org_id: Option<Uuid>,
+) -> sqlx::Result<Vec<Uuid>> {
+    if payloads.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<Uuid> = payloads.iter().map(|_| Uuid::new_v4()).collect();
+    let messages: Vec<serde_json::Value> = ids.iter().map(|id| job_message(*id, kind)).collect();
+    sqlx::query("INSERT INTO jobs (id, kind, payload, org_id) SELECT i, $1, p, $2 FROM unnest($3::uuid[], $4::jsonb[]) AS u(i, p)")
+        .bind(kind)
+        .bind(org_id)
+        .bind(&ids)
+        .bind(payloads)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO outbox (exchange, routing_key, payload, job_id)
+         SELECT 'jobs', $1, m, i FROM unnest($2::uuid[], $3::jsonb[]) AS u(i, m)",
+    )
+    .bind(kind)
+    .bind(&ids)
+    .bind(&messages)
+    .execute(&mut *tx)
+    .await?;
+    relay::notify_tx(tx).await?;
+    Ok(ids)
+}
+
+/// Publish an existing job again under its own id (a dead-letter requeue).
+/// The caller wakes the relays once for all its rows (`relay::notify_tx`).
+pub async fn republish(tx: &mut PgConnection, id: Uuid, kind: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (exchange, routing_key, payload, job_id) VALUES ('jobs', $1, $2, $3)",
+    )
+    .bind(kind)
+    .bind(job_message(id, kind))
+    .bind(id)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Record a status event (R15); the relay publishes it to `<prefix>.status`
+/// with `routing_key` such as `share.complete`. Events carry ids and status
+/// only, never evidence fields (R10).
+pub async fn status_event(
+    tx: &mut PgConnection,
+    routing_key: &str,
+    payload: serde_json::Value,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO outbox (exchange, routing_key, payload) VALUES ('status', $1, $2)")
+        .bind(routing_key)
+        .bind(payload)
+        .execute(&mut *tx)
+        .await?;
+    relay::notify_tx(tx).await
+}

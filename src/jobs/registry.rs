@@ -1,0 +1,184 @@
+//! The registry: which job kinds a process runs and how to call each, built
+//! once at the top of the application (`crate::worker`), the way crates.io's
+//! worker registers its job types. The runner, the topology and the
+//! dead-letter commands ask it; nothing else matches on a kind.
+
+use futures_util::future::BoxFuture;
+use sqlx::PgConnection;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+use super::{Job, JobError, Reopened};
+
+type RunFn<C> = for<'a> fn(Uuid, serde_json::Value, &'a C) -> BoxFuture<'a, Result<(), JobError>>;
+type DeadFn<C> = for<'a> fn(serde_json::Value, &'a C, &'a str) -> BoxFuture<'a, ()>;
+type RequeueFn =
+    for<'a> fn(serde_json::Value, &'a mut PgConnection) -> BoxFuture<'a, sqlx::Result<Reopened>>;
+type EventFn<C> = for<'a> fn(&'a C, &'a [u8]) -> BoxFuture<'a, Result<(), EventError>>;
+
+/// Why an upstream event could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    /// Malformed or refused for good: dead-lettered with this reason.
+    #[error("{0}")]
+    Invalid(String),
+    /// A dependency is down: the message goes back to the queue.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+struct Kind<C> {
+    prefetch_factor: u16,
+    run: RunFn<C>,
+    dead: DeadFn<C>,
+    requeue: RequeueFn,
+}
+
+/// The handler of the upstream events queue (R38), and the kind name its
+/// dead letters and metrics carry.
+pub struct Events<C> {
+    pub kind: &'static str,
+    handle: EventFn<C>,
+}
+
+impl<C> Events<C> {
+    pub fn handle<'a>(&self, ctx: &'a C, body: &'a [u8]) -> BoxFuture<'a, Result<(), EventError>> {
+        (self.handle)(ctx, body)
+    }
+}
+
+pub struct Registry<C> {
+    kinds: BTreeMap<&'static str, Kind<C>>,
+    events: Option<Events<C>>,
+}
+
+impl<C: Send + Sync + 'static> Default for Registry<C> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C: Send + Sync + 'static> Registry<C> {
+    pub fn new() -> Self {
+        Self {
+            kinds: BTreeMap::new(),
+            events: None,
+        }
+    }
+
+    /// Add a job kind.
+    pub fn register<J: Job<Context = C>>(mut self) -> Self {
+        let previous = self.kinds.insert(
+            J::NAME,
+            Kind {
+                prefetch_factor: J::PREFETCH_FACTOR.max(1),
+                run: run_as::<J>,
+                dead: dead_as::<J>,
+                requeue: requeue_as::<J>,
+            },
+        );
+        assert!(previous.is_none(), "job kind {} registered twice", J::NAME);
+        self
+    }
+
+    /// Consume the upstream events queue with `handle`.
+    pub fn events(
+        mut self,
+        kind: &'static str,
+        handle: for<'a> fn(&'a C, &'a [u8]) -> BoxFuture<'a, Result<(), EventError>>,
+    ) -> Self {
+        self.events = Some(Events { kind, handle });
+        self
+    }
+
+    /// Every registered kind's name, in a stable order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.keys().copied().collect()
+    }
+
+    /// The registered name equal to `name`, if any.
+    pub fn name(&self, name: &str) -> Option<&'static str> {
+        self.kinds.get_key_value(name).map(|(k, _)| *k)
+    }
+
+    pub fn prefetch(&self, name: &str, concurrency: u16) -> u16 {
+        let factor = self.kinds.get(name).map_or(1, |k| k.prefetch_factor);
+        concurrency.saturating_mul(factor)
+    }
+
+    pub fn event_handler(&self) -> Option<&Events<C>> {
+        self.events.as_ref()
+    }
+
+    /// Run the handler of `name` on a stored payload.
+    pub async fn run(
+        &self,
+        name: &str,
+        job_id: Uuid,
+        payload: serde_json::Value,
+        ctx: &C,
+    ) -> Result<(), JobError> {
+        match self.kinds.get(name) {
+            Some(kind) => (kind.run)(job_id, payload, ctx).await,
+            None => Err(JobError::permanent(format!("unknown job kind {name}"))),
+        }
+    }
+
+    /// Tell the job it was dead-lettered (e.g. mark its share `failed`).
+    pub async fn dead(&self, name: &str, payload: serde_json::Value, ctx: &C, reason: &str) {
+        if let Some(kind) = self.kinds.get(name) {
+            (kind.dead)(payload, ctx, reason).await;
+        }
+    }
+
+    /// Undo what the job's dead-letter hook marked, in the caller's transaction.
+    pub async fn requeue(
+        &self,
+        name: &str,
+        payload: serde_json::Value,
+        tx: &mut PgConnection,
+    ) -> sqlx::Result<Reopened> {
+        match self.kinds.get(name) {
+            Some(kind) => (kind.requeue)(payload, tx).await,
+            None => Ok(Reopened::default()),
+        }
+    }
+}
+
+fn run_as<'a, J: Job>(
+    job_id: Uuid,
+    payload: serde_json::Value,
+    ctx: &'a J::Context,
+) -> BoxFuture<'a, Result<(), JobError>> {
+    Box::pin(async move {
+        let job: J = serde_json::from_value(payload).map_err(|e| JobError::Permanent {
+            reason: format!("malformed {} payload", J::NAME),
+            source: Some(Box::new(e)),
+        })?;
+        job.run(job_id, ctx).await
+    })
+}
+
+fn dead_as<'a, J: Job>(
+    payload: serde_json::Value,
+    ctx: &'a J::Context,
+    reason: &'a str,
+) -> BoxFuture<'a, ()> {
+    Box::pin(async move {
+        if let Ok(job) = serde_json::from_value::<J>(payload) {
+            job.on_dead(ctx, reason).await;
+        }
+    })
+}
+
+fn requeue_as<J: Job>(
+    payload: serde_json::Value,
+    tx: &mut PgConnection,
+) -> BoxFuture<'_, sqlx::Result<Reopened>> {
+    Box::pin(async move {
+        match serde_json::from_value::<J>(payload) {
+            Ok(job) => job.on_requeue(tx).await,
+            Err(_) => Ok(Reopened::default()),
+        }
+    })
+}

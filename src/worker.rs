@@ -1,0 +1,43 @@
+//! The job registry: the one place that names every job kind, as crates.io's
+//! worker registers its job types. Adding a job kind is its own file (a
+//! struct implementing `jobs::Job`) plus one `.register::<…>()` line here;
+//! the runner, the queue topology, `caseshare queues` and the dead-letter
+//! commands all read the kinds from this registry.
+
+use futures_util::future::BoxFuture;
+
+use crate::context::JobContext;
+use crate::evidence::{self, IngestError};
+use crate::jobs::{EventError, Registry};
+use crate::{linkshare, notify, receiving, revocation, sharing};
+
+/// The kind name that dead-lettered upstream evidence events carry
+/// (`x-kind`), and the label of their metrics.
+pub const EVIDENCE_EVENT: &str = "evidence-event";
+
+/// Every job kind this service runs, and the upstream events handler (R38).
+pub fn registry() -> Registry<JobContext> {
+    Registry::new()
+        .register::<sharing::fanout::EvidenceAdded>()
+        .register::<sharing::ShareCase>()
+        .register::<receiving::ImportCase>()
+        .register::<revocation::RevokeShare>()
+        .register::<notify::SendNotice>()
+        .register::<linkshare::BuildLinkShare>()
+        .events(EVIDENCE_EVENT, ingest_event)
+}
+
+/// R38: an upstream system published evidence to the events exchange; it is
+/// recorded exactly as `POST /v1/cases/{id}/evidence` records it.
+fn ingest_event<'a>(
+    ctx: &'a JobContext,
+    body: &'a [u8],
+) -> BoxFuture<'a, Result<(), EventError>> {
+    Box::pin(async move {
+        match evidence::ingest_event(&ctx.db, body).await {
+            Ok(_) => Ok(()),
+            Err(IngestError::Invalid(reason)) => Err(EventError::Invalid(reason)),
+            Err(IngestError::Unavailable(reason)) => Err(EventError::Unavailable(reason)),
+        }
+    })
+}
