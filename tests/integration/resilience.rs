@@ -2,9 +2,7 @@
 //! deployment (what a broker restart looks like from the service), and two real
 //! worker processes share a burst while one of them is killed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use uuid::Uuid;

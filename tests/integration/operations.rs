@@ -2,8 +2,7 @@
 //! dead-letters list|show|requeue|purge`, called as library functions against
 //! a real deployment whose jobs were dead-lettered for real (SMTP 550).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use caseshare::config::Settings;
 use caseshare::operations::{self, OpsError, RequeueTarget};

@@ -5,7 +5,6 @@
 //! `CASESHARE_TEST_AMQP_URL`, else the local defaults, else testcontainers
 //! when Docker is available; otherwise the test fails loudly with how to
 //! start them. Nothing is mocked: PostgreSQL, RabbitMQ and SMTP are real.
-#![allow(dead_code)]
 
 pub mod s3;
 pub mod smtp;
@@ -20,7 +19,6 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-#[allow(unused_imports)]
 pub use smtp::{Mode, SmtpSink};
 
 pub const SERVICE_TOKEN: &str = "test-service-token";
@@ -268,7 +266,6 @@ pub struct Org {
     pub admin_id: Uuid,
     pub user: String,
     pub user_id: Uuid,
-    pub name: String,
 }
 
 pub fn policy(all: bool) -> Value {
@@ -371,7 +368,6 @@ impl TestApp {
             admin_id,
             user,
             user_id,
-            name: name.into(),
         }
     }
 

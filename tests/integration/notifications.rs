@@ -2,10 +2,9 @@
 //! emails (R10) and status events (R15), through the real HTTP API, real
 //! PostgreSQL and RabbitMQ and the in-test SMTP sink.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use common::smtp::Mail;
+use crate::common::smtp::Mail;
 use lapin::types::FieldTable;
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -2,9 +2,7 @@
 //! targets (R14), asynchronous status (R15), access list (R16), extending a
 //! collaboration (R17).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;

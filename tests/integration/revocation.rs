@@ -1,9 +1,7 @@
 //! Revocation (R29–R31): who may revoke, what stops, what stays, idempotency,
 //! and the race between new evidence and a revoke.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;

@@ -7,9 +7,7 @@
 //! p7zip-full; `.ci/run` installs them and sets `CASESHARE_REQUIRE_TOOLS=1`, so
 //! in CI a missing tool fails the test instead of skipping that check).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

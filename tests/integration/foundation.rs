@@ -1,9 +1,7 @@
 //! Foundation: organizations and setup (R1–R5), intake, the job pipeline
 //! (R35–R38), bad input, and crash recovery.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;

@@ -2,9 +2,7 @@
 //! the share (R22–R25), case updates (R26), applying updates (R27), onward
 //! sharing (R28) and the audit trail (R39).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
