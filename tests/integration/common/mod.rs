@@ -5,9 +5,16 @@
 //! `CASESHARE_TEST_AMQP_URL`, else the local defaults, else testcontainers
 //! when Docker is available; otherwise the test fails loudly with how to
 //! start them. Nothing is mocked: PostgreSQL, RabbitMQ and SMTP are real.
+//!
+//! Shared helpers: `world` (two partnered orgs and a case, shared or not),
+//! `refused` (refused requests, one or a table of them), `mail` (reading the
+//! mails the SMTP sink accepted).
 
+mod mail;
+mod refused;
 pub mod s3;
 pub mod smtp;
+mod world;
 
 use caseshare::config::Settings;
 use caseshare::startup::{Application, Roles};
@@ -19,7 +26,10 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
-pub use smtp::{Mode, SmtpSink};
+pub use mail::*;
+pub use refused::*;
+pub use smtp::{Mail, Mode, SmtpSink};
+pub use world::*;
 
 pub const SERVICE_TOKEN: &str = "test-service-token";
 
@@ -465,6 +475,11 @@ impl TestApp {
         )
     }
 
+    /// The `i64` a query answers, e.g. `SELECT count(*) FROM shares`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+
     pub async fn job_status(&self, job: Uuid) -> String {
         sqlx::query_scalar("SELECT status::text FROM jobs WHERE id = $1")
             .bind(job)
@@ -511,6 +526,16 @@ impl TestApp {
         let share = self.share(token, case, body).await;
         let done = self.wait_share(token, share["id"].as_str().unwrap()).await;
         assert_eq!(done["status"], "complete", "{done}");
+        done
+    }
+
+    /// Share, wait until the share is complete and every job (notices
+    /// included) has finished. Returns the completed share.
+    pub async fn share_and_settle(&self, token: &str, case: Uuid, body: Value) -> Value {
+        let share = self.share(token, case, body).await;
+        let done = self.wait_share(token, share["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "complete", "{done}");
+        self.drain().await;
         done
     }
 
