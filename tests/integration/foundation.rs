@@ -1,9 +1,7 @@
 //! Foundation: organizations and setup (R1–R5), intake, the job pipeline
 //! (R35–R38), bad input, and crash recovery.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
@@ -23,21 +21,17 @@ async fn r1_orgs_have_a_kind() {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         assert_eq!(v["kind"], kind);
     }
-    let (s, v) = app
-        .post(
-            "/v1/orgs",
-            SERVICE_TOKEN,
-            json!({ "name": "X", "kind": "police" }),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
-    );
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM orgs")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    assert_refused(
+        &app,
+        Method::POST,
+        "/v1/orgs",
+        SERVICE_TOKEN,
+        Some(json!({ "name": "X", "kind": "police" })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+    )
+    .await;
+    let n = app.count("SELECT count(*) FROM orgs").await;
     assert_eq!(n, 3, "a refused request changes nothing");
     app.stop().await;
 }
@@ -51,21 +45,16 @@ async fn r2_advanced_sharing_needs_setup_once_and_policy_stays_editable() {
     app.partner(a.id, b.id).await;
     let case = app.create_case(&a.user, "Burglary").await;
     let share = json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": b.id, "recipients": [] } });
-    let (s, v) = app
-        .post(&format!("/v1/cases/{case}/shares"), &a.user, share.clone())
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::CONFLICT, Some("advanced_sharing_not_set_up"))
-    );
     let internal = json!({ "scope": { "kind": "case" }, "target": { "kind": "internal", "recipients": [{ "user_id": a.admin_id }] } });
-    let (s, v) = app
-        .post(&format!("/v1/cases/{case}/shares"), &a.user, internal)
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::CONFLICT, Some("advanced_sharing_not_set_up"))
-    );
+    let shares = format!("/v1/cases/{case}/shares");
+    assert_all_refused(
+        &app,
+        [share.clone(), internal].map(|body| {
+            Call::post(&shares, &a.user, body)
+                .refused(StatusCode::CONFLICT, "advanced_sharing_not_set_up")
+        }),
+    )
+    .await;
 
     let (s, v) = app.get("/v1/sharing/setup", &a.admin).await;
     assert_eq!((s, &v["completed"]), (StatusCode::OK, &json!(false)));
@@ -79,17 +68,16 @@ async fn r2_advanced_sharing_needs_setup_once_and_policy_stays_editable() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let policy_id = app.setup(&a, policy(true), false).await;
-    let (s, v) = app
-        .post(
-            "/v1/sharing/setup",
-            &a.admin,
-            json!({ "default_policy": policy(false), "auto_import": false }),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::CONFLICT, Some("conflict"))
-    );
+    assert_refused(
+        &app,
+        Method::POST,
+        "/v1/sharing/setup",
+        &a.admin,
+        Some(json!({ "default_policy": policy(false), "auto_import": false })),
+        StatusCode::CONFLICT,
+        "conflict",
+    )
+    .await;
     let (_, v) = app.get("/v1/sharing/setup", &a.admin).await;
     assert_eq!(v["completed"], true);
     assert_eq!(v["default_policy_id"], policy_id.to_string());
@@ -188,17 +176,16 @@ async fn r3_per_partner_policy_overrides_default_and_removal_falls_back() {
     // Another org's policy id cannot be assigned.
     let d = app.create_org("Delta PD", "lea").await;
     let d_policy = app.setup(&d, policy(true), false).await;
-    let (s, v) = app
-        .put(
-            &format!("/v1/partners/{}/policy", c.id),
-            &a.admin,
-            json!({ "policy_id": d_policy }),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
-    );
+    assert_refused(
+        &app,
+        Method::PUT,
+        &format!("/v1/partners/{}/policy", c.id),
+        &a.admin,
+        Some(json!({ "policy_id": d_policy })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+    )
+    .await;
     let (s, _) = app.get(&format!("/v1/policies/{d_policy}"), &a.admin).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "another org's policy answers 404");
     app.stop().await;
@@ -215,40 +202,20 @@ async fn r4_non_partners_are_refused_and_fpp_needs_classic_sharing() {
     app.setup(&a, policy(true), false).await;
     let case = app.create_case(&a.user, "Case").await;
     let to = |org: Uuid| json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": org, "recipients": [] } });
-    let (s, v) = app
-        .post(
-            &format!("/v1/cases/{case}/shares"),
-            &a.user,
-            to(stranger.id),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_a_partner"))
-    );
-    let (s, v) = app
-        .post(
-            &format!("/v1/cases/{case}/shares"),
-            &a.user,
-            to(Uuid::new_v4()),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("not_a_partner"))
-    );
-    let (s, v) = app
-        .post(&format!("/v1/cases/{case}/shares"), &a.user, to(fpp.id))
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::CONFLICT, Some("classic_sharing_required"))
-    );
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM shares")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    assert_eq!(n, 0);
+    let shares = format!("/v1/cases/{case}/shares");
+    assert_all_refused(
+        &app,
+        [
+            Call::post(&shares, &a.user, to(stranger.id))
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "not_a_partner"),
+            Call::post(&shares, &a.user, to(Uuid::new_v4()))
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "not_a_partner"),
+            Call::post(&shares, &a.user, to(fpp.id))
+                .refused(StatusCode::CONFLICT, "classic_sharing_required"),
+        ],
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM shares").await, 0);
     app.stop().await;
 }
 
@@ -270,17 +237,16 @@ async fn r5_receiving_settings() {
     app.setup(&lea, policy(true), true).await;
     let (_, v) = app.get("/v1/sharing/settings", &lea.admin).await;
     assert_eq!(v["auto_import"], true);
-    let (s, v) = app
-        .put(
-            "/v1/sharing/settings",
-            &lea.admin,
-            json!({ "auto_sync": true }),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
-    );
+    assert_refused(
+        &app,
+        Method::PUT,
+        "/v1/sharing/settings",
+        &lea.admin,
+        Some(json!({ "auto_sync": true })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+    )
+    .await;
     let (s, v) = app
         .put(
             "/v1/sharing/settings",
@@ -311,168 +277,122 @@ async fn bad_input_gets_the_contract_error_shape_and_changes_nothing() {
     let b = app.create_org("Beta PD", "lea").await;
     let case = app.create_case(&a.user, "Case").await;
 
-    // Missing and bad tokens.
-    let (s, v) = app.call(Method::GET, "/v1/cases", None, None).await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
-    );
-    assert!(v["message"].is_string());
-    let (s, v) = app.get("/v1/cases", "nope").await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
-    );
-    let (s, _) = app
-        .call(
-            Method::POST,
-            "/v1/orgs",
-            None,
-            Some(json!({ "name": "x", "kind": "lea" })),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNAUTHORIZED);
-    // Wrong role: users cannot bootstrap, the service is not a user, users are not admins.
-    let (s, v) = app
-        .post("/v1/orgs", &a.admin, json!({ "name": "x", "kind": "lea" }))
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
-    let (s, _) = app.get("/v1/cases", SERVICE_TOKEN).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = app.post("/v1/policies", &a.user, policy(true)).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_all_refused(
+        &app,
+        [
+            // Missing and bad tokens.
+            Call::new(Method::GET, "/v1/cases", None, None)
+                .refused(StatusCode::UNAUTHORIZED, "unauthorized")
+                .message(""),
+            Call::get("/v1/cases", "nope").refused(StatusCode::UNAUTHORIZED, "unauthorized"),
+            Call::new(
+                Method::POST,
+                "/v1/orgs",
+                None,
+                Some(json!({ "name": "x", "kind": "lea" })),
+            )
+            .status(StatusCode::UNAUTHORIZED),
+            // Wrong role: users cannot bootstrap, the service is not a user, users are not admins.
+            Call::post("/v1/orgs", &a.admin, json!({ "name": "x", "kind": "lea" }))
+                .refused(StatusCode::FORBIDDEN, "forbidden"),
+            Call::get("/v1/cases", SERVICE_TOKEN).status(StatusCode::FORBIDDEN),
+            Call::post("/v1/policies", &a.user, policy(true)).status(StatusCode::FORBIDDEN),
+        ],
+    )
+    .await;
     // Malformed JSON and wrong types are validation errors.
-    let (s, v) = app
-        .raw(Method::POST, "/v1/cases", &a.user, "{not json")
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
-    );
-    let (s, v) = app
-        .post(
-            "/v1/cases",
-            &a.user,
-            json!({ "case_number": 7, "title": "t" }),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
-    );
-    let (s, _) = app
-        .post(
-            "/v1/cases",
-            &a.user,
-            json!({ "case_number": " ", "title": "t" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, _) = app
-        .post(
-            &format!("/v1/cases/{case}/evidence"),
-            &a.user,
-            json!({ "title": "x", "gps": { "lat": "north" } }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, _) = app
-        .post(
-            &format!("/v1/cases/{case}/evidence"),
-            &a.user,
-            json!({ "title": "x", "gps": { "lat": 91.0, "lon": 0.0 } }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, _) = app
-        .post(
-            &format!("/v1/cases/{case}/evidence"),
-            &a.user,
-            json!({ "title": "x", "folder_id": Uuid::new_v4() }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let mut bad_policy = policy(true);
     bad_policy["permissions"]["copy_download"] = json!("yes");
-    let (s, _) = app
-        .post(
-            "/v1/sharing/setup",
-            &a.admin,
-            json!({ "default_policy": bad_policy, "auto_import": true }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let mut missing = policy(true);
     missing["evidence_terms"]
         .as_object_mut()
         .unwrap()
         .remove("gps");
-    let (s, _) = app
-        .post(
-            "/v1/sharing/setup",
-            &a.admin,
-            json!({ "default_policy": missing, "auto_import": true }),
-        )
-        .await;
-    assert_eq!(
-        s,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "every policy leaf is required"
-    );
-    let (s, _) = app
-        .post(
-            "/v1/orgs/not-a-uuid/users",
-            SERVICE_TOKEN,
-            json!({ "name": "n", "email": "n@x.example", "role": "user" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app
-        .post(
-            &format!("/v1/orgs/{}/users", Uuid::new_v4()),
-            SERVICE_TOKEN,
-            json!({ "name": "n", "email": "n@x.example", "role": "user" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app
-        .post(
-            &format!("/v1/orgs/{}/users", a.id),
-            SERVICE_TOKEN,
-            json!({ "name": "n", "email": "not-an-email", "role": "user" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, _) = app
-        .post(
-            "/v1/partnerships",
-            SERVICE_TOKEN,
-            json!({ "org_ids": [a.id] }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let (s, _) = app
-        .post(
-            &format!("/v1/orgs/{}/groups", a.id),
-            SERVICE_TOKEN,
-            json!({ "name": "g", "member_ids": [b.user_id] }),
-        )
-        .await;
-    assert_eq!(
-        s,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "a group holds only its own org's users"
-    );
-    let (s, _) = app
-        .get(&format!("/v1/jobs/{}", Uuid::new_v4()), SERVICE_TOKEN)
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    let evidence_path = format!("/v1/cases/{case}/evidence");
+    let new_user = json!({ "name": "n", "email": "n@x.example", "role": "user" });
+    assert_all_refused(
+        &app,
+        [
+            Call::raw(Method::POST, "/v1/cases", &a.user, "{not json")
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Call::post(
+                "/v1/cases",
+                &a.user,
+                json!({ "case_number": 7, "title": "t" }),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Call::post(
+                "/v1/cases",
+                &a.user,
+                json!({ "case_number": " ", "title": "t" }),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY),
+            Call::post(
+                &evidence_path,
+                &a.user,
+                json!({ "title": "x", "gps": { "lat": "north" } }),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY),
+            Call::post(
+                &evidence_path,
+                &a.user,
+                json!({ "title": "x", "gps": { "lat": 91.0, "lon": 0.0 } }),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY),
+            Call::post(
+                &evidence_path,
+                &a.user,
+                json!({ "title": "x", "folder_id": Uuid::new_v4() }),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY),
+            Call::post(
+                "/v1/sharing/setup",
+                &a.admin,
+                json!({ "default_policy": bad_policy, "auto_import": true }),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY),
+            Call::post(
+                "/v1/sharing/setup",
+                &a.admin,
+                json!({ "default_policy": missing, "auto_import": true }),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .note("every policy leaf is required"),
+            Call::post("/v1/orgs/not-a-uuid/users", SERVICE_TOKEN, new_user.clone())
+                .status(StatusCode::NOT_FOUND),
+            Call::post(
+                format!("/v1/orgs/{}/users", Uuid::new_v4()),
+                SERVICE_TOKEN,
+                new_user,
+            )
+            .status(StatusCode::NOT_FOUND),
+            Call::post(
+                format!("/v1/orgs/{}/users", a.id),
+                SERVICE_TOKEN,
+                json!({ "name": "n", "email": "not-an-email", "role": "user" }),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY),
+            Call::post(
+                "/v1/partnerships",
+                SERVICE_TOKEN,
+                json!({ "org_ids": [a.id] }),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY),
+            Call::post(
+                format!("/v1/orgs/{}/groups", a.id),
+                SERVICE_TOKEN,
+                json!({ "name": "g", "member_ids": [b.user_id] }),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY)
+            .note("a group holds only its own org's users"),
+            Call::get(format!("/v1/jobs/{}", Uuid::new_v4()), SERVICE_TOKEN)
+                .status(StatusCode::NOT_FOUND),
+        ],
+    )
+    .await;
 
     // Unknown ids and another org's ids answer 404, never 403.
-    for path in [
+    let reads = [
         format!("/v1/cases/{case}"),
         format!("/v1/cases/{case}/evidence"),
         format!("/v1/cases/{case}/folders"),
@@ -482,38 +402,32 @@ async fn bad_input_gets_the_contract_error_shape_and_changes_nothing() {
         format!("/v1/cases/{case}/import-details"),
         format!("/v1/cases/{}", Uuid::new_v4()),
         format!("/v1/shares/{}", Uuid::new_v4()),
-    ] {
-        let (s, v) = app.get(&path, &b.admin).await;
-        assert_eq!(
-            (s, v["error"].as_str()),
-            (StatusCode::NOT_FOUND, Some("not_found")),
-            "{path}"
-        );
-    }
-    let (s, _) = app
-        .patch(
-            &format!("/v1/cases/{case}"),
-            &b.admin,
-            json!({ "title": "mine" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app
-        .post(
-            &format!("/v1/cases/{case}/evidence"),
-            &b.user,
-            json!({ "title": "planted" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = app
-        .post(
-            &format!("/v1/cases/{case}/folders"),
-            &b.user,
-            json!({ "name": "planted" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    ];
+    assert_all_refused(
+        &app,
+        reads.map(|path| Call::get(path, &b.admin).refused(StatusCode::NOT_FOUND, "not_found")),
+    )
+    .await;
+    assert_all_refused(
+        &app,
+        [
+            Call::patch(
+                format!("/v1/cases/{case}"),
+                &b.admin,
+                json!({ "title": "mine" }),
+            )
+            .status(StatusCode::NOT_FOUND),
+            Call::post(&evidence_path, &b.user, json!({ "title": "planted" }))
+                .status(StatusCode::NOT_FOUND),
+            Call::post(
+                format!("/v1/cases/{case}/folders"),
+                &b.user,
+                json!({ "name": "planted" }),
+            )
+            .status(StatusCode::NOT_FOUND),
+        ],
+    )
+    .await;
 
     let (evidence, title): (i64, String) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM evidence), (SELECT title FROM cases WHERE id = $1)",
@@ -740,12 +654,7 @@ async fn r38_evidence_published_to_rabbitmq_is_recorded_like_http() {
 #[tokio::test]
 async fn r35_crash_after_effect_before_ack_redelivers_and_the_effect_happens_once() {
     let app = spawn_app().await;
-    let a = app.create_org("Alpha PD", "lea").await;
-    let b = app.create_org("Beta PD", "lea").await;
-    app.partner(a.id, b.id).await;
-    app.setup(&a, policy(true), false).await;
-    let case = app.create_case(&a.user, "Case").await;
-    app.share_case_with(&a.user, case, b.id).await;
+    let (a, b, case) = case_shared_with_partner(&app, policy(true), "Case").await;
 
     app.app
         .as_ref()

@@ -2,46 +2,23 @@
 //! the share (R22–R25), case updates (R26), applying updates (R27), onward
 //! sharing (R28) and the audit trail (R39).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-struct World {
-    app: TestApp,
-    a: Org,
-    b: Org,
-    case: Uuid,
-}
-
 /// Alpha (LEA) owns a case, partnered with `receiver_kind` org Beta.
 async fn world(p: Value, receiver_kind: &str) -> World {
-    let app = spawn_app().await;
-    let a = app.create_org("Alpha PD", "lea").await;
-    let b = app.create_org("Beta", receiver_kind).await;
-    app.partner(a.id, b.id).await;
-    app.setup(&a, p, false).await;
-    let case = app.create_case(&a.user, "Robbery").await;
-    World { app, a, b, case }
+    World::spawn(("Beta", receiver_kind), p, "Robbery").await
 }
 
-fn to_partner(org: Uuid, scope: Value) -> Value {
-    json!({ "scope": scope, "target": { "kind": "partner", "org_id": org, "recipients": [] } })
-}
-
+/// The receiver's side of `common::World`.
 impl World {
+    /// Share `scope` of the case with Beta and wait until everything settled.
     async fn share(&self, scope: Value) -> Value {
-        let body = json!({ "scope": scope, "target": { "kind": "partner", "org_id": self.b.id, "recipients": [] } });
-        let share = self.app.share(&self.a.user, self.case, body).await;
-        let done = self
-            .app
-            .wait_share(&self.a.user, share["id"].as_str().unwrap())
-            .await;
-        assert_eq!(done["status"], "complete", "{done}");
-        self.app.drain().await;
-        done
+        self.app
+            .share_and_settle(&self.a.user, self.case, to_partner(self.b.id, scope))
+            .await
     }
 
     async fn received(&self) -> Value {
@@ -87,49 +64,34 @@ async fn r18_external_case_is_marked_and_read_only() {
     assert_eq!(case["external"]["sharing_org"]["name"], "Alpha PD");
     assert_eq!(case["external"]["sharing_org"]["id"], w.a.id.to_string());
     assert_eq!(case["external"]["share_id"], share["id"]);
-    let (s, v) = w
-        .app
-        .patch(
-            &format!("/v1/cases/{}", w.case),
-            &w.b.user,
-            json!({ "title": "Mine now" }),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
-    );
-    let (s, _) = w
-        .app
-        .post(
-            &format!("/v1/cases/{}/evidence", w.case),
-            &w.b.user,
-            json!({ "title": "planted" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = w
-        .app
-        .post(
-            &format!("/v1/cases/{}/folders", w.case),
-            &w.b.user,
-            json!({ "name": "planted" }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = w
-        .app
-        .post(
-            &format!("/v1/cases/{}/shares", w.case),
-            &w.b.user,
-            to_partner(w.a.id, json!({ "kind": "case" })),
-        )
-        .await;
-    assert_eq!(
-        s,
-        StatusCode::NOT_FOUND,
-        "a receiver cannot reshare the owner's case"
-    );
+    let case_path = format!("/v1/cases/{}", w.case);
+    assert_all_refused(
+        &w.app,
+        [
+            Call::patch(&case_path, &w.b.user, json!({ "title": "Mine now" }))
+                .refused(StatusCode::FORBIDDEN, "forbidden"),
+            Call::post(
+                format!("{case_path}/evidence"),
+                &w.b.user,
+                json!({ "title": "planted" }),
+            )
+            .status(StatusCode::FORBIDDEN),
+            Call::post(
+                format!("{case_path}/folders"),
+                &w.b.user,
+                json!({ "name": "planted" }),
+            )
+            .status(StatusCode::FORBIDDEN),
+            Call::post(
+                format!("{case_path}/shares"),
+                &w.b.user,
+                to_partner(w.a.id, json!({ "kind": "case" })),
+            )
+            .status(StatusCode::NOT_FOUND)
+            .note("a receiver cannot reshare the owner's case"),
+        ],
+    )
+    .await;
     let (_, list) = w.app.get("/v1/cases", &w.b.user).await;
     let item = &list["items"][0];
     assert_eq!(
@@ -270,28 +232,17 @@ async fn r19_manual_import_and_refusal_without_copy_download() {
     let (_, rc) = w.app.get("/v1/received", &c.user).await;
     let rc = &rc["items"][0];
     assert_eq!(rc["state"], "external");
-    let (s, v) = w
-        .app
-        .post(
-            &format!("/v1/received/{}/import", rc["id"].as_str().unwrap()),
-            &c.user,
-            json!({}),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("policy_forbids"))
-    );
-    // Another org cannot import Gamma's received case.
-    let (s, _) = w
-        .app
-        .post(
-            &format!("/v1/received/{}/import", rc["id"].as_str().unwrap()),
-            &w.b.user,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    let import = format!("/v1/received/{}/import", rc["id"].as_str().unwrap());
+    assert_all_refused(
+        &w.app,
+        [
+            Call::post(&import, &c.user, json!({}))
+                .refused(StatusCode::FORBIDDEN, "policy_forbids"),
+            // Another org cannot import Gamma's received case.
+            Call::post(&import, &w.b.user, json!({})).status(StatusCode::NOT_FOUND),
+        ],
+    )
+    .await;
     w.app.stop().await;
 }
 
@@ -445,7 +396,7 @@ async fn r22_r24_new_evidence_follows_case_and_folder_scopes_not_subsets() {
         (c.id, json!({ "kind": "folders", "folder_ids": [shared] })),
         (d.id, json!({ "kind": "evidence", "evidence_ids": [first] })),
     ] {
-        let s = w.app.share(&w.a.user, w.case, json!({ "scope": scope, "target": { "kind": "partner", "org_id": org, "recipients": [] } })).await;
+        let s = w.app.share(&w.a.user, w.case, to_partner(org, scope)).await;
         w.app.wait_share(&w.a.user, s["id"].as_str().unwrap()).await;
     }
     w.app
@@ -512,7 +463,17 @@ async fn r22_r24_new_evidence_follows_case_and_folder_scopes_not_subsets() {
         .find(|i| i["title"] == "root new")
         .unwrap()["id"]
         .clone();
-    let s = w.app.share(&w.a.user, w.case, json!({ "scope": { "kind": "evidence", "evidence_ids": [root_new] }, "target": { "kind": "partner", "org_id": d.id, "recipients": [] } })).await;
+    let s = w
+        .app
+        .share(
+            &w.a.user,
+            w.case,
+            to_partner(
+                d.id,
+                json!({ "kind": "evidence", "evidence_ids": [root_new] }),
+            ),
+        )
+        .await;
     w.app.wait_share(&w.a.user, s["id"].as_str().unwrap()).await;
     assert_eq!(titles(&d).await, vec!["first", "root new"]);
     w.app.stop().await;
@@ -785,18 +746,16 @@ async fn r28_onward_sharing_follows_internal_share_permission() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     let (gamma_colleague, _) = w.app.create_user(c.id, "Gamma Analyst", "user").await;
-    let (s, v) = w
-        .app
-        .post(
-            &format!("/v1/cases/{}/recipients", w.case),
-            &c.user,
-            json!({ "user_id": gamma_colleague }),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("policy_forbids"))
-    );
+    assert_refused(
+        &w.app,
+        Method::POST,
+        &format!("/v1/cases/{}/recipients", w.case),
+        &c.user,
+        Some(json!({ "user_id": gamma_colleague })),
+        StatusCode::FORBIDDEN,
+        "policy_forbids",
+    )
+    .await;
     w.app.stop().await;
 }
 

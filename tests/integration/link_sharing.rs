@@ -7,9 +7,7 @@
 //! p7zip-full; `.ci/run` installs them and sets `CASESHARE_REQUIRE_TOOLS=1`, so
 //! in CI a missing tool fails the test instead of skipping that check).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -283,10 +281,10 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
     assert_eq!(done["manifest_sha256"], sha(&manifest_bytes));
 
     // The recipient is emailed the link, once, with its expiry and the manifest's hash.
-    let sink = app.smtp.as_ref().unwrap();
+    let sink = sink(app);
     let mail = eventually("link email", || async { sink.mails().into_iter().next() }).await;
     assert_eq!(mail.to, vec!["defense@firm.example".to_string()]);
-    let text = mail.data.replace("=\r\n", "").replace("=3D", "=");
+    let text = readable(&mail);
     assert!(
         text.contains(&download_path(&done)),
         "the link is in the email"
@@ -508,23 +506,21 @@ async fn r40_refuses_bad_link_share_requests() {
     let case = app.create_case(&a.user, "Burglary").await;
     let ok = body(json!({ "kind": "case" }), false);
 
-    let (s, v) = app
-        .post(
-            &format!("/v1/cases/{}/link-shares", Uuid::new_v4()),
-            &a.user,
-            ok.clone(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
-    let (s, v) = app
-        .post(
-            &format!("/v1/cases/{case}/link-shares"),
-            &b.user,
-            ok.clone(),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
-    for (key, value) in [
+    let link_shares = format!("/v1/cases/{case}/link-shares");
+    assert_all_refused(
+        &app,
+        [
+            Call::post(
+                format!("/v1/cases/{}/link-shares", Uuid::new_v4()),
+                &a.user,
+                ok.clone(),
+            )
+            .status(StatusCode::NOT_FOUND),
+            Call::post(&link_shares, &b.user, ok.clone()).status(StatusCode::NOT_FOUND),
+        ],
+    )
+    .await;
+    let bad_fields = [
         ("duration_hours", json!(0)),
         ("duration_hours", json!(-5)),
         ("package", json!("tar")),
@@ -534,15 +530,18 @@ async fn r40_refuses_bad_link_share_requests() {
             "scope",
             json!({ "kind": "evidence", "evidence_ids": [Uuid::new_v4()] }),
         ),
-    ] {
-        let mut bad = ok.clone();
-        bad[key] = value.clone();
-        let (s, v) = app
-            .post(&format!("/v1/cases/{case}/link-shares"), &a.user, bad)
-            .await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{key}={value}: {v}");
-        assert_eq!(v["error"], "validation", "{v}");
-    }
+    ];
+    assert_all_refused(
+        &app,
+        bad_fields.map(|(key, value)| {
+            let mut bad = ok.clone();
+            bad[key] = value.clone();
+            Call::post(&link_shares, &a.user, bad)
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
+                .note(format!("{key}={value}"))
+        }),
+    )
+    .await;
 
     // A user of an fpp partner (R4's fallback) and a user of the own org are fine.
     for user in [c.user_id, a.admin_id] {
@@ -771,12 +770,8 @@ async fn r40_iso_package_opens_with_standard_tools_and_matches_its_manifest() {
     finish(w.app).await;
 }
 
-fn mails_with(app: &TestApp, needle: &str) -> usize {
-    let sink = app.smtp.as_ref().unwrap();
-    sink.mails()
-        .iter()
-        .filter(|m| m.data.contains(needle))
-        .count()
+fn is_reminder(mail: &Mail) -> bool {
+    subject(mail).starts_with("Reminder")
 }
 
 // R40: "a reminder is emailed a configurable time before expiry" (default 24 h).
@@ -803,7 +798,7 @@ async fn r40_expiry_reminder_is_emailed_once_before_the_link_expires() {
         assert_eq!(wait_link(app, &w.a.user, id).await["status"], "complete");
     }
     app.drain().await;
-    let sink = app.smtp.as_ref().unwrap();
+    let sink = sink(app);
     assert_eq!(sink.mails().len(), 2, "one link email per link share");
     let remind = || caseshare::linkshare::queue_reminders(&app.db, &settings);
     assert_eq!(remind().await.unwrap(), 0, "72 h left: too early");
@@ -822,14 +817,12 @@ async fn r40_expiry_reminder_is_emailed_once_before_the_link_expires() {
     assert_eq!(remind().await.unwrap(), 1, "only the long-lived link");
     assert_eq!(remind().await.unwrap(), 0, "once");
     let reminder = eventually("the reminder email", || async {
-        sink.mails()
-            .into_iter()
-            .find(|m| m.data.contains("Subject: Reminder"))
+        sink.mails().into_iter().find(is_reminder)
     })
     .await;
     assert_eq!(reminder.to, vec!["defense@firm.example".to_string()]);
     let (_, view) = app.get(&format!("/v1/link-shares/{long}"), &w.a.user).await;
-    let text = reminder.data.replace("=\r\n", "").replace("=3D", "=");
+    let text = readable(&reminder);
     assert!(
         text.contains(&download_path(&view)),
         "the link is in the reminder"
@@ -842,7 +835,7 @@ async fn r40_expiry_reminder_is_emailed_once_before_the_link_expires() {
     );
     app.drain().await;
     assert_eq!(sink.mails().len(), 3, "two link emails and one reminder");
-    assert_eq!(mails_with(app, "Subject: Reminder"), 1);
+    assert_eq!(sink.mails().iter().filter(|m| is_reminder(m)).count(), 1);
     finish(w.app).await;
 }
 
@@ -908,11 +901,7 @@ async fn r40_link_share_status_events_and_dead_letter_requeue() {
         ])
         .await;
     app.drain().await;
-    assert_eq!(
-        app.smtp.as_ref().unwrap().mails().len(),
-        1,
-        "the link is emailed once"
-    );
+    assert_eq!(sink(app).mails().len(), 1, "the link is emailed once");
     listener.close().await;
     finish(w.app).await;
 }
@@ -1083,32 +1072,26 @@ async fn r10_r40_attachments_the_recipients_policy_excludes_are_refused() {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    let count = || async {
-        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM link_shares")
-            .fetch_one(&app.db)
-            .await
-            .unwrap()
-    };
+    let count = || app.count("SELECT count(*) FROM link_shares");
     let before = count().await;
 
     // To an email address: the default policy refuses both attachments.
-    for (attachment, word) in [
-        ("transcripts", "transcripts"),
-        ("audit_trails", "audit trail"),
-    ] {
-        let mut request = body(json!({ "kind": "case" }), false);
-        request["attachments"] = json!({ attachment: true });
-        let (s, v) = app
-            .post(
-                &format!("/v1/cases/{}/link-shares", w.case),
-                &w.a.user,
-                request,
-            )
-            .await;
-        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-        assert_eq!(v["error"], "validation");
-        assert!(v["message"].as_str().unwrap().contains(word), "{v}");
-    }
+    let link_shares = format!("/v1/cases/{}/link-shares", w.case);
+    assert_all_refused(
+        app,
+        [
+            ("transcripts", "transcripts"),
+            ("audit_trails", "audit trail"),
+        ]
+        .map(|(attachment, word)| {
+            let mut request = body(json!({ "kind": "case" }), false);
+            request["attachments"] = json!({ attachment: true });
+            Call::post(&link_shares, &w.a.user, request)
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
+                .message(word)
+        }),
+    )
+    .await;
     assert_eq!(count().await, before, "refused requests change nothing");
 
     // Without them it goes through, and the package has no transcript.
@@ -1248,18 +1231,22 @@ async fn r40_a_link_share_is_listed_and_can_be_revoked_before_it_expires() {
         .await;
     assert_eq!(s, StatusCode::OK, "{list}");
     assert_eq!(list["items"][0]["id"], id.as_str(), "{list}");
-    let (s, _) = app
-        .get(&format!("/v1/cases/{}/link-shares", w.case), &other.user)
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "another org sees nothing");
-    let (s, _) = app
-        .post(
-            &format!("/v1/link-shares/{id}/revoke"),
-            &other.user,
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "nor can it revoke");
+    assert_all_refused(
+        app,
+        [
+            Call::get(format!("/v1/cases/{}/link-shares", w.case), &other.user)
+                .status(StatusCode::NOT_FOUND)
+                .note("another org sees nothing"),
+            Call::post(
+                format!("/v1/link-shares/{id}/revoke"),
+                &other.user,
+                json!({}),
+            )
+            .status(StatusCode::NOT_FOUND)
+            .note("nor can it revoke"),
+        ],
+    )
+    .await;
 
     let (s, v) = app
         .post(

@@ -1,9 +1,7 @@
 //! Revocation (R29–R31): who may revoke, what stops, what stays, idempotency,
 //! and the race between new evidence and a revoke.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use uuid::Uuid;
@@ -18,10 +16,8 @@ struct World {
 
 async fn shared_world(receiver_kind: &str, auto_sync: bool) -> World {
     let app = spawn_app().await;
-    let a = app.create_org("Alpha PD", "lea").await;
-    let b = app.create_org("Beta", receiver_kind).await;
-    app.partner(a.id, b.id).await;
-    app.setup(&a, policy(true), false).await;
+    let (a, b, case) =
+        partners_with_case(&app, ("Beta", receiver_kind), policy(true), "Fraud").await;
     if auto_sync {
         app.put(
             "/v1/sharing/settings",
@@ -30,7 +26,6 @@ async fn shared_world(receiver_kind: &str, auto_sync: bool) -> World {
         )
         .await;
     }
-    let case = app.create_case(&a.user, "Fraud").await;
     app.add_evidence(&a.user, case, json!({ "title": "before" }))
         .await;
     let share = app.share_case_with(&a.user, case, b.id).await;
@@ -64,26 +59,33 @@ async fn r29_owner_or_admin_revokes_and_external_access_ends() {
     let w = shared_world("lea", false).await;
     let (other_user, other_token) = w.app.create_user(w.a.id, "Other Officer", "user").await;
     let _ = other_user;
-    let (s, v) = w.revoke(&other_token).await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden")),
-        "a user who does not own the case"
-    );
-    let (s, _) = w.revoke(&w.b.admin).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "the receiver cannot revoke");
+    let revoke = format!("/v1/shares/{}/revoke", w.share_id);
+    assert_all_refused(
+        &w.app,
+        [
+            Call::new(Method::POST, &revoke, Some(other_token.as_str()), None)
+                .refused(StatusCode::FORBIDDEN, "forbidden")
+                .note("a user who does not own the case"),
+            Call::new(Method::POST, &revoke, Some(w.b.admin.as_str()), None)
+                .status(StatusCode::NOT_FOUND)
+                .note("the receiver cannot revoke"),
+        ],
+    )
+    .await;
     let (s, v) = w.revoke(&w.a.admin).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     assert_eq!(v["status"], "revoked");
 
-    for path in [
+    let reads = [
         format!("/v1/cases/{}", w.case),
         format!("/v1/cases/{}/evidence", w.case),
         format!("/v1/cases/{}/folders", w.case),
-    ] {
-        let (s, _) = w.app.get(&path, &w.b.user).await;
-        assert_eq!(s, StatusCode::NOT_FOUND, "{path}");
-    }
+    ];
+    assert_all_refused(
+        &w.app,
+        reads.map(|path| Call::get(path, &w.b.user).status(StatusCode::NOT_FOUND)),
+    )
+    .await;
     let (_, received) = w.app.get("/v1/received", &w.b.user).await;
     assert_eq!(received["items"][0]["state"], "revoked");
     let (_, list) = w.app.get("/v1/cases", &w.b.user).await;
@@ -153,18 +155,16 @@ async fn r30_imported_copy_stays_but_receives_no_updates() {
     assert_eq!(d["state"], "revoked");
     assert!(d["updates"]["case"].as_array().unwrap().is_empty());
     assert!(d["updates"]["evidence"].as_array().unwrap().is_empty());
-    let (s, v) = w
-        .app
-        .post(
-            &format!("/v1/cases/{imported}/updates/apply"),
-            &w.b.user,
-            json!({ "all": true }),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::GONE, Some("share_revoked"))
-    );
+    assert_refused(
+        &w.app,
+        Method::POST,
+        &format!("/v1/cases/{imported}/updates/apply"),
+        &w.b.user,
+        Some(json!({ "all": true })),
+        StatusCode::GONE,
+        "share_revoked",
+    )
+    .await;
     w.app.stop().await;
 }
 
@@ -259,46 +259,30 @@ async fn r29_r31_bulk_revoke_by_ids_case_and_partner() {
     }
     // Refusals change nothing.
     let (_, other_token) = w.app.create_user(w.a.id, "Other Officer", "user").await;
-    let (s, _) = w
+    let bulk = "/v1/shares/revoke";
+    assert_all_refused(
+        &w.app,
+        [
+            Call::post(bulk, &other_token, json!({ "case_id": w.case }))
+                .status(StatusCode::FORBIDDEN),
+            Call::post(
+                bulk,
+                &w.a.user,
+                json!({ "share_ids": [ids[0], Uuid::new_v4()] }),
+            )
+            .status(StatusCode::NOT_FOUND),
+            Call::post(bulk, &w.b.admin, json!({ "share_ids": [ids[0]] }))
+                .status(StatusCode::NOT_FOUND)
+                .note("another org's share ids do not leak"),
+            Call::post(bulk, &w.a.user, json!({ "share_ids": [] }))
+                .status(StatusCode::UNPROCESSABLE_ENTITY),
+        ],
+    )
+    .await;
+    let live = w
         .app
-        .post(
-            "/v1/shares/revoke",
-            &other_token,
-            json!({ "case_id": w.case }),
-        )
+        .count("SELECT count(*) FROM shares WHERE status = 'complete'")
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
-    let (s, _) = w
-        .app
-        .post(
-            "/v1/shares/revoke",
-            &w.a.user,
-            json!({ "share_ids": [ids[0], Uuid::new_v4()] }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = w
-        .app
-        .post(
-            "/v1/shares/revoke",
-            &w.b.admin,
-            json!({ "share_ids": [ids[0]] }),
-        )
-        .await;
-    assert_eq!(
-        s,
-        StatusCode::NOT_FOUND,
-        "another org's share ids do not leak"
-    );
-    let (s, _) = w
-        .app
-        .post("/v1/shares/revoke", &w.a.user, json!({ "share_ids": [] }))
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
-    let live: i64 = sqlx::query_scalar("SELECT count(*) FROM shares WHERE status = 'complete'")
-        .fetch_one(&w.app.db)
-        .await
-        .unwrap();
     assert_eq!(live, 4);
 
     // All shares to Gamma (two cases), in one job.

@@ -2,8 +2,7 @@
 //! dead-letters list|show|requeue|purge`, called as library functions against
 //! a real deployment whose jobs were dead-lettered for real (SMTP 550).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use caseshare::config::Settings;
 use caseshare::operations::{self, OpsError, RequeueTarget};
@@ -18,48 +17,6 @@ fn settings(app: &TestApp) -> Settings {
     // The harness's retry steps, so `queues` lists the queues it declared.
     s.retry_delays_ms = Options::default().retry_delays_ms;
     s
-}
-
-fn sink(app: &TestApp) -> &SmtpSink {
-    app.smtp.as_ref().expect("the harness runs an SMTP sink")
-}
-
-fn mails_to(app: &TestApp, address: &str) -> usize {
-    sink(app)
-        .mails()
-        .iter()
-        .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(address)))
-        .count()
-}
-
-/// Two partner LEAs (the sharer set up) and a case of the sharer.
-async fn two_partners(app: &TestApp) -> (Org, Org, Uuid) {
-    let a = app.create_org("Alpha PD", "lea").await;
-    let b = app.create_org("Beta PD", "lea").await;
-    app.partner(a.id, b.id).await;
-    app.setup(&a, policy(true), false).await;
-    let case = app.create_case(&a.user, "Burglary").await;
-    (a, b, case)
-}
-
-/// Share with `recipients`, wait for the share and every job to finish.
-async fn share_and_settle(app: &TestApp, a: &Org, b: &Org, case: Uuid, recipients: Value) -> Uuid {
-    let share = app
-        .share(
-            &a.user,
-            case,
-            json!({
-                "scope": { "kind": "case" },
-                "target": { "kind": "partner", "org_id": b.id, "recipients": recipients },
-                "message": "Please review"
-            }),
-        )
-        .await;
-    let id = share["id"].as_str().unwrap().to_string();
-    let done = app.wait_share(&a.user, &id).await;
-    assert_eq!(done["status"], "complete", "{done}");
-    app.drain().await;
-    id.parse().unwrap()
 }
 
 /// (job id, notice id, recipient, notice status) of every send-notice job.
@@ -83,10 +40,6 @@ async fn requeue_audit(app: &TestApp) -> Vec<(Option<Uuid>, Option<Uuid>, Value)
     .unwrap()
 }
 
-async fn count(app: &TestApp, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(&app.db).await.unwrap()
-}
-
 // R36, R37
 #[tokio::test]
 async fn r36_r37_dead_letters_are_listed_shown_requeued_once_and_purged() {
@@ -96,18 +49,15 @@ async fn r36_r37_dead_letters_are_listed_shown_requeued_once_and_purged() {
     })
     .await;
     let ops = settings(&app);
-    let (a, b, case) = two_partners(&app).await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
     // Every recipient is refused for good: both send-notice jobs die.
     sink(&app).set_mode(Mode::Permanent);
     let outside = "reviewer@beta-partner.example";
-    let share_id = share_and_settle(
-        &app,
-        &a,
-        &b,
-        case,
-        json!([{ "user_id": b.user_id }, { "email": outside }]),
-    )
-    .await;
+    let recipients = json!([{ "user_id": b.user_id }, { "email": outside }]);
+    let share = app
+        .share_and_settle(&a.user, case, partner_share(b.id, recipients))
+        .await;
+    let share_id: Uuid = share["id"].as_str().unwrap().parse().unwrap();
     let jobs = notice_jobs(&app).await;
     assert_eq!(jobs.len(), 2, "{jobs:?}");
     for (job, _, _, notice_status) in &jobs {
@@ -191,7 +141,7 @@ async fn r36_r37_dead_letters_are_listed_shown_requeued_once_and_purged() {
     assert_eq!(app.wait_job(job1).await, "complete");
     app.drain().await;
     assert_eq!(
-        mails_to(&app, &recipient1),
+        mails_to(&app, &recipient1).len(),
         1,
         "the requeued notice is mailed once"
     );
@@ -246,8 +196,8 @@ async fn r36_r37_dead_letters_are_listed_shown_requeued_once_and_purged() {
     assert_eq!(requeued[0].job_id, job2);
     assert_eq!(app.wait_job(job2).await, "complete");
     app.drain().await;
-    assert_eq!(mails_to(&app, &recipient2), 1);
-    assert_eq!(mails_to(&app, &recipient1), 1, "still once");
+    assert_eq!(mails_to(&app, &recipient2).len(), 1);
+    assert_eq!(mails_to(&app, &recipient1).len(), 1, "still once");
     assert_eq!(sink(&app).count(), 2);
     assert_eq!(
         notice_jobs(&app)
@@ -274,7 +224,8 @@ async fn r36_r37_dead_letters_are_listed_shown_requeued_once_and_purged() {
     assert_eq!(listed.dead_queue_messages, Some(0));
     assert!(listed.render().contains("0 dead job(s)"));
     assert_eq!(
-        count(&app, "SELECT count(*) FROM jobs WHERE kind = 'send-notice'").await,
+        app.count("SELECT count(*) FROM jobs WHERE kind = 'send-notice'")
+            .await,
         2
     );
     assert_eq!(operations::purge(&ops).await.unwrap(), 0);
@@ -286,15 +237,17 @@ async fn r36_r37_dead_letters_are_listed_shown_requeued_once_and_purged() {
 async fn r36_requeue_refuses_jobs_that_are_not_dead_and_changes_nothing() {
     let app = spawn_app().await;
     let ops = settings(&app);
-    let (a, b, case) = two_partners(&app).await;
-    share_and_settle(&app, &a, &b, case, json!([{ "user_id": b.user_id }])).await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let recipients = json!([{ "user_id": b.user_id }]);
+    app.share_and_settle(&a.user, case, partner_share(b.id, recipients))
+        .await;
     let share_job: Uuid = sqlx::query_scalar("SELECT id FROM jobs WHERE kind = 'share-case'")
         .fetch_one(&app.db)
         .await
         .unwrap();
     assert_eq!(app.job_status(share_job).await, "complete");
-    let outbox = count(&app, "SELECT count(*) FROM outbox").await;
-    let audit = count(&app, "SELECT count(*) FROM audit_log").await;
+    let outbox = app.count("SELECT count(*) FROM outbox").await;
+    let audit = app.count("SELECT count(*) FROM audit_log").await;
 
     let err = operations::requeue(&ops, RequeueTarget::Job(share_job))
         .await
@@ -322,8 +275,8 @@ async fn r36_requeue_refuses_jobs_that_are_not_dead_and_changes_nothing() {
     assert!(none.is_empty(), "nothing is dead: {none:?}");
 
     assert_eq!(app.job_status(share_job).await, "complete");
-    assert_eq!(count(&app, "SELECT count(*) FROM outbox").await, outbox);
-    assert_eq!(count(&app, "SELECT count(*) FROM audit_log").await, audit);
+    assert_eq!(app.count("SELECT count(*) FROM outbox").await, outbox);
+    assert_eq!(app.count("SELECT count(*) FROM audit_log").await, audit);
     let listed = operations::list(&ops).await.unwrap();
     assert!(listed.jobs.is_empty());
     assert_eq!(listed.dead_queue_messages, Some(0));
@@ -341,16 +294,9 @@ async fn r36_requeue_of_a_dead_share_case_job_reopens_its_share() {
     })
     .await;
     let ops = settings(&api);
-    let (a, b, case) = two_partners(&api).await;
+    let (a, b, case) = two_partners(&api, policy(true)).await;
     let share = api
-        .share(
-            &a.user,
-            case,
-            json!({
-                "scope": { "kind": "case" },
-                "target": { "kind": "partner", "org_id": b.id, "recipients": [] }
-            }),
-        )
+        .share(&a.user, case, to_partner(b.id, json!({ "kind": "case" })))
         .await;
     let share_id: Uuid = share["id"].as_str().unwrap().parse().unwrap();
     let job: Uuid = share["job_id"].as_str().unwrap().parse().unwrap();
@@ -380,7 +326,7 @@ async fn r36_requeue_of_a_dead_share_case_job_reopens_its_share() {
         .await
         .unwrap();
     let processing_events = "SELECT count(*) FROM outbox WHERE routing_key = 'share.processing'";
-    let before = count(&api, processing_events).await;
+    let before = api.count(processing_events).await;
 
     let requeued = operations::requeue(&ops, RequeueTarget::AllDead)
         .await
@@ -398,7 +344,7 @@ async fn r36_requeue_of_a_dead_share_case_job_reopens_its_share() {
             .await
             .unwrap();
     assert_eq!((status.as_str(), failure), ("processing", None));
-    assert_eq!(count(&api, processing_events).await, before + 1);
+    assert_eq!(api.count(processing_events).await, before + 1);
     let (attempts, status): (i32, String) =
         sqlx::query_as("SELECT attempts, status::text FROM jobs WHERE id = $1")
             .bind(job)

@@ -2,9 +2,7 @@
 //! deployment (what a broker restart looks like from the service), and two real
 //! worker processes share a burst while one of them is killed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use uuid::Uuid;
@@ -37,12 +35,7 @@ fn drop_broker_connections(prefix: &str) -> usize {
 #[tokio::test]
 async fn r35_broker_connection_loss_loses_no_accepted_evidence() {
     let app = spawn_app().await;
-    let a = app.create_org("Alpha PD", "lea").await;
-    let b = app.create_org("Beta PD", "lea").await;
-    app.partner(a.id, b.id).await;
-    app.setup(&a, policy(true), false).await;
-    let case = app.create_case(&a.user, "Case").await;
-    app.share_case_with(&a.user, case, b.id).await;
+    let (a, b, case) = case_shared_with_partner(&app, policy(true), "Case").await;
     for i in 0..10 {
         app.add_evidence(&a.user, case, json!({ "title": format!("before {i}") }))
             .await;
@@ -188,12 +181,7 @@ async fn r37_worker_json_logs_carry_the_job_span_with_the_case_id() {
         "warn,caseshare::jobs::runner=debug",
         Stdio::from(file),
     );
-    let a = app.create_org("Alpha PD", "lea").await;
-    let b = app.create_org("Beta PD", "lea").await;
-    app.partner(a.id, b.id).await;
-    app.setup(&a, policy(true), false).await;
-    let case = app.create_case(&a.user, "Case").await;
-    app.share_case_with(&a.user, case, b.id).await;
+    let (a, _b, case) = case_shared_with_partner(&app, policy(true), "Case").await;
     let (evidence, _) = app
         .add_evidence(&a.user, case, json!({ "title": "Zulu secret title" }))
         .await;

@@ -2,9 +2,7 @@
 //! targets (R14), asynchronous status (R15), access list (R16), extending a
 //! collaboration (R17).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -29,34 +27,9 @@ fn full_evidence(title: &str) -> Value {
     })
 }
 
-struct World {
-    app: TestApp,
-    a: Org,
-    b: Org,
-    case: Uuid,
-}
-
 /// Alpha (LEA) owns a case and is partnered with Beta (LEA, no auto-import).
 async fn world(default_policy: Value) -> World {
-    let app = spawn_app().await;
-    let a = app.create_org("Alpha PD", "lea").await;
-    let b = app.create_org("Beta PD", "lea").await;
-    app.partner(a.id, b.id).await;
-    app.setup(&a, default_policy, false).await;
-    let case = app.create_case(&a.user, "Burglary on Main St").await;
-    World { app, a, b, case }
-}
-
-fn to_partner(org: Uuid, scope: Value) -> Value {
-    json!({ "scope": scope, "target": { "kind": "partner", "org_id": org, "recipients": [] } })
-}
-
-async fn share_and_wait(app: &TestApp, token: &str, case: Uuid, body: Value) -> Value {
-    let share = app.share(token, case, body).await;
-    let done = app.wait_share(token, share["id"].as_str().unwrap()).await;
-    assert_eq!(done["status"], "complete", "{done}");
-    app.drain().await;
-    done
+    World::spawn(BETA_PD, default_policy, "Burglary on Main St").await
 }
 
 // R6, R8, R9, R10: what the policy excludes is absent; the always-included fields are there.
@@ -78,13 +51,13 @@ async fn r6_r9_r10_external_view_contains_exactly_what_the_policy_allows() {
         .app
         .add_evidence(&w.a.user, w.case, full_evidence("Front door"))
         .await;
-    share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(w.b.id, json!({ "kind": "case" })),
-    )
-    .await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(w.b.id, json!({ "kind": "case" })),
+        )
+        .await;
 
     let (s, list) = w
         .app
@@ -164,7 +137,7 @@ async fn r7_r11_no_download_without_copy_and_redacted_caption() {
         .await;
     let mut body = to_partner(w.b.id, json!({ "kind": "case" }));
     body["redact_caption_evidence_ids"] = json!([ev]);
-    share_and_wait(&w.app, &w.a.user, w.case, body).await;
+    w.app.share_and_settle(&w.a.user, w.case, body).await;
     let (_, list) = w
         .app
         .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
@@ -213,20 +186,20 @@ async fn r7_sender_audit_trail_snapshot_only_when_allowed() {
     w.app
         .add_evidence(&w.a.user, w.case, json!({ "title": "x" }))
         .await;
-    share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(w.b.id, json!({ "kind": "case" })),
-    )
-    .await;
-    share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(c.id, json!({ "kind": "case" })),
-    )
-    .await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(w.b.id, json!({ "kind": "case" })),
+        )
+        .await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(c.id, json!({ "kind": "case" })),
+        )
+        .await;
     let (_, audit_b) = w
         .app
         .get(&format!("/v1/cases/{}/audit", w.case), &w.b.user)
@@ -261,13 +234,14 @@ async fn r12_policy_snapshot_is_recorded_and_later_edits_affect_only_later_share
     w.app
         .add_evidence(&w.a.user, w.case, full_evidence("Clip"))
         .await;
-    let first = share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(w.b.id, json!({ "kind": "case" })),
-    )
-    .await;
+    let first = w
+        .app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(w.b.id, json!({ "kind": "case" })),
+        )
+        .await;
     assert_eq!(first["policy"]["evidence_terms"]["gps"], true);
     assert_eq!(first["policy"]["source"], "default");
 
@@ -315,13 +289,14 @@ async fn r12_policy_snapshot_is_recorded_and_later_edits_affect_only_later_share
         "the receiver sees the governing policy"
     );
 
-    let later = share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(c.id, json!({ "kind": "case" })),
-    )
-    .await;
+    let later = w
+        .app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(c.id, json!({ "kind": "case" })),
+        )
+        .await;
     assert_eq!(later["policy"]["evidence_terms"]["gps"], false);
     let (_, seen_c) = w
         .app
@@ -373,13 +348,13 @@ async fn r13_scope_folders_include_subfolders_and_subsets_are_exact() {
         .await;
     w.app.drain().await;
 
-    share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(w.b.id, json!({ "kind": "folders", "folder_ids": [video] })),
-    )
-    .await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(w.b.id, json!({ "kind": "folders", "folder_ids": [video] })),
+        )
+        .await;
     let ids = |v: &Value| -> Vec<String> {
         v["items"]
             .as_array()
@@ -413,16 +388,16 @@ async fn r13_scope_folders_include_subfolders_and_subsets_are_exact() {
         "only the shared folders are copied"
     );
 
-    share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(
-            c.id,
-            json!({ "kind": "evidence", "evidence_ids": [in_photos, at_root] }),
-        ),
-    )
-    .await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(
+                c.id,
+                json!({ "kind": "evidence", "evidence_ids": [in_photos, at_root] }),
+            ),
+        )
+        .await;
     let (_, seen) = w
         .app
         .get(&format!("/v1/cases/{}/evidence", w.case), &c.user)
@@ -434,30 +409,28 @@ async fn r13_scope_folders_include_subfolders_and_subsets_are_exact() {
     assert_eq!(got, want);
 
     // Scope ids must belong to the case.
-    let (s, v) = w
-        .app
-        .post(
-            &format!("/v1/cases/{}/shares", w.case),
-            &w.a.user,
-            to_partner(
-                c.id,
-                json!({ "kind": "folders", "folder_ids": [Uuid::new_v4()] }),
-            ),
-        )
-        .await;
-    assert_eq!(
-        (s, v["error"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("validation"))
-    );
-    let (s, _) = w
-        .app
-        .post(
-            &format!("/v1/cases/{}/shares", w.case),
-            &w.a.user,
-            to_partner(c.id, json!({ "kind": "evidence", "evidence_ids": [] })),
-        )
-        .await;
-    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let shares = format!("/v1/cases/{}/shares", w.case);
+    assert_all_refused(
+        &w.app,
+        [
+            Call::post(
+                &shares,
+                &w.a.user,
+                to_partner(
+                    c.id,
+                    json!({ "kind": "folders", "folder_ids": [Uuid::new_v4()] }),
+                ),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Call::post(
+                &shares,
+                &w.a.user,
+                to_partner(c.id, json!({ "kind": "evidence", "evidence_ids": [] })),
+            )
+            .status(StatusCode::UNPROCESSABLE_ENTITY),
+        ],
+    )
+    .await;
     w.app.stop().await;
 }
 
@@ -498,7 +471,7 @@ async fn r14_r15_r16_internal_and_partner_shares_and_the_access_list() {
 
     let partner = json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": w.b.id,
         "recipients": [{ "user_id": w.b.user_id }, { "email": "analyst@beta.example" }] } });
-    share_and_wait(&w.app, &w.a.user, w.case, partner).await;
+    w.app.share_and_settle(&w.a.user, w.case, partner).await;
     let (_, access) = w
         .app
         .get(&format!("/v1/cases/{}/access", w.case), &w.a.user)
@@ -549,27 +522,27 @@ async fn r17_sharing_again_extends_without_duplicates() {
         )
         .await;
     w.app.drain().await;
-    share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(w.b.id, json!({ "kind": "evidence", "evidence_ids": [e1] })),
-    )
-    .await;
-    share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(w.b.id, json!({ "kind": "folders", "folder_ids": [f1, f2] })),
-    )
-    .await;
-    share_and_wait(
-        &w.app,
-        &w.a.user,
-        w.case,
-        to_partner(w.b.id, json!({ "kind": "case" })),
-    )
-    .await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(w.b.id, json!({ "kind": "evidence", "evidence_ids": [e1] })),
+        )
+        .await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(w.b.id, json!({ "kind": "folders", "folder_ids": [f1, f2] })),
+        )
+        .await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(w.b.id, json!({ "kind": "case" })),
+        )
+        .await;
     let (_, received) = w.app.get("/v1/received", &w.b.user).await;
     assert_eq!(
         received["items"].as_array().unwrap().len(),

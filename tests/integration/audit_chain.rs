@@ -1,9 +1,7 @@
 //! The audit trail is a hash chain (R39): sealed entries verify, and an entry
 //! edited or deleted behind the service's back breaks the chain at that point.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use sqlx::Connection;
 

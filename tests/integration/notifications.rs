@@ -2,188 +2,20 @@
 //! emails (R10) and status events (R15), through the real HTTP API, real
 //! PostgreSQL and RabbitMQ and the in-test SMTP sink.
 
-mod common;
-use common::*;
+use crate::common::*;
 
-use common::smtp::Mail;
 use lapin::types::FieldTable;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------
-// Reading mails: headers unfolded, MIME parts decoded (7bit, quoted-printable
-// or base64), so that assertions see what a mail client would show.
+// Helpers (reading mails: `common::mail`).
 // ---------------------------------------------------------------------------
-
-/// Split an entity into its header block and its body.
-fn split_entity(entity: &str) -> (&str, &str) {
-    if let Some(i) = entity.find("\r\n\r\n") {
-        (&entity[..i], &entity[i + 4..])
-    } else if let Some(i) = entity.find("\n\n") {
-        (&entity[..i], &entity[i + 2..])
-    } else {
-        (entity, "")
-    }
-}
-
-/// Header fields of a block, continuation lines unfolded.
-fn header_fields(block: &str) -> Vec<(String, String)> {
-    let mut fields: Vec<(String, String)> = Vec::new();
-    for line in block.lines() {
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, value)) = fields.last_mut() {
-                value.push(' ');
-                value.push_str(line.trim());
-            }
-        } else if let Some((name, value)) = line.split_once(':') {
-            fields.push((name.trim().to_string(), value.trim().to_string()));
-        }
-    }
-    fields
-}
-
-fn field(fields: &[(String, String)], name: &str) -> Option<String> {
-    fields
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.clone())
-}
-
-/// A top-level header of a mail, e.g. `Message-ID`.
-fn header(mail: &Mail, name: &str) -> Option<String> {
-    field(&header_fields(split_entity(&mail.data).0), name)
-}
-
-/// A parameter of a header value, e.g. the `boundary` of a Content-Type.
-fn param(value: &str, name: &str) -> Option<String> {
-    value.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.trim().split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().trim_matches('"').to_string())
-    })
-}
-
-fn decode_quoted_printable(body: &str) -> String {
-    let joined = body.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'=' {
-            if let Some(b) = joined
-                .get(i + 1..i + 3)
-                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn decode_base64(body: &str) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in body.bytes() {
-        let Some(v) = ALPHABET.iter().position(|a| *a == c) else {
-            continue; // line breaks and padding
-        };
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The decoded bodies of an entity and, recursively, of its parts.
-fn decode_entity(entity: &str) -> String {
-    let (head, body) = split_entity(entity);
-    let fields = header_fields(head);
-    let content_type = field(&fields, "Content-Type").unwrap_or_default();
-    if content_type.to_ascii_lowercase().starts_with("multipart/") {
-        let boundary = param(&content_type, "boundary").expect("multipart boundary");
-        let delimiter = format!("--{boundary}");
-        let mut out = String::new();
-        for part in body.split(delimiter.as_str()).skip(1) {
-            if part.starts_with("--") {
-                break; // the closing delimiter
-            }
-            let part = part
-                .strip_prefix("\r\n")
-                .or_else(|| part.strip_prefix('\n'))
-                .unwrap_or(part);
-            out.push_str(&decode_entity(part));
-            out.push('\n');
-        }
-        return out;
-    }
-    match field(&fields, "Content-Transfer-Encoding")
-        .map(|e| e.to_ascii_lowercase())
-        .as_deref()
-    {
-        Some("quoted-printable") => decode_quoted_printable(body),
-        Some("base64") => decode_base64(body),
-        _ => body.to_string(),
-    }
-}
-
-/// Everything a reader of the mail sees: the unfolded headers and the decoded
-/// text and HTML bodies.
-fn readable(mail: &Mail) -> String {
-    let headers = header_fields(split_entity(&mail.data).0)
-        .into_iter()
-        .map(|(n, v)| format!("{n}: {v}\n"))
-        .collect::<String>();
-    format!("{headers}\n{}", decode_entity(&mail.data))
-}
-
-fn subject(mail: &Mail) -> String {
-    header(mail, "Subject").unwrap_or_default()
-}
 
 fn is_revocation(mail: &Mail) -> bool {
     subject(mail).contains("revoked")
 }
-
-/// The mails the sink accepted for `address`.
-fn mails_to(app: &TestApp, address: &str) -> Vec<Mail> {
-    sink(app)
-        .mails()
-        .into_iter()
-        .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(address)))
-        .collect()
-}
-
-fn sink(app: &TestApp) -> &SmtpSink {
-    app.smtp.as_ref().expect("the harness runs an SMTP sink")
-}
-
-/// The View link of a mail's text body.
-fn view_link(text: &str) -> Option<String> {
-    let start = text.find("http://caseshare.test/cases/")?;
-    Some(
-        text[start..]
-            .split(|c: char| c.is_whitespace() || c == '"' || c == '<')
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    )
-}
-
-// ---------------------------------------------------------------------------
-// Setup helpers.
-// ---------------------------------------------------------------------------
 
 async fn create_group(app: &TestApp, org: Uuid, name: &str, members: &[Uuid]) -> Uuid {
     let (s, v) = app
@@ -195,35 +27,6 @@ async fn create_group(app: &TestApp, org: Uuid, name: &str, members: &[Uuid]) ->
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     v["id"].as_str().unwrap().parse().unwrap()
-}
-
-fn partner_share(org: Uuid, recipients: Value) -> Value {
-    json!({
-        "scope": { "kind": "case" },
-        "target": { "kind": "partner", "org_id": org, "recipients": recipients },
-        "message": "Please review"
-    })
-}
-
-/// Two partner LEAs, the sharer set up with `sharer_policy`, and a case.
-async fn two_partners(app: &TestApp, sharer_policy: Value) -> (Org, Org, Uuid) {
-    let a = app.create_org("Alpha PD", "lea").await;
-    let b = app.create_org("Beta PD", "lea").await;
-    app.partner(a.id, b.id).await;
-    app.setup(&a, sharer_policy, false).await;
-    let case = app.create_case(&a.user, "Burglary").await;
-    (a, b, case)
-}
-
-/// Share, wait until the share is complete and every job (notices included)
-/// has finished. Returns the share id.
-async fn share_and_settle(app: &TestApp, token: &str, case: Uuid, body: Value) -> String {
-    let share = app.share(token, case, body).await;
-    let id = share["id"].as_str().unwrap().to_string();
-    let done = app.wait_share(token, &id).await;
-    assert_eq!(done["status"], "complete", "{done}");
-    app.drain().await;
-    id
 }
 
 async fn notices(app: &TestApp, token: &str, share_id: &str) -> Vec<Value> {
@@ -256,8 +59,7 @@ async fn r32_partner_share_emails_each_named_recipient_once_with_org_title_messa
     // The group holds a user who is also named directly: still one mail each.
     let group = create_group(&app, b.id, "Detectives", &[b.user_id, b3_id]).await;
     let outside = "reviewer@beta-partner.example";
-    share_and_settle(
-        &app,
+    app.share_and_settle(
         &a.user,
         case,
         partner_share(
@@ -303,7 +105,8 @@ async fn r32_partner_share_emails_each_named_recipient_once_with_org_title_messa
 async fn r32_share_naming_nobody_emails_the_partner_notification_address() {
     let app = spawn_app().await;
     let (a, b, case) = two_partners(&app, policy(true)).await;
-    share_and_settle(&app, &a.user, case, partner_share(b.id, json!([]))).await;
+    app.share_and_settle(&a.user, case, partner_share(b.id, json!([])))
+        .await;
 
     let mails = sink(&app).mails();
     assert_eq!(
@@ -338,8 +141,7 @@ async fn r32_internal_share_emails_named_users_and_group_members() {
     let (a3_id, _) = app.create_user(a.id, "Alpha PD Analyst", "user").await;
     let (a4_id, _) = app.create_user(a.id, "Alpha PD Sergeant", "user").await;
     let group = create_group(&app, a.id, "Night shift", &[a3_id, a4_id]).await;
-    share_and_settle(
-        &app,
+    app.share_and_settle(
         &a.user,
         case,
         json!({
@@ -412,16 +214,19 @@ async fn r10_r32_fields_the_policy_excludes_never_appear_in_an_email() {
     )
     .await;
     app.drain().await;
-    let share_id = share_and_settle(
-        &app,
-        &a.user,
-        case,
-        partner_share(
-            b.id,
-            json!([{ "user_id": b.user_id }, { "email": "reviewer@beta-partner.example" }]),
-        ),
-    )
-    .await;
+    let share_id = app
+        .share_and_settle(
+            &a.user,
+            case,
+            partner_share(
+                b.id,
+                json!([{ "user_id": b.user_id }, { "email": "reviewer@beta-partner.example" }]),
+            ),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // And the revocation mails, too.
     let (s, v) = app
         .post(&format!("/v1/shares/{share_id}/revoke"), &a.user, json!({}))
@@ -454,16 +259,19 @@ async fn r33_revocation_emails_the_receivers_once_even_when_jobs_are_redelivered
     let app = spawn_app().await;
     let (a, b, case) = two_partners(&app, policy(true)).await;
     let outside = "reviewer@beta-partner.example";
-    let share_id = share_and_settle(
-        &app,
-        &a.user,
-        case,
-        partner_share(
-            b.id,
-            json!([{ "user_id": b.user_id }, { "email": outside }]),
-        ),
-    )
-    .await;
+    let share_id = app
+        .share_and_settle(
+            &a.user,
+            case,
+            partner_share(
+                b.id,
+                json!([{ "user_id": b.user_id }, { "email": outside }]),
+            ),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let recipients = [app.user_email(b.user_id).await, outside.to_string()];
 
     let (s, v) = app
@@ -571,8 +379,7 @@ async fn r33_a_crash_between_smtp_accept_and_ack_sends_no_second_copy() {
     // other notices are in flight on the same worker at that moment.
     let faults = app.app.as_ref().unwrap().faults();
     faults.crash_after_effect_once(caseshare::jobs::JobKind::SendNotice);
-    share_and_settle(
-        &app,
+    app.share_and_settle(
         &a.user,
         case,
         partner_share(
@@ -613,13 +420,16 @@ async fn r34_transient_smtp_failures_are_retried_until_delivered_once() {
     let app = spawn_app().await;
     let (a, b, case) = two_partners(&app, policy(true)).await;
     sink(&app).set_mode(Mode::Transient(2));
-    let share_id = share_and_settle(
-        &app,
-        &a.user,
-        case,
-        partner_share(b.id, json!([{ "user_id": b.user_id }])),
-    )
-    .await;
+    let share_id = app
+        .share_and_settle(
+            &a.user,
+            case,
+            partner_share(b.id, json!([{ "user_id": b.user_id }])),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let address = app.user_email(b.user_id).await;
     let mails = mails_to(&app, &address);
@@ -654,13 +464,16 @@ async fn r34_a_permanent_smtp_failure_marks_the_notice_failed_and_the_share_stay
     let app = spawn_app().await;
     let (a, b, case) = two_partners(&app, policy(true)).await;
     sink(&app).set_mode(Mode::Permanent);
-    let share_id = share_and_settle(
-        &app,
-        &a.user,
-        case,
-        partner_share(b.id, json!([{ "user_id": b.user_id }])),
-    )
-    .await;
+    let share_id = app
+        .share_and_settle(
+            &a.user,
+            case,
+            partner_share(b.id, json!([{ "user_id": b.user_id }])),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     let items = notices(&app, &a.user, &share_id).await;
     assert_eq!(items.len(), 1, "{items:?}");

@@ -8,7 +8,6 @@ use tokio::net::TcpListener;
 
 #[derive(Debug, Clone)]
 pub struct Mail {
-    pub from: String,
     pub to: Vec<String>,
     pub data: String,
 }
@@ -79,7 +78,6 @@ impl SmtpSink {
         let (r, mut w) = stream.into_split();
         let mut lines = BufReader::new(r);
         w.write_all(b"220 sink ESMTP ready\r\n").await?;
-        let mut from = String::new();
         let mut to = Vec::new();
         let mut line = String::new();
         loop {
@@ -93,7 +91,6 @@ impl SmtpSink {
                 w.write_all(b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n")
                     .await?;
             } else if upper.starts_with("MAIL FROM:") {
-                from = cmd[10..].trim().to_string();
                 to.clear();
                 w.write_all(b"250 ok\r\n").await?;
             } else if upper.starts_with("RCPT TO:") {
@@ -145,7 +142,6 @@ impl SmtpSink {
                     w.write_all(b"451 4.3.0 try again later\r\n").await?;
                 } else {
                     self.mails.lock().unwrap().push(Mail {
-                        from: from.clone(),
                         to: to.clone(),
                         data,
                     });

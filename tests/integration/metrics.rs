@@ -1,10 +1,8 @@
 //! Operators' view (R37): `/metrics` shows queue depth rising while work waits
 //! and falling when workers drain it, and jobs by status.
 
-mod common;
-
+use crate::common::*;
 use caseshare::startup::Roles;
-use common::*;
 use serde_json::json;
 
 async fn gauge(app: &TestApp, line_prefix: &str) -> Option<f64> {

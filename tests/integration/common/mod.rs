@@ -1,0 +1,712 @@
+//! The test harness: every test spawns the real application (the same
+//! `Application::build` as the binary) on a random port, against its own
+//! database and its own AMQP prefix, so tests run in parallel without seeing
+//! each other. Services: `CASESHARE_TEST_DATABASE_URL` /
+//! `CASESHARE_TEST_AMQP_URL`, else the local defaults, else testcontainers
+//! when Docker is available; otherwise the test fails loudly with how to
+//! start them. Nothing is mocked: PostgreSQL, RabbitMQ and SMTP are real.
+//!
+//! Shared helpers: `world` (two partnered orgs and a case, shared or not),
+//! `refused` (refused requests, one or a table of them), `mail` (reading the
+//! mails the SMTP sink accepted).
+
+mod mail;
+mod refused;
+pub mod s3;
+pub mod smtp;
+mod world;
+
+use caseshare::config::Settings;
+use caseshare::startup::{Application, Roles};
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+pub use mail::*;
+pub use refused::*;
+pub use smtp::{Mail, Mode, SmtpSink};
+pub use world::*;
+
+pub const SERVICE_TOKEN: &str = "test-service-token";
+
+struct Services {
+    /// A URL of the server's maintenance database; each test gets its own db.
+    database_url: String,
+    amqp_url: String,
+}
+
+static SERVICES: OnceCell<Services> = OnceCell::const_new();
+/// Containers live as long as the test process (only when Docker was used).
+static CONTAINERS: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
+    std::sync::Mutex::new(Vec::new());
+
+async fn pg_reachable(url: &str) -> bool {
+    use sqlx::Connection;
+    matches!(
+        tokio::time::timeout(Duration::from_secs(3), sqlx::PgConnection::connect(url)).await,
+        Ok(Ok(_))
+    )
+}
+
+async fn amqp_reachable(url: &str) -> bool {
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            caseshare::amqp::connect(url, "probe")
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+fn docker_available() -> bool {
+    std::process::Command::new("docker")
+        .arg("info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+async fn services() -> &'static Services {
+    SERVICES
+        .get_or_init(|| async {
+            let mut database_url = std::env::var("CASESHARE_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let mut amqp_url = std::env::var("CASESHARE_TEST_AMQP_URL")
+                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+            if !pg_reachable(&database_url).await {
+                assert!(
+                    docker_available(),
+                    "PostgreSQL is not reachable at {database_url} and Docker is not available. \
+                     Start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) \
+                     or set CASESHARE_TEST_DATABASE_URL."
+                );
+                database_url = start_postgres_container().await;
+            }
+            if !amqp_reachable(&amqp_url).await {
+                assert!(
+                    docker_available(),
+                    "RabbitMQ is not reachable at {amqp_url} and Docker is not available. \
+                     Start it (e.g. `rabbitmq-server -detached`) or set CASESHARE_TEST_AMQP_URL."
+                );
+                amqp_url = start_rabbitmq_container().await;
+            }
+            Services { database_url, amqp_url }
+        })
+        .await
+}
+
+async fn start_postgres_container() -> String {
+    use testcontainers::runners::AsyncRunner;
+    use testcontainers::ImageExt;
+    let container = testcontainers_modules::postgres::Postgres::default()
+        .with_host_auth()
+        .with_tag("16-alpine")
+        .start()
+        .await
+        .expect("start PostgreSQL container");
+    let port = container
+        .get_host_port_ipv4(5432)
+        .await
+        .expect("postgres port");
+    CONTAINERS.lock().unwrap().push(Box::new(container));
+    format!("postgres://postgres@127.0.0.1:{port}/postgres")
+}
+
+async fn start_rabbitmq_container() -> String {
+    use testcontainers::runners::AsyncRunner;
+    use testcontainers::ImageExt;
+    let container = testcontainers_modules::rabbitmq::RabbitMq::default()
+        .with_tag("3.13-management-alpine")
+        .start()
+        .await
+        .expect("start RabbitMQ container");
+    let port = container
+        .get_host_port_ipv4(5672)
+        .await
+        .expect("rabbitmq port");
+    CONTAINERS.lock().unwrap().push(Box::new(container));
+    format!("amqp://guest:guest@127.0.0.1:{port}/%2f")
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let mut u = url::Url::parse(url).expect("database url");
+    u.set_path(&format!("/{db}"));
+    u.to_string()
+}
+
+pub struct Options {
+    pub roles: Roles,
+    pub max_attempts: u32,
+    pub retry_delays_ms: Vec<u64>,
+    pub smtp: bool,
+    /// Reuse an existing database/prefix (a second process of the same deployment).
+    pub join: Option<(String, String)>,
+    /// Override the harness's worker concurrency (8) — for benchmarks.
+    pub worker_concurrency: Option<u16>,
+    /// Override the harness's pool size (8) — for benchmarks.
+    pub db_max_connections: Option<u32>,
+    /// Keep content in an S3 bucket (a real S3 server on loopback) instead
+    /// of the local store.
+    pub s3: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            roles: Roles::SERVE,
+            max_attempts: 4,
+            retry_delays_ms: vec![100, 200, 400],
+            smtp: true,
+            join: None,
+            worker_concurrency: None,
+            db_max_connections: None,
+            s3: false,
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub db: sqlx::PgPool,
+    pub prefix: String,
+    pub database_url: String,
+    pub amqp_url: String,
+    pub smtp: Option<SmtpSink>,
+    pub s3: Option<s3::S3Server>,
+    pub app: Option<Application>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(opts: Options) -> TestApp {
+    if std::env::var_os("RUST_LOG").is_some() {
+        caseshare::telemetry::init_logging(caseshare::config::LogFormat::Text);
+    }
+    let services = services().await;
+    let (database_url, prefix) = opts.join.clone().unwrap_or_else(|| {
+        let id = Uuid::new_v4().simple().to_string();
+        (
+            with_database(&services.database_url, &format!("caseshare_test_{id}")),
+            format!("cs-test-{}", &id[..12]),
+        )
+    });
+    let smtp = if opts.smtp {
+        Some(SmtpSink::start().await)
+    } else {
+        None
+    };
+    let mut settings = Settings::defaults().expect("default settings");
+    settings.database_url = database_url.clone();
+    settings.amqp_url = services.amqp_url.clone();
+    settings.amqp_prefix = prefix.clone();
+    settings.http_addr = "127.0.0.1:0".parse().unwrap();
+    settings.service_tokens = vec![SERVICE_TOKEN.into()];
+    settings.max_attempts = opts.max_attempts;
+    settings.retry_delays_ms = opts.retry_delays_ms.clone();
+    settings.worker_concurrency = opts.worker_concurrency.unwrap_or(8);
+    settings.db_max_connections = opts.db_max_connections.unwrap_or(8);
+    settings.public_url = "http://caseshare.test".into();
+    // One content store per deployment (joined processes share it).
+    settings.content_dir = std::env::temp_dir().join(format!("caseshare-test-{prefix}"));
+    if let Some(s) = &smtp {
+        settings.smtp_url = s.url();
+    }
+    let s3 = if opts.s3 {
+        let server = s3::S3Server::start().await;
+        settings.content_store = caseshare::config::StoreKind::S3;
+        settings.s3_endpoint = server.endpoint.clone();
+        settings.s3_bucket = s3::BUCKET.into();
+        settings.s3_access_key_id = s3::ACCESS_KEY.into();
+        settings.s3_secret_access_key = s3::SECRET_KEY.into();
+        Some(server)
+    } else {
+        None
+    };
+    let app = Application::build(settings, opts.roles)
+        .await
+        .expect("application starts");
+    let base = app
+        .addr()
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_default();
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        db: app.db.clone(),
+        prefix,
+        database_url,
+        amqp_url: services.amqp_url.clone(),
+        smtp,
+        s3,
+        app: Some(app),
+    }
+}
+
+/// Poll `check` until it returns `Some`, or fail after 30 s. No fixed sleeps.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub struct Org {
+    pub id: Uuid,
+    pub admin: String,
+    pub admin_id: Uuid,
+    pub user: String,
+    pub user_id: Uuid,
+}
+
+pub fn policy(all: bool) -> Value {
+    json!({
+        "name": if all { "everything" } else { "nothing" },
+        "permissions": { "copy_download": all, "sender_audit_trail": all, "internal_share": all },
+        "case_terms": { "case_notes": all, "case_tags": all },
+        "evidence_terms": {
+            "clips_markers": all, "evidence_notes": all, "evidence_tags": all, "gps": all,
+            "custom_metadata": all, "device_metadata": all, "community_request_pii": all, "transcript": all
+        }
+    })
+}
+
+/// Set one switch of a policy body, e.g. `set(&mut p, "permissions.copy_download", false)`.
+pub fn set(policy: &mut Value, path: &str, value: bool) {
+    let (a, b) = path.split_once('.').unwrap();
+    policy[a][b] = json!(value);
+}
+
+impl TestApp {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    /// Send a raw body (for malformed JSON tests).
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .request(method, format!("{}{}", self.base, path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request sent");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn create_org(&self, name: &str, kind: &str) -> Org {
+        let (s, org) = self
+            .post("/v1/orgs", SERVICE_TOKEN, json!({ "name": name, "kind": kind, "notification_email": format!("desk@{}.example", name.to_lowercase().replace(' ', "-")) }))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{org}");
+        let id: Uuid = org["id"].as_str().unwrap().parse().unwrap();
+        let (admin_id, admin) = self
+            .create_user(id, &format!("{name} Admin"), "admin")
+            .await;
+        let (user_id, user) = self.create_user(id, &format!("{name} User"), "user").await;
+        Org {
+            id,
+            admin,
+            admin_id,
+            user,
+            user_id,
+        }
+    }
+
+    pub async fn create_user(&self, org: Uuid, name: &str, role: &str) -> (Uuid, String) {
+        let email = format!(
+            "{}@{}.example",
+            name.to_lowercase().replace(' ', "."),
+            &org.simple().to_string()[..8]
+        );
+        let (s, u) = self
+            .post(
+                &format!("/v1/orgs/{org}/users"),
+                SERVICE_TOKEN,
+                json!({ "name": name, "email": email, "role": role }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{u}");
+        (
+            u["id"].as_str().unwrap().parse().unwrap(),
+            u["token"].as_str().unwrap().to_string(),
+        )
+    }
+
+    pub async fn user_email(&self, user: Uuid) -> String {
+        sqlx::query_scalar("SELECT email FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    pub async fn partner(&self, a: Uuid, b: Uuid) {
+        let (s, v) = self
+            .post(
+                "/v1/partnerships",
+                SERVICE_TOKEN,
+                json!({ "org_ids": [a, b] }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+
+    pub async fn setup(&self, org: &Org, policy: Value, auto_import: bool) -> Uuid {
+        let (s, v) = self
+            .post(
+                "/v1/sharing/setup",
+                &org.admin,
+                json!({ "default_policy": policy, "auto_import": auto_import }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["default_policy_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn create_case(&self, token: &str, title: &str) -> Uuid {
+        let (s, v) = self
+            .post(
+                "/v1/cases",
+                token,
+                json!({ "case_number": format!("CN-{}", &Uuid::new_v4().simple().to_string()[..6]), "title": title,
+                        "description": "a description", "notes": ["case note one"], "tags": ["case-tag"] }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn create_folder(
+        &self,
+        token: &str,
+        case: Uuid,
+        name: &str,
+        parent: Option<Uuid>,
+    ) -> Uuid {
+        let (s, v) = self
+            .post(
+                &format!("/v1/cases/{case}/folders"),
+                token,
+                json!({ "name": name, "parent_id": parent }),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    /// Add evidence and return (evidence id, job id).
+    pub async fn add_evidence(&self, token: &str, case: Uuid, body: Value) -> (Uuid, Uuid) {
+        let (s, v) = self
+            .post(&format!("/v1/cases/{case}/evidence"), token, body)
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        (
+            v["id"].as_str().unwrap().parse().unwrap(),
+            v["job_id"].as_str().unwrap().parse().unwrap(),
+        )
+    }
+
+    /// The `i64` a query answers, e.g. `SELECT count(*) FROM shares`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.db).await.unwrap()
+    }
+
+    pub async fn job_status(&self, job: Uuid) -> String {
+        sqlx::query_scalar("SELECT status::text FROM jobs WHERE id = $1")
+            .bind(job)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    pub async fn wait_job(&self, job: Uuid) -> String {
+        eventually("job to finish", || async {
+            let s = self.job_status(job).await;
+            (s == "complete" || s == "dead").then_some(s)
+        })
+        .await
+    }
+
+    /// Wait until no job is queued, running or retrying and the outbox is empty.
+    pub async fn drain(&self) {
+        eventually("all jobs to finish", || async {
+            let busy: i64 = sqlx::query_scalar(
+                "SELECT (SELECT count(*) FROM jobs WHERE status IN ('queued', 'running', 'retrying'))
+                      + (SELECT count(*) FROM outbox WHERE published_at IS NULL)",
+            )
+            .fetch_one(&self.db)
+            .await
+            .unwrap();
+            (busy == 0).then_some(())
+        })
+        .await
+    }
+
+    pub async fn share(&self, token: &str, case: Uuid, body: Value) -> Value {
+        let (s, v) = self
+            .post(&format!("/v1/cases/{case}/shares"), token, body)
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        assert_eq!(v["status"], "processing");
+        v
+    }
+
+    /// Share a whole case with a partner org and wait until the share is complete.
+    pub async fn share_case_with(&self, token: &str, case: Uuid, partner: Uuid) -> Value {
+        let body = json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": partner, "recipients": [] } });
+        let share = self.share(token, case, body).await;
+        let done = self.wait_share(token, share["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "complete", "{done}");
+        done
+    }
+
+    /// Share, wait until the share is complete and every job (notices
+    /// included) has finished. Returns the completed share.
+    pub async fn share_and_settle(&self, token: &str, case: Uuid, body: Value) -> Value {
+        let share = self.share(token, case, body).await;
+        let done = self.wait_share(token, share["id"].as_str().unwrap()).await;
+        assert_eq!(done["status"], "complete", "{done}");
+        self.drain().await;
+        done
+    }
+
+    pub async fn wait_share(&self, token: &str, share_id: &str) -> Value {
+        eventually("share to complete", || async {
+            let (_, v) = self.get(&format!("/v1/shares/{share_id}"), token).await;
+            (v["status"] != "processing").then_some(v)
+        })
+        .await
+    }
+
+    /// Stop the application and remove this test's broker objects.
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        self.cleanup_broker().await;
+    }
+
+    pub async fn cleanup_broker(&self) {
+        cleanup_broker(&self.amqp_url, &self.prefix).await
+    }
+}
+
+/// A test that panicked never reached `stop`: remove its broker objects anyway,
+/// so a failing run does not leave queues behind.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if self.app.is_none() {
+            return;
+        }
+        let (url, prefix) = (self.amqp_url.clone(), self.prefix.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                rt.block_on(cleanup_broker(&url, &prefix));
+            }
+        })
+        .join();
+    }
+}
+
+async fn cleanup_broker(amqp_url: &str, prefix: &str) {
+    let Ok(conn) = caseshare::amqp::connect(amqp_url, "cleanup").await else {
+        return;
+    };
+    let Ok(ch) = conn.create_channel().await else {
+        return;
+    };
+    let topology = caseshare::amqp::Topology::new(prefix, &[100, 200, 400]);
+    for q in topology.all_queues() {
+        let _ = ch
+            .queue_delete(q.into(), QueueDeleteOptions::default())
+            .await;
+    }
+    let mut exchanges = vec![
+        topology.jobs_exchange(),
+        topology.dead_exchange(),
+        topology.events_exchange(),
+        topology.status_exchange(),
+    ];
+    exchanges.extend((0..3).map(|i| topology.retry_exchange(i)));
+    for e in exchanges {
+        let _ = ch
+            .exchange_delete(e.into(), ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = conn.close(200, "bye".into()).await;
+}
+
+/// A listener on the deployment's status exchange (`<prefix>.status`), bound
+/// to some routing keys, collecting every event as (routing key, JSON body).
+pub struct StatusListener {
+    conn: lapin::Connection,
+    channel: lapin::Channel,
+    queue: String,
+    events: std::sync::Mutex<Vec<(String, Value)>>,
+}
+
+impl StatusListener {
+    /// Bind an exclusive queue to `keys` (e.g. `share.#`).
+    pub async fn bind(app: &TestApp, keys: &[&str]) -> StatusListener {
+        use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+        use lapin::types::FieldTable;
+        let exchange = format!("{}.status", app.prefix);
+        let conn = caseshare::amqp::connect(&app.amqp_url, "status-listener")
+            .await
+            .unwrap();
+        // The topology is declared asynchronously at start: wait for the exchange.
+        eventually("the status exchange to exist", || async {
+            // A failed passive declare closes its channel: a fresh one each time.
+            let ch = conn.create_channel().await.ok()?;
+            ch.exchange_declare(
+                exchange.clone().into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .ok()
+        })
+        .await;
+        let channel = conn.create_channel().await.unwrap();
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .name()
+            .to_string();
+        for key in keys {
+            channel
+                .queue_bind(
+                    queue.clone().into(),
+                    exchange.clone().into(),
+                    (*key).into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+        }
+        StatusListener {
+            conn,
+            channel,
+            queue,
+            events: Default::default(),
+        }
+    }
+
+    /// Wait until an event with each of `keys` has arrived (in any order,
+    /// each as often as it is listed); returns every event seen so far.
+    pub async fn wait_for(&self, keys: &[&str]) -> Vec<(String, Value)> {
+        use lapin::options::BasicGetOptions;
+        eventually(&format!("status events {keys:?}"), || async {
+            while let Ok(Some(m)) = self
+                .channel
+                .basic_get(self.queue.clone().into(), BasicGetOptions { no_ack: true })
+                .await
+            {
+                let body: Value =
+                    serde_json::from_slice(&m.delivery.data).expect("a JSON event body");
+                self.events
+                    .lock()
+                    .unwrap()
+                    .push((m.delivery.routing_key.to_string(), body));
+            }
+            let got = self.events.lock().unwrap();
+            keys.iter()
+                .all(|k| {
+                    let wanted = keys.iter().filter(|w| *w == k).count();
+                    got.iter().filter(|(key, _)| key == k).count() >= wanted
+                })
+                .then(|| got.clone())
+        })
+        .await
+    }
+
+    pub async fn close(self) {
+        let _ = self.conn.close(200, "bye".into()).await;
+    }
+}

@@ -1,0 +1,74 @@
+//! The worlds the tests start from: two partnered orgs and a case of the
+//! first, optionally already shared with the second.
+
+use super::{spawn_app, Org, TestApp};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+/// The usual receiving org: (name, kind) for `partners_with_case`.
+pub const BETA_PD: (&str, &str) = ("Beta PD", "lea");
+
+/// "Alpha PD" (LEA) and `receiver` (name, kind), partnered; Alpha is set up
+/// with `policy` as its default (no auto-import) and its user owns a case
+/// titled `case_title`. Returns (Alpha, the receiver, the case).
+pub async fn partners_with_case(
+    app: &TestApp,
+    receiver: (&str, &str),
+    policy: Value,
+    case_title: &str,
+) -> (Org, Org, Uuid) {
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org(receiver.0, receiver.1).await;
+    app.partner(a.id, b.id).await;
+    app.setup(&a, policy, false).await;
+    let case = app.create_case(&a.user, case_title).await;
+    (a, b, case)
+}
+
+/// Two partner LEAs, Alpha PD set up with `policy`, and its case "Burglary".
+pub async fn two_partners(app: &TestApp, policy: Value) -> (Org, Org, Uuid) {
+    partners_with_case(app, BETA_PD, policy, "Burglary").await
+}
+
+/// Two partner LEAs and Alpha PD's case `case_title`, shared whole with
+/// Beta PD under `policy`; the share is complete.
+pub async fn case_shared_with_partner(
+    app: &TestApp,
+    policy: Value,
+    case_title: &str,
+) -> (Org, Org, Uuid) {
+    let (a, b, case) = partners_with_case(app, BETA_PD, policy, case_title).await;
+    app.share_case_with(&a.user, case, b.id).await;
+    (a, b, case)
+}
+
+/// A running application with `partners_with_case`'s world.
+pub struct World {
+    pub app: TestApp,
+    pub a: Org,
+    pub b: Org,
+    pub case: Uuid,
+}
+
+impl World {
+    pub async fn spawn(receiver: (&str, &str), policy: Value, case_title: &str) -> World {
+        let app = spawn_app().await;
+        let (a, b, case) = partners_with_case(&app, receiver, policy, case_title).await;
+        World { app, a, b, case }
+    }
+}
+
+/// A share body: `scope` to a partner org, naming no recipient.
+pub fn to_partner(org: Uuid, scope: Value) -> Value {
+    json!({ "scope": scope, "target": { "kind": "partner", "org_id": org, "recipients": [] } })
+}
+
+/// A share body: the whole case to a partner org, naming `recipients`, with
+/// the message "Please review".
+pub fn partner_share(org: Uuid, recipients: Value) -> Value {
+    json!({
+        "scope": { "kind": "case" },
+        "target": { "kind": "partner", "org_id": org, "recipients": recipients },
+        "message": "Please review"
+    })
+}
