@@ -9,7 +9,8 @@
 //! whose name contains one of the words; `BENCH_WORKER_CONCURRENCY` and
 //! `BENCH_DB_MAX_CONNECTIONS` override the harness's 8 and 8.
 
-#[path = "../tests/common/mod.rs"]
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/integration/common/mod.rs"]
 mod common;
 
 use common::*;

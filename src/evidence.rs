@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
-use crate::principal::UserPrincipal;
 use crate::jobs::Job;
+use crate::principal::UserPrincipal;
 use crate::sharing::fanout::EvidenceAdded;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]

@@ -29,10 +29,7 @@ pub fn registry() -> Registry<JobContext> {
 
 /// R38: an upstream system published evidence to the events exchange; it is
 /// recorded exactly as `POST /v1/cases/{id}/evidence` records it.
-fn ingest_event<'a>(
-    ctx: &'a JobContext,
-    body: &'a [u8],
-) -> BoxFuture<'a, Result<(), EventError>> {
+fn ingest_event<'a>(ctx: &'a JobContext, body: &'a [u8]) -> BoxFuture<'a, Result<(), EventError>> {
     Box::pin(async move {
         match evidence::ingest_event(&ctx.db, body).await {
             Ok(_) => Ok(()),

@@ -92,14 +92,7 @@ impl Topology {
         queue(ch, &self.dead_queue(), quorum_args(None, None), &dead, "").await?;
         for kind in &self.job_kinds {
             let args = quorum_args(Some(&dead), Some(20));
-            queue(
-                ch,
-                &self.job_queue(kind),
-                args,
-                &self.jobs_exchange(),
-                kind,
-            )
-            .await?;
+            queue(ch, &self.job_queue(kind), args, &self.jobs_exchange(), kind).await?;
         }
         for (step, delay) in self.retry_delays_ms.iter().enumerate() {
             let ex = self.retry_exchange(step);

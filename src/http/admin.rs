@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use super::auth::{Admin, User};
 use super::cases::Items;
+use super::error::ErrorBody;
 use super::extract::{Json, Path};
 use super::AppState;
-use super::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::orgs::{self, Org, OrgKind, ReceivingSettings, SetupRequest};
 use crate::policy::{self, Policy, PolicySnapshot, StoredPolicy};

@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Service;
+use super::error::ErrorBody;
 use super::extract::{Json, Path};
 use super::AppState;
-use super::error::ErrorBody;
 use crate::error::Result;
 use crate::orgs::{self, NewGroup, NewOrg, NewUser, Org};
 

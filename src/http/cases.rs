@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::auth::{Principal, User};
 use super::bootstrap::Created;
+use super::error::ErrorBody;
 use super::extract::{Json, Path, Query};
 use super::AppState;
 use crate::audit::{self, Action, AuditItem};
 use crate::cases::{self, CasePatch, Folder, FolderPatch, NewCase, NewFolder};
-use super::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::evidence::{self, Accepted, EvidenceView, NewEvidence};
 use crate::receiving::{self, CaseView};

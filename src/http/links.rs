@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use uuid::Uuid;
 
 use super::auth::User;
+use super::error::ErrorBody;
 use super::extract::{Json, Path};
 use super::AppState;
-use super::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::linkshare::{
     self, LinkShareAccepted, LinkShareList, LinkShareRequest, LinkShareView, StoredContent,

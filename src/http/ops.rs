@@ -13,9 +13,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Principal;
+use super::error::ErrorBody;
 use super::extract::Path;
 use super::AppState;
-use super::error::ErrorBody;
 use crate::error::{Error, Result};
 use crate::jobs::{self, JobView};
 

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::auth::User;
 use super::cases::Items;
+use super::error::ErrorBody;
 use super::extract::{Json, Path};
 use super::AppState;
-use super::error::ErrorBody;
 use crate::error::Result;
 use crate::receiving::{
     self, ApplyRequest, ApplyResult, ImportDetails, ImportStatus, OnwardRecipient, ReceivedItem,

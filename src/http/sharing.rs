@@ -7,10 +7,10 @@ use uuid::Uuid;
 
 use super::auth::User;
 use super::cases::Items;
+use super::error::ErrorBody;
 use super::extract::{Json, Path};
 use super::AppState;
 use crate::cases;
-use super::error::ErrorBody;
 use crate::error::Result;
 use crate::notify::{self, NoticeView};
 use crate::revocation::{self, BulkRevoke, BulkRevoked};

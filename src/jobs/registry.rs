@@ -14,7 +14,8 @@ type RunFn<C> = for<'a> fn(Uuid, serde_json::Value, &'a C) -> BoxFuture<'a, Resu
 type DeadFn<C> = for<'a> fn(serde_json::Value, &'a C, &'a str) -> BoxFuture<'a, ()>;
 type RequeueFn =
     for<'a> fn(serde_json::Value, &'a mut PgConnection) -> BoxFuture<'a, sqlx::Result<Reopened>>;
-type EventFn<C> = for<'a> fn(&'a C, &'a [u8]) -> BoxFuture<'a, Result<(), EventError>>;
+/// Records one upstream event body.
+pub type EventFn<C> = for<'a> fn(&'a C, &'a [u8]) -> BoxFuture<'a, Result<(), EventError>>;
 
 /// Why an upstream event could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -82,11 +83,7 @@ impl<C: Send + Sync + 'static> Registry<C> {
     }
 
     /// Consume the upstream events queue with `handle`.
-    pub fn events(
-        mut self,
-        kind: &'static str,
-        handle: for<'a> fn(&'a C, &'a [u8]) -> BoxFuture<'a, Result<(), EventError>>,
-    ) -> Self {
+    pub fn events(mut self, kind: &'static str, handle: EventFn<C>) -> Self {
         self.events = Some(Events { kind, handle });
         self
     }

@@ -37,6 +37,33 @@ pub fn reconnect_backoff() -> impl Iterator<Item = Duration> {
         .build()
 }
 
+/// The delivery's headers plus the reason of the failure being retried.
+pub(crate) fn retry_headers(delivery: &Delivery, reason: &str) -> FieldTable {
+    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+    headers.insert("x-last-error".into(), AMQPValue::LongString(reason.into()));
+    headers
+}
+
+/// Publish to a retry step's exchange with the jittered delay as the
+/// message's expiration; the step queue dead-letters it back when it expires.
+pub(crate) async fn publish_with_expiration(
+    publisher: &crate::amqp::Publisher,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    headers: FieldTable,
+    delay: Duration,
+) -> Result<(), crate::amqp::PublishError> {
+    let props = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+        .with_expiration(delay.as_millis().to_string().into());
+    publisher
+        .publish_with(exchange, routing_key, body, props)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,31 +96,4 @@ mod tests {
         assert!(delays.iter().all(|d| *d <= Duration::from_secs(20)));
         assert!(delays[8] > delays[0]);
     }
-}
-
-/// The delivery's headers plus the reason of the failure being retried.
-pub(crate) fn retry_headers(delivery: &Delivery, reason: &str) -> FieldTable {
-    let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-    headers.insert("x-last-error".into(), AMQPValue::LongString(reason.into()));
-    headers
-}
-
-/// Publish to a retry step's exchange with the jittered delay as the
-/// message's expiration; the step queue dead-letters it back when it expires.
-pub(crate) async fn publish_with_expiration(
-    publisher: &crate::amqp::Publisher,
-    exchange: &str,
-    routing_key: &str,
-    body: &[u8],
-    headers: FieldTable,
-    delay: Duration,
-) -> Result<(), crate::amqp::PublishError> {
-    let props = BasicProperties::default()
-        .with_delivery_mode(2)
-        .with_content_type("application/json".into())
-        .with_headers(headers)
-        .with_expiration(delay.as_millis().to_string().into());
-    publisher
-        .publish_with(exchange, routing_key, body, props)
-        .await
 }

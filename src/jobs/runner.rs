@@ -429,7 +429,9 @@ impl<C: Send + Sync + 'static> Worker<C> {
         // The job's subject shows the failure (a share `failed`, a notice
         // `failed`) before the job itself reads `dead`; the hooks are idempotent.
         if let Some((job_kind, payload)) = subject {
-            self.registry.dead(job_kind, payload, &self.ctx, reason).await;
+            self.registry
+                .dead(job_kind, payload, &self.ctx, reason)
+                .await;
         }
         if let Some(id) = job_id {
             self.finish(id, JobStatus::Dead, Some(reason)).await;

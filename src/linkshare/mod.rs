@@ -20,13 +20,13 @@ use uuid::Uuid;
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::config::Settings;
-use crate::error::{Error, Result};
-use crate::principal::UserPrincipal;
-use crate::jobs::{Job, JobError, Reopened};
 use crate::context::JobContext;
+use crate::error::{Error, Result};
+use crate::jobs::{Job, JobError, Reopened};
 use crate::notify::{self, NoticeKind};
 use crate::orgs;
 use crate::policy::{self, PolicySnapshot};
+use crate::principal::UserPrincipal;
 use crate::sharing::{self, Scope};
 use crate::store::{ContentStore, Object, Upload};
 
@@ -584,7 +584,14 @@ pub async fn create(
     let job_id = BuildLinkShare { link_share_id: id }
         .enqueue_for_tx(&mut tx, Some(user.org_id))
         .await?;
-    status_event_tx(&mut tx, id, user.org_id, case_id, LinkShareStatus::Processing).await?;
+    status_event_tx(
+        &mut tx,
+        id,
+        user.org_id,
+        case_id,
+        LinkShareStatus::Processing,
+    )
+    .await?;
     tx.commit().await?;
     Ok(LinkShareAccepted {
         id,
@@ -692,7 +699,14 @@ pub async fn revoke(db: &PgPool, user: &UserPrincipal, id: Uuid) -> Result<LinkS
             },
         )
         .await?;
-        status_event_tx(&mut tx, id, row.org_id, row.case_id, LinkShareStatus::Revoked).await?;
+        status_event_tx(
+            &mut tx,
+            id,
+            row.org_id,
+            row.case_id,
+            LinkShareStatus::Revoked,
+        )
+        .await?;
     }
     let row = get_owned(&mut tx, user.org_id, id).await?;
     tx.commit().await?;
@@ -711,7 +725,10 @@ pub async fn for_download(db: &PgPool, token: &str) -> Result<LinkShareRow> {
     .bind(token)
     .fetch_optional(db)
     .await?;
-    if row.as_ref().is_some_and(|r| r.status == LinkShareStatus::Revoked) {
+    if row
+        .as_ref()
+        .is_some_and(|r| r.status == LinkShareStatus::Revoked)
+    {
         return Err(Error::ShareRevoked);
     }
     let row = row
@@ -926,9 +943,19 @@ impl Job for BuildLinkShare {
         let Some((org_id, case_id)) = reopened else {
             return Ok(Reopened::default());
         };
-        status_event_tx(tx, self.link_share_id, org_id, case_id, LinkShareStatus::Processing).await?;
+        status_event_tx(
+            tx,
+            self.link_share_id,
+            org_id,
+            case_id,
+            LinkShareStatus::Processing,
+        )
+        .await?;
         Ok(Reopened {
-            subject: Some(format!("link share {}: failed -> processing", self.link_share_id)),
+            subject: Some(format!(
+                "link share {}: failed -> processing",
+                self.link_share_id
+            )),
             share_id: None,
         })
     }
@@ -1165,7 +1192,14 @@ async fn complete(
         if let Some(to) = recipient(&mut tx, row.id).await? {
             notify::enqueue_link_share_tx(&mut tx, NoticeKind::LinkShare, row.id, &to).await?;
         }
-        status_event_tx(&mut tx, row.id, row.org_id, row.case_id, LinkShareStatus::Complete).await?;
+        status_event_tx(
+            &mut tx,
+            row.id,
+            row.org_id,
+            row.case_id,
+            LinkShareStatus::Complete,
+        )
+        .await?;
         tx.commit().await?;
         Ok::<bool, JobError>(true)
     }

@@ -49,7 +49,9 @@ impl NoticeKind {
 
 /// A notice's status (`notice_status` in PostgreSQL): `failed` only after the
 /// retry budget (R34), and a `sent` notice is never sent again (R33).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[sqlx(type_name = "notice_status", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum NoticeStatus {
@@ -59,7 +61,11 @@ pub enum NoticeStatus {
 }
 
 impl NoticeStatus {
-    pub const ALL: [NoticeStatus; 3] = [NoticeStatus::Pending, NoticeStatus::Sent, NoticeStatus::Failed];
+    pub const ALL: [NoticeStatus; 3] = [
+        NoticeStatus::Pending,
+        NoticeStatus::Sent,
+        NoticeStatus::Failed,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -467,10 +473,11 @@ async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
     .fetch_optional(&ctx.db)
     .await?;
     let Some(notice) = claimed else {
-        let status: Option<NoticeStatus> = sqlx::query_scalar("SELECT status FROM notices WHERE id = $1")
-            .bind(notice_id)
-            .fetch_optional(&ctx.db)
-            .await?;
+        let status: Option<NoticeStatus> =
+            sqlx::query_scalar("SELECT status FROM notices WHERE id = $1")
+                .bind(notice_id)
+                .fetch_optional(&ctx.db)
+                .await?;
         return match status {
             None => Err(JobError::permanent(format!(
                 "notice {notice_id} does not exist"

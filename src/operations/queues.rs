@@ -50,4 +50,3 @@ pub fn render_queues(rows: &[QueueDepth]) -> String {
     }
     out
 }
-

@@ -10,14 +10,14 @@ use uuid::Uuid;
 
 use crate::audit::{self, Action};
 use crate::cases::{self, CaseData, Folder};
+use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::evidence::{EvidenceData, EvidenceView};
-use crate::principal::UserPrincipal;
 use crate::jobs::{self, Job, JobError};
-use crate::context::JobContext;
 use crate::notify::{self, NoticeKind};
 use crate::orgs::{self, OrgKind};
 use crate::policy::{filter, PolicySnapshot};
+use crate::principal::UserPrincipal;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ReceivedRow {

@@ -10,12 +10,12 @@ use uuid::Uuid;
 
 use crate::audit::{self, Action};
 use crate::cases;
-use crate::error::{Error, Result};
-use crate::principal::UserPrincipal;
-use crate::jobs::{self, Job, JobError};
 use crate::context::JobContext;
+use crate::error::{Error, Result};
+use crate::jobs::{self, Job, JobError};
 use crate::notify::{self, NoticeKind};
 use crate::orgs::Role;
+use crate::principal::UserPrincipal;
 use crate::sharing::{self, ShareRow, ShareStatus, ShareView, SHARE_COLUMNS};
 
 /// Revoke one share; idempotent (a second call changes nothing).

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use super::{Scope, ShareStatus};
-use crate::jobs::{Job, JobError};
 use crate::context::JobContext;
+use crate::jobs::{Job, JobError};
 use crate::receiving;
 
 #[derive(Debug, Serialize, Deserialize)]

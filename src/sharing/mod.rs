@@ -11,13 +11,13 @@ use uuid::Uuid;
 
 use crate::audit::{self, Action};
 use crate::cases;
-use crate::error::{Error, Result};
-use crate::principal::UserPrincipal;
-use crate::jobs::{self, Job, JobError, Reopened};
 use crate::context::JobContext;
+use crate::error::{Error, Result};
+use crate::jobs::{self, Job, JobError, Reopened};
 use crate::notify::{self, NoticeKind};
 use crate::orgs::{self, OrgKind};
 use crate::policy::{self, PolicySnapshot};
+use crate::principal::UserPrincipal;
 use crate::receiving;
 
 /// R13.
@@ -510,7 +510,12 @@ async fn fail(db: &PgPool, share_id: Uuid, reason: &str) -> Result<()> {
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(share) = share {
-        jobs::outbox::status_event(&mut tx, "share.failed", status_payload(&share, ShareStatus::Failed)).await?;
+        jobs::outbox::status_event(
+            &mut tx,
+            "share.failed",
+            status_payload(&share, ShareStatus::Failed),
+        )
+        .await?;
     }
     tx.commit().await?;
     Ok(())

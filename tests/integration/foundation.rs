@@ -656,11 +656,9 @@ async fn r35_crash_after_effect_before_ack_redelivers_and_the_effect_happens_onc
     let app = spawn_app().await;
     let (a, b, case) = case_shared_with_partner(&app, policy(true), "Case").await;
 
-    app.app
-        .as_ref()
-        .unwrap()
-        .faults()
-        .crash_after_effect_once(caseshare::jobs::JobKind::EvidenceAdded);
+    app.app.as_ref().unwrap().faults().crash_after_effect_once(
+        <caseshare::sharing::fanout::EvidenceAdded as caseshare::jobs::Job>::NAME,
+    );
     let (ev, job) = app
         .add_evidence(&a.user, case, json!({ "title": "New video" }))
         .await;

@@ -378,7 +378,7 @@ async fn r33_a_crash_between_smtp_accept_and_ack_sends_no_second_copy() {
     // The worker dies after one notice's SMTP accept, before its ack; the
     // other notices are in flight on the same worker at that moment.
     let faults = app.app.as_ref().unwrap().faults();
-    faults.crash_after_effect_once(caseshare::jobs::JobKind::SendNotice);
+    faults.crash_after_effect_once(<caseshare::notify::SendNotice as caseshare::jobs::Job>::NAME);
     app.share_and_settle(
         &a.user,
         case,
