@@ -689,7 +689,7 @@ async fn link_share_1k_x_1mib(s3: bool) -> BenchResult<()> {
                 .await
                 .map_err(db_err)?;
             let store = &app.app.as_ref().ok_or("no app")?.store;
-            let _ = store.delete(caseshare::store::Object::Package(&key)).await;
+            let _ = store.delete(caseshare::content::store::Object::Package(&key)).await;
         }
         Ok(())
     }

@@ -170,7 +170,7 @@ async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
 /// Exit status 0 when every stored item matches its recorded hash.
 async fn content_verify(settings: &Settings, case: Option<Uuid>) -> anyhow::Result<()> {
     let pool = db::connect(&settings.database_url, 2).await?;
-    let store = crate::store::ContentStore::from_settings(settings)?;
+    let store = crate::content::store::ContentStore::from_settings(settings)?;
     let report = crate::linkshare::verify_content(&pool, &store, case).await?;
     print!("{}", report.render());
     if !report.problems.is_empty() {

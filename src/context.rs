@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use crate::amqp::Topology;
 use crate::config::Settings;
+use crate::content::store::ContentStore;
 use crate::mail::Mailer;
-use crate::store::ContentStore;
 
 #[derive(Clone)]
 pub struct JobContext {

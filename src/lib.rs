@@ -5,8 +5,8 @@
 //! - `orgs` (R1–R5), `policy` (R6–R12, the one filter), `sharing` (R13–R17,
 //!   R22–R23 fan-out), `receiving` (R18–R21, R24–R28), `revocation` (R29–R31),
 //!   `notify` (R32–R34), `audit` (R39), `evidence` (intake, R38),
-//!   `linkshare` (R40: link shares, ZIP/ISO packages, downloads), `store`
-//!   (the content store: local filesystem or S3);
+//!   `linkshare` (R40: link shares, ZIP/ISO packages, downloads), `content`
+//!   (evidence content: upload, verification, and the store, local or S3);
 //! - `jobs` (outbox, runner, retry; R35–R36), `amqp` (topology), `http` (the
 //!   contract of `API.md`), `config`, `db`, `telemetry` (R37), `startup`;
 //! - `operations` (operator commands: queue depth and dead letters; R36–R37).
@@ -16,6 +16,7 @@ pub mod audit;
 pub mod cases;
 pub mod cli;
 pub mod config;
+pub mod content;
 pub mod context;
 pub mod db;
 pub mod error;
@@ -34,6 +35,5 @@ pub mod revocation;
 pub mod sharing;
 pub mod shutdown;
 pub mod startup;
-pub mod store;
 pub mod telemetry;
 pub mod worker;

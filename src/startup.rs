@@ -8,13 +8,13 @@ use tokio::task::JoinSet;
 
 use crate::amqp::Topology;
 use crate::config::Settings;
+use crate::content::store::ContentStore;
 use crate::context::JobContext;
 use crate::jobs::relay::Relay;
 use crate::jobs::runner::{Faults, Worker};
 use crate::jobs::Job;
 use crate::mail::Mailer;
 use crate::shutdown::Shutdown;
-use crate::store::ContentStore;
 use crate::{db, http, notify, orgs, telemetry, worker};
 
 #[derive(Debug, Clone, Copy)]

@@ -11,11 +11,11 @@ use super::auth::User;
 use super::error::ErrorBody;
 use super::extract::{Json, Path};
 use super::AppState;
+use crate::content::store::Object;
 use crate::error::{Error, Result};
 use crate::linkshare::{
     self, LinkShareAccepted, LinkShareList, LinkShareRequest, LinkShareView, StoredContent,
 };
-use crate::store::Object;
 
 #[utoipa::path(put, path = "/v1/evidence/{evidence_id}/content", tag = "link sharing",
     request_body(content = String, content_type = "application/octet-stream", description = "the file's bytes, streamed"),

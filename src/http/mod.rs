@@ -34,7 +34,7 @@ pub struct AppState {
     pub service_token_hashes: Arc<Vec<Vec<u8>>>,
     pub metrics: PrometheusHandle,
     pub probe: Arc<ops::BrokerProbe>,
-    pub store: crate::store::ContentStore,
+    pub store: crate::content::store::ContentStore,
 }
 
 #[derive(OpenApi)]

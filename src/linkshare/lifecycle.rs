@@ -1,0 +1,190 @@
+//! A link share after it was accepted (R40): read (get, list), withdrawn
+//! (revoke), announced (`link_share.<status>` status events), reminded of
+//! before it expires (emailed once), and swept when expired or revoked (its
+//! package leaves the store; the row and manifest hash stay as the record of
+//! what was sent). Revocations and deletions are audited (R39).
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{load, package_key, LinkShareRow, LinkShareStatus, COLUMNS};
+use crate::audit::{self, Action};
+use crate::cases;
+use crate::config::Settings;
+use crate::content::store::{ContentStore, Object};
+use crate::error::{Error, Result};
+use crate::notify::{self, NoticeKind};
+use crate::principal::UserPrincipal;
+
+/// A link share of `org_id` (404 for anyone else).
+pub async fn get_owned(db: &mut PgConnection, org_id: Uuid, id: Uuid) -> Result<LinkShareRow> {
+    match load(db, id).await? {
+        Some(row) if row.org_id == org_id => Ok(row),
+        _ => Err(Error::NotFound("link share")),
+    }
+}
+
+/// The link shares of a case the caller's org owns, newest first.
+pub async fn list_for_case(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+) -> Result<Vec<LinkShareRow>> {
+    cases::owned(&mut *db, org_id, case_id).await?;
+    Ok(sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM link_shares WHERE case_id = $1 AND org_id = $2
+         ORDER BY created_at DESC, id"
+    ))
+    .bind(case_id)
+    .bind(org_id)
+    .fetch_all(db)
+    .await?)
+}
+
+/// Withdraw a link share (a link sent to the wrong address, say): from the
+/// commit on, downloads are refused (410) and a build still running discards
+/// its package; the sweep deletes a built package within a minute. Audited,
+/// with a `link_share.revoked` status event. Revoking twice changes nothing.
+pub async fn revoke(db: &PgPool, user: &UserPrincipal, id: Uuid) -> Result<LinkShareRow> {
+    let mut tx = db.begin().await?;
+    let row = get_owned(&mut tx, user.org_id, id).await?;
+    let revoked: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "UPDATE link_shares SET status = 'revoked', revoked_at = now()
+         WHERE id = $1 AND status IN ('processing', 'complete') RETURNING revoked_at",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if revoked.is_some() {
+        audit::record(
+            &mut tx,
+            Action::LinkShareRevoked,
+            audit::Entry {
+                org_id: Some(user.org_id),
+                actor_user_id: Some(user.user_id),
+                case_id: Some(row.case_id),
+                details: Some(serde_json::json!({ "link_share_id": id, "was": row.status })),
+                ..Default::default()
+            },
+        )
+        .await?;
+        status_event_tx(
+            &mut tx,
+            id,
+            row.org_id,
+            row.case_id,
+            LinkShareStatus::Revoked,
+        )
+        .await?;
+    }
+    let row = get_owned(&mut tx, user.org_id, id).await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+/// Delete the packages of expired link shares from the store (R40); the rows
+/// stay, with their manifest hash, as the record of what was sent. Safe to run
+/// from several processes at once: each package is claimed by its row lock.
+/// Returns how many packages were deleted.
+pub async fn sweep_expired(db: &PgPool, store: &ContentStore) -> Result<u64> {
+    let mut tx = db.begin().await?;
+    let expired: Vec<(Uuid, Uuid, Uuid, Option<String>)> = sqlx::query_as(
+        "SELECT id, org_id, case_id, package_key FROM link_shares
+         WHERE package_deleted_at IS NULL
+           AND ((status = 'complete' AND expires_at < now()) OR status = 'revoked')
+         ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED",
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    for (id, org_id, case_id, key) in &expired {
+        let key = package_key(*id, key.as_deref());
+        store
+            .delete(Object::Package(&key))
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("deleting package {id}: {e}")))?;
+        sqlx::query("UPDATE link_shares SET package_deleted_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        audit::record(
+            &mut tx,
+            Action::LinkPackageDeleted,
+            audit::Entry {
+                org_id: Some(*org_id),
+                case_id: Some(*case_id),
+                details: Some(serde_json::json!({ "link_share_id": id })),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(expired.len() as u64)
+}
+
+/// The address a link share is emailed to: the given one, or the user's.
+pub(super) async fn recipient(db: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar(
+        "SELECT coalesce(l.recipient->>'email', u.email) FROM link_shares l
+         LEFT JOIN users u ON u.id = (l.recipient->>'user_id')::uuid WHERE l.id = $1",
+    )
+    .bind(id)
+    .fetch_one(db)
+    .await
+}
+
+/// Publish `link_share.<status>` on the status exchange (ids and status only).
+pub async fn status_event_tx(
+    tx: &mut PgConnection,
+    id: Uuid,
+    org_id: Uuid,
+    case_id: Uuid,
+    status: LinkShareStatus,
+) -> sqlx::Result<()> {
+    crate::jobs::outbox::status_event(
+        tx,
+        &format!("link_share.{}", status.as_str()),
+        serde_json::json!({
+            "type": "link_share",
+            "link_share_id": id,
+            "case_id": case_id,
+            "org_id": org_id,
+            "status": status,
+            "at": chrono::Utc::now(),
+        }),
+    )
+    .await
+}
+
+/// Queue the expiry reminder (R40) of every link whose expiry is within
+/// `link_reminder_hours` and that lived longer than that (a link valid for
+/// less than the reminder window would be reminded as soon as it is sent).
+/// Once per link share; safe to run from several processes at once. Returns
+/// how many reminders were queued.
+pub async fn queue_reminders(db: &PgPool, settings: &Settings) -> Result<u64> {
+    if settings.link_reminder_hours == 0 {
+        return Ok(0);
+    }
+    let mut tx = db.begin().await?;
+    let due: Vec<Uuid> = sqlx::query_scalar(
+        "UPDATE link_shares SET reminder_queued_at = now()
+         WHERE id IN (
+             SELECT id FROM link_shares
+             WHERE status = 'complete' AND reminder_queued_at IS NULL AND package_deleted_at IS NULL
+               AND expires_at > now()
+               AND expires_at - make_interval(hours => $1) <= now()
+               AND duration_hours > $1
+             ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED)
+         RETURNING id",
+    )
+    .bind(settings.link_reminder_hours as i32)
+    .fetch_all(&mut *tx)
+    .await?;
+    for id in &due {
+        if let Some(to) = recipient(&mut tx, *id).await? {
+            notify::enqueue_link_share_tx(&mut tx, NoticeKind::LinkShareReminder, *id, &to).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(due.len() as u64)
+}
