@@ -1,0 +1,219 @@
+//! Import (R19, R21): a received case becomes a new case owned by the
+//! receiver, with the policy-filtered case fields and evidence and the folder
+//! tree copied at the initial share, only when `copy_download` allows it and
+//! the share is live. A manual import is checked at once and copied by the
+//! `ImportCase` job; auto import runs when the receiving org has `auto_import`
+//! on. The evidence copy here is also how `updates` applies new evidence.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::view::{filtered, granted};
+use super::{lock, ReceivedRow};
+use crate::audit::{self, Action};
+use crate::cases;
+use crate::context::JobContext;
+use crate::error::{Error, Result};
+use crate::jobs::{self, Job, JobError};
+use crate::orgs;
+use crate::policy::filter;
+use crate::principal::UserPrincipal;
+
+/// Copy the receiver's folder tree into the imported case (same ids), adding
+/// only folders not there yet.
+async fn sync_folders_tx(tx: &mut PgConnection, received_id: Uuid, case_id: Uuid) -> Result<()> {
+    let added: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO folders (id, case_id, name) SELECT id, $2, name FROM received_folders WHERE received_id = $1
+         ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+    .bind(received_id)
+    .bind(case_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !added.is_empty() {
+        sqlx::query(
+            "UPDATE folders f SET parent_id = rf.parent_id FROM received_folders rf
+             WHERE f.id = rf.id AND f.id = ANY($1) AND rf.parent_id IS NOT NULL",
+        )
+        .bind(&added)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Copy granted evidence into the imported case, filtered, in one statement
+/// (UNNEST). Idempotent by (case, source evidence). Returns how many were new.
+pub(super) async fn copy_evidence_tx(
+    tx: &mut PgConnection,
+    r: &ReceivedRow,
+    case_id: Uuid,
+    only: Option<&[Uuid]>,
+) -> Result<u64> {
+    sync_folders_tx(tx, r.id, case_id).await?;
+    let rows = granted(tx, r.id, only).await?;
+    let views = filtered(r, rows);
+    let n = views.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut sources = Vec::with_capacity(n);
+    let mut folders = Vec::with_capacity(n);
+    let mut titles = Vec::with_capacity(n);
+    let mut data = Vec::with_capacity(n);
+    for v in views {
+        ids.push(Uuid::new_v4());
+        sources.push(v.id);
+        folders.push(v.folder_id);
+        titles.push(v.data.title.clone());
+        data.push(serde_json::to_value(&v.data).map_err(anyhow::Error::from)?);
+    }
+    let done = sqlx::query(
+        "INSERT INTO evidence (id, case_id, folder_id, title, data, source_evidence_id)
+         SELECT i, $1, f, t, d, s FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[]) AS u(i, f, t, d, s)
+         ON CONFLICT (case_id, source_evidence_id) DO NOTHING",
+    )
+    .bind(case_id)
+    .bind(&ids)
+    .bind(&folders)
+    .bind(&titles)
+    .bind(&data)
+    .bind(&sources)
+    .execute(&mut *tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// R19: import a received case: a new case owned by the receiver, with the
+/// filtered evidence and the copied folders. Idempotent: a second call returns
+/// the existing copy.
+pub async fn import_tx(
+    tx: &mut PgConnection,
+    received_id: Uuid,
+    actor: Option<Uuid>,
+) -> Result<Uuid> {
+    let r = lock(tx, received_id).await?;
+    if r.revoked_at.is_some() {
+        return Err(Error::ShareRevoked);
+    }
+    if let Some(existing) = r.imported_case_id {
+        return Ok(existing);
+    }
+    if !r.policy.policy.permissions.copy_download {
+        return Err(Error::PolicyForbids(
+            "the sharing policy does not allow copy/download, so the case stays external".into(),
+        ));
+    }
+    let source = cases::by_id(tx, r.case_id).await?;
+    let data = filter::case(&r.policy.policy, &source.data());
+    let case_id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO cases (id, org_id, owner_id, case_number, title, description, notes, tags)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(case_id)
+    .bind(r.receiver_org_id)
+    .bind(actor)
+    .bind(&data.case_number)
+    .bind(&data.title)
+    .bind(&data.description)
+    .bind(sqlx::types::Json(data.notes.clone().unwrap_or_default()))
+    .bind(sqlx::types::Json(data.tags.clone().unwrap_or_default()))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE received SET imported_case_id = $2 WHERE id = $1")
+        .bind(r.id)
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
+    let copied = copy_evidence_tx(tx, &r, case_id, None).await?;
+    audit::record(
+        tx,
+        Action::Import,
+        audit::Entry {
+            org_id: Some(r.receiver_org_id),
+            actor_user_id: actor,
+            case_id: Some(case_id),
+            share_id: Some(r.share_id),
+            details: Some(serde_json::json!({ "received_id": r.id, "source_case_id": r.case_id, "evidence_count": copied })),
+            ..Default::default()
+        },
+    )
+    .await?;
+    jobs::outbox::status_event(
+        tx,
+        "import.complete",
+        serde_json::json!({ "type": "import", "received_id": r.id, "share_id": r.share_id, "imported_case_id": case_id,
+                             "org_id": r.receiver_org_id, "status": ImportStatus::Complete, "at": chrono::Utc::now() }),
+    )
+    .await?;
+    Ok(case_id)
+}
+
+/// R19: import at once when the receiver wants it and the policy allows it.
+pub async fn auto_import_tx(tx: &mut PgConnection, received_id: Uuid) -> Result<()> {
+    let r = lock(tx, received_id).await?;
+    let org = orgs::get(tx, r.receiver_org_id).await?;
+    if org.auto_import
+        && r.policy.policy.permissions.copy_download
+        && r.imported_case_id.is_none()
+        && r.revoked_at.is_none()
+    {
+        import_tx(tx, received_id, None).await?;
+    }
+    Ok(())
+}
+
+/// An import's status, as answered and published (`import.complete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImportStatus {
+    Processing,
+    Complete,
+}
+
+/// Manual import (R19): checked here so a refusal answers at once; the copy
+/// itself is a job.
+pub async fn request_import(db: &PgPool, user: &UserPrincipal, received_id: Uuid) -> Result<Uuid> {
+    let mut tx = db.begin().await?;
+    let r = lock(&mut tx, received_id).await?;
+    if r.receiver_org_id != user.org_id {
+        return Err(Error::NotFound("received case"));
+    }
+    if r.revoked_at.is_some() {
+        return Err(Error::ShareRevoked);
+    }
+    if !r.policy.policy.permissions.copy_download {
+        return Err(Error::PolicyForbids(
+            "the sharing policy does not allow copy/download, so the case stays external".into(),
+        ));
+    }
+    let job_id = ImportCase {
+        received_id,
+        user_id: Some(user.user_id),
+    }
+    .enqueue_for_tx(&mut tx, Some(user.org_id))
+    .await?;
+    tx.commit().await?;
+    Ok(job_id)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ImportCase {
+    pub received_id: Uuid,
+    pub user_id: Option<Uuid>,
+}
+
+impl Job for ImportCase {
+    const NAME: &'static str = "import-case";
+    type Context = JobContext;
+
+    async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
+        let mut tx = ctx.db.begin().await?;
+        import_tx(&mut tx, self.received_id, self.user_id)
+            .await
+            .map_err(crate::sharing::job_error)?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

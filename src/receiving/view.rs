@@ -1,0 +1,214 @@
+//! What the receiving org sees (R18, R23, R24). A shared case appears as an
+//! external, read-only case marked with the sharing org, its fields and its
+//! granted evidence filtered by the policy (R18); viewing it is audited (R39).
+//! The view reads the grants themselves, so auto-shared evidence shows at once
+//! (R24), in the receiver's copy of its folder or at the root (R23). The
+//! received list gives each collaboration's state. The same filtered evidence
+//! is what `import` and `updates` copy into an imported case.
+
+use serde::Serialize;
+use sqlx::PgConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{for_case, org_ref, state_of, OrgRef, ReceivedRow, ReceivedState};
+use crate::audit::{self, Action};
+use crate::cases::{self, CaseData, Folder};
+use crate::error::{Error, Result};
+use crate::evidence::{EvidenceData, EvidenceView};
+use crate::policy::filter;
+use crate::principal::UserPrincipal;
+
+/// A live external view of `case_id` for `org_id` (R18), or 404.
+pub async fn external(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<ReceivedRow> {
+    match for_case(db, org_id, case_id).await? {
+        Some(r) if r.case_id == case_id && r.revoked_at.is_none() => Ok(r),
+        _ => Err(Error::NotFound("case")),
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExternalMark {
+    pub sharing_org: OrgRef,
+    pub share_id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportedFrom {
+    pub received_id: Uuid,
+    pub sharing_org: OrgRef,
+    pub source_case_id: Uuid,
+    pub share_id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CaseView {
+    pub id: Uuid,
+    #[serde(flatten)]
+    pub data: CaseData,
+    pub owner_id: Option<Uuid>,
+    pub external: Option<ExternalMark>,
+    pub imported_from: Option<ImportedFrom>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A case as `org_id` may see it: own/imported in full, external filtered.
+/// Viewing an external case is audited (R39).
+pub async fn case_view(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    case_id: Uuid,
+) -> Result<CaseView> {
+    if let Ok(case) = cases::owned(db, user.org_id, case_id).await {
+        let imported_from = match for_case(db, user.org_id, case_id).await? {
+            Some(r) if r.imported_case_id == Some(case_id) => Some(ImportedFrom {
+                received_id: r.id,
+                sharing_org: org_ref(db, r.sharer_org_id).await?,
+                source_case_id: r.case_id,
+                share_id: r.share_id,
+            }),
+            _ => None,
+        };
+        return Ok(CaseView {
+            id: case.id,
+            data: case.data(),
+            owner_id: case.owner_id,
+            external: None,
+            imported_from,
+            created_at: case.created_at,
+        });
+    }
+    let r = external(db, user.org_id, case_id).await?;
+    let case = cases::by_id(db, case_id).await?;
+    audit::record(
+        db,
+        Action::AccessExternal,
+        audit::Entry {
+            org_id: Some(user.org_id),
+            actor_user_id: Some(user.user_id),
+            case_id: Some(case_id),
+            share_id: Some(r.share_id),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(CaseView {
+        id: case.id,
+        data: filter::case(&r.policy.policy, &case.data()),
+        owner_id: None,
+        external: Some(ExternalMark {
+            sharing_org: org_ref(db, r.sharer_org_id).await?,
+            share_id: r.share_id,
+        }),
+        imported_from: None,
+        created_at: case.created_at,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct GrantedEvidence {
+    id: Uuid,
+    data: sqlx::types::Json<EvidenceData>,
+    caption_redacted: bool,
+    receiver_folder_id: Option<Uuid>,
+}
+
+/// Granted evidence of a collaboration (live shares only), with the receiver's
+/// folder for each (R23: a folder not copied at the initial share means root).
+pub(super) async fn granted(
+    db: &mut PgConnection,
+    received_id: Uuid,
+    only: Option<&[Uuid]>,
+) -> Result<Vec<GrantedEvidence>> {
+    Ok(sqlx::query_as(
+        "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id
+         FROM grants g
+         JOIN shares s ON s.id = g.share_id AND s.status = 'complete'
+         JOIN evidence e ON e.id = g.evidence_id
+         LEFT JOIN received_folders rf ON rf.received_id = g.received_id AND rf.source_folder_id = e.folder_id
+         WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))
+         ORDER BY e.created_at, e.id",
+    )
+    .bind(received_id)
+    .bind(only)
+    .fetch_all(db)
+    .await?)
+}
+
+pub(super) fn filtered(r: &ReceivedRow, rows: Vec<GrantedEvidence>) -> Vec<EvidenceView> {
+    rows.into_iter()
+        .map(|g| EvidenceView {
+            id: g.id,
+            folder_id: g.receiver_folder_id,
+            data: filter::evidence(&r.policy.policy, &g.data.0, g.caption_redacted),
+        })
+        .collect()
+}
+
+/// R18, R24: the external view's evidence, filtered by the policy.
+pub async fn external_evidence(
+    db: &mut PgConnection,
+    r: &ReceivedRow,
+) -> Result<Vec<EvidenceView>> {
+    let rows = granted(db, r.id, None).await?;
+    Ok(filtered(r, rows))
+}
+
+pub async fn external_folders(db: &mut PgConnection, received_id: Uuid) -> Result<Vec<Folder>> {
+    Ok(sqlx::query_as(
+        "SELECT id, name, parent_id FROM received_folders WHERE received_id = $1 ORDER BY name, id",
+    )
+    .bind(received_id)
+    .fetch_all(db)
+    .await?)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceivedItem {
+    pub id: Uuid,
+    pub share_id: Uuid,
+    pub sharing_org: OrgRef,
+    /// The external view (the sharer's case id).
+    pub case_id: Uuid,
+    pub imported_case_id: Option<Uuid>,
+    pub state: ReceivedState,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn list(db: &mut PgConnection, org_id: Uuid) -> Result<Vec<ReceivedItem>> {
+    let rows: Vec<ListRow> = sqlx::query_as(
+        "SELECT r.id, r.share_id, r.case_id, r.imported_case_id, r.received_at, r.revoked_at, r.sharer_org_id,
+                o.name AS sharer_name
+         FROM received r JOIN orgs o ON o.id = r.sharer_org_id WHERE r.receiver_org_id = $1 ORDER BY r.received_at DESC",
+    )
+    .bind(org_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ReceivedItem {
+            id: r.id,
+            share_id: r.share_id,
+            sharing_org: OrgRef {
+                id: r.sharer_org_id,
+                name: r.sharer_name,
+            },
+            case_id: r.case_id,
+            imported_case_id: r.imported_case_id,
+            state: state_of(r.revoked_at.is_some(), r.imported_case_id.is_some()),
+            received_at: r.received_at,
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct ListRow {
+    id: Uuid,
+    share_id: Uuid,
+    case_id: Uuid,
+    imported_case_id: Option<Uuid>,
+    received_at: chrono::DateTime<chrono::Utc>,
+    revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    sharer_org_id: Uuid,
+    sharer_name: String,
+}
