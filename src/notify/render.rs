@@ -1,0 +1,200 @@
+//! Email templates (R32, R33, R40): a notice becomes a subject and text and
+//! HTML bodies. Only ids, names, the case title, the sharer's message and the
+//! View or download link are read, so no field a policy excludes can appear
+//! in an email (R10); values are HTML-escaped in the HTML part.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::send::NoticeRow;
+use super::NoticeKind;
+use crate::context::JobContext;
+use crate::jobs::JobError;
+
+pub(super) struct Rendered {
+    pub(super) subject: String,
+    pub(super) text: String,
+    pub(super) html: String,
+}
+
+fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn fill(template: &str, vars: &[(&str, String)]) -> String {
+    let mut out = template.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    out
+}
+
+const TEMPLATES: &[(&str, &str, &str)] = &[
+    (
+        "share",
+        include_str!("../../templates/share.txt"),
+        include_str!("../../templates/share.html"),
+    ),
+    (
+        "revoke",
+        include_str!("../../templates/revoke.txt"),
+        include_str!("../../templates/revoke.html"),
+    ),
+    (
+        "link_share",
+        include_str!("../../templates/link_share.txt"),
+        include_str!("../../templates/link_share.html"),
+    ),
+    (
+        "link_share_reminder",
+        include_str!("../../templates/link_share_reminder.txt"),
+        include_str!("../../templates/link_share_reminder.html"),
+    ),
+    (
+        "internal_share",
+        include_str!("../../templates/internal_share.txt"),
+        include_str!("../../templates/internal_share.html"),
+    ),
+];
+
+pub(super) async fn render(
+    db: &mut PgConnection,
+    ctx: &JobContext,
+    n: &NoticeRow,
+) -> Result<Rendered, JobError> {
+    if n.kind == NoticeKind::LinkShare.as_str() || n.kind == NoticeKind::LinkShareReminder.as_str()
+    {
+        return render_link_share(db, ctx, n).await;
+    }
+    // Only ids, names and the case title are read: nothing else can leak (R10).
+    let (case_id, case_title, sharing_org, receiving_org, message): (
+        Uuid,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT c.id, c.title, so.name, ro.name, s.message
+             FROM shares s JOIN cases c ON c.id = s.case_id JOIN orgs so ON so.id = s.org_id
+             LEFT JOIN orgs ro ON ro.id = s.target_org_id
+             WHERE s.id = $1",
+    )
+    .bind(n.share_id)
+    .fetch_one(db)
+    .await?;
+    let receiving_org = receiving_org.unwrap_or_else(|| sharing_org.clone());
+    let base = ctx.settings.public_url.trim_end_matches('/');
+    let view_url = format!("{base}/cases/{case_id}");
+    let template = match n.kind.as_str() {
+        "share" => "share",
+        "revoke" => "revoke",
+        _ => "internal_share",
+    };
+    let subject = match template {
+        "share" => format!("{sharing_org} shared a case with you: {case_title}"),
+        "revoke" => format!("{sharing_org} revoked a shared case: {case_title}"),
+        _ => format!("A case was shared with you: {case_title}"),
+    };
+    let vars = [
+        ("sharing_org", sharing_org),
+        ("receiving_org", receiving_org),
+        ("case_title", case_title),
+        ("view_url", view_url),
+    ];
+    Ok(fill_template(template, subject, &vars, message.as_deref()))
+}
+
+/// Fill a template's text and HTML parts: HTML gets escaped values, and the
+/// optional message becomes `message_block` / `message_html`.
+fn fill_template(
+    template: &str,
+    subject: String,
+    vars: &[(&str, String)],
+    message: Option<&str>,
+) -> Rendered {
+    let (_, text, html) = TEMPLATES
+        .iter()
+        .find(|(name, _, _)| *name == template)
+        .copied()
+        .unwrap_or(TEMPLATES[0]);
+    let message = message.filter(|m| !m.trim().is_empty());
+    let mut text_vars = vars.to_vec();
+    text_vars.push((
+        "message_block",
+        message
+            .map(|m| format!("\nMessage:\n{m}\n"))
+            .unwrap_or_default(),
+    ));
+    let mut html_vars: Vec<(&str, String)> =
+        vars.iter().map(|(k, v)| (*k, escape_html(v))).collect();
+    html_vars.push((
+        "message_html",
+        message
+            .map(|m| format!("<p>Message:<br>{}</p>", escape_html(m)))
+            .unwrap_or_default(),
+    ));
+    Rendered {
+        subject,
+        text: fill(text, &text_vars),
+        html: fill(html, &html_vars),
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct LinkNoticeRow {
+    case_title: String,
+    sharing_org: String,
+    message: Option<String>,
+    token: String,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    manifest: Option<String>,
+}
+
+/// The link-share email: who sends, which case, the link, its expiry and the
+/// manifest's hash (so the recipient can check what was downloaded).
+async fn render_link_share(
+    db: &mut PgConnection,
+    ctx: &JobContext,
+    n: &NoticeRow,
+) -> Result<Rendered, JobError> {
+    let LinkNoticeRow { case_title, sharing_org, message, token, expires_at, manifest } = sqlx::query_as(
+        "SELECT c.title AS case_title, o.name AS sharing_org, l.message, l.token, l.expires_at,
+                l.manifest_sha256 AS manifest
+         FROM link_shares l JOIN cases c ON c.id = l.case_id JOIN orgs o ON o.id = l.org_id WHERE l.id = $1",
+    )
+    .bind(n.link_share_id)
+    .fetch_one(db)
+    .await?;
+    let base = ctx.settings.public_url.trim_end_matches('/');
+    let download_url = format!("{base}/v1/downloads/{token}");
+    let expires = expires_at
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default();
+    let manifest = manifest.unwrap_or_default();
+    let reminder = n.kind == NoticeKind::LinkShareReminder.as_str();
+    let subject = if reminder {
+        format!("Reminder: the case package {case_title} from {sharing_org} expires on {expires}")
+    } else {
+        format!("{sharing_org} sent you a case package: {case_title}")
+    };
+    let vars = [
+        ("sharing_org", sharing_org),
+        ("case_title", case_title),
+        ("download_url", download_url),
+        ("expires_at", expires),
+        ("manifest_sha256", manifest),
+    ];
+    Ok(fill_template(
+        if reminder {
+            "link_share_reminder"
+        } else {
+            "link_share"
+        },
+        subject,
+        &vars,
+        message.as_deref(),
+    ))
+}

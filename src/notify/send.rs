@@ -1,0 +1,161 @@
+//! Delivery (R33, R34): the `SendNotice` job sends one notice through a
+//! pooled SMTP transport and records `sent` right after the server accepted.
+//! The notice is claimed with a lease, in a task that an abandoned job cannot
+//! cancel, so a redelivery racing the first attempt backs off and one arriving
+//! later finds `sent` and sends nothing. Only a process killed between the
+//! accept and that record can cause a second copy (SMTP offers no
+//! exactly-once); it then carries the same Message-ID. Errors map to the
+//! runner's retry (4xx, connection) or immediate failure (5xx); a notice given
+//! up on is `failed`, and an operator's requeue makes it `pending` again.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::render::render;
+use super::NoticeStatus;
+use crate::context::JobContext;
+use crate::jobs::{Job, JobError, Reopened};
+use crate::mail::{Email, MailError};
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SendNotice {
+    pub notice_id: Uuid,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct NoticeRow {
+    pub(super) kind: String,
+    pub(super) recipient: String,
+    pub(super) message_id: String,
+    pub(super) share_id: Option<Uuid>,
+    pub(super) link_share_id: Option<Uuid>,
+}
+
+impl Job for SendNotice {
+    const NAME: &'static str = "send-notice";
+    const PREFETCH_FACTOR: u16 = 4;
+    type Context = JobContext;
+
+    /// The send and its record run as one detached task: a worker that
+    /// abandons in-flight jobs (a sibling crashed, its channel failed) cannot
+    /// cut between the server's accept and `sent`, which would make the
+    /// redelivery send a second copy (R33).
+    async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
+        tokio::spawn(deliver(ctx.clone(), self.notice_id))
+            .await
+            .map_err(|e| JobError::transient(format!("send task failed: {e}")))?
+    }
+
+    async fn on_dead(&self, ctx: &JobContext, reason: &str) {
+        let r = sqlx::query("UPDATE notices SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'")
+            .bind(self.notice_id)
+            .bind(reason)
+            .execute(&ctx.db)
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, notice_id = %self.notice_id, "cannot mark notice failed");
+        }
+        metrics::counter!("caseshare_emails_failed_total").increment(1);
+    }
+
+    /// A failed notice goes back to `pending` (`deliver` only sends pending
+    /// notices); one already `sent` stays sent, so a requeue never mails twice.
+    async fn on_requeue(&self, tx: &mut PgConnection) -> sqlx::Result<Reopened> {
+        let share_id: Option<Option<Uuid>> = sqlx::query_scalar(
+            "UPDATE notices SET status = 'pending' WHERE id = $1 AND status = 'failed'
+             RETURNING share_id",
+        )
+        .bind(self.notice_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        Ok(match share_id {
+            Some(share_id) => Reopened {
+                subject: Some(format!("notice {}: failed -> pending", self.notice_id)),
+                share_id,
+            },
+            None => Reopened::default(),
+        })
+    }
+}
+
+/// How long a claimed notice is reserved for the worker sending it.
+const SEND_LEASE: &str = "60 seconds";
+
+/// Send one notice unless it was sent before. The notice is claimed with a
+/// lease (`claimed_until`), so a redelivery racing the first attempt backs off
+/// instead of sending a second copy, and no database connection is held while
+/// the SMTP server answers. Only a process killed between the server's accept
+/// and the `sent` record can cause a second copy, with the same Message-ID.
+async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
+    let claimed: Option<NoticeRow> = sqlx::query_as(&format!(
+        "UPDATE notices SET attempts = attempts + 1, claimed_until = now() + interval '{SEND_LEASE}'
+         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+         RETURNING kind, recipient, message_id, share_id, link_share_id"
+    ))
+    .bind(notice_id)
+    .fetch_optional(&ctx.db)
+    .await?;
+    let Some(notice) = claimed else {
+        let status: Option<NoticeStatus> =
+            sqlx::query_scalar("SELECT status FROM notices WHERE id = $1")
+                .bind(notice_id)
+                .fetch_optional(&ctx.db)
+                .await?;
+        return match status {
+            None => Err(JobError::permanent(format!(
+                "notice {notice_id} does not exist"
+            ))),
+            // Sent (or given up) before: never a second copy (R33).
+            Some(NoticeStatus::Sent | NoticeStatus::Failed) => Ok(()),
+            Some(_) => Err(JobError::transient(
+                "notice is being sent by another worker",
+            )),
+        };
+    };
+    let outcome = send(&ctx, &notice).await;
+    let release = match &outcome {
+        Ok(()) => sqlx::query(
+            "UPDATE notices SET status = 'sent', sent_at = now(), last_error = NULL, claimed_until = NULL WHERE id = $1",
+        )
+        .bind(notice_id)
+        .execute(&ctx.db)
+        .await
+        .map(|_| ()),
+        Err(e) => sqlx::query("UPDATE notices SET last_error = $2, claimed_until = NULL WHERE id = $1")
+            .bind(notice_id)
+            .bind(e.to_string())
+            .execute(&ctx.db)
+            .await
+            .map(|_| ()),
+    };
+    match (outcome, release) {
+        (Ok(()), Ok(())) => {
+            metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind.clone())
+                .increment(1);
+            Ok(())
+        }
+        // Sent, but not recorded: the lease keeps redeliveries away while the
+        // database recovers; the retry then records nothing new but `sent`.
+        (Ok(()), Err(db)) => Err(JobError::transient(format!(
+            "sent, but cannot record it: {db}"
+        ))),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// Render and hand one notice to the SMTP server.
+async fn send(ctx: &JobContext, notice: &NoticeRow) -> Result<(), JobError> {
+    let rendered = render(&mut *ctx.db.acquire().await?, ctx, notice).await?;
+    let email = Email {
+        to: notice.recipient.clone(),
+        subject: rendered.subject,
+        message_id: notice.message_id.clone(),
+        text: rendered.text,
+        html: rendered.html,
+    };
+    ctx.mailer.send(email).await.map_err(|e| match e {
+        MailError::Permanent(r) => JobError::permanent(r),
+        MailError::Transient(r) => JobError::transient(r),
+    })
+}

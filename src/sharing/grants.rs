@@ -1,0 +1,163 @@
+//! Grants (R13, R17, R21): resolve a share's scope to the owner's folders and
+//! evidence, create or extend the collaboration with the partner, copy the
+//! folder tree once and grant every in-scope item in one statement. The upserts
+//! make a repeated share a scope union without duplicate grants or received
+//! cases (R17). The scope SQL is shared with link shares and revocation.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::{Scope, ShareRow};
+use crate::audit;
+use crate::error::{Error, Result};
+use crate::receiving;
+
+/// Create or extend the collaboration with `partner` (R17), copy the folder
+/// tree once (R21) and grant the scope set-based. Returns the received id.
+pub(super) async fn materialize(
+    tx: &mut PgConnection,
+    share: &ShareRow,
+    partner: Uuid,
+) -> Result<Uuid> {
+    let policy = share
+        .policy
+        .as_ref()
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("partner share without policy")))?;
+    let (received_id, received_at): (Uuid, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
+        "INSERT INTO received (id, case_id, sharer_org_id, receiver_org_id, policy, share_id)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (case_id, receiver_org_id) DO UPDATE
+            SET policy = EXCLUDED.policy, share_id = EXCLUDED.share_id, revoked_at = NULL
+         RETURNING id, received_at",
+    )
+    .bind(Uuid::new_v4())
+    .bind(share.case_id)
+    .bind(share.org_id)
+    .bind(partner)
+    .bind(policy)
+    .bind(share.id)
+    .fetch_one(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE shares SET received_id = $2 WHERE id = $1")
+        .bind(share.id)
+        .bind(received_id)
+        .execute(&mut *tx)
+        .await?;
+
+    copy_folders(tx, received_id, received_at, share).await?;
+    let new_evidence = grant(tx, received_id, share).await?;
+    receiving::deliver_new_evidence_tx(tx, received_id, &new_evidence).await?;
+
+    // R7: a snapshot of the case's and its evidence's audit trail, if allowed.
+    let snapshot = if policy.policy.permissions.sender_audit_trail {
+        let items = audit::for_case(tx, share.org_id, share.case_id).await?;
+        Some(serde_json::json!({ "taken_at": chrono::Utc::now(), "items": items }))
+    } else {
+        None
+    };
+    sqlx::query("UPDATE received SET sender_snapshot = $2 WHERE id = $1")
+        .bind(received_id)
+        .bind(snapshot)
+        .execute(&mut *tx)
+        .await?;
+    Ok(received_id)
+}
+
+/// The owner's folders in scope: all of them (case), the selected ones with
+/// their subfolders (folders), or the ancestors of the selected evidence.
+pub(crate) const SCOPE_FOLDERS_SQL: &str = "
+    WITH RECURSIVE sub AS (
+        SELECT id FROM folders WHERE case_id = $1 AND ($2 = 'case' OR id = ANY($3))
+        UNION
+        SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id WHERE $2 = 'folders'
+    ),
+    up AS (
+        SELECT f.id, f.parent_id FROM folders f
+        WHERE f.case_id = $1 AND f.id IN (SELECT folder_id FROM evidence WHERE id = ANY($4))
+        UNION
+        SELECT f.id, f.parent_id FROM folders f JOIN up ON f.id = up.parent_id
+    )
+    SELECT id FROM sub WHERE $2 <> 'evidence'
+    UNION SELECT id FROM up WHERE $2 = 'evidence'";
+
+pub(crate) fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) {
+    match scope {
+        Scope::Case => ("case", vec![], vec![]),
+        Scope::Folders { folder_ids } => ("folders", folder_ids.clone(), vec![]),
+        Scope::Evidence { evidence_ids } => ("evidence", vec![], evidence_ids.clone()),
+    }
+}
+
+/// R21: copy in-scope folders that existed when the collaboration began and
+/// are not copied yet. Renames and moves later never touch these copies.
+async fn copy_folders(
+    tx: &mut PgConnection,
+    received_id: Uuid,
+    received_at: chrono::DateTime<chrono::Utc>,
+    share: &ShareRow,
+) -> Result<()> {
+    let (kind, folder_ids, evidence_ids) = scope_args(&share.scope.0);
+    let copied: Vec<Uuid> = sqlx::query_scalar(&format!(
+        "INSERT INTO received_folders (id, received_id, source_folder_id, name)
+         SELECT gen_random_uuid(), $5, f.id, f.name FROM folders f
+         WHERE f.id IN ({SCOPE_FOLDERS_SQL}) AND f.created_at <= $6
+         ON CONFLICT (received_id, source_folder_id) DO NOTHING
+         RETURNING source_folder_id"
+    ))
+    .bind(share.case_id)
+    .bind(kind)
+    .bind(&folder_ids)
+    .bind(&evidence_ids)
+    .bind(received_id)
+    .bind(received_at)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !copied.is_empty() {
+        sqlx::query(
+            "UPDATE received_folders rf SET parent_id = rp.id
+             FROM folders f JOIN received_folders rp ON rp.source_folder_id = f.parent_id
+             WHERE rf.received_id = $1 AND rp.received_id = $1 AND rf.source_folder_id = f.id
+               AND rf.source_folder_id = ANY($2)",
+        )
+        .bind(received_id)
+        .bind(&copied)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Grant every in-scope evidence item in one statement. Returns the ids that
+/// were not granted before (R17: a repeated share adds no duplicate).
+pub async fn grant(
+    tx: &mut PgConnection,
+    received_id: Uuid,
+    share: &ShareRow,
+) -> Result<Vec<Uuid>> {
+    let (kind, folder_ids, evidence_ids) = scope_args(&share.scope.0);
+    let new: Vec<Uuid> = sqlx::query_as::<_, (Uuid, bool)>(&format!(
+        "INSERT INTO grants (received_id, evidence_id, share_id, caption_redacted)
+         SELECT $5, e.id, $6, e.id = ANY($7) FROM evidence e
+         WHERE e.case_id = $1 AND (
+             $2 = 'case'
+             OR ($2 = 'folders' AND e.folder_id IN ({SCOPE_FOLDERS_SQL}))
+             OR ($2 = 'evidence' AND e.id = ANY($4)))
+         ON CONFLICT (received_id, evidence_id) DO UPDATE
+            SET share_id = EXCLUDED.share_id,
+                caption_redacted = grants.caption_redacted OR EXCLUDED.caption_redacted
+         RETURNING evidence_id, (xmax = 0) AS inserted"
+    ))
+    .bind(share.case_id)
+    .bind(kind)
+    .bind(&folder_ids)
+    .bind(&evidence_ids)
+    .bind(received_id)
+    .bind(share.id)
+    .bind(&share.redact_caption_evidence_ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .filter_map(|(id, inserted)| inserted.then_some(id))
+    .collect();
+    Ok(new)
+}

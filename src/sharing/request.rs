@@ -1,0 +1,217 @@
+//! The share request (R13–R15): validate scope, target and recipients,
+//! refuse what the org may not do yet or at all (R2 before setup, R4 for a
+//! non-partner or an `fpp` partner), and record the share with its policy
+//! snapshot (R12), its audit entry (R39), its `ShareCase` job and its
+//! `share.processing` event in one transaction, so the request answers at
+//! once with `processing` and the job exists exactly when the share does.
+
+use serde::Deserialize;
+use sqlx::{PgConnection, PgPool};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{
+    status_payload, Recipient, Scope, ShareCase, ShareRow, ShareStatus, ShareView, Target,
+    SHARE_COLUMNS,
+};
+use crate::audit::{self, Action};
+use crate::cases;
+use crate::error::{Error, Result};
+use crate::jobs::{self, Job};
+use crate::orgs::{self, OrgKind};
+use crate::policy;
+use crate::principal::UserPrincipal;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShareRequest {
+    pub scope: Scope,
+    pub target: Target,
+    pub message: Option<String>,
+    /// R11: evidence whose community-request caption the receiver gets redacted.
+    #[serde(default)]
+    pub redact_caption_evidence_ids: Vec<Uuid>,
+}
+
+/// Accept a share request: validate, record the share with its policy
+/// snapshot (R12) and its job in one transaction; a worker does the rest (R15).
+pub async fn create(
+    db: &PgPool,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    req: ShareRequest,
+) -> Result<ShareView> {
+    let mut tx = db.begin().await?;
+    cases::owned(&mut tx, user.org_id, case_id).await?;
+    let org = orgs::get(&mut tx, user.org_id).await?;
+    // R2: nothing advanced before an admin completed setup.
+    if org.default_policy_id.is_none() {
+        return Err(Error::AdvancedSharingNotSetUp);
+    }
+    validate_scope(&mut tx, case_id, &req.scope).await?;
+    if !req.redact_caption_evidence_ids.is_empty() {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(DISTINCT id) FROM evidence WHERE case_id = $1 AND id = ANY($2)",
+        )
+        .bind(case_id)
+        .bind(&req.redact_caption_evidence_ids)
+        .fetch_one(&mut *tx)
+        .await?;
+        if n as usize != distinct(&req.redact_caption_evidence_ids) {
+            return Err(Error::validation(
+                "redact_caption_evidence_ids must name evidence of this case",
+            ));
+        }
+    }
+    if let Some(m) = &req.message {
+        if m.len() > 10_000 {
+            return Err(Error::validation("message is longer than 10000 characters"));
+        }
+    }
+    let (target_kind, target_org, snapshot) = match &req.target {
+        Target::Internal { recipients } => {
+            if recipients.is_empty() {
+                return Err(Error::validation(
+                    "an internal share names at least one user or group",
+                ));
+            }
+            validate_recipients(&mut tx, user.org_id, recipients, false).await?;
+            ("internal", None, None)
+        }
+        Target::Partner { org_id, recipients } => {
+            if *org_id == user.org_id || !orgs::are_partners(&mut tx, user.org_id, *org_id).await? {
+                return Err(Error::NotAPartner); // R4
+            }
+            let partner = orgs::get(&mut tx, *org_id).await?;
+            if partner.kind == OrgKind::Fpp {
+                return Err(Error::ClassicSharingRequired); // R4, R40
+            }
+            validate_recipients(&mut tx, *org_id, recipients, true).await?;
+            let snapshot = policy::effective(&mut tx, user.org_id, *org_id)
+                .await?
+                .ok_or(Error::AdvancedSharingNotSetUp)?;
+            ("partner", Some(*org_id), Some(snapshot))
+        }
+    };
+    let id = Uuid::new_v4();
+    let row: ShareRow = sqlx::query_as(&format!(
+        "INSERT INTO shares (id, case_id, org_id, created_by, target_kind, target_org_id, scope, target, message,
+                             redact_caption_evidence_ids, policy)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {SHARE_COLUMNS}"
+    ))
+    .bind(id)
+    .bind(case_id)
+    .bind(user.org_id)
+    .bind(user.user_id)
+    .bind(target_kind)
+    .bind(target_org)
+    .bind(sqlx::types::Json(&req.scope))
+    .bind(sqlx::types::Json(&req.target))
+    .bind(&req.message)
+    .bind(&req.redact_caption_evidence_ids)
+    .bind(snapshot.as_ref().map(sqlx::types::Json))
+    .fetch_one(&mut *tx)
+    .await?;
+    audit::record(
+        &mut tx,
+        Action::Share,
+        audit::Entry {
+            org_id: Some(user.org_id),
+            actor_user_id: Some(user.user_id),
+            case_id: Some(case_id),
+            share_id: Some(id),
+            details: Some(
+                serde_json::json!({ "target_kind": target_kind, "target_org_id": target_org }),
+            ),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let job_id = ShareCase { share_id: id }
+        .enqueue_for_tx(&mut tx, Some(user.org_id))
+        .await?;
+    jobs::outbox::status_event(
+        &mut tx,
+        "share.processing",
+        status_payload(&row, ShareStatus::Processing),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(row.view(Some(job_id)))
+}
+
+fn distinct(ids: &[Uuid]) -> usize {
+    ids.iter().collect::<std::collections::HashSet<_>>().len()
+}
+
+pub(crate) async fn validate_scope(
+    db: &mut PgConnection,
+    case_id: Uuid,
+    scope: &Scope,
+) -> Result<()> {
+    let (table, ids) = match scope {
+        Scope::Case => return Ok(()),
+        Scope::Folders { folder_ids } => ("folders", folder_ids),
+        Scope::Evidence { evidence_ids } => ("evidence", evidence_ids),
+    };
+    if ids.is_empty() {
+        return Err(Error::validation(format!("scope lists no {table}")));
+    }
+    let n: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(DISTINCT id) FROM {table} WHERE case_id = $1 AND id = ANY($2)"
+    ))
+    .bind(case_id)
+    .bind(ids)
+    .fetch_one(db)
+    .await?;
+    if n as usize != distinct(ids) {
+        return Err(Error::validation(format!(
+            "scope names {table} that are not in this case"
+        )));
+    }
+    Ok(())
+}
+
+/// Users and groups must belong to `org_id`; emails must parse.
+async fn validate_recipients(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    recipients: &[Recipient],
+    emails_ok: bool,
+) -> Result<()> {
+    let mut users = Vec::new();
+    let mut groups = Vec::new();
+    for r in recipients {
+        match r {
+            Recipient::User { user_id } => users.push(*user_id),
+            Recipient::Group { group_id } => groups.push(*group_id),
+            Recipient::Email { email } => {
+                if !emails_ok {
+                    return Err(Error::validation(
+                        "internal shares name users or groups, not email addresses",
+                    ));
+                }
+                if !orgs::valid_email(email) {
+                    return Err(Error::validation(format!(
+                        "{email:?} is not a valid email address"
+                    )));
+                }
+            }
+        }
+    }
+    let (nu, ng): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(DISTINCT id) FROM users WHERE org_id = $1 AND id = ANY($2)),
+                (SELECT count(DISTINCT id) FROM groups WHERE org_id = $1 AND id = ANY($3))",
+    )
+    .bind(org_id)
+    .bind(&users)
+    .bind(&groups)
+    .fetch_one(db)
+    .await?;
+    if nu as usize != distinct(&users) || ng as usize != distinct(&groups) {
+        return Err(Error::validation(
+            "recipients must be users or groups of the target organization",
+        ));
+    }
+    Ok(())
+}
