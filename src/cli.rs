@@ -141,8 +141,7 @@ async fn dead_letters(settings: &Settings, command: DeadLettersCommand) -> anyho
             let n = operations::purge(settings).await?;
             println!(
                 "purged {n} message(s) from {}",
-                crate::amqp::Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms)
-                    .dead_queue()
+                crate::worker::topology(settings).dead_queue()
             );
         }
     }

@@ -1,15 +1,50 @@
 //! caseshare: cross-organization sharing of cases and digital evidence between
 //! police agencies and prosecutors, governed by policy and auditable.
 //!
-//! Where the rules of `SPEC.md` live:
-//! - `orgs` (R1–R5), `policy` (R6–R12, the one filter), `sharing` (R13–R17,
-//!   R22–R23 fan-out), `receiving` (R18–R21, R24–R28), `revocation` (R29–R31),
-//!   `notify` (R32–R34), `audit` (R39), `evidence` (intake, R38),
-//!   `linkshare` (R40: link shares, ZIP/ISO packages, downloads), `content`
-//!   (evidence content: upload, verification, and the store, local or S3);
-//! - `jobs` (outbox, runner, retry; R35–R36), `amqp` (topology), `http` (the
-//!   contract of `API.md`), `config`, `db`, `telemetry` (R37), `startup`;
-//! - `operations` (operator commands: queue depth and dead letters; R36–R37).
+//! Dependencies point down only: `main`/`cli` → `startup` and `worker` (the
+//! job registry, the one place that names every job kind) → `http` (the
+//! contract of `API.md`; turns `error::Error` into answers) → the domain
+//! (`orgs`, `cases`, `evidence`, `policy`, `sharing`, `receiving`,
+//! `revocation`, `notify`, `linkshare`, `content`, `principal`) → the
+//! infrastructure (`jobs`, `amqp`, `content::store`, `mail`, `context`,
+//! `audit`, `db`, `config`, `telemetry`, `shutdown`), which names no domain
+//! type. `operations` (operator commands) sits beside `cli`.
+//!
+//! Where each rule of `SPEC.md` lives:
+//!
+//! | rules | file |
+//! |---|---|
+//! | R1 | `orgs.rs`, `http/bootstrap.rs` |
+//! | R2, R3, R5 | `orgs.rs`, `policy/mod.rs`, `http/admin.rs` |
+//! | R4 | `sharing/request.rs` (partners, `classic_sharing_required`) |
+//! | R6–R11 | `policy/filter.rs` (the one filter), `policy/mod.rs` |
+//! | R12 | `policy/mod.rs` (snapshots), `sharing/request.rs` |
+//! | R13, R14 | `sharing/request.rs`, `sharing/grants.rs` |
+//! | R15 | `sharing/request.rs`, `sharing/job.rs`, `jobs/outbox.rs` (status events) |
+//! | R16 | `sharing/access.rs` |
+//! | R17 | `sharing/grants.rs` (`materialize`), `sharing/job.rs` |
+//! | R18 | `receiving/view.rs`, `cases.rs` |
+//! | R19 | `receiving/import.rs` |
+//! | R20 | `receiving/details.rs` |
+//! | R21 | `sharing/grants.rs` (`copy_folders`), `receiving/import.rs` |
+//! | R22 | `sharing/fanout.rs` |
+//! | R23 | `sharing/grants.rs`, `receiving/view.rs`, `receiving/import.rs` |
+//! | R24–R27 | `receiving/updates.rs`, `receiving/view.rs` |
+//! | R28 | `receiving/onward.rs`, `sharing/access.rs` (dissemination) |
+//! | R29–R31 | `revocation/mod.rs`, `sharing/fanout.rs` (R31's race) |
+//! | R32, R33 | `notify/recipients.rs`, `notify/enqueue.rs`, `notify/render.rs` |
+//! | R33, R34 | `notify/send.rs`, `mail.rs` |
+//! | R35 | `jobs/outbox.rs`, `jobs/relay.rs`, `jobs/runner.rs` |
+//! | R36 | `jobs/runner.rs`, `jobs/retry.rs`, `operations/dead_letters.rs` |
+//! | R37 | `telemetry.rs`, `http/ops.rs`, `operations/queues.rs` |
+//! | R38 | `evidence.rs`, `worker.rs` (the events handler) |
+//! | R39 | `audit.rs` |
+//! | R40 | `linkshare/{request,build,lifecycle,download,package,iso9660}.rs`, `content/` |
+//! | R41, R42 | not yet: per-principal case access (open issue "Access control"); it will live in `sharing/access.rs` and the read paths of `cases.rs` and `receiving/` |
+//! | R43 | not yet: per-item policy snapshots, `sharing/grants.rs` and `policy/filter.rs` |
+//! | R44 | not yet: `revocation/` |
+//! | R45 | partly: the dissemination log in `sharing/access.rs`; enforcement not yet |
+//! | R46–R50 | not yet (see the access-control issue) |
 
 pub mod amqp;
 pub mod audit;

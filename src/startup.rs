@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 
-use crate::amqp::Topology;
 use crate::config::Settings;
 use crate::content::store::ContentStore;
 use crate::context::JobContext;
@@ -58,8 +57,7 @@ impl Application {
         let settings = Arc::new(settings);
         let store = ContentStore::from_settings(&settings)?;
         let registry = Arc::new(worker::registry());
-        let topology = Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms)
-            .with_job_kinds(registry.names());
+        let topology = worker::topology(&settings);
         let shutdown = Shutdown::new();
         let faults = Arc::new(Faults::default());
         let mut tasks = JoinSet::new();

@@ -6,6 +6,8 @@
 
 use futures_util::future::BoxFuture;
 
+use crate::amqp::Topology;
+use crate::config::Settings;
 use crate::context::JobContext;
 use crate::evidence::{self, IngestError};
 use crate::jobs::{EventError, Registry};
@@ -25,6 +27,13 @@ pub fn registry() -> Registry<JobContext> {
         .register::<notify::SendNotice>()
         .register::<linkshare::BuildLinkShare>()
         .events(EVIDENCE_EVENT, ingest_event)
+}
+
+/// The deployment's RabbitMQ objects: a queue for every registered job kind,
+/// the events, retry and dead-letter queues.
+pub fn topology(settings: &Settings) -> Topology {
+    Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms)
+        .with_job_kinds(registry().names())
 }
 
 /// R38: an upstream system published evidence to the events exchange; it is

@@ -52,9 +52,8 @@ use lapin::Connection;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::amqp::Topology;
 use crate::config::Settings;
-use crate::worker;
+use crate::worker::topology;
 
 /// Refusals an operator should see as such (not as an internal failure).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -67,12 +66,6 @@ pub enum OpsError {
         "queue {0} does not exist (is the AMQP prefix right, and has the deployment started once?)"
     )]
     QueueMissing(String),
-}
-
-/// The deployment's queues: those of every registered job kind.
-fn topology(settings: &Settings) -> Topology {
-    Topology::new(&settings.amqp_prefix, &settings.retry_delays_ms)
-        .with_job_kinds(worker::registry().names())
 }
 
 async fn pool(settings: &Settings) -> anyhow::Result<PgPool> {

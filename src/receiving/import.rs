@@ -22,7 +22,8 @@ use crate::policy::filter;
 use crate::principal::UserPrincipal;
 
 /// Copy the receiver's folder tree into the imported case (same ids), adding
-/// only folders not there yet.
+/// only folders not there yet (R21). Evidence whose folder has no copy lands
+/// at the imported case's root (R23).
 async fn sync_folders_tx(tx: &mut PgConnection, received_id: Uuid, case_id: Uuid) -> Result<()> {
     let added: Vec<Uuid> = sqlx::query_scalar(
         "INSERT INTO folders (id, case_id, name) SELECT id, $2, name FROM received_folders WHERE received_id = $1

@@ -90,6 +90,8 @@ pub(crate) fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) 
 
 /// R21: copy in-scope folders that existed when the collaboration began and
 /// are not copied yet. Renames and moves later never touch these copies.
+/// R23: a folder created after that has no copy, so evidence landing in it
+/// shows at the receiver's root (see `receiving::view::granted`).
 async fn copy_folders(
     tx: &mut PgConnection,
     received_id: Uuid,

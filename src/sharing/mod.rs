@@ -81,17 +81,6 @@ pub enum ShareStatus {
     Revoked,
 }
 
-impl ShareStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ShareStatus::Processing => "processing",
-            ShareStatus::Complete => "complete",
-            ShareStatus::Failed => "failed",
-            ShareStatus::Revoked => "revoked",
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ShareView {
     pub id: Uuid,

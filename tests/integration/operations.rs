@@ -22,7 +22,7 @@ fn settings(app: &TestApp) -> Settings {
 /// (job id, notice id, recipient, notice status) of every send-notice job.
 async fn notice_jobs(app: &TestApp) -> Vec<(Uuid, Uuid, String, String)> {
     sqlx::query_as(
-        "SELECT j.id, n.id, n.recipient, n.status FROM jobs j
+        "SELECT j.id, n.id, n.recipient, n.status::text FROM jobs j
          JOIN notices n ON n.id = (j.payload->>'notice_id')::uuid
          WHERE j.kind = 'send-notice' ORDER BY n.recipient",
     )

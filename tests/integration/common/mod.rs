@@ -587,7 +587,9 @@ async fn cleanup_broker(amqp_url: &str, prefix: &str) {
     let Ok(ch) = conn.create_channel().await else {
         return;
     };
-    let topology = caseshare::amqp::Topology::new(prefix, &[100, 200, 400]);
+    // Every queue, including one per registered job kind.
+    let topology = caseshare::amqp::Topology::new(prefix, &[100, 200, 400])
+        .with_job_kinds(caseshare::worker::registry().names());
     for q in topology.all_queues() {
         let _ = ch
             .queue_delete(q.into(), QueueDeleteOptions::default())
