@@ -147,7 +147,7 @@ async fn r36_r37_dead_letters_are_listed_shown_requeued_once_and_purged() {
     );
     assert_eq!(sink(&app).count(), 1, "the other dead job stays dead");
     let (status, sent_at): (String, Option<chrono::DateTime<chrono::Utc>>) =
-        sqlx::query_as("SELECT status, sent_at FROM notices WHERE id = $1")
+        sqlx::query_as("SELECT status::text, sent_at FROM notices WHERE id = $1")
             .bind(notice1)
             .fetch_one(&app.db)
             .await
