@@ -6,10 +6,19 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::send::NoticeRow;
 use super::NoticeKind;
 use crate::context::JobContext;
 use crate::jobs::JobError;
+
+/// A claimed notice: what rendering and sending it need.
+#[derive(sqlx::FromRow)]
+pub(super) struct NoticeRow {
+    pub(super) kind: String,
+    pub(super) recipient: String,
+    pub(super) message_id: String,
+    pub(super) share_id: Option<Uuid>,
+    pub(super) link_share_id: Option<Uuid>,
+}
 
 pub(super) struct Rendered {
     pub(super) subject: String,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::render::render;
+use super::render::{render, NoticeRow};
 use super::NoticeStatus;
 use crate::context::JobContext;
 use crate::jobs::{Job, JobError, Reopened};
@@ -21,15 +21,6 @@ use crate::mail::{Email, MailError};
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SendNotice {
     pub notice_id: Uuid,
-}
-
-#[derive(sqlx::FromRow)]
-pub(super) struct NoticeRow {
-    pub(super) kind: String,
-    pub(super) recipient: String,
-    pub(super) message_id: String,
-    pub(super) share_id: Option<Uuid>,
-    pub(super) link_share_id: Option<Uuid>,
 }
 
 impl Job for SendNotice {
