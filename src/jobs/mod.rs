@@ -227,6 +227,21 @@ pub async fn enqueue_many_tx<J: Job>(
     outbox::enqueue_many(tx, J::NAME, &payloads, org_id).await
 }
 
+/// Mark jobs `complete` that another job's run did in the caller's
+/// transaction (coalescing); their messages are then acked unrun.
+pub async fn complete_unrun_tx(tx: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE jobs SET status = $2, started_at = coalesce(started_at, now()),
+                finished_at = now(), updated_at = now()
+         WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .bind(JobStatus::Complete)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// The message body on a job queue: ids only, the payload stays in PostgreSQL.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct JobMessage {

@@ -75,14 +75,7 @@ impl Job for EvidenceAdded {
         fan_out(&mut tx, case_id, &items).await?;
         if !absorbed.is_empty() {
             let jobs: Vec<Uuid> = absorbed.iter().map(|(j, ..)| *j).collect();
-            sqlx::query(
-                "UPDATE jobs SET status = 'complete', started_at = coalesce(started_at, now()),
-                        finished_at = now(), updated_at = now()
-                 WHERE id = ANY($1)",
-            )
-            .bind(&jobs)
-            .execute(&mut *tx)
-            .await?;
+            crate::jobs::complete_unrun_tx(&mut tx, &jobs).await?;
             tracing::debug!(
                 coalesced = jobs.len(),
                 "evidence-added jobs done in this run"
