@@ -182,6 +182,9 @@ pub struct TestApp {
     pub smtp: Option<SmtpSink>,
     pub s3: Option<s3::S3Server>,
     pub app: Option<Application>,
+    /// This test created the database (not one joining another's deployment):
+    /// it drops it when it stops.
+    owns_database: bool,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -193,6 +196,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         caseshare::telemetry::init_logging(caseshare::config::LogFormat::Text);
     }
     let services = services().await;
+    let owns_database = opts.join.is_none();
     let (database_url, prefix) = opts.join.clone().unwrap_or_else(|| {
         let id = Uuid::new_v4().simple().to_string();
         (
@@ -249,6 +253,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         smtp,
         s3,
         app: Some(app),
+        owns_database,
     }
 }
 
@@ -547,12 +552,18 @@ impl TestApp {
         .await
     }
 
-    /// Stop the application and remove this test's broker objects.
+    /// Stop the application, remove this test's broker objects and, when it
+    /// created it, its database (best effort: a database another process of
+    /// the test still uses stays, for `.ci/run`'s sweep).
     pub async fn stop(mut self) {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
         self.cleanup_broker().await;
+        if self.owns_database {
+            self.db.close().await;
+            drop_database(&self.database_url).await;
+        }
     }
 
     pub async fn cleanup_broker(&self) {
@@ -577,6 +588,22 @@ impl Drop for TestApp {
             }
         })
         .join();
+    }
+}
+
+async fn drop_database(database_url: &str) {
+    use sqlx::Connection;
+    let Ok(url) = url::Url::parse(database_url) else {
+        return;
+    };
+    let name = url.path().trim_start_matches('/').to_string();
+    let mut admin = url.clone();
+    admin.set_path("/postgres");
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin.as_str()).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+            .execute(&mut conn)
+            .await;
+        let _ = conn.close().await;
     }
 }
 
