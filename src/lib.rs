@@ -44,7 +44,8 @@
 //! | R43 | not yet: per-item policy snapshots, `sharing/grants.rs` and `policy/filter.rs` |
 //! | R44 | not yet: `revocation/` |
 //! | R45 | partly: the dissemination log in `sharing/access.rs`; enforcement not yet |
-//! | R46–R50 | not yet (see the access-control issue) |
+//! | R46 | `orgs.rs` (`complete_setup`: fpp orgs get `classic_sharing_required`) |
+//! | R47–R50 | not yet (see the access-control issue) |
 
 pub mod amqp;
 pub mod audit;

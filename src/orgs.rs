@@ -221,11 +221,15 @@ pub struct SetupRequest {
 /// R2: the setup wizard, once per org. The row lock serializes two admins.
 pub async fn complete_setup(db: &PgPool, org_id: Uuid, req: SetupRequest) -> Result<Uuid> {
     let mut tx = db.begin().await?;
-    let done: Option<Uuid> =
-        sqlx::query_scalar("SELECT default_policy_id FROM orgs WHERE id = $1 FOR UPDATE")
+    let (kind, done): (OrgKind, Option<Uuid>) =
+        sqlx::query_as("SELECT kind, default_policy_id FROM orgs WHERE id = $1 FOR UPDATE")
             .bind(org_id)
             .fetch_one(&mut *tx)
             .await?;
+    // R46: a Free Prosecutor Program org receives link shares (R40) only.
+    if kind == OrgKind::Fpp {
+        return Err(Error::ClassicSharingRequired);
+    }
     if done.is_some() {
         return Err(Error::Conflict(
             "advanced sharing setup has already been completed".into(),

@@ -35,7 +35,7 @@ pub async fn get_setup(
 }
 
 #[utoipa::path(post, path = "/v1/sharing/setup", tag = "admin", request_body = SetupRequest,
-    responses((status = 201, body = SetupStatus), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SetupStatus), (status = 409, body = ErrorBody, description = "already completed (`conflict`), or an fpp org (`classic_sharing_required`, R46)"), (status = 422, body = ErrorBody)))]
 pub async fn complete_setup(
     Admin(u): Admin,
     State(s): State<AppState>,

@@ -36,6 +36,31 @@ async fn r1_orgs_have_a_kind() {
     app.stop().await;
 }
 
+// R46
+#[tokio::test]
+async fn r46_fpp_orgs_cannot_set_up_advanced_sharing() {
+    let app = spawn_app().await;
+    let fpp = app.create_org("Free Prosecutor", "fpp").await;
+    assert_refused(
+        &app,
+        Method::POST,
+        "/v1/sharing/setup",
+        &fpp.admin,
+        Some(json!({ "default_policy": policy(true), "auto_import": false })),
+        StatusCode::CONFLICT,
+        "classic_sharing_required",
+    )
+    .await;
+    let (s, v) = app.get("/v1/sharing/setup", &fpp.admin).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["completed"], false, "a refused setup changes nothing");
+    assert_eq!(app.count("SELECT count(*) FROM policies").await, 0);
+    // An LEA org still sets up as before.
+    let lea = app.create_org("Alpha PD", "lea").await;
+    app.setup(&lea, policy(true), false).await;
+    app.stop().await;
+}
+
 // R2
 #[tokio::test]
 async fn r2_advanced_sharing_needs_setup_once_and_policy_stays_editable() {
