@@ -41,7 +41,7 @@
 //! | R39 | `audit.rs` |
 //! | R40 | `linkshare/{request,build,lifecycle,download,package,iso9660}.rs`, `content/` |
 //! | R41, R42 | not yet: per-principal case access (open issue "Access control"); it will live in `sharing/access.rs` and the read paths of `cases.rs` and `receiving/` |
-//! | R43 | not yet: per-item policy snapshots, `sharing/grants.rs` and `policy/filter.rs` |
+//! | R43 | `receiving/view.rs` (each item filtered by its granting share's snapshot), `sharing/grants.rs` (`govern`: the strictest live snapshot), `revocation/mod.rs` |
 //! | R44 | not yet: `revocation/` |
 //! | R45 | partly: the dissemination log in `sharing/access.rs`; enforcement not yet |
 //! | R46 | `orgs.rs` (`complete_setup`: fpp orgs get `classic_sharing_required`) |

@@ -53,6 +53,40 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The most restrictive of two policies (R43): a term or permission is
+    /// allowed only where both allow it.
+    pub fn meet(&self, other: &Policy) -> Policy {
+        let (p, q) = (&self.permissions, &other.permissions);
+        let (c, d) = (&self.case_terms, &other.case_terms);
+        let (e, f) = (&self.evidence_terms, &other.evidence_terms);
+        Policy {
+            name: if self.name == other.name {
+                self.name.clone()
+            } else {
+                format!("{} + {}", self.name, other.name)
+            },
+            permissions: Permissions {
+                copy_download: p.copy_download && q.copy_download,
+                sender_audit_trail: p.sender_audit_trail && q.sender_audit_trail,
+                internal_share: p.internal_share && q.internal_share,
+            },
+            case_terms: CaseTerms {
+                case_notes: c.case_notes && d.case_notes,
+                case_tags: c.case_tags && d.case_tags,
+            },
+            evidence_terms: EvidenceTerms {
+                clips_markers: e.clips_markers && f.clips_markers,
+                evidence_notes: e.evidence_notes && f.evidence_notes,
+                evidence_tags: e.evidence_tags && f.evidence_tags,
+                gps: e.gps && f.gps,
+                custom_metadata: e.custom_metadata && f.custom_metadata,
+                device_metadata: e.device_metadata && f.device_metadata,
+                community_request_pii: e.community_request_pii && f.community_request_pii,
+                transcript: e.transcript && f.transcript,
+            },
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         if self.name.trim().is_empty() {
             return Err(Error::validation("policy name must not be empty"));

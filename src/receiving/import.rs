@@ -55,7 +55,7 @@ pub(super) async fn copy_evidence_tx(
 ) -> Result<u64> {
     sync_folders_tx(tx, r.id, case_id).await?;
     let rows = granted(tx, r.id, only).await?;
-    let views = filtered(r, rows);
+    let views = filtered(rows);
     let n = views.len();
     let mut ids = Vec::with_capacity(n);
     let mut sources = Vec::with_capacity(n);

@@ -16,7 +16,7 @@ use crate::audit::{self, Action};
 use crate::cases::{self, CaseData, Folder};
 use crate::error::{Error, Result};
 use crate::evidence::{EvidenceData, EvidenceView};
-use crate::policy::filter;
+use crate::policy::{filter, PolicySnapshot};
 use crate::principal::UserPrincipal;
 
 /// A live external view of `case_id` for `org_id` (R18), or 404.
@@ -111,6 +111,8 @@ pub(super) struct GrantedEvidence {
     data: sqlx::types::Json<EvidenceData>,
     caption_redacted: bool,
     receiver_folder_id: Option<Uuid>,
+    /// R43: the snapshot of the share that first granted the item.
+    policy: sqlx::types::Json<PolicySnapshot>,
 }
 
 /// Granted evidence of a collaboration (live shares only), with the receiver's
@@ -121,7 +123,7 @@ pub(super) async fn granted(
     only: Option<&[Uuid]>,
 ) -> Result<Vec<GrantedEvidence>> {
     Ok(sqlx::query_as(
-        "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id
+        "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, s.policy
          FROM grants g
          JOIN shares s ON s.id = g.share_id AND s.status = 'complete'
          JOIN evidence e ON e.id = g.evidence_id
@@ -135,12 +137,14 @@ pub(super) async fn granted(
     .await?)
 }
 
-pub(super) fn filtered(r: &ReceivedRow, rows: Vec<GrantedEvidence>) -> Vec<EvidenceView> {
+/// R43: each item filtered by its own share's snapshot, so a later, looser
+/// share to the same partner never widens what earlier items show.
+pub(super) fn filtered(rows: Vec<GrantedEvidence>) -> Vec<EvidenceView> {
     rows.into_iter()
         .map(|g| EvidenceView {
             id: g.id,
             folder_id: g.receiver_folder_id,
-            data: filter::evidence(&r.policy.policy, &g.data.0, g.caption_redacted),
+            data: filter::evidence(&g.policy.policy, &g.data.0, g.caption_redacted),
         })
         .collect()
 }
@@ -151,7 +155,7 @@ pub async fn external_evidence(
     r: &ReceivedRow,
 ) -> Result<Vec<EvidenceView>> {
     let rows = granted(db, r.id, None).await?;
-    Ok(filtered(r, rows))
+    Ok(filtered(rows))
 }
 
 pub async fn external_folders(db: &mut PgConnection, received_id: Uuid) -> Result<Vec<Folder>> {

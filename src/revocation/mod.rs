@@ -223,6 +223,10 @@ impl Job for RevokeShare {
                     .await
                     .map_err(sharing::job_error)?;
             }
+            // R43: the governing policy is the strictest of the shares left.
+            sharing::govern(&mut tx, received_id)
+                .await
+                .map_err(sharing::job_error)?;
             let recipients = notify::share_recipients(&mut tx, share).await?;
             notify::enqueue_tx(
                 &mut tx,

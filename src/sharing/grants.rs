@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::{Scope, ShareRow};
 use crate::audit;
 use crate::error::{Error, Result};
+use crate::policy::PolicySnapshot;
 use crate::receiving;
 
 /// Create or extend the collaboration with `partner` (R17), copy the folder
@@ -43,13 +44,16 @@ pub(super) async fn materialize(
         .bind(received_id)
         .execute(&mut *tx)
         .await?;
+    let governing = govern(tx, received_id)
+        .await?
+        .unwrap_or_else(|| policy.0.clone());
 
     copy_folders(tx, received_id, received_at, share).await?;
     let new_evidence = grant(tx, received_id, share).await?;
     receiving::deliver_new_evidence_tx(tx, received_id, &new_evidence).await?;
 
     // R7: a snapshot of the case's and its evidence's audit trail, if allowed.
-    let snapshot = if policy.policy.permissions.sender_audit_trail {
+    let snapshot = if governing.policy.permissions.sender_audit_trail {
         let items = audit::for_case(tx, share.org_id, share.case_id).await?;
         Some(serde_json::json!({ "taken_at": chrono::Utc::now(), "items": items }))
     } else {
@@ -86,6 +90,33 @@ pub(crate) fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) 
         Scope::Folders { folder_ids } => ("folders", folder_ids.clone(), vec![]),
         Scope::Evidence { evidence_ids } => ("evidence", vec![], evidence_ids.clone()),
     }
+}
+
+/// R43: case-level fields and permissions follow the most restrictive
+/// snapshot among the collaboration's live shares. Runs under the row lock
+/// the upsert took, so concurrent shares to the same partner see each other.
+/// Returns the governing snapshot (none when no share is live).
+pub async fn govern(tx: &mut PgConnection, received_id: Uuid) -> Result<Option<PolicySnapshot>> {
+    let snapshots: Vec<sqlx::types::Json<PolicySnapshot>> = sqlx::query_scalar(
+        "SELECT policy FROM shares
+         WHERE received_id = $1 AND status IN ('processing', 'complete') AND policy IS NOT NULL
+         ORDER BY created_at, id",
+    )
+    .bind(received_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let governing = snapshots.into_iter().map(|s| s.0).reduce(|a, b| {
+        let policy = a.policy.meet(&b.policy);
+        PolicySnapshot { policy, ..b }
+    });
+    if let Some(governing) = &governing {
+        sqlx::query("UPDATE received SET policy = $2 WHERE id = $1")
+            .bind(received_id)
+            .bind(sqlx::types::Json(governing))
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(governing)
 }
 
 /// R21: copy in-scope folders that existed when the collaboration began and

@@ -16,7 +16,7 @@ mod job;
 mod request;
 
 pub use access::{access_list, dissemination, list_for_case, AccessEntry, Dissemination};
-pub use grants::grant;
+pub use grants::{govern, grant};
 pub(crate) use grants::{scope_args, SCOPE_FOLDERS_SQL};
 pub use job::{job_error, ShareCase};
 pub(crate) use request::validate_scope;

@@ -32,6 +32,154 @@ async fn world(default_policy: Value) -> World {
     World::spawn(BETA_PD, default_policy, "Burglary on Main St").await
 }
 
+// R12, R43: a later, looser share to the same partner never widens what the
+// earlier items show: each item keeps the snapshot of the share that granted
+// it (external view and imported copy); the governing policy is the strictest.
+#[tokio::test]
+async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_strict() {
+    let mut strict = policy(true);
+    set(&mut strict, "evidence_terms.gps", false);
+    let w = world(strict).await;
+    let (first_item, _) = w
+        .app
+        .add_evidence(&w.a.user, w.case, full_evidence("First clip"))
+        .await;
+    let first = w
+        .app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(
+                w.b.id,
+                json!({ "kind": "evidence", "evidence_ids": [first_item] }),
+            ),
+        )
+        .await;
+
+    // The admin loosens the policy, then one more item is shared.
+    let (_, setup) = w.app.get("/v1/sharing/setup", &w.a.admin).await;
+    let (s, _) = w
+        .app
+        .put(
+            &format!(
+                "/v1/policies/{}",
+                setup["default_policy_id"].as_str().unwrap()
+            ),
+            &w.a.admin,
+            policy(true),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (second_item, _) = w
+        .app
+        .add_evidence(&w.a.user, w.case, full_evidence("Second clip"))
+        .await;
+    let second = w
+        .app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(
+                w.b.id,
+                json!({ "kind": "evidence", "evidence_ids": [second_item] }),
+            ),
+        )
+        .await;
+    assert_eq!(second["policy"]["evidence_terms"]["gps"], true);
+
+    let gps_of = |items: &Value, title: &str| {
+        let item = items["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["title"] == title)
+            .unwrap_or_else(|| panic!("{title} missing in {items}"))
+            .clone();
+        item.get("gps").cloned()
+    };
+    let (_, seen) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .await;
+    assert_eq!(
+        gps_of(&seen, "First clip"),
+        None,
+        "the first item stays strict"
+    );
+    assert!(
+        gps_of(&seen, "Second clip").is_some(),
+        "the second item has its own snapshot"
+    );
+    let (_, details) = w
+        .app
+        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)
+        .await;
+    assert_eq!(
+        details["sharing_policy"]["evidence_terms"]["gps"], false,
+        "the governing (case-level) policy is the strictest live snapshot"
+    );
+
+    // The imported copy keeps each item's snapshot too.
+    let (_, received) = w.app.get("/v1/received", &w.b.user).await;
+    let received_id = received["items"][0]["id"].as_str().unwrap().to_string();
+    let (s, v) = w
+        .app
+        .post(
+            &format!("/v1/received/{received_id}/import"),
+            &w.b.user,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    w.app
+        .wait_job(v["job_id"].as_str().unwrap().parse().unwrap())
+        .await;
+    let (_, received) = w.app.get("/v1/received", &w.b.user).await;
+    let imported = received["items"][0]["imported_case_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, copy) = w
+        .app
+        .get(&format!("/v1/cases/{imported}/evidence"), &w.b.user)
+        .await;
+    assert_eq!(gps_of(&copy, "First clip"), None, "{copy}");
+    assert!(gps_of(&copy, "Second clip").is_some(), "{copy}");
+
+    // Revoking the strict share takes back only its item; the governing
+    // policy is then the one left.
+    let (s, v) = w
+        .app
+        .post(
+            &format!("/v1/shares/{}/revoke", first["id"].as_str().unwrap()),
+            &w.a.user,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    w.app.drain().await;
+    let (_, seen) = w
+        .app
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .await;
+    let titles: Vec<&str> = seen["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Second clip"], "{seen}");
+    let (_, details) = w
+        .app
+        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)
+        .await;
+    assert_eq!(
+        details["sharing_policy"]["evidence_terms"]["gps"], true,
+        "{details}"
+    );
+    w.app.stop().await;
+}
+
 // R6, R8, R9, R10: what the policy excludes is absent; the always-included fields are there.
 #[tokio::test]
 async fn r6_r9_r10_external_view_contains_exactly_what_the_policy_allows() {
