@@ -20,7 +20,12 @@ pub async fn share_recipients(
     let mut emails = Vec::new();
     for r in share.target.0.recipients() {
         match r {
-            Recipient::User { user_id } => users.push(*user_id),
+            Recipient::User { user_id }
+            | Recipient::Badge {
+                user_id: Some(user_id),
+                ..
+            } => users.push(*user_id),
+            Recipient::Badge { user_id: None, .. } => {}
             Recipient::Group { group_id } => groups.push(*group_id),
             Recipient::Email { email } => emails.push(email.clone()),
         }

@@ -69,7 +69,12 @@ pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result
         }
         for r in share.target.0.recipients() {
             let entry = match r {
-                Recipient::User { user_id } => {
+                Recipient::Badge { user_id: None, .. } => continue,
+                Recipient::User { user_id }
+                | Recipient::Badge {
+                    user_id: Some(user_id),
+                    ..
+                } => {
                     let name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
                         .bind(user_id)
                         .fetch_one(&mut *db)

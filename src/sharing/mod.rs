@@ -39,12 +39,26 @@ pub enum Scope {
     Evidence { evidence_ids: Vec<Uuid> },
 }
 
+/// A named recipient (R14, R47). Untagged: the variant is told by its field.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Recipient {
-    User { user_id: Uuid },
-    Group { group_id: Uuid },
-    Email { email: String },
+    /// R47: a user named by badge ID. `user_id` is the user the badge named
+    /// when the share was accepted (set by the service, whatever was sent).
+    Badge {
+        badge_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<Uuid>,
+    },
+    User {
+        user_id: Uuid,
+    },
+    Group {
+        group_id: Uuid,
+    },
+    Email {
+        email: String,
+    },
 }
 
 /// R14.

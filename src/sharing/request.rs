@@ -39,7 +39,7 @@ pub async fn create(
     db: &PgPool,
     user: &UserPrincipal,
     case_id: Uuid,
-    req: ShareRequest,
+    mut req: ShareRequest,
 ) -> Result<ShareView> {
     let mut tx = db.begin().await?;
     cases::owned(&mut tx, user.org_id, case_id).await?;
@@ -68,7 +68,7 @@ pub async fn create(
             return Err(Error::validation("message is longer than 10000 characters"));
         }
     }
-    let (target_kind, target_org, snapshot) = match &req.target {
+    let (target_kind, target_org, snapshot) = match &mut req.target {
         Target::Internal { recipients } => {
             if recipients.is_empty() {
                 return Err(Error::validation(
@@ -140,6 +140,48 @@ pub async fn create(
     Ok(row.view(Some(job_id)))
 }
 
+async fn resolve_badges(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    recipients: &mut [Recipient],
+) -> Result<()> {
+    let badges: Vec<String> = recipients
+        .iter()
+        .filter_map(|r| match r {
+            Recipient::Badge { badge_id, .. } => Some(badge_id.clone()),
+            _ => None,
+        })
+        .collect();
+    if badges.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<(String, Uuid)> =
+        sqlx::query_as("SELECT badge_id, id FROM users WHERE org_id = $1 AND badge_id = ANY($2)")
+            .bind(org_id)
+            .bind(&badges)
+            .fetch_all(&mut *db)
+            .await?;
+    for r in recipients.iter_mut() {
+        if let Recipient::Badge { badge_id, user_id } = r {
+            let mut matches = found.iter().filter(|(b, _)| b == badge_id);
+            match (matches.next(), matches.next()) {
+                (Some((_, id)), None) => *user_id = Some(*id),
+                (None, _) => {
+                    return Err(Error::validation(format!(
+                        "badge ID {badge_id:?} names no user of the target organization"
+                    )))
+                }
+                (Some(_), Some(_)) => {
+                    return Err(Error::validation(format!(
+                        "badge ID {badge_id:?} names more than one user; name the user by id"
+                    )))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn distinct(ids: &[Uuid]) -> usize {
     ids.iter().collect::<std::collections::HashSet<_>>().len()
 }
@@ -172,17 +214,20 @@ pub(crate) async fn validate_scope(
     Ok(())
 }
 
-/// Users and groups must belong to `org_id`; emails must parse.
+/// Users and groups must belong to `org_id`; emails must parse; a badge ID
+/// must name exactly one user of `org_id`, whose id is recorded with it (R47).
 async fn validate_recipients(
     db: &mut PgConnection,
     org_id: Uuid,
-    recipients: &[Recipient],
+    recipients: &mut [Recipient],
     emails_ok: bool,
 ) -> Result<()> {
+    resolve_badges(&mut *db, org_id, recipients).await?;
     let mut users = Vec::new();
     let mut groups = Vec::new();
-    for r in recipients {
+    for r in recipients.iter() {
         match r {
+            Recipient::Badge { .. } => {}
             Recipient::User { user_id } => users.push(*user_id),
             Recipient::Group { group_id } => groups.push(*group_id),
             Recipient::Email { email } => {

@@ -3,7 +3,7 @@
 //! collaboration (R17).
 
 use crate::common::*;
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -177,6 +177,74 @@ async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_s
         details["sharing_policy"]["evidence_terms"]["gps"], true,
         "{details}"
     );
+    w.app.stop().await;
+}
+
+// R47: a partner's user can be named by badge ID; the badge is resolved to
+// that user when the share is accepted (a forged user id is overwritten), the
+// user is on the access list and is emailed; an unknown badge is refused.
+#[tokio::test]
+async fn r47_recipients_can_be_named_by_badge_id() {
+    let w = world(policy(true)).await;
+    let (s, officer) = w
+        .app
+        .post(
+            &format!("/v1/orgs/{}/users", w.b.id),
+            SERVICE_TOKEN,
+            json!({ "name": "Badge Officer", "email": "officer@beta.example", "badge_id": "B-1234", "role": "user" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{officer}");
+    let officer_id = officer["id"].as_str().unwrap();
+    let shares = format!("/v1/cases/{}/shares", w.case);
+
+    let before = w.app.count("SELECT count(*) FROM shares").await;
+    assert_refused(
+        &w.app,
+        Method::POST,
+        &shares,
+        &w.a.user,
+        Some(json!({ "scope": { "kind": "case" },
+                     "target": { "kind": "partner", "org_id": w.b.id, "recipients": [{ "badge_id": "NO-SUCH" }] } })),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+    )
+    .await;
+    assert_eq!(w.app.count("SELECT count(*) FROM shares").await, before);
+
+    let share = w
+        .app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            json!({ "scope": { "kind": "case" },
+                    "target": { "kind": "partner", "org_id": w.b.id,
+                                "recipients": [{ "badge_id": "B-1234", "user_id": w.a.user_id }] } }),
+        )
+        .await;
+    let named = &share["target"]["recipients"][0];
+    assert_eq!(named["badge_id"], "B-1234", "{share}");
+    assert_eq!(
+        named["user_id"], officer_id,
+        "the badge's user, not the one sent"
+    );
+    let (_, access) = w
+        .app
+        .get(&format!("/v1/cases/{}/access", w.case), &w.a.user)
+        .await;
+    assert!(
+        access["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "user" && e["id"] == officer_id),
+        "{access}"
+    );
+    eventually("the badge's user to be emailed", || async {
+        (!mails_to(&w.app, "officer@beta.example").is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(mails_to(&w.app, "officer@beta.example").len(), 1);
     w.app.stop().await;
 }
 
