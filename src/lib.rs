@@ -46,7 +46,8 @@
 //! | R45 | partly: the dissemination log in `sharing/access.rs`; enforcement not yet |
 //! | R46 | `orgs.rs` (`complete_setup`: fpp orgs get `classic_sharing_required`) |
 //! | R47 | partly: badge-ID recipients of shares, `sharing/request.rs` (`resolve_badges`), `notify/recipients.rs`, `sharing/access.rs`; a link share to a group not yet |
-//! | R48–R50 | not yet (see the access-control issue) |
+//! | R49 | `sharing/grants.rs` (`audit_in_scope`: the sender audit snapshot limited to the collaboration's grants and shares) |
+//! | R48, R50 | not yet (see the access-control issue) |
 
 pub mod amqp;
 pub mod audit;

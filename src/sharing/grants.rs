@@ -54,7 +54,7 @@ pub(super) async fn materialize(
 
     // R7: a snapshot of the case's and its evidence's audit trail, if allowed.
     let snapshot = if governing.policy.permissions.sender_audit_trail {
-        let items = audit::for_case(tx, share.org_id, share.case_id).await?;
+        let items = audit_in_scope(tx, share.org_id, share.case_id, received_id).await?;
         Some(serde_json::json!({ "taken_at": chrono::Utc::now(), "items": items }))
     } else {
         None
@@ -90,6 +90,33 @@ pub(crate) fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) 
         Scope::Folders { folder_ids } => ("folders", folder_ids.clone(), vec![]),
         Scope::Evidence { evidence_ids } => ("evidence", vec![], evidence_ids.clone()),
     }
+}
+
+/// R49: the sender's audit entries of the case that concern what this
+/// collaboration was given: case-level entries, entries about granted
+/// evidence, and entries about this collaboration's own shares; entries about
+/// other evidence or other partners' shares are left out.
+async fn audit_in_scope(
+    tx: &mut PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+    received_id: Uuid,
+) -> Result<Vec<audit::AuditItem>> {
+    Ok(sqlx::query_as(
+        "SELECT a.id, a.at, a.org_id, a.actor_user_id, a.action, a.case_id, a.evidence_id, a.share_id, a.details
+         FROM audit_log a
+         WHERE a.case_id = $1 AND a.org_id = $2
+           AND (a.evidence_id IS NULL
+                OR EXISTS (SELECT 1 FROM grants g WHERE g.received_id = $3 AND g.evidence_id = a.evidence_id))
+           AND (a.share_id IS NULL
+                OR EXISTS (SELECT 1 FROM shares s WHERE s.id = a.share_id AND s.received_id = $3))
+         ORDER BY a.id",
+    )
+    .bind(case_id)
+    .bind(org_id)
+    .bind(received_id)
+    .fetch_all(&mut *tx)
+    .await?)
 }
 
 /// R43: case-level fields and permissions follow the most restrictive

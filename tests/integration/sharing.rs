@@ -441,6 +441,63 @@ async fn r7_sender_audit_trail_snapshot_only_when_allowed() {
     w.app.stop().await;
 }
 
+// R49: the sender audit snapshot covers only what was shared: no entries about
+// evidence outside the share's scope, none about other partners' shares.
+#[tokio::test]
+async fn r49_sender_audit_snapshot_is_limited_to_the_shared_scope() {
+    let w = world(policy(true)).await;
+    let c = w.app.create_org("Gamma DA", "lea").await;
+    w.app.partner(w.a.id, c.id).await;
+    let (inside, _) = w
+        .app
+        .add_evidence(&w.a.user, w.case, json!({ "title": "inside" }))
+        .await;
+    let (outside, _) = w
+        .app
+        .add_evidence(&w.a.user, w.case, json!({ "title": "outside" }))
+        .await;
+    let to_b = w
+        .app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(w.b.id, json!({ "kind": "case" })),
+        )
+        .await;
+    let to_c = w
+        .app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            to_partner(
+                c.id,
+                json!({ "kind": "evidence", "evidence_ids": [inside] }),
+            ),
+        )
+        .await;
+    let (_, audit_c) = w
+        .app
+        .get(&format!("/v1/cases/{}/audit", w.case), &c.user)
+        .await;
+    let items = audit_c["sender_snapshot"]["items"]
+        .as_array()
+        .expect("snapshot sent")
+        .clone();
+    let about = |field: &str, id: &str| items.iter().any(|i| i[field] == id);
+    assert!(about("evidence_id", &inside.to_string()), "{items:?}");
+    assert!(!about("evidence_id", &outside.to_string()), "{items:?}");
+    assert!(about("share_id", to_c["id"].as_str().unwrap()), "{items:?}");
+    assert!(
+        !about("share_id", to_b["id"].as_str().unwrap()),
+        "{items:?}"
+    );
+    assert!(
+        items.iter().any(|i| i["action"] == "case_created"),
+        "case-level entries stay: {items:?}"
+    );
+    w.app.stop().await;
+}
+
 // R12: the policy is recorded with the share; later edits change only later shares.
 #[tokio::test]
 async fn r12_policy_snapshot_is_recorded_and_later_edits_affect_only_later_shares() {
