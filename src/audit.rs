@@ -32,6 +32,19 @@ pub enum Action {
     /// Stored evidence content re-hashed against its recorded SHA-256
     /// (`caseshare content verify`), one entry per case.
     ContentVerified,
+    /// R50: admin changes, with the admin as actor.
+    SetupCompleted,
+    SettingsChanged,
+    PolicyCreated,
+    PolicyUpdated,
+    PartnerPolicyAssigned,
+    PartnerPolicyRemoved,
+    /// R50: bootstrap by the service principal (no user actor;
+    /// `details.actor = "service"`).
+    OrgCreated,
+    UserCreated,
+    GroupCreated,
+    PartnershipCreated,
 }
 
 impl Action {
@@ -56,6 +69,16 @@ impl Action {
             Action::LinkPackageDeleted => "link_package_deleted",
             Action::LinkShareRevoked => "link_share_revoked",
             Action::ContentVerified => "content_verified",
+            Action::SetupCompleted => "setup_completed",
+            Action::SettingsChanged => "settings_changed",
+            Action::PolicyCreated => "policy_created",
+            Action::PolicyUpdated => "policy_updated",
+            Action::PartnerPolicyAssigned => "partner_policy_assigned",
+            Action::PartnerPolicyRemoved => "partner_policy_removed",
+            Action::OrgCreated => "org_created",
+            Action::UserCreated => "user_created",
+            Action::GroupCreated => "group_created",
+            Action::PartnershipCreated => "partnership_created",
         }
     }
 }
@@ -68,6 +91,32 @@ pub struct Entry {
     pub evidence_id: Option<Uuid>,
     pub share_id: Option<Uuid>,
     pub details: Option<serde_json::Value>,
+}
+
+/// R50: an admin change (`actor` = the admin) or, with no actor, a bootstrap
+/// action of the service principal, in the caller's transaction.
+pub async fn admin(
+    db: &mut PgConnection,
+    action: Action,
+    org_id: Uuid,
+    actor: Option<Uuid>,
+    details: serde_json::Value,
+) -> sqlx::Result<()> {
+    let mut details = details;
+    if actor.is_none() {
+        details["actor"] = serde_json::json!("service");
+    }
+    record(
+        db,
+        action,
+        Entry {
+            org_id: Some(org_id),
+            actor_user_id: actor,
+            details: Some(details),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 pub async fn record(db: &mut PgConnection, action: Action, e: Entry) -> sqlx::Result<()> {

@@ -47,7 +47,8 @@
 //! | R46 | `orgs.rs` (`complete_setup`: fpp orgs get `classic_sharing_required`) |
 //! | R47 | partly: badge-ID recipients of shares, `sharing/request.rs` (`resolve_badges`), `notify/recipients.rs`, `sharing/access.rs`; a link share to a group not yet |
 //! | R49 | `sharing/grants.rs` (`audit_in_scope`: the sender audit snapshot limited to the collaboration's grants and shares) |
-//! | R48, R50 | not yet (see the access-control issue) |
+//! | R50 | partly: admin changes and bootstrap actions with their actor, `audit.rs` (`admin`), `orgs.rs`, `policy/mod.rs`; reads of external cases beyond the case view and automatic actions with the job as actor not yet |
+//! | R48 | not yet (see the access-control issue) |
 
 pub mod amqp;
 pub mod audit;

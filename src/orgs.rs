@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::audit::{self, Action};
 use crate::error::{Error, Result};
 use crate::policy::{self, Policy};
 
@@ -60,7 +61,8 @@ pub async fn create(db: &PgPool, new: NewOrg) -> Result<Org> {
     }
     // R5: Justice receives with auto-import on by default; LEA chooses at setup.
     let auto_import = new.kind == OrgKind::Justice;
-    let org = sqlx::query_as(
+    let mut tx = db.begin().await?;
+    let org: Org = sqlx::query_as(
         "INSERT INTO orgs (id, name, kind, notification_email, auto_import) VALUES ($1, $2, $3, $4, $5)
          RETURNING id, name, kind, notification_email, auto_import, auto_sync, default_policy_id",
     )
@@ -69,8 +71,11 @@ pub async fn create(db: &PgPool, new: NewOrg) -> Result<Org> {
     .bind(new.kind)
     .bind(&new.notification_email)
     .bind(auto_import)
-    .fetch_one(db)
+    .fetch_one(&mut *tx)
     .await?;
+    let details = serde_json::json!({ "name": org.name, "kind": org.kind });
+    audit::admin(&mut tx, Action::OrgCreated, org.id, None, details).await?;
+    tx.commit().await?;
     Ok(org)
 }
 
@@ -105,7 +110,8 @@ pub async fn create_user(db: &PgPool, org_id: Uuid, new: NewUser) -> Result<(Uui
     if !valid_email(&new.email) {
         return Err(Error::validation("email is not a valid email address"));
     }
-    get(&mut *db.acquire().await?, org_id).await?;
+    let mut tx = db.begin().await?;
+    get(&mut tx, org_id).await?;
     let token = format!("cs_{}", hex::encode(rand::random::<[u8; 32]>()));
     let id = Uuid::new_v4();
     sqlx::query(
@@ -118,8 +124,11 @@ pub async fn create_user(db: &PgPool, org_id: Uuid, new: NewUser) -> Result<(Uui
     .bind(&new.badge_id)
     .bind(new.role)
     .bind(hash_token(&token))
-    .execute(db)
+    .execute(&mut *tx)
     .await?;
+    let details = serde_json::json!({ "user_id": id, "role": new.role });
+    audit::admin(&mut tx, Action::UserCreated, org_id, None, details).await?;
+    tx.commit().await?;
     Ok((id, token))
 }
 
@@ -166,6 +175,8 @@ pub async fn create_group(db: &PgPool, org_id: Uuid, new: NewGroup) -> Result<Uu
     .bind(&distinct)
     .execute(&mut *tx)
     .await?;
+    let details = serde_json::json!({ "group_id": id, "member_ids": distinct });
+    audit::admin(&mut tx, Action::GroupCreated, org_id, None, details).await?;
     tx.commit().await?;
     Ok(id)
 }
@@ -178,14 +189,23 @@ pub async fn create_partnership(db: &PgPool, a: Uuid, b: Uuid) -> Result<()> {
         ));
     }
     let (a, b) = if a < b { (a, b) } else { (b, a) };
-    let mut conn = db.acquire().await?;
-    get(&mut conn, a).await?;
-    get(&mut conn, b).await?;
-    sqlx::query("INSERT INTO partnerships (org_a, org_b) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(a)
-        .bind(b)
-        .execute(&mut *conn)
-        .await?;
+    let mut tx = db.begin().await?;
+    get(&mut tx, a).await?;
+    get(&mut tx, b).await?;
+    let created = sqlx::query(
+        "INSERT INTO partnerships (org_a, org_b) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(a)
+    .bind(b)
+    .execute(&mut *tx)
+    .await?;
+    if created.rows_affected() > 0 {
+        for (org, partner) in [(a, b), (b, a)] {
+            let details = serde_json::json!({ "partner_org_id": partner });
+            audit::admin(&mut tx, Action::PartnershipCreated, org, None, details).await?;
+        }
+    }
+    tx.commit().await?;
     Ok(())
 }
 
@@ -219,7 +239,12 @@ pub struct SetupRequest {
 }
 
 /// R2: the setup wizard, once per org. The row lock serializes two admins.
-pub async fn complete_setup(db: &PgPool, org_id: Uuid, req: SetupRequest) -> Result<Uuid> {
+pub async fn complete_setup(
+    db: &PgPool,
+    org_id: Uuid,
+    actor: Uuid,
+    req: SetupRequest,
+) -> Result<Uuid> {
     let mut tx = db.begin().await?;
     let (kind, done): (OrgKind, Option<Uuid>) =
         sqlx::query_as("SELECT kind, default_policy_id FROM orgs WHERE id = $1 FOR UPDATE")
@@ -235,7 +260,7 @@ pub async fn complete_setup(db: &PgPool, org_id: Uuid, req: SetupRequest) -> Res
             "advanced sharing setup has already been completed".into(),
         ));
     }
-    let policy_id = policy::create(&mut tx, org_id, &req.default_policy).await?;
+    let policy_id = policy::create(&mut tx, org_id, actor, &req.default_policy).await?;
     sqlx::query(
         "UPDATE orgs SET default_policy_id = $2, setup_completed_at = now(), auto_import = $3 WHERE id = $1",
     )
@@ -243,6 +268,16 @@ pub async fn complete_setup(db: &PgPool, org_id: Uuid, req: SetupRequest) -> Res
     .bind(policy_id)
     .bind(req.auto_import)
     .execute(&mut *tx)
+    .await?;
+    let details =
+        serde_json::json!({ "default_policy_id": policy_id, "auto_import": req.auto_import });
+    audit::admin(
+        &mut tx,
+        Action::SetupCompleted,
+        org_id,
+        Some(actor),
+        details,
+    )
     .await?;
     tx.commit().await?;
     Ok(policy_id)
@@ -256,7 +291,12 @@ pub struct ReceivingSettings {
 }
 
 /// R5: `auto_sync` only means something for Justice orgs.
-pub async fn update_settings(db: &PgPool, org_id: Uuid, s: ReceivingSettings) -> Result<Org> {
+pub async fn update_settings(
+    db: &PgPool,
+    org_id: Uuid,
+    actor: Uuid,
+    s: ReceivingSettings,
+) -> Result<Org> {
     let mut tx = db.begin().await?;
     let org = get(&mut tx, org_id).await?;
     if s.auto_sync == Some(true) && org.kind != OrgKind::Justice {
@@ -273,6 +313,15 @@ pub async fn update_settings(db: &PgPool, org_id: Uuid, s: ReceivingSettings) ->
     .bind(s.auto_sync)
     .fetch_one(&mut *tx)
     .await?;
+    let details = serde_json::json!({ "auto_import": s.auto_import, "auto_sync": s.auto_sync });
+    audit::admin(
+        &mut tx,
+        Action::SettingsChanged,
+        org_id,
+        Some(actor),
+        details,
+    )
+    .await?;
     tx.commit().await?;
     Ok(org)
 }
@@ -281,6 +330,7 @@ pub async fn update_settings(db: &PgPool, org_id: Uuid, s: ReceivingSettings) ->
 pub async fn assign_partner_policy(
     db: &PgPool,
     org_id: Uuid,
+    actor: Uuid,
     partner: Uuid,
     policy_id: Uuid,
 ) -> Result<()> {
@@ -305,19 +355,43 @@ pub async fn assign_partner_policy(
     .bind(policy_id)
     .execute(&mut *tx)
     .await?;
+    let details = serde_json::json!({ "partner_org_id": partner, "policy_id": policy_id });
+    audit::admin(
+        &mut tx,
+        Action::PartnerPolicyAssigned,
+        org_id,
+        Some(actor),
+        details,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }
 
-pub async fn remove_partner_policy(db: &PgPool, org_id: Uuid, partner: Uuid) -> Result<()> {
-    let mut conn = db.acquire().await?;
-    if !are_partners(&mut conn, org_id, partner).await? {
+pub async fn remove_partner_policy(
+    db: &PgPool,
+    org_id: Uuid,
+    actor: Uuid,
+    partner: Uuid,
+) -> Result<()> {
+    let mut tx = db.begin().await?;
+    if !are_partners(&mut tx, org_id, partner).await? {
         return Err(Error::NotFound("partner"));
     }
     sqlx::query("DELETE FROM partner_policies WHERE org_id = $1 AND partner_org_id = $2")
         .bind(org_id)
         .bind(partner)
-        .execute(&mut *conn)
+        .execute(&mut *tx)
         .await?;
+    let details = serde_json::json!({ "partner_org_id": partner });
+    audit::admin(
+        &mut tx,
+        Action::PartnerPolicyRemoved,
+        org_id,
+        Some(actor),
+        details,
+    )
+    .await?;
+    tx.commit().await?;
     Ok(())
 }

@@ -41,7 +41,7 @@ pub async fn complete_setup(
     State(s): State<AppState>,
     Json(body): Json<SetupRequest>,
 ) -> Result<(StatusCode, axum::Json<SetupStatus>)> {
-    let id = orgs::complete_setup(&s.db, u.org_id, body).await?;
+    let id = orgs::complete_setup(&s.db, u.org_id, u.user_id, body).await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(SetupStatus {
@@ -66,7 +66,7 @@ pub async fn put_settings(
     Json(body): Json<ReceivingSettings>,
 ) -> Result<axum::Json<Org>> {
     Ok(axum::Json(
-        orgs::update_settings(&s.db, u.org_id, body).await?,
+        orgs::update_settings(&s.db, u.org_id, u.user_id, body).await?,
     ))
 }
 
@@ -77,7 +77,9 @@ pub async fn create_policy(
     State(s): State<AppState>,
     Json(body): Json<Policy>,
 ) -> Result<(StatusCode, axum::Json<StoredPolicy>)> {
-    let id = policy::create(&mut *s.db.acquire().await?, u.org_id, &body).await?;
+    let mut tx = s.db.begin().await?;
+    let id = policy::create(&mut tx, u.org_id, u.user_id, &body).await?;
+    tx.commit().await?;
     Ok((
         StatusCode::CREATED,
         axum::Json(StoredPolicy { id, policy: body }),
@@ -104,7 +106,9 @@ pub async fn put_policy(
     Path(id): Path<Uuid>,
     Json(body): Json<Policy>,
 ) -> Result<axum::Json<StoredPolicy>> {
-    policy::update(&mut *s.db.acquire().await?, u.org_id, id, &body).await?;
+    let mut tx = s.db.begin().await?;
+    policy::update(&mut tx, u.org_id, u.user_id, id, &body).await?;
+    tx.commit().await?;
     Ok(axum::Json(StoredPolicy { id, policy: body }))
 }
 
@@ -161,7 +165,7 @@ pub async fn assign_partner_policy(
     Path(partner): Path<Uuid>,
     Json(body): Json<AssignPolicy>,
 ) -> Result<axum::Json<PolicySnapshot>> {
-    orgs::assign_partner_policy(&s.db, u.org_id, partner, body.policy_id).await?;
+    orgs::assign_partner_policy(&s.db, u.org_id, u.user_id, partner, body.policy_id).await?;
     effective(&s, u.org_id, partner).await
 }
 
@@ -172,7 +176,7 @@ pub async fn remove_partner_policy(
     State(s): State<AppState>,
     Path(partner): Path<Uuid>,
 ) -> Result<StatusCode> {
-    orgs::remove_partner_policy(&s.db, u.org_id, partner).await?;
+    orgs::remove_partner_policy(&s.db, u.org_id, u.user_id, partner).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

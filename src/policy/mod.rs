@@ -9,6 +9,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::audit::{self, Action};
 use crate::error::{Error, Result};
 
 /// R7: what the receiver may do.
@@ -113,7 +114,13 @@ pub struct PolicySnapshot {
     pub policy: Policy,
 }
 
-pub async fn create(db: &mut PgConnection, org_id: Uuid, policy: &Policy) -> Result<Uuid> {
+/// Store a policy, audited with the admin who wrote it (R50).
+pub async fn create(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    actor: Uuid,
+    policy: &Policy,
+) -> Result<Uuid> {
     policy.validate()?;
     let id = Uuid::new_v4();
     sqlx::query("INSERT INTO policies (id, org_id, name, rules) VALUES ($1, $2, $3, $4)")
@@ -121,8 +128,10 @@ pub async fn create(db: &mut PgConnection, org_id: Uuid, policy: &Policy) -> Res
         .bind(org_id)
         .bind(&policy.name)
         .bind(sqlx::types::Json(policy))
-        .execute(db)
+        .execute(&mut *db)
         .await?;
+    let details = serde_json::json!({ "policy_id": id, "name": policy.name });
+    audit::admin(db, Action::PolicyCreated, org_id, Some(actor), details).await?;
     Ok(id)
 }
 
@@ -137,7 +146,14 @@ pub async fn get(db: &mut PgConnection, org_id: Uuid, id: Uuid) -> Result<Stored
     Ok(StoredPolicy { id, policy })
 }
 
-pub async fn update(db: &mut PgConnection, org_id: Uuid, id: Uuid, policy: &Policy) -> Result<()> {
+/// Edit a policy (later shares only, R12), audited with the admin (R50).
+pub async fn update(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    actor: Uuid,
+    id: Uuid,
+    policy: &Policy,
+) -> Result<()> {
     policy.validate()?;
     let done = sqlx::query(
         "UPDATE policies SET name = $3, rules = $4, updated_at = now() WHERE id = $1 AND org_id = $2",
@@ -146,11 +162,13 @@ pub async fn update(db: &mut PgConnection, org_id: Uuid, id: Uuid, policy: &Poli
     .bind(org_id)
     .bind(&policy.name)
     .bind(sqlx::types::Json(policy))
-    .execute(db)
+    .execute(&mut *db)
     .await?;
     if done.rows_affected() == 0 {
         return Err(Error::NotFound("policy"));
     }
+    let details = serde_json::json!({ "policy_id": id, "name": policy.name });
+    audit::admin(db, Action::PolicyUpdated, org_id, Some(actor), details).await?;
     Ok(())
 }
 

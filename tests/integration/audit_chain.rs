@@ -40,7 +40,8 @@ async fn r39_audit_chain_verifies_and_catches_a_tampered_row() {
             .await;
     }
     all_sealed(&app).await;
-    assert_eq!(caseshare::audit::verify(&app.db).await.unwrap(), Ok(6));
+    // R50: 3 bootstrap entries (the org, its admin and its user), the case, 5 items.
+    assert_eq!(caseshare::audit::verify(&app.db).await.unwrap(), Ok(9));
     // The service itself cannot rewrite a sealed entry.
     assert!(
         sqlx::query("UPDATE audit_log SET hash = NULL WHERE seq = 1")
@@ -79,8 +80,8 @@ async fn r39_audit_chain_catches_a_deleted_row_and_keeps_sealing_new_entries() {
     all_sealed(&app).await;
     assert_eq!(
         caseshare::audit::verify(&app.db).await.unwrap(),
-        Ok(5),
-        "new entries extend the chain"
+        Ok(8),
+        "new entries extend the chain (3 bootstrap entries, the case, 4 items)"
     );
     behind_the_back(&app, "DELETE FROM audit_log WHERE seq = 2").await;
     let broken = caseshare::audit::verify(&app.db)

@@ -36,6 +36,86 @@ async fn r1_orgs_have_a_kind() {
     app.stop().await;
 }
 
+// R50: bootstrap actions and admin changes are audited with their actor.
+#[tokio::test]
+async fn r50_bootstrap_and_admin_changes_are_audited_with_their_actor() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    app.partner(a.id, b.id).await;
+    app.setup(&a, policy(true), false).await;
+    let (_, p) = app.post("/v1/policies", &a.admin, policy(false)).await;
+    let policy_id = p["id"].as_str().unwrap();
+    let (s, _) = app
+        .put(&format!("/v1/policies/{policy_id}"), &a.admin, policy(true))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let assign = format!("/v1/partners/{}/policy", b.id);
+    let (s, _) = app
+        .put(&assign, &a.admin, json!({ "policy_id": policy_id }))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = app
+        .call(Method::DELETE, &assign, Some(&a.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app
+        .put(
+            "/v1/sharing/settings",
+            &a.admin,
+            json!({ "auto_import": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let rows: Vec<(String, Option<Uuid>, Option<String>)> = sqlx::query_as(
+        "SELECT action, actor_user_id, details->>'actor' FROM audit_log WHERE org_id = $1 ORDER BY id",
+    )
+    .bind(a.id)
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let by_service = |action: &str| {
+        rows.iter().any(|(x, user, actor)| {
+            x == action && user.is_none() && actor.as_deref() == Some("service")
+        })
+    };
+    let by_admin = |action: &str| {
+        rows.iter()
+            .any(|(x, user, _)| x == action && *user == Some(a.admin_id))
+    };
+    for action in ["org_created", "user_created", "partnership_created"] {
+        assert!(by_service(action), "{action} by the service: {rows:?}");
+    }
+    for action in [
+        "setup_completed",
+        "policy_created",
+        "policy_updated",
+        "partner_policy_assigned",
+        "partner_policy_removed",
+        "settings_changed",
+    ] {
+        assert!(by_admin(action), "{action} by the admin: {rows:?}");
+    }
+    // A refused admin change records nothing.
+    let before = rows.len();
+    let (s, _) = app
+        .put(
+            &format!("/v1/partners/{}/policy", Uuid::new_v4()),
+            &a.admin,
+            json!({ "policy_id": policy_id }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE org_id = $1")
+        .bind(a.id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(after as usize, before);
+    app.stop().await;
+}
+
 // R46
 #[tokio::test]
 async fn r46_fpp_orgs_cannot_set_up_advanced_sharing() {
