@@ -117,16 +117,39 @@ pub async fn owned_or_refuse(
     org_id: Uuid,
     case_id: Uuid,
 ) -> Result<CaseRow> {
+    owned_or(db, org_id, case_id, || {
+        Error::Forbidden("an external case is read-only".into())
+    })
+    .await
+}
+
+/// Own case, or `refusal` for a case the org receives as external (it sees
+/// it, so 404 would be a lie), or 404.
+pub async fn owned_or(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+    refusal: impl FnOnce() -> Error,
+) -> Result<CaseRow> {
     match owned(db, org_id, case_id).await {
         Err(Error::NotFound(_))
             if crate::receiving::external(db, org_id, case_id)
                 .await
                 .is_ok() =>
         {
-            Err(Error::Forbidden("an external case is read-only".into()))
+            Err(refusal())
         }
         other => other,
     }
+}
+
+/// R45: an external (not imported) case goes no further: not to another org,
+/// not by link. Its receiver imports it first, where the policy allows.
+pub fn external_not_shareable() -> Error {
+    Error::PolicyForbids(
+        "an external case cannot be shared onward or by link; import it first where the policy allows"
+            .into(),
+    )
 }
 
 /// Lock an owned case row for the rest of the transaction (`NO KEY UPDATE`:

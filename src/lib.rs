@@ -43,7 +43,7 @@
 //! | R41, R42 | not yet: per-principal case access (open issue "Access control"); it will live in `sharing/access.rs` and the read paths of `cases.rs` and `receiving/` |
 //! | R43 | `receiving/view.rs` (each item filtered by its granting share's snapshot), `sharing/grants.rs` (`govern`: the strictest live snapshot), `revocation/mod.rs` |
 //! | R44 | not yet: `revocation/` |
-//! | R45 | partly: the dissemination log in `sharing/access.rs`; enforcement not yet |
+//! | R45 | partly: an external case is not shared onward or by link (`cases::owned_or`, `external_not_shareable`, used by `sharing/request.rs` and `linkshare/request.rs`); the dissemination log in `sharing/access.rs`; imported copies in the origin's log and `copy_download` for link shares to partner users not yet |
 //! | R46 | `orgs.rs` (`complete_setup`: fpp orgs get `classic_sharing_required`) |
 //! | R47 | partly: badge-ID recipients of shares, `sharing/request.rs` (`resolve_badges`), `notify/recipients.rs`, `sharing/access.rs`; a link share to a group not yet |
 //! | R49 | `sharing/grants.rs` (`audit_in_scope`: the sender audit snapshot limited to the collaboration's grants and shares) |

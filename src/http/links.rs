@@ -46,7 +46,7 @@ pub async fn put_content(
 }
 
 #[utoipa::path(post, path = "/v1/cases/{case_id}/link-shares", tag = "link sharing", request_body = LinkShareRequest,
-    responses((status = 202, body = LinkShareAccepted), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 202, body = LinkShareAccepted), (status = 403, body = ErrorBody, description = "`policy_forbids`: an external case (R45)"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_link_share(
     User(u): User,
     State(s): State<AppState>,

@@ -17,7 +17,7 @@ use crate::revocation::{self, BulkRevoke, BulkRevoked};
 use crate::sharing::{self, AccessEntry, Dissemination, ShareRequest, ShareView};
 
 #[utoipa::path(post, path = "/v1/cases/{case_id}/shares", tag = "sharing", request_body = ShareRequest,
-    responses((status = 202, body = ShareView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 202, body = ShareView), (status = 403, body = ErrorBody, description = "`policy_forbids`: an external case (R45)"), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
               (status = 422, body = ErrorBody)))]
 pub async fn create_share(
     User(u): User,

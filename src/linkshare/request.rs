@@ -69,7 +69,7 @@ pub async fn create(
     req: LinkShareRequest,
 ) -> Result<LinkShareAccepted> {
     let mut tx = db.begin().await?;
-    cases::owned(&mut tx, user.org_id, case_id).await?;
+    cases::owned_or(&mut tx, user.org_id, case_id, cases::external_not_shareable).await?;
     sharing::validate_scope(&mut tx, case_id, &req.scope).await?;
     if !(1..=MAX_DURATION_HOURS).contains(&req.duration_hours) {
         return Err(Error::validation(format!(

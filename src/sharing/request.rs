@@ -42,7 +42,7 @@ pub async fn create(
     mut req: ShareRequest,
 ) -> Result<ShareView> {
     let mut tx = db.begin().await?;
-    cases::owned(&mut tx, user.org_id, case_id).await?;
+    cases::owned_or(&mut tx, user.org_id, case_id, cases::external_not_shareable).await?;
     let org = orgs::get(&mut tx, user.org_id).await?;
     // R2: nothing advanced before an admin completed setup.
     if org.default_policy_id.is_none() {

@@ -87,7 +87,9 @@ async fn r18_external_case_is_marked_and_read_only() {
                 &w.b.user,
                 to_partner(w.a.id, json!({ "kind": "case" })),
             )
-            .status(StatusCode::NOT_FOUND)
+            // R45 (sharpening this test's former 404): the receiver sees the
+            // case, so the refusal names the policy.
+            .refused(StatusCode::FORBIDDEN, "policy_forbids")
             .note("a receiver cannot reshare the owner's case"),
         ],
     )
@@ -667,6 +669,46 @@ async fn r26_r27_case_updates_are_offered_and_applied_by_selection() {
     let (_, case) = w.app.get(&format!("/v1/cases/{imported}"), &w.b.user).await;
     assert_eq!(case["description"], "updated");
     assert_eq!(w.evidence_titles(imported).await, vec!["e1", "e2"]);
+    w.app.stop().await;
+}
+
+// R45: an external (not imported) case goes no further: not to another org,
+// not by link (policy_forbids, not 404: the receiver sees it); nothing recorded.
+#[tokio::test]
+async fn r45_an_external_case_cannot_be_shared_with_another_org_or_by_link() {
+    let w = world(policy(true), "lea").await;
+    let c = w.app.create_org("Gamma PD", "lea").await;
+    w.app.partner(w.b.id, c.id).await;
+    w.app.setup(&w.b, policy(true), false).await;
+    w.share(json!({ "kind": "case" })).await;
+    let before = w.app.count("SELECT count(*) FROM shares").await;
+    let links_before = w.app.count("SELECT count(*) FROM link_shares").await;
+    assert_all_refused(
+        &w.app,
+        [
+            Call::post(
+                format!("/v1/cases/{}/shares", w.case),
+                &w.b.admin,
+                json!({ "scope": { "kind": "case" },
+                        "target": { "kind": "partner", "org_id": c.id, "recipients": [] } }),
+            )
+            .refused(StatusCode::FORBIDDEN, "policy_forbids"),
+            Call::post(
+                format!("/v1/cases/{}/link-shares", w.case),
+                &w.b.admin,
+                json!({ "scope": { "kind": "case" }, "recipient": { "email": "someone@example.org" },
+                        "attachments": { "audit_trails": false, "transcripts": false, "table_of_contents": false },
+                        "retain_folder_structure": false, "package": "zip", "duration_hours": 24 }),
+            )
+            .refused(StatusCode::FORBIDDEN, "policy_forbids"),
+        ],
+    )
+    .await;
+    assert_eq!(w.app.count("SELECT count(*) FROM shares").await, before);
+    assert_eq!(
+        w.app.count("SELECT count(*) FROM link_shares").await,
+        links_before
+    );
     w.app.stop().await;
 }
 
