@@ -150,14 +150,17 @@ pub struct AuditItem {
 }
 
 /// Entries about `case_id` recorded by `org_id` (each org sees its own trail).
+/// The columns of an [`AuditItem`], for queries over `audit_log a`.
+pub const ITEM_COLUMNS: &str =
+    "a.id, a.at, a.org_id, a.actor_user_id, a.action, a.case_id, a.evidence_id, a.share_id, a.details";
+
 pub async fn for_case(
     db: &mut PgConnection,
     org_id: Uuid,
     case_id: Uuid,
 ) -> sqlx::Result<Vec<AuditItem>> {
     sqlx::query_as(
-        "SELECT id, at, org_id, actor_user_id, action, case_id, evidence_id, share_id, details
-         FROM audit_log WHERE case_id = $1 AND org_id = $2 ORDER BY id",
+        &format!("SELECT {ITEM_COLUMNS} FROM audit_log a WHERE a.case_id = $1 AND a.org_id = $2 ORDER BY a.id"),
     )
     .bind(case_id)
     .bind(org_id)

@@ -23,12 +23,6 @@ pub struct UserPrincipal {
     pub role: Role,
 }
 
-impl UserPrincipal {
-    pub fn is_admin(&self) -> bool {
-        self.role == Role::Admin
-    }
-}
-
 #[derive(Debug, Clone)]
 pub enum Principal {
     Service,

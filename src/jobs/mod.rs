@@ -42,14 +42,6 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 5] = [
-        JobStatus::Queued,
-        JobStatus::Running,
-        JobStatus::Retrying,
-        JobStatus::Complete,
-        JobStatus::Dead,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             JobStatus::Queued => "queued",

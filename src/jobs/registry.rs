@@ -93,11 +93,6 @@ impl<C: Send + Sync + 'static> Registry<C> {
         self.kinds.keys().copied().collect()
     }
 
-    /// The registered name equal to `name`, if any.
-    pub fn name(&self, name: &str) -> Option<&'static str> {
-        self.kinds.get_key_value(name).map(|(k, _)| *k)
-    }
-
     pub fn prefetch(&self, name: &str, concurrency: u16) -> u16 {
         let factor = self.kinds.get(name).map_or(1, |k| k.prefetch_factor);
         concurrency.saturating_mul(factor)

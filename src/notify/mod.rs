@@ -62,22 +62,6 @@ pub enum NoticeStatus {
     Failed,
 }
 
-impl NoticeStatus {
-    pub const ALL: [NoticeStatus; 3] = [
-        NoticeStatus::Pending,
-        NoticeStatus::Sent,
-        NoticeStatus::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NoticeStatus::Pending => "pending",
-            NoticeStatus::Sent => "sent",
-            NoticeStatus::Failed => "failed",
-        }
-    }
-}
-
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NoticeView {
     pub id: Uuid,

@@ -102,16 +102,16 @@ async fn audit_in_scope(
     case_id: Uuid,
     received_id: Uuid,
 ) -> Result<Vec<audit::AuditItem>> {
-    Ok(sqlx::query_as(
-        "SELECT a.id, a.at, a.org_id, a.actor_user_id, a.action, a.case_id, a.evidence_id, a.share_id, a.details
-         FROM audit_log a
+    Ok(sqlx::query_as(&format!(
+        "SELECT {} FROM audit_log a
          WHERE a.case_id = $1 AND a.org_id = $2
            AND (a.evidence_id IS NULL
                 OR EXISTS (SELECT 1 FROM grants g WHERE g.received_id = $3 AND g.evidence_id = a.evidence_id))
            AND (a.share_id IS NULL
                 OR EXISTS (SELECT 1 FROM shares s WHERE s.id = a.share_id AND s.received_id = $3))
          ORDER BY a.id",
-    )
+        audit::ITEM_COLUMNS
+    ))
     .bind(case_id)
     .bind(org_id)
     .bind(received_id)
