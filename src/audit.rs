@@ -18,6 +18,8 @@ pub enum Action {
     UpdateApplied,
     OnwardShare,
     Revoke,
+    /// R44: sharing with one principal stopped.
+    AccessRevoked,
     AccessExternal,
     /// An operator put a dead-lettered job back to work (`caseshare dead-letters requeue`).
     DeadLetterRequeued,
@@ -59,6 +61,7 @@ impl Action {
             Action::UpdateApplied => "update_applied",
             Action::OnwardShare => "onward_share",
             Action::Revoke => "revoke",
+            Action::AccessRevoked => "access_revoked",
             Action::AccessExternal => "access_external",
             Action::DeadLetterRequeued => "dead_letter_requeued",
             Action::ContentUploaded => "content_uploaded",

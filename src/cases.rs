@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Action};
 use crate::error::{Error, Result};
+use crate::principal::UserPrincipal;
 
 /// The case fields that can reach a receiver (filtered by `policy::filter::case`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -108,39 +109,6 @@ pub async fn owned(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result
     .fetch_optional(db)
     .await?
     .ok_or(Error::NotFound("case"))
-}
-
-/// Own case, or 403 for an external one (read-only, R18), or 404. Not
-/// locked: adding evidence or folders must not serialize on the case row.
-pub async fn owned_or_refuse(
-    db: &mut PgConnection,
-    org_id: Uuid,
-    case_id: Uuid,
-) -> Result<CaseRow> {
-    owned_or(db, org_id, case_id, || {
-        Error::Forbidden("an external case is read-only".into())
-    })
-    .await
-}
-
-/// Own case, or `refusal` for a case the org receives as external (it sees
-/// it, so 404 would be a lie), or 404.
-pub async fn owned_or(
-    db: &mut PgConnection,
-    org_id: Uuid,
-    case_id: Uuid,
-    refusal: impl FnOnce() -> Error,
-) -> Result<CaseRow> {
-    match owned(db, org_id, case_id).await {
-        Err(Error::NotFound(_))
-            if crate::receiving::external(db, org_id, case_id)
-                .await
-                .is_ok() =>
-        {
-            Err(refusal())
-        }
-        other => other,
-    }
 }
 
 /// R45: an external (not imported) case goes no further: not to another org,
@@ -256,7 +224,7 @@ pub struct FolderPatch {
 /// copies (R21) and are not touched.
 pub async fn update_folder(
     db: &mut PgConnection,
-    org_id: Uuid,
+    user: &UserPrincipal,
     folder_id: Uuid,
     patch: FolderPatch,
 ) -> Result<()> {
@@ -264,10 +232,17 @@ pub async fn update_folder(
         "SELECT f.case_id FROM folders f JOIN cases c ON c.id = f.case_id WHERE f.id = $1 AND c.org_id = $2 FOR UPDATE OF f",
     )
     .bind(folder_id)
-    .bind(org_id)
+    .bind(user.org_id)
     .fetch_optional(&mut *db)
     .await?
     .ok_or(Error::NotFound("folder"))?;
+    // R41: those who see the case may organize its folders; others get 404.
+    crate::access::writable(db, user, case_id)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound("folder"),
+            e => e,
+        })?;
     if let Some(name) = &patch.name {
         if name.trim().is_empty() {
             return Err(Error::validation("name must not be empty"));

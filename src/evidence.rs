@@ -8,10 +8,11 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::access;
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
-use crate::jobs::Job;
+use crate::jobs::{Job, Requester};
 use crate::principal::UserPrincipal;
 use crate::sharing::fanout::EvidenceAdded;
 
@@ -155,7 +156,7 @@ pub async fn record(
     let actor = by.map(|u| u.user_id);
     let mut tx = db.begin().await?;
     let case = match by {
-        Some(u) => cases::owned_or_refuse(&mut tx, u.org_id, case_id).await?,
+        Some(u) => access::writable(&mut tx, u, case_id).await?,
         None => cases::by_id(&mut tx, case_id).await?,
     };
     cases::check_folder(&mut tx, case_id, new.folder_id).await?;
@@ -178,7 +179,7 @@ pub async fn record(
         return existing(&mut *db.acquire().await?, case_id, id).await;
     }
     EvidenceAdded { evidence_id: id }
-        .enqueue_with_id_tx(&mut tx, job_id, Some(case.org_id))
+        .enqueue_with_id_tx(&mut tx, job_id, Requester::case(case.org_id, case_id))
         .await?;
     audit::record(
         &mut tx,

@@ -50,6 +50,7 @@
 //! | R50 | partly: admin changes and bootstrap actions with their actor, `audit.rs` (`admin`), `orgs.rs`, `policy/mod.rs`; reads of external cases beyond the case view and automatic actions with the job as actor not yet |
 //! | R48 | not yet (see the access-control issue) |
 
+pub mod access;
 pub mod amqp;
 pub mod audit;
 pub mod cases;

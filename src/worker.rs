@@ -24,6 +24,7 @@ pub fn registry() -> Registry<JobContext> {
         .register::<sharing::ShareCase>()
         .register::<receiving::ImportCase>()
         .register::<revocation::RevokeShare>()
+        .register::<revocation::StopSharingJob>()
         .register::<notify::SendNotice>()
         .register::<linkshare::BuildLinkShare>()
         .events(EVIDENCE_EVENT, ingest_event)

@@ -54,6 +54,13 @@ where
     let Some(case_id) = owned else {
         return Err(Error::NotFound("evidence"));
     };
+    // R41: content is added by those who may add evidence to the case.
+    crate::access::writable(&mut *db.acquire().await?, user, case_id)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound("evidence"),
+            e => e,
+        })?;
     let max = settings.max_upload_bytes;
     if content_length.is_some_and(|n| n > max) {
         return Err(too_large(max));

@@ -12,6 +12,7 @@ use super::bootstrap::Created;
 use super::error::ErrorBody;
 use super::extract::{Json, Path, Query};
 use super::AppState;
+use crate::access::{self, Seen};
 use crate::audit::{self, Action, AuditItem};
 use crate::cases::{self, CasePatch, Folder, FolderPatch, NewCase, NewFolder};
 use crate::error::{Error, Result};
@@ -54,18 +55,6 @@ pub struct CaseSummary {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
-#[derive(sqlx::FromRow)]
-struct SummaryRow {
-    id: Uuid,
-    case_number: String,
-    title: String,
-    external: bool,
-    imported: bool,
-    org_id: Option<Uuid>,
-    org_name: Option<String>,
-    at: chrono::DateTime<chrono::Utc>,
-}
-
 #[utoipa::path(get, path = "/v1/cases", tag = "cases", params(ListQuery),
     responses((status = 200, body = Items<CaseSummary>)))]
 pub async fn list_cases(
@@ -73,21 +62,7 @@ pub async fn list_cases(
     State(s): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Items<CaseSummary>>> {
-    let rows: Vec<SummaryRow> = sqlx::query_as(
-        "SELECT c.id, c.case_number, c.title, false AS external,
-                EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = c.id) AS imported,
-                NULL::uuid AS org_id, NULL::text AS org_name, c.created_at AS at
-         FROM cases c WHERE c.org_id = $1 AND ($2::bool IS NULL OR NOT $2)
-         UNION ALL
-         SELECT c.id, c.case_number, c.title, true, false, o.id, o.name, r.received_at
-         FROM received r JOIN cases c ON c.id = r.case_id JOIN orgs o ON o.id = r.sharer_org_id
-         WHERE r.receiver_org_id = $1 AND r.revoked_at IS NULL AND r.imported_case_id IS NULL AND ($2::bool IS NULL OR $2)
-         ORDER BY at DESC",
-    )
-    .bind(u.org_id)
-    .bind(q.external)
-    .fetch_all(&s.db)
-    .await?;
+    let rows = access::list_cases(&mut *s.db.acquire().await?, &u, q.external).await?;
     let items = rows
         .into_iter()
         .map(|r| CaseSummary {
@@ -97,8 +72,8 @@ pub async fn list_cases(
             external: r.external,
             imported: r.imported,
             sharing_org: r
-                .org_id
-                .zip(r.org_name)
+                .sharing_org_id
+                .zip(r.sharing_org_name)
                 .map(|(id, name)| receiving::OrgRef { id, name }),
             created_at: r.at,
         })
@@ -128,7 +103,7 @@ pub async fn patch_case(
     Json(patch): Json<CasePatch>,
 ) -> Result<axum::Json<CaseView>> {
     let mut tx = s.db.begin().await?;
-    cases::owned_or_refuse(&mut tx, u.org_id, case_id).await?;
+    access::managed(&mut tx, &u, case_id, access::read_only).await?;
     let case = cases::owned_for_update(&mut tx, u.org_id, case_id).await?;
     for (name, v) in [("title", &patch.title), ("case_number", &patch.case_number)] {
         if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
@@ -199,7 +174,7 @@ pub async fn create_folder(
     Json(body): Json<NewFolder>,
 ) -> Result<(StatusCode, axum::Json<Created>)> {
     let mut tx = s.db.begin().await?;
-    cases::owned_or_refuse(&mut tx, u.org_id, case_id).await?;
+    access::writable(&mut tx, &u, case_id).await?;
     let id = cases::create_folder(&mut tx, case_id, body).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, axum::Json(Created { id })))
@@ -213,13 +188,12 @@ pub async fn list_folders(
     Path(case_id): Path<Uuid>,
 ) -> Result<axum::Json<Items<Folder>>> {
     let mut conn = s.db.acquire().await?;
-    let items = match cases::owned(&mut conn, u.org_id, case_id).await {
-        Ok(_) => cases::folders(&mut conn, case_id).await?,
-        Err(Error::NotFound(_)) => {
-            let r = receiving::external(&mut conn, u.org_id, case_id).await?;
-            receiving::external_folders(&mut conn, r.id).await?
+    let items = match access::case(&mut conn, &u, case_id).await? {
+        Seen::Own { .. } => cases::folders(&mut conn, case_id).await?,
+        Seen::External { received, .. } => {
+            receiving::audit_external_read(&mut conn, &u, &received, "folders").await?;
+            receiving::external_folders(&mut conn, received.id).await?
         }
-        Err(e) => return Err(e),
     };
     Ok(axum::Json(Items { items }))
 }
@@ -233,7 +207,7 @@ pub async fn patch_folder(
     Json(body): Json<FolderPatch>,
 ) -> Result<axum::Json<Created>> {
     let mut tx = s.db.begin().await?;
-    cases::update_folder(&mut tx, u.org_id, folder_id, body).await?;
+    cases::update_folder(&mut tx, &u, folder_id, body).await?;
     tx.commit().await?;
     Ok(axum::Json(Created { id: folder_id }))
 }
@@ -263,13 +237,12 @@ pub async fn list_evidence(
     Path(case_id): Path<Uuid>,
 ) -> Result<axum::Json<Items<EvidenceView>>> {
     let mut conn = s.db.acquire().await?;
-    let items = match cases::owned(&mut conn, u.org_id, case_id).await {
-        Ok(_) => evidence::list_owned(&mut conn, case_id).await?,
-        Err(Error::NotFound(_)) => {
-            let r = receiving::external(&mut conn, u.org_id, case_id).await?;
-            receiving::external_evidence(&mut conn, &r).await?
+    let items = match access::case(&mut conn, &u, case_id).await? {
+        Seen::Own { .. } => evidence::list_owned(&mut conn, case_id).await?,
+        Seen::External { received, .. } => {
+            receiving::audit_external_read(&mut conn, &u, &received, "evidence").await?;
+            receiving::external_evidence(&mut conn, &received).await?
         }
-        Err(e) => return Err(e),
     };
     Ok(axum::Json(Items { items }))
 }
@@ -289,12 +262,11 @@ pub async fn case_audit(
     Path(case_id): Path<Uuid>,
 ) -> Result<axum::Json<AuditView>> {
     let mut conn = s.db.acquire().await?;
-    let received = receiving::for_case(&mut conn, u.org_id, case_id).await?;
-    let visible = cases::owned(&mut conn, u.org_id, case_id).await.is_ok()
-        || received.as_ref().is_some_and(|r| r.revoked_at.is_none());
-    if !visible {
-        return Err(Error::NotFound("case"));
+    let seen = access::case(&mut conn, &u, case_id).await?;
+    if let Seen::External { received, .. } = &seen {
+        receiving::audit_external_read(&mut conn, &u, received, "audit").await?;
     }
+    let received = receiving::for_case(&mut conn, u.org_id, case_id).await?;
     let items = audit::for_case(&mut conn, u.org_id, case_id).await?;
     let sender_snapshot = received
         .filter(|r| r.revoked_at.is_none() && r.policy.policy.permissions.sender_audit_trail)

@@ -64,7 +64,7 @@ pub async fn get_link_share(
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<LinkShareView>> {
-    let row = linkshare::get_owned(&mut *s.db.acquire().await?, u.org_id, id).await?;
+    let row = linkshare::get_owned(&mut *s.db.acquire().await?, &u, id).await?;
     Ok(axum::Json(row.view(&s.settings)))
 }
 
@@ -75,7 +75,7 @@ pub async fn list_link_shares(
     State(s): State<AppState>,
     Path(case_id): Path<Uuid>,
 ) -> Result<axum::Json<LinkShareList>> {
-    let rows = linkshare::list_for_case(&mut *s.db.acquire().await?, u.org_id, case_id).await?;
+    let rows = linkshare::list_for_case(&mut *s.db.acquire().await?, &u, case_id).await?;
     Ok(axum::Json(LinkShareList {
         items: rows.into_iter().map(|r| r.view(&s.settings)).collect(),
     }))

@@ -157,7 +157,17 @@ pub async fn get_job(
     let job = jobs::find(&s.db, id).await?.ok_or(Error::NotFound("job"))?;
     match p {
         Principal::Service => {}
-        Principal::User(u) if job.org_id == Some(u.org_id) => {}
+        // R41: a job about a case is read by those who see the case.
+        Principal::User(u) if job.org_id == Some(u.org_id) => {
+            if let Some(case_id) = job.case_id {
+                crate::access::case(&mut *s.db.acquire().await?, &u, case_id)
+                    .await
+                    .map_err(|e| match e {
+                        Error::NotFound(_) => Error::NotFound("job"),
+                        e => e,
+                    })?;
+            }
+        }
         Principal::User(_) => return Err(Error::NotFound("job")),
     }
     Ok(axum::Json(job))

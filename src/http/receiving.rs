@@ -22,7 +22,7 @@ pub async fn list_received(
     State(s): State<AppState>,
 ) -> Result<axum::Json<Items<ReceivedItem>>> {
     Ok(axum::Json(Items {
-        items: receiving::list(&mut *s.db.acquire().await?, u.org_id).await?,
+        items: receiving::list(&mut *s.db.acquire().await?, &u).await?,
     }))
 }
 

@@ -10,10 +10,10 @@ use super::cases::Items;
 use super::error::ErrorBody;
 use super::extract::{Json, Path};
 use super::AppState;
-use crate::cases;
+use crate::access;
 use crate::error::Result;
 use crate::notify::{self, NoticeView};
-use crate::revocation::{self, BulkRevoke, BulkRevoked};
+use crate::revocation::{self, BulkRevoke, BulkRevoked, StopAccepted, StopSharing};
 use crate::sharing::{self, AccessEntry, Dissemination, ShareRequest, ShareView};
 
 #[utoipa::path(post, path = "/v1/cases/{case_id}/shares", tag = "sharing", request_body = ShareRequest,
@@ -36,7 +36,7 @@ pub async fn get_share(
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<ShareView>> {
-    let share = sharing::load_owned(&mut *s.db.acquire().await?, u.org_id, id).await?;
+    let share = sharing::load_owned(&mut *s.db.acquire().await?, &u, id).await?;
     Ok(axum::Json(share.view(None)))
 }
 
@@ -48,7 +48,7 @@ pub async fn list_shares(
     Path(case_id): Path<Uuid>,
 ) -> Result<axum::Json<Items<ShareView>>> {
     let mut conn = s.db.acquire().await?;
-    cases::owned(&mut conn, u.org_id, case_id).await?;
+    access::own_case(&mut conn, &u, case_id).await?;
     Ok(axum::Json(Items {
         items: sharing::list_for_case(&mut conn, case_id).await?,
     }))
@@ -62,7 +62,7 @@ pub async fn access_list(
     Path(case_id): Path<Uuid>,
 ) -> Result<axum::Json<Items<AccessEntry>>> {
     let mut conn = s.db.acquire().await?;
-    let case = cases::owned(&mut conn, u.org_id, case_id).await?;
+    let (case, _) = access::own_case(&mut conn, &u, case_id).await?;
     Ok(axum::Json(Items {
         items: sharing::access_list(&mut conn, &case).await?,
     }))
@@ -102,7 +102,7 @@ pub async fn dissemination(
     Path(case_id): Path<Uuid>,
 ) -> Result<axum::Json<Items<Dissemination>>> {
     let mut conn = s.db.acquire().await?;
-    cases::owned(&mut conn, u.org_id, case_id).await?;
+    access::own_case(&mut conn, &u, case_id).await?;
     Ok(axum::Json(Items {
         items: sharing::dissemination(&mut conn, case_id).await?,
     }))
@@ -116,8 +116,24 @@ pub async fn share_notices(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Items<NoticeView>>> {
     let mut conn = s.db.acquire().await?;
-    sharing::load_owned(&mut conn, u.org_id, id).await?;
+    sharing::load_owned(&mut conn, &u, id).await?;
     Ok(axum::Json(Items {
         items: notify::for_share(&mut conn, id).await?,
     }))
+}
+
+/// R44: stop sharing the case with one principal.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/access/revoke", tag = "sharing", request_body = StopSharing,
+    responses((status = 202, body = StopAccepted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn stop_sharing(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+    Json(body): Json<StopSharing>,
+) -> Result<(StatusCode, axum::Json<StopAccepted>)> {
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(revocation::stop_sharing(&s.db, &u, case_id, body).await?),
+    ))
 }

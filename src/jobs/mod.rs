@@ -188,18 +188,60 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         }
     }
 
+    /// Like `enqueue_for_tx` for a job about one case: its status is read by
+    /// the users of `org_id` who see that case (R41).
+    fn enqueue_for_case_tx(
+        &self,
+        tx: &mut PgConnection,
+        org_id: Uuid,
+        case_id: Uuid,
+    ) -> impl Future<Output = sqlx::Result<Uuid>> + Send {
+        async move {
+            let id = Uuid::new_v4();
+            self.enqueue_with_id_tx(tx, id, Requester::case(org_id, case_id))
+                .await?;
+            Ok(id)
+        }
+    }
+
     /// Like `enqueue_for_tx` with an id chosen by the caller (so the cause can
     /// reference its job in the same insert).
     fn enqueue_with_id_tx(
         &self,
         tx: &mut PgConnection,
         id: Uuid,
-        org_id: Option<Uuid>,
+        requester: impl Into<Requester> + Send,
     ) -> impl Future<Output = sqlx::Result<()>> + Send {
         async move {
             let payload =
                 serde_json::to_value(self).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-            outbox::enqueue(tx, Self::NAME, id, &payload, org_id).await
+            outbox::enqueue(tx, Self::NAME, id, &payload, requester.into()).await
+        }
+    }
+}
+
+/// Who may read a job's status: the users of `org_id` (none: the service
+/// only), and when the job is about one case, only those who see it (R41).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Requester {
+    pub org_id: Option<Uuid>,
+    pub case_id: Option<Uuid>,
+}
+
+impl Requester {
+    pub fn case(org_id: Uuid, case_id: Uuid) -> Self {
+        Requester {
+            org_id: Some(org_id),
+            case_id: Some(case_id),
+        }
+    }
+}
+
+impl From<Option<Uuid>> for Requester {
+    fn from(org_id: Option<Uuid>) -> Self {
+        Requester {
+            org_id,
+            case_id: None,
         }
     }
 }
@@ -245,6 +287,8 @@ pub struct JobView {
     pub id: Uuid,
     #[serde(skip)]
     pub org_id: Option<Uuid>,
+    #[serde(skip)]
+    pub case_id: Option<Uuid>,
     pub kind: String,
     pub status: JobStatus,
     pub attempts: i32,
@@ -256,7 +300,7 @@ pub struct JobView {
 
 pub async fn find(db: &PgPool, id: Uuid) -> sqlx::Result<Option<JobView>> {
     sqlx::query_as(
-        "SELECT id, org_id, kind, status, attempts, deliveries, last_error, created_at, finished_at
+        "SELECT id, org_id, case_id, kind, status, attempts, deliveries, last_error, created_at, finished_at
          FROM jobs WHERE id = $1",
     )
     .bind(id)

@@ -20,19 +20,20 @@ pub async fn enqueue(
     kind: &str,
     id: Uuid,
     payload: &serde_json::Value,
-    org_id: Option<Uuid>,
+    requester: super::Requester,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "WITH job AS (INSERT INTO jobs (id, kind, payload, org_id) VALUES ($1, $2, $3, $4)),
+        "WITH job AS (INSERT INTO jobs (id, kind, payload, org_id, case_id) VALUES ($1, $2, $3, $4, $7)),
               out AS (INSERT INTO outbox (exchange, routing_key, payload, job_id) VALUES ('jobs', $2, $5, $1))
          SELECT pg_notify($6, '')",
     )
     .bind(id)
     .bind(kind)
     .bind(payload)
-    .bind(org_id)
+    .bind(requester.org_id)
     .bind(job_message(id, kind))
     .bind(relay::CHANNEL)
+    .bind(requester.case_id)
     .execute(&mut *tx)
     .await?;
     Ok(())

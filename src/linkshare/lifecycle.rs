@@ -9,28 +9,42 @@ use uuid::Uuid;
 
 use super::{load, package_key, LinkShareRow, LinkShareStatus, COLUMNS};
 use crate::audit::{self, Action};
-use crate::cases;
+use crate::access;
 use crate::config::Settings;
 use crate::content::store::{ContentStore, Object};
 use crate::error::{Error, Result};
 use crate::notify::{self, NoticeKind};
 use crate::principal::UserPrincipal;
 
-/// A link share of `org_id` (404 for anyone else).
-pub async fn get_owned(db: &mut PgConnection, org_id: Uuid, id: Uuid) -> Result<LinkShareRow> {
+/// A link share of the user's org on a case the user sees (R41); 404 for
+/// anyone else.
+pub async fn get_owned(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    id: Uuid,
+) -> Result<LinkShareRow> {
     match load(db, id).await? {
-        Some(row) if row.org_id == org_id => Ok(row),
+        Some(row) if row.org_id == user.org_id => {
+            access::own_case(db, user, row.case_id)
+                .await
+                .map_err(|e| match e {
+                    Error::NotFound(_) => Error::NotFound("link share"),
+                    e => e,
+                })?;
+            Ok(row)
+        }
         _ => Err(Error::NotFound("link share")),
     }
 }
 
-/// The link shares of a case the caller's org owns, newest first.
+/// The link shares of a case of the caller's org that it sees, newest first.
 pub async fn list_for_case(
     db: &mut PgConnection,
-    org_id: Uuid,
+    user: &UserPrincipal,
     case_id: Uuid,
 ) -> Result<Vec<LinkShareRow>> {
-    cases::owned(&mut *db, org_id, case_id).await?;
+    let org_id = user.org_id;
+    access::own_case(&mut *db, user, case_id).await?;
     Ok(sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM link_shares WHERE case_id = $1 AND org_id = $2
          ORDER BY created_at DESC, id"
@@ -47,7 +61,9 @@ pub async fn list_for_case(
 /// with a `link_share.revoked` status event. Revoking twice changes nothing.
 pub async fn revoke(db: &PgPool, user: &UserPrincipal, id: Uuid) -> Result<LinkShareRow> {
     let mut tx = db.begin().await?;
-    let row = get_owned(&mut tx, user.org_id, id).await?;
+    let row = get_owned(&mut tx, user, id).await?;
+    // R41: withdrawing a link is for the case's owner and admins.
+    access::managed(&mut tx, user, row.case_id, access::not_manager).await?;
     let revoked: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
         "UPDATE link_shares SET status = 'revoked', revoked_at = now()
          WHERE id = $1 AND status IN ('processing', 'complete') RETURNING revoked_at",
@@ -77,7 +93,7 @@ pub async fn revoke(db: &PgPool, user: &UserPrincipal, id: Uuid) -> Result<LinkS
         )
         .await?;
     }
-    let row = get_owned(&mut tx, user.org_id, id).await?;
+    let row = get_owned(&mut tx, user, id).await?;
     tx.commit().await?;
     Ok(row)
 }

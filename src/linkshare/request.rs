@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::build::BuildLinkShare;
 use super::lifecycle::status_event_tx;
 use super::{Attachments, LinkShareStatus, Package};
+use crate::access;
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
@@ -20,6 +21,7 @@ use crate::jobs::Job;
 use crate::orgs;
 use crate::policy::{self, PolicySnapshot};
 use crate::principal::UserPrincipal;
+use crate::receiving;
 use crate::sharing::{self, Scope};
 
 /// The longest validity a link may be given: one year.
@@ -69,7 +71,9 @@ pub async fn create(
     req: LinkShareRequest,
 ) -> Result<LinkShareAccepted> {
     let mut tx = db.begin().await?;
-    cases::owned_or(&mut tx, user.org_id, case_id, cases::external_not_shareable).await?;
+    access::managed(&mut tx, user, case_id, cases::external_not_shareable).await?;
+    // R45: an imported copy leaves by link only under `copy_download`.
+    receiving::check_onward(&mut tx, case_id, receiving::Onward::Outside).await?;
     sharing::validate_scope(&mut tx, case_id, &req.scope).await?;
     if !(1..=MAX_DURATION_HOURS).contains(&req.duration_hours) {
         return Err(Error::validation(format!(
@@ -152,7 +156,7 @@ pub async fn create(
     )
     .await?;
     let job_id = BuildLinkShare { link_share_id: id }
-        .enqueue_for_tx(&mut tx, Some(user.org_id))
+        .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
         .await?;
     status_event_tx(
         &mut tx,

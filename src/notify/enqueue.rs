@@ -23,6 +23,25 @@ pub async fn enqueue_tx(
     enqueue_for(tx, kind, [share_id, received_id, None], recipients).await
 }
 
+/// R44: tell a principal that sharing a case with it stopped. The notice
+/// names the share it had access through (for the case and the sharer); its
+/// key is the stop's own id, so a rerun adds nothing and a later stop mails again.
+pub async fn enqueue_access_revoked_tx(
+    tx: &mut PgConnection,
+    share_id: Uuid,
+    stop_id: Uuid,
+    recipients: &[String],
+) -> sqlx::Result<()> {
+    enqueue_keyed(
+        tx,
+        NoticeKind::AccessRevoked,
+        [Some(share_id), None, None],
+        stop_id,
+        recipients,
+    )
+    .await
+}
+
 /// R40: email the download link of a built link share to its recipient
 /// (`LinkShare`), or remind them of its expiry (`LinkShareReminder`).
 pub async fn enqueue_link_share_tx(
@@ -47,14 +66,26 @@ async fn enqueue_for(
     subjects: [Option<Uuid>; 3],
     recipients: &[String],
 ) -> sqlx::Result<()> {
-    if recipients.is_empty() {
-        return Ok(());
-    }
     let [share_id, received_id, link_share_id] = subjects;
     let subject = share_id
         .or(received_id)
         .or(link_share_id)
         .unwrap_or_default();
+    enqueue_keyed(tx, kind, subjects, subject, recipients).await
+}
+
+/// `key_subject`: what makes the idempotency key unique with kind and recipient.
+async fn enqueue_keyed(
+    tx: &mut PgConnection,
+    kind: NoticeKind,
+    subjects: [Option<Uuid>; 3],
+    subject: Uuid,
+    recipients: &[String],
+) -> sqlx::Result<()> {
+    if recipients.is_empty() {
+        return Ok(());
+    }
+    let [share_id, received_id, link_share_id] = subjects;
     let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::new_v4()).collect();
     let keys: Vec<String> = recipients
         .iter()

@@ -18,7 +18,7 @@ mod recipients;
 mod render;
 mod send;
 
-pub use enqueue::{enqueue_link_share_tx, enqueue_tx};
+pub use enqueue::{enqueue_access_revoked_tx, enqueue_link_share_tx, enqueue_tx};
 pub use recipients::{principal_emails, share_recipients};
 pub use send::SendNotice;
 
@@ -31,6 +31,8 @@ pub enum NoticeKind {
     Share,
     InternalShare,
     Revoke,
+    /// R44: sharing with this principal stopped.
+    AccessRevoked,
     OnwardShare,
     LinkShare,
     LinkShareReminder,
@@ -42,6 +44,7 @@ impl NoticeKind {
             NoticeKind::Share => "share",
             NoticeKind::InternalShare => "internal_share",
             NoticeKind::Revoke => "revoke",
+            NoticeKind::AccessRevoked => "access_revoked",
             NoticeKind::OnwardShare => "onward_share",
             NoticeKind::LinkShare => "link_share",
             NoticeKind::LinkShareReminder => "link_share_reminder",

@@ -99,12 +99,13 @@ pub(super) async fn render(
     let view_url = format!("{base}/cases/{case_id}");
     let template = match n.kind.as_str() {
         "share" => "share",
-        "revoke" => "revoke",
+        "revoke" | "access_revoked" => "revoke",
         _ => "internal_share",
     };
-    let subject = match template {
+    let subject = match n.kind.as_str() {
         "share" => format!("{sharing_org} shared a case with you: {case_title}"),
         "revoke" => format!("{sharing_org} revoked a shared case: {case_title}"),
+        "access_revoked" => format!("{sharing_org} stopped sharing a case with you: {case_title}"),
         _ => format!("A case was shared with you: {case_title}"),
     };
     let vars = [

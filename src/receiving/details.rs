@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::updates::{pending_updates, Updates};
-use super::{for_case, org_ref, OrgRef, ReceivedState};
-use crate::error::{Error, Result};
+use super::{org_ref, OrgRef, ReceivedState};
+use crate::error::Result;
 use crate::policy::PolicySnapshot;
 use crate::principal::UserPrincipal;
 
@@ -34,9 +34,10 @@ pub async fn import_details(
     user: &UserPrincipal,
     case_id: Uuid,
 ) -> Result<ImportDetails> {
-    let r = for_case(db, user.org_id, case_id)
-        .await?
-        .ok_or(Error::NotFound("case"))?;
+    let r = crate::access::received(db, user, case_id).await?;
+    if r.case_id == case_id && r.revoked_at.is_none() {
+        super::audit_external_read(db, user, &r, "import_details").await?;
+    }
     let share = crate::sharing::load(db, r.share_id).await?;
     let mut recipients: Vec<serde_json::Value> = share
         .target
@@ -46,7 +47,9 @@ pub async fn import_details(
         .map(|x| serde_json::to_value(x).unwrap_or_default())
         .collect();
     let onward: Vec<(Option<Uuid>, Option<Uuid>)> =
-        sqlx::query_as("SELECT user_id, group_id FROM received_recipients WHERE received_id = $1 ORDER BY added_at")
+        sqlx::query_as("SELECT CASE WHEN principal_kind = 'user' THEN principal_id END,
+                               CASE WHEN principal_kind = 'group' THEN principal_id END
+                        FROM case_access WHERE received_id = $1 ORDER BY added_at")
             .bind(r.id)
             .fetch_all(&mut *db)
             .await?;

@@ -181,6 +181,10 @@ pub async fn request_import(db: &PgPool, user: &UserPrincipal, received_id: Uuid
     if r.receiver_org_id != user.org_id {
         return Err(Error::NotFound("received case"));
     }
+    // R42: only those who see the collaboration may import it.
+    if !crate::access::sees_received(&mut tx, user, &r).await? {
+        return Err(Error::NotFound("received case"));
+    }
     if r.revoked_at.is_some() {
         return Err(Error::ShareRevoked);
     }
@@ -193,7 +197,7 @@ pub async fn request_import(db: &PgPool, user: &UserPrincipal, received_id: Uuid
         received_id,
         user_id: Some(user.user_id),
     }
-    .enqueue_for_tx(&mut tx, Some(user.org_id))
+    .enqueue_for_case_tx(&mut tx, user.org_id, r.case_id)
     .await?;
     tx.commit().await?;
     Ok(job_id)

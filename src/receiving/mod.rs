@@ -22,13 +22,13 @@ mod view;
 
 pub use details::{import_details, ImportDetails};
 pub use import::{auto_import_tx, import_tx, request_import, ImportCase, ImportStatus};
-pub use onward::{add_recipient, OnwardRecipient};
+pub use onward::{add_recipient, check_onward, Onward, OnwardRecipient};
 pub use updates::{
     apply_updates, deliver_new_evidence_tx, deliver_to, record_case_updates_tx, ApplyRequest,
     ApplyResult, CaseUpdate, EvidenceUpdate, Updates,
 };
 pub use view::{
-    case_view, external, external_evidence, external_folders, list, CaseView, ExternalMark,
+    audit_external_read, case_view, external, external_evidence, external_folders, list, CaseView, ExternalMark,
     ImportedFrom, ReceivedItem,
 };
 

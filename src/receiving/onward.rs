@@ -7,7 +7,8 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::for_case;
+use super::ReceivedRow;
+use crate::access::{self, Named};
 use crate::audit::{self, Action};
 use crate::error::{Error, Result};
 use crate::notify::{self, NoticeKind};
@@ -29,9 +30,7 @@ pub async fn add_recipient(
     who: OnwardRecipient,
 ) -> Result<()> {
     let mut tx = db.begin().await?;
-    let r = for_case(&mut tx, user.org_id, case_id)
-        .await?
-        .ok_or(Error::NotFound("case"))?;
+    let r = access::received(&mut tx, user, case_id).await?;
     if r.revoked_at.is_some() {
         return Err(Error::ShareRevoked);
     }
@@ -58,17 +57,12 @@ pub async fn add_recipient(
             "recipient must be a user or group of your organization",
         ));
     }
-    let inserted = sqlx::query(
-        "INSERT INTO received_recipients (received_id, user_id, group_id, added_by) VALUES ($1, $2, $3, $4)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(r.id)
-    .bind(user_id)
-    .bind(group_id)
-    .bind(user.user_id)
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() > 0 {
+    let named = match (user_id, group_id) {
+        (Some(id), _) => Named::User(id),
+        (_, Some(id)) => Named::Group(id),
+        _ => unreachable!("one of user_id, group_id is set"),
+    };
+    if access::name_onward_tx(&mut tx, &r, user.user_id, named).await? {
         audit::record(
             &mut tx,
             Action::OnwardShare,
@@ -94,4 +88,48 @@ pub async fn add_recipient(
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// Where a case goes onward (R45).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Onward {
+    /// More users or groups of the org (an internal share).
+    Internal,
+    /// Another org or a link.
+    Outside,
+}
+
+/// R45: while its collaboration lasts, an imported copy gains recipients
+/// only under `internal_share`, and leaves its org (another org, a link)
+/// only under `copy_download`, of the collaboration's governing policy.
+/// Returns the collaboration when `case_id` is such a copy.
+pub async fn check_onward(
+    db: &mut sqlx::PgConnection,
+    case_id: Uuid,
+    onward: Onward,
+) -> Result<Option<ReceivedRow>> {
+    let r: Option<ReceivedRow> = sqlx::query_as(&format!(
+        "SELECT {} FROM received WHERE imported_case_id = $1 AND revoked_at IS NULL",
+        super::RECEIVED_COLUMNS
+    ))
+    .bind(case_id)
+    .fetch_optional(db)
+    .await?;
+    if let Some(r) = &r {
+        let permissions = &r.policy.policy.permissions;
+        match onward {
+            Onward::Internal if !permissions.internal_share => {
+                return Err(Error::PolicyForbids(
+                    "the sharing policy of this imported case does not allow sharing it further".into(),
+                ))
+            }
+            Onward::Outside if !permissions.copy_download => {
+                return Err(Error::PolicyForbids(
+                    "the sharing policy of this imported case does not allow copy/download, so it stays in this organization".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(r)
 }

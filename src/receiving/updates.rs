@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::import::copy_evidence_tx;
-use super::{for_case, lock, ReceivedRow};
+use super::{lock, ReceivedRow};
 use crate::audit::{self, Action};
 use crate::error::{Error, Result};
 use crate::orgs::{self, OrgKind};
@@ -182,9 +182,7 @@ pub async fn apply_updates(
     req: ApplyRequest,
 ) -> Result<ApplyResult> {
     let mut tx = db.begin().await?;
-    let found = for_case(&mut tx, user.org_id, case_id)
-        .await?
-        .ok_or(Error::NotFound("case"))?;
+    let found = crate::access::received(&mut tx, user, case_id).await?;
     let r = lock(&mut tx, found.id).await?;
     let Some(imported) = r.imported_case_id.filter(|c| *c == case_id) else {
         return Err(Error::validation(

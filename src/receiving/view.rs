@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{for_case, org_ref, state_of, OrgRef, ReceivedRow, ReceivedState};
 use crate::audit::{self, Action};
-use crate::cases::{self, CaseData, Folder};
+use crate::cases::{CaseData, Folder};
 use crate::error::{Error, Result};
 use crate::evidence::{EvidenceData, EvidenceView};
 use crate::policy::{filter, PolicySnapshot};
@@ -59,39 +59,29 @@ pub async fn case_view(
     user: &UserPrincipal,
     case_id: Uuid,
 ) -> Result<CaseView> {
-    if let Ok(case) = cases::owned(db, user.org_id, case_id).await {
-        let imported_from = match for_case(db, user.org_id, case_id).await? {
-            Some(r) if r.imported_case_id == Some(case_id) => Some(ImportedFrom {
-                received_id: r.id,
-                sharing_org: org_ref(db, r.sharer_org_id).await?,
-                source_case_id: r.case_id,
-                share_id: r.share_id,
-            }),
-            _ => None,
-        };
-        return Ok(CaseView {
-            id: case.id,
-            data: case.data(),
-            owner_id: case.owner_id,
-            external: None,
-            imported_from,
-            created_at: case.created_at,
-        });
-    }
-    let r = external(db, user.org_id, case_id).await?;
-    let case = cases::by_id(db, case_id).await?;
-    audit::record(
-        db,
-        Action::AccessExternal,
-        audit::Entry {
-            org_id: Some(user.org_id),
-            actor_user_id: Some(user.user_id),
-            case_id: Some(case_id),
-            share_id: Some(r.share_id),
-            ..Default::default()
-        },
-    )
-    .await?;
+    let (case, r) = match crate::access::case(db, user, case_id).await? {
+        crate::access::Seen::Own { case, .. } => {
+            let imported_from = match for_case(db, user.org_id, case_id).await? {
+                Some(r) if r.imported_case_id == Some(case_id) => Some(ImportedFrom {
+                    received_id: r.id,
+                    sharing_org: org_ref(db, r.sharer_org_id).await?,
+                    source_case_id: r.case_id,
+                    share_id: r.share_id,
+                }),
+                _ => None,
+            };
+            return Ok(CaseView {
+                id: case.id,
+                data: case.data(),
+                owner_id: case.owner_id,
+                external: None,
+                imported_from,
+                created_at: case.created_at,
+            });
+        }
+        crate::access::Seen::External { case, received } => (case, received),
+    };
+    audit_external_read(db, user, &r, "case").await?;
     Ok(CaseView {
         id: case.id,
         data: filter::case(&r.policy.policy, &case.data()),
@@ -103,6 +93,30 @@ pub async fn case_view(
         imported_from: None,
         created_at: case.created_at,
     })
+}
+
+/// R50: every read of an external case (the case, its evidence, folders,
+/// audit trail, import details) is audited with its reader; `what` says which.
+pub async fn audit_external_read(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    r: &ReceivedRow,
+    what: &str,
+) -> Result<()> {
+    audit::record(
+        db,
+        Action::AccessExternal,
+        audit::Entry {
+            org_id: Some(user.org_id),
+            actor_user_id: Some(user.user_id),
+            case_id: Some(r.case_id),
+            share_id: Some(r.share_id),
+            details: Some(serde_json::json!({ "read": what })),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -179,13 +193,18 @@ pub struct ReceivedItem {
     pub received_at: chrono::DateTime<chrono::Utc>,
 }
 
-pub async fn list(db: &mut PgConnection, org_id: Uuid) -> Result<Vec<ReceivedItem>> {
-    let rows: Vec<ListRow> = sqlx::query_as(
+/// The collaborations the user sees (R42), newest first.
+pub async fn list(db: &mut PgConnection, user: &UserPrincipal) -> Result<Vec<ReceivedItem>> {
+    let rows: Vec<ListRow> = sqlx::query_as(&format!(
         "SELECT r.id, r.share_id, r.case_id, r.imported_case_id, r.received_at, r.revoked_at, r.sharer_org_id,
                 o.name AS sharer_name
-         FROM received r JOIN orgs o ON o.id = r.sharer_org_id WHERE r.receiver_org_id = $1 ORDER BY r.received_at DESC",
-    )
-    .bind(org_id)
+         FROM received r JOIN orgs o ON o.id = r.sharer_org_id
+         WHERE r.receiver_org_id = $2 AND {visible} ORDER BY r.received_at DESC, r.id",
+        visible = crate::access::received_visible_sql()
+    ))
+    .bind(user.user_id)
+    .bind(user.org_id)
+    .bind(user.role == crate::principal::Role::Admin)
     .fetch_all(db)
     .await?;
     Ok(rows

@@ -3,26 +3,29 @@
 //! `RevokeShare` job then removes the grants, notifies the receiver and
 //! publishes the status event. Imported copies stay, without further updates.
 
+mod stop;
+
+pub use stop::{stop_sharing, StopAccepted, StopKind, StopSharing, StopSharingJob};
+
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::audit::{self, Action};
-use crate::cases;
+use crate::access;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::jobs::{self, Job, JobError};
 use crate::notify::{self, NoticeKind};
-use crate::orgs::Role;
 use crate::principal::UserPrincipal;
 use crate::sharing::{self, ShareRow, ShareStatus, ShareView, SHARE_COLUMNS};
 
 /// Revoke one share; idempotent (a second call changes nothing).
 pub async fn revoke(db: &PgPool, user: &UserPrincipal, share_id: Uuid) -> Result<ShareView> {
     let mut tx = db.begin().await?;
-    let share = sharing::load_owned(&mut tx, user.org_id, share_id).await?;
-    authorize(&mut tx, user, &[share.case_id]).await?;
+    let share = sharing::load_owned(&mut tx, user, share_id).await?;
+    access::managed(&mut tx, user, share.case_id, access::not_manager).await?;
     let (mut revoked, job_id) = revoke_tx(&mut tx, user, &[share_id]).await?;
     tx.commit().await?;
     Ok(revoked.pop().unwrap_or(share).view(job_id))
@@ -71,13 +74,18 @@ pub async fn revoke_many(
             rows
         }
         BulkRevoke::Case { case_id } => {
-            cases::owned(&mut tx, user.org_id, *case_id).await?;
+            access::own_case(&mut tx, user, *case_id).await?;
             sqlx::query_as("SELECT id, case_id FROM shares WHERE case_id = $1 AND status IN ('processing', 'complete')")
                 .bind(case_id)
                 .fetch_all(&mut *tx)
                 .await?
         }
         BulkRevoke::Partner { org_id } => {
+            if user.role != crate::principal::Role::Admin {
+                return Err(Error::Forbidden(
+                    "only an admin may revoke every share to a partner".into(),
+                ));
+            }
             sqlx::query_as(
                 "SELECT id, case_id FROM shares
              WHERE org_id = $1 AND target_org_id = $2 AND status IN ('processing', 'complete')",
@@ -99,24 +107,10 @@ pub async fn revoke_many(
     })
 }
 
-/// R29: admins may revoke any share of their org; others only on cases they own.
+/// R29, R41: the owner of every case, or an admin; a case the user does not
+/// see answers 404 like an unknown share.
 async fn authorize(tx: &mut PgConnection, user: &UserPrincipal, case_ids: &[Uuid]) -> Result<()> {
-    if user.role == Role::Admin {
-        return Ok(());
-    }
-    let not_owned: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM cases WHERE id = ANY($1) AND owner_id IS DISTINCT FROM $2",
-    )
-    .bind(case_ids)
-    .bind(user.user_id)
-    .fetch_one(tx)
-    .await?;
-    if not_owned > 0 {
-        return Err(Error::Forbidden(
-            "only an admin or the case owner may revoke a share".into(),
-        ));
-    }
-    Ok(())
+    access::managed_all(tx, user, case_ids, "share").await
 }
 
 /// Mark the live shares among `share_ids` revoked, end collaborations that
@@ -142,6 +136,9 @@ async fn revoke_tx(
     if revoked.is_empty() {
         return Ok((revoked, None));
     }
+    let ids: Vec<Uuid> = revoked.iter().map(|s| s.id).collect();
+    // R29: those the shares named see the external view no more.
+    crate::access::revoke_shares_tx(tx, &ids).await?;
     let received: Vec<Uuid> = revoked.iter().filter_map(|s| s.received_id).collect();
     // A collaboration ends when no live share of it remains.
     sqlx::query(
@@ -171,7 +168,6 @@ async fn revoke_tx(
         )
         .await?;
     }
-    let ids: Vec<Uuid> = revoked.iter().map(|s| s.id).collect();
     let job_id = RevokeShare { share_ids: ids }
         .enqueue_for_tx(tx, Some(user.org_id))
         .await?;

@@ -8,10 +8,9 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Recipient, ShareRow, ShareView, SHARE_COLUMNS};
+use super::{ShareRow, ShareView, SHARE_COLUMNS};
 use crate::cases;
 use crate::error::Result;
-use crate::orgs;
 
 pub async fn list_for_case(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<ShareView>> {
     let rows: Vec<ShareRow> = sqlx::query_as(&format!(
@@ -32,123 +31,59 @@ pub struct AccessEntry {
     pub owner: bool,
 }
 
-/// R16: everyone with access to the case, the owner marked.
+/// R16: everyone with access to the case, the owner marked: the owner,
+/// partner orgs with a live share, and every principal named by a live
+/// share or added onward (R28) that was not removed (R44), in the order they
+/// got access; an email address that names no user of its org is listed as
+/// such. One statement.
 pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result<Vec<AccessEntry>> {
-    let mut items = Vec::new();
-    if let Some(owner) = case.owner_id {
-        let name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
-            .bind(owner)
-            .fetch_one(&mut *db)
-            .await?;
-        items.push(AccessEntry {
-            kind: "user".into(),
-            id: Some(owner),
-            name,
-            owner: true,
-        });
-    }
-    let shares: Vec<ShareRow> = sqlx::query_as(&format!(
-        "SELECT {SHARE_COLUMNS} FROM shares WHERE case_id = $1 AND status IN ('processing', 'complete')
-         ORDER BY created_at"
-    ))
-    .bind(case.id)
-    .fetch_all(&mut *db)
-    .await?;
-    let mut seen = std::collections::HashSet::new();
-    for share in shares {
-        if let Some(org_id) = share.target_org_id {
-            if seen.insert(("org", org_id.to_string())) {
-                let org = orgs::get(db, org_id).await?;
-                items.push(AccessEntry {
-                    kind: "org".into(),
-                    id: Some(org_id),
-                    name: org.name,
-                    owner: false,
-                });
-            }
-        }
-        for r in share.target.0.recipients() {
-            let entry = match r {
-                Recipient::Badge { user_id: None, .. } => continue,
-                Recipient::User { user_id }
-                | Recipient::Badge {
-                    user_id: Some(user_id),
-                    ..
-                } => {
-                    let name: String = sqlx::query_scalar("SELECT name FROM users WHERE id = $1")
-                        .bind(user_id)
-                        .fetch_one(&mut *db)
-                        .await?;
-                    AccessEntry {
-                        kind: "user".into(),
-                        id: Some(*user_id),
-                        name,
-                        owner: false,
-                    }
-                }
-                Recipient::Group { group_id } => {
-                    let name: String = sqlx::query_scalar("SELECT name FROM groups WHERE id = $1")
-                        .bind(group_id)
-                        .fetch_one(&mut *db)
-                        .await?;
-                    AccessEntry {
-                        kind: "group".into(),
-                        id: Some(*group_id),
-                        name,
-                        owner: false,
-                    }
-                }
-                Recipient::Email { email } => AccessEntry {
-                    kind: "email".into(),
-                    id: None,
-                    name: email.clone(),
-                    owner: false,
-                },
-            };
-            let key = (
-                if entry.kind == "email" {
-                    "email"
-                } else {
-                    "principal"
-                },
-                entry
-                    .id
-                    .map(|i| i.to_string())
-                    .unwrap_or(entry.name.clone()),
-            );
-            if Some(&entry.id) != Some(&case.owner_id) && seen.insert(key) {
-                items.push(entry);
-            }
-        }
-    }
-    // Onward recipients added by receivers (R28).
-    let onward: Vec<(String, Uuid, String)> = sqlx::query_as(
-        "SELECT CASE WHEN rr.user_id IS NOT NULL THEN 'user' ELSE 'group' END,
-                coalesce(rr.user_id, rr.group_id), coalesce(u.name, g.name)
-         FROM received_recipients rr JOIN received r ON r.id = rr.received_id
-         LEFT JOIN users u ON u.id = rr.user_id LEFT JOIN groups g ON g.id = rr.group_id
-         WHERE r.case_id = $1 AND r.revoked_at IS NULL ORDER BY rr.added_at",
+    let rows: Vec<(String, Option<Uuid>, String, bool)> = sqlx::query_as(
+        "WITH live AS (SELECT * FROM shares WHERE case_id = $1 AND status IN ('processing', 'complete')),
+         entries AS (
+             SELECT 0 AS pos, c.created_at AS at, 'user' AS kind, u.id, u.name, true AS owner
+               FROM cases c JOIN users u ON u.id = c.owner_id WHERE c.id = $1
+             UNION ALL
+             SELECT 1, s.created_at, 'org', o.id, o.name, false FROM live s JOIN orgs o ON o.id = s.target_org_id
+             UNION ALL
+             SELECT 1, a.added_at, a.principal_kind, a.principal_id, coalesce(u.name, g.name), false
+               FROM case_access a
+               LEFT JOIN users u ON u.id = a.principal_id LEFT JOIN groups g ON g.id = a.principal_id
+               LEFT JOIN received r ON r.id = a.received_id
+              WHERE a.case_id = $1 AND a.revoked_at IS NULL AND (a.received_id IS NULL OR r.revoked_at IS NULL)
+                AND a.principal_id IS DISTINCT FROM $2
+             UNION ALL
+             SELECT 1, s.created_at, 'email', NULL, e.r ->> 'email', false
+               FROM live s CROSS JOIN LATERAL jsonb_array_elements(s.target -> 'recipients') AS e (r)
+              WHERE e.r ? 'email' AND NOT EXISTS (
+                    SELECT 1 FROM users u WHERE u.org_id = s.target_org_id AND lower(u.email) = lower(e.r ->> 'email')))
+         SELECT kind, id, name, owner FROM (
+             SELECT DISTINCT ON (kind = 'email', coalesce(id::text, lower(name))) *
+               FROM entries ORDER BY kind = 'email', coalesce(id::text, lower(name)), pos, at) d
+         ORDER BY pos, at, name",
     )
     .bind(case.id)
-    .fetch_all(&mut *db)
+    .bind(case.owner_id)
+    .fetch_all(db)
     .await?;
-    for (kind, id, name) in onward {
-        if seen.insert(("principal", id.to_string())) {
-            items.push(AccessEntry {
-                kind,
-                id: Some(id),
-                name,
-                owner: false,
-            });
-        }
-    }
-    Ok(items)
+    Ok(rows
+        .into_iter()
+        .map(|(kind, id, name, owner)| AccessEntry {
+            kind,
+            id,
+            name,
+            owner,
+        })
+        .collect())
 }
 
-/// One onward share (R28) as the owning org sees it: the secondary
-/// dissemination of its case by a receiver.
+/// One onward share (R28, R45) as the owning org sees it: the secondary
+/// dissemination of its case by a receiver — a recipient added at the
+/// receiver, or, while the collaboration lasts, a share of the receiver's
+/// imported copy with another org or a link share of it.
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Dissemination {
+    /// recipient | share | link_share
+    pub kind: String,
     pub received_id: Uuid,
     /// The share the collaboration is governed by.
     pub share_id: Uuid,
@@ -156,27 +91,48 @@ pub struct Dissemination {
     pub receiving_org_name: String,
     pub added_by: Uuid,
     pub added_by_name: String,
-    /// user | group
+    /// user | group (a recipient), org (a share), email | user (a link share's recipient)
     pub recipient_kind: String,
-    pub recipient_id: Uuid,
+    /// The user, group or org; null for a link share sent to an email address.
+    pub recipient_id: Option<Uuid>,
     pub recipient_name: String,
     pub added_at: chrono::DateTime<chrono::Utc>,
 }
 
 pub async fn dissemination(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<Dissemination>> {
     Ok(sqlx::query_as(
-        "SELECT r.id AS received_id, r.share_id, o.id AS receiving_org_id, o.name AS receiving_org_name,
-                rr.added_by, a.name AS added_by_name,
-                CASE WHEN rr.user_id IS NOT NULL THEN 'user' ELSE 'group' END AS recipient_kind,
-                coalesce(rr.user_id, rr.group_id) AS recipient_id, coalesce(u.name, g.name) AS recipient_name,
-                rr.added_at
-         FROM received_recipients rr
-         JOIN received r ON r.id = rr.received_id
+        "SELECT 'recipient' AS kind, r.id AS received_id, r.share_id, o.id AS receiving_org_id,
+                o.name AS receiving_org_name, a.added_by, ab.name AS added_by_name,
+                a.principal_kind AS recipient_kind, a.principal_id AS recipient_id,
+                coalesce(u.name, g.name) AS recipient_name, a.added_at
+         FROM case_access a
+         JOIN received r ON r.id = a.received_id
          JOIN orgs o ON o.id = r.receiver_org_id
-         JOIN users a ON a.id = rr.added_by
-         LEFT JOIN users u ON u.id = rr.user_id
-         LEFT JOIN groups g ON g.id = rr.group_id
-         WHERE r.case_id = $1 ORDER BY rr.added_at",
+         JOIN users ab ON ab.id = a.added_by
+         LEFT JOIN users u ON u.id = a.principal_id
+         LEFT JOIN groups g ON g.id = a.principal_id
+         WHERE r.case_id = $1
+         UNION ALL
+         SELECT 'share', r.id, r.share_id, o.id, o.name, s.created_by, ab.name,
+                'org', s.target_org_id, t.name, s.created_at
+         FROM received r
+         JOIN shares s ON s.case_id = r.imported_case_id AND s.target_kind = 'partner'
+         JOIN orgs o ON o.id = r.receiver_org_id
+         JOIN users ab ON ab.id = s.created_by
+         JOIN orgs t ON t.id = s.target_org_id
+         WHERE r.case_id = $1 AND r.revoked_at IS NULL
+         UNION ALL
+         SELECT 'link_share', r.id, r.share_id, o.id, o.name, l.created_by, ab.name,
+                CASE WHEN l.recipient ? 'email' THEN 'email' ELSE 'user' END,
+                (l.recipient ->> 'user_id')::uuid,
+                coalesce(l.recipient ->> 'email', lu.name, ''), l.created_at
+         FROM received r
+         JOIN link_shares l ON l.case_id = r.imported_case_id
+         JOIN orgs o ON o.id = r.receiver_org_id
+         JOIN users ab ON ab.id = l.created_by
+         LEFT JOIN users lu ON lu.id = (l.recipient ->> 'user_id')::uuid
+         WHERE r.case_id = $1 AND r.revoked_at IS NULL
+         ORDER BY added_at",
     )
     .bind(case_id)
     .fetch_all(db)

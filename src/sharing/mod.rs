@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::policy::PolicySnapshot;
+use crate::principal::UserPrincipal;
 
 /// R13.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -164,12 +165,23 @@ pub async fn load(db: &mut PgConnection, share_id: Uuid) -> Result<ShareRow> {
         .ok_or(Error::NotFound("share"))
 }
 
-/// A share of a case owned by `org_id` (404 for anyone else: ids do not leak).
-pub async fn load_owned(db: &mut PgConnection, org_id: Uuid, share_id: Uuid) -> Result<ShareRow> {
+/// A share of a case of the user's org that the user sees (R41); 404 for
+/// anyone else: ids do not leak.
+pub async fn load_owned(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    share_id: Uuid,
+) -> Result<ShareRow> {
     let share = load(db, share_id).await?;
-    if share.org_id != org_id {
+    if share.org_id != user.org_id {
         return Err(Error::NotFound("share"));
     }
+    crate::access::own_case(db, user, share.case_id)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound("share"),
+            e => e,
+        })?;
     Ok(share)
 }
 

@@ -14,6 +14,7 @@ use super::{
     status_payload, Recipient, Scope, ShareCase, ShareRow, ShareStatus, ShareView, Target,
     SHARE_COLUMNS,
 };
+use crate::access::{self, Named};
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
@@ -21,6 +22,7 @@ use crate::jobs::{self, Job};
 use crate::orgs::{self, OrgKind};
 use crate::policy;
 use crate::principal::UserPrincipal;
+use crate::receiving::{self, Onward};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +44,7 @@ pub async fn create(
     mut req: ShareRequest,
 ) -> Result<ShareView> {
     let mut tx = db.begin().await?;
-    cases::owned_or(&mut tx, user.org_id, case_id, cases::external_not_shareable).await?;
+    access::managed(&mut tx, user, case_id, cases::external_not_shareable).await?;
     let org = orgs::get(&mut tx, user.org_id).await?;
     // R2: nothing advanced before an admin completed setup.
     if org.default_policy_id.is_none() {
@@ -68,6 +70,12 @@ pub async fn create(
             return Err(Error::validation("message is longer than 10000 characters"));
         }
     }
+    // R45: an imported copy goes further only as its origin's policy allows.
+    let onward = match req.target {
+        Target::Internal { .. } => Onward::Internal,
+        Target::Partner { .. } => Onward::Outside,
+    };
+    receiving::check_onward(&mut tx, case_id, onward).await?;
     let (target_kind, target_org, snapshot) = match &mut req.target {
         Target::Internal { recipients } => {
             if recipients.is_empty() {
@@ -112,6 +120,10 @@ pub async fn create(
     .bind(snapshot.as_ref().map(sqlx::types::Json))
     .fetch_one(&mut *tx)
     .await?;
+    // R41, R42: whom the share names may see the case.
+    let principal_org = target_org.unwrap_or(user.org_id);
+    let named = named(&mut tx, principal_org, req.target.recipients()).await?;
+    access::name_for_share_tx(&mut tx, case_id, principal_org, id, user.user_id, &named).await?;
     audit::record(
         &mut tx,
         Action::Share,
@@ -128,7 +140,7 @@ pub async fn create(
     )
     .await?;
     let job_id = ShareCase { share_id: id }
-        .enqueue_for_tx(&mut tx, Some(user.org_id))
+        .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
         .await?;
     jobs::outbox::status_event(
         &mut tx,
@@ -180,6 +192,39 @@ async fn resolve_badges(
         }
     }
     Ok(())
+}
+
+/// The principals a share's recipients name (R42, R47): users, groups, the
+/// user a badge named, and the users of `org_id` whose address was named.
+async fn named(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    recipients: &[Recipient],
+) -> Result<Vec<Named>> {
+    let mut named = Vec::new();
+    let mut emails = Vec::new();
+    for r in recipients {
+        match r {
+            Recipient::User { user_id }
+            | Recipient::Badge {
+                user_id: Some(user_id),
+                ..
+            } => named.push(Named::User(*user_id)),
+            Recipient::Group { group_id } => named.push(Named::Group(*group_id)),
+            Recipient::Email { email } => emails.push(email.to_lowercase()),
+            Recipient::Badge { user_id: None, .. } => {}
+        }
+    }
+    if !emails.is_empty() {
+        let users: Vec<Uuid> =
+            sqlx::query_scalar("SELECT id FROM users WHERE org_id = $1 AND lower(email) = ANY($2)")
+                .bind(org_id)
+                .bind(&emails)
+                .fetch_all(db)
+                .await?;
+        named.extend(users.into_iter().map(Named::User));
+    }
+    Ok(named)
 }
 
 fn distinct(ids: &[Uuid]) -> usize {

@@ -790,7 +790,7 @@ async fn r35_crash_after_effect_before_ack_redelivers_and_the_effect_happens_onc
     );
     assert_eq!(grants, 1, "the grant happened once");
     let (_, v) = app
-        .get(&format!("/v1/cases/{case}/evidence"), &b.user)
+        .get(&format!("/v1/cases/{case}/evidence"), &b.admin)
         .await;
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
     app.stop().await;

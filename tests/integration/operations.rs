@@ -372,7 +372,7 @@ async fn r36_requeue_of_a_dead_share_case_job_reopens_its_share() {
     assert_eq!(api.wait_job(job).await, "complete");
     let done = api.wait_share(&a.user, &share_id.to_string()).await;
     assert_eq!(done["status"], "complete", "{done}");
-    let (s, _) = api.get(&format!("/v1/cases/{case}"), &b.user).await;
+    let (s, _) = api.get(&format!("/v1/cases/{case}"), &b.admin).await;
     assert_eq!(s, reqwest::StatusCode::OK);
     api.drain().await;
     workers.stop().await;

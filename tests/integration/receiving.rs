@@ -14,10 +14,13 @@ async fn world(p: Value, receiver_kind: &str) -> World {
 
 /// The receiver's side of `common::World`.
 impl World {
-    /// Share `scope` of the case with Beta and wait until everything settled.
+    /// Share `scope` of the case with Beta, naming Beta's user (R42: so it
+    /// sees the case), and wait until everything settled.
     async fn share(&self, scope: Value) -> Value {
+        let body = json!({ "scope": scope, "target": {
+            "kind": "partner", "org_id": self.b.id, "recipients": [{ "user_id": self.b.user_id }] } });
         self.app
-            .share_and_settle(&self.a.user, self.case, to_partner(self.b.id, scope))
+            .share_and_settle(&self.a.user, self.case, body)
             .await
     }
 
@@ -153,12 +156,22 @@ async fn r19_auto_import_when_on_and_allowed() {
         (items[0]["id"].as_str(), items[0]["imported"].as_bool()),
         (Some(imported.to_string().as_str()), Some(true))
     );
-    // The imported copy is the receiver's own: it may edit it.
+    // The imported copy is the receiver's own: its admins may edit it (R41:
+    // a named recipient reads it and adds to it, but does not edit it).
     let (s, _) = w
         .app
         .patch(
             &format!("/v1/cases/{imported}"),
             &w.b.user,
+            json!({ "title": "DA copy" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = w
+        .app
+        .patch(
+            &format!("/v1/cases/{imported}"),
+            &w.b.admin,
             json!({ "title": "DA copy" }),
         )
         .await;
@@ -231,14 +244,14 @@ async fn r19_manual_import_and_refusal_without_copy_download() {
         .await;
     w.app.share_case_with(&w.a.user, w.case, c.id).await;
     w.app.drain().await;
-    let (_, rc) = w.app.get("/v1/received", &c.user).await;
+    let (_, rc) = w.app.get("/v1/received", &c.admin).await;
     let rc = &rc["items"][0];
     assert_eq!(rc["state"], "external");
     let import = format!("/v1/received/{}/import", rc["id"].as_str().unwrap());
     assert_all_refused(
         &w.app,
         [
-            Call::post(&import, &c.user, json!({}))
+            Call::post(&import, &c.admin, json!({}))
                 .refused(StatusCode::FORBIDDEN, "policy_forbids"),
             // Another org cannot import Gamma's received case.
             Call::post(&import, &w.b.user, json!({})).status(StatusCode::NOT_FOUND),
@@ -426,7 +439,7 @@ async fn r22_r24_new_evidence_follows_case_and_folder_scopes_not_subsets() {
         "whole case: everything"
     );
     let titles = |org: &Org| {
-        let org_user = org.user.clone();
+        let org_user = org.admin.clone();
         let app = &w.app;
         let case = w.case;
         async move {
@@ -731,7 +744,11 @@ async fn r28_onward_sharing_follows_internal_share_permission() {
     w.share(json!({ "kind": "case" })).await;
     w.app.share_case_with(&w.a.user, w.case, c.id).await;
 
-    let (colleague, _) = w.app.create_user(w.b.id, "Beta Analyst", "user").await;
+    let (colleague, colleague_token) = w.app.create_user(w.b.id, "Beta Analyst", "user").await;
+    // R42: not named, the colleague does not see the case until added.
+    let case_path = format!("/v1/cases/{}", w.case);
+    let (s, _) = w.app.get(&case_path, &colleague_token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, v) = w
         .app
         .post(
@@ -741,6 +758,8 @@ async fn r28_onward_sharing_follows_internal_share_permission() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, _) = w.app.get(&case_path, &colleague_token).await;
+    assert_eq!(s, StatusCode::OK, "R42: added onward, the colleague sees it");
     let (_, d) = w
         .app
         .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)
@@ -792,7 +811,7 @@ async fn r28_onward_sharing_follows_internal_share_permission() {
         &w.app,
         Method::POST,
         &format!("/v1/cases/{}/recipients", w.case),
-        &c.user,
+        &c.admin,
         Some(json!({ "user_id": gamma_colleague })),
         StatusCode::FORBIDDEN,
         "policy_forbids",

@@ -67,7 +67,7 @@ async fn r35_broker_connection_loss_loses_no_accepted_evidence() {
     .unwrap();
     assert_eq!((jobs_done, grants), (20, 20));
     let (_, seen) = app
-        .get(&format!("/v1/cases/{case}/evidence"), &b.user)
+        .get(&format!("/v1/cases/{case}/evidence"), &b.admin)
         .await;
     assert_eq!(seen["items"].as_array().unwrap().len(), 20);
     app.stop().await;

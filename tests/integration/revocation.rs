@@ -58,14 +58,26 @@ impl World {
 async fn r29_owner_or_admin_revokes_and_external_access_ends() {
     let w = shared_world("lea", false).await;
     let (other_user, other_token) = w.app.create_user(w.a.id, "Other Officer", "user").await;
-    let _ = other_user;
+    let (_, outsider_token) = w.app.create_user(w.a.id, "Outsider", "user").await;
+    // R41: shared internally, the other officer sees the case but does not manage it.
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            json!({ "scope": { "kind": "case" },
+                    "target": { "kind": "internal", "recipients": [{ "user_id": other_user }] } }),
+        )
+        .await;
     let revoke = format!("/v1/shares/{}/revoke", w.share_id);
     assert_all_refused(
         &w.app,
         [
             Call::new(Method::POST, &revoke, Some(other_token.as_str()), None)
                 .refused(StatusCode::FORBIDDEN, "forbidden")
-                .note("a user who does not own the case"),
+                .note("R41: a user who sees the case but does not own it"),
+            Call::new(Method::POST, &revoke, Some(outsider_token.as_str()), None)
+                .refused(StatusCode::NOT_FOUND, "not_found")
+                .note("R41: a user of the org the case was not shared with"),
             Call::new(Method::POST, &revoke, Some(w.b.admin.as_str()), None)
                 .status(StatusCode::NOT_FOUND)
                 .note("the receiver cannot revoke"),
@@ -83,12 +95,12 @@ async fn r29_owner_or_admin_revokes_and_external_access_ends() {
     ];
     assert_all_refused(
         &w.app,
-        reads.map(|path| Call::get(path, &w.b.user).status(StatusCode::NOT_FOUND)),
+        reads.map(|path| Call::get(path, &w.b.admin).status(StatusCode::NOT_FOUND)),
     )
     .await;
-    let (_, received) = w.app.get("/v1/received", &w.b.user).await;
+    let (_, received) = w.app.get("/v1/received", &w.b.admin).await;
     assert_eq!(received["items"][0]["state"], "revoked");
-    let (_, list) = w.app.get("/v1/cases", &w.b.user).await;
+    let (_, list) = w.app.get("/v1/cases", &w.b.admin).await;
     assert!(list["items"].as_array().unwrap().is_empty());
     w.app
         .add_evidence(&w.a.user, w.case, json!({ "title": "after" }))
@@ -117,7 +129,7 @@ async fn r29_owner_or_admin_revokes_and_external_access_ends() {
 #[tokio::test]
 async fn r30_imported_copy_stays_but_receives_no_updates() {
     let w = shared_world("justice", true).await;
-    let (_, r) = w.app.get("/v1/received", &w.b.user).await;
+    let (_, r) = w.app.get("/v1/received", &w.b.admin).await;
     let imported: Uuid = r["items"][0]["imported_case_id"]
         .as_str()
         .unwrap()
@@ -138,7 +150,7 @@ async fn r30_imported_copy_stays_but_receives_no_updates() {
     w.app.drain().await;
     let (s, ev) = w
         .app
-        .get(&format!("/v1/cases/{imported}/evidence"), &w.b.user)
+        .get(&format!("/v1/cases/{imported}/evidence"), &w.b.admin)
         .await;
     assert_eq!(s, StatusCode::OK, "the imported copy stays");
     let titles: Vec<&str> = ev["items"]
@@ -150,7 +162,7 @@ async fn r30_imported_copy_stays_but_receives_no_updates() {
     assert_eq!(titles, vec!["before"]);
     let (_, d) = w
         .app
-        .get(&format!("/v1/cases/{imported}/import-details"), &w.b.user)
+        .get(&format!("/v1/cases/{imported}/import-details"), &w.b.admin)
         .await;
     assert_eq!(d["state"], "revoked");
     assert!(d["updates"]["case"].as_array().unwrap().is_empty());
@@ -159,7 +171,7 @@ async fn r30_imported_copy_stays_but_receives_no_updates() {
         &w.app,
         Method::POST,
         &format!("/v1/cases/{imported}/updates/apply"),
-        &w.b.user,
+        &w.b.admin,
         Some(json!({ "all": true })),
         StatusCode::GONE,
         "share_revoked",
@@ -191,7 +203,7 @@ async fn r31_revoke_is_idempotent() {
 #[tokio::test]
 async fn r31_evidence_racing_a_revoke_is_never_shared_after_the_acknowledgement() {
     let w = shared_world("justice", true).await;
-    let (_, r) = w.app.get("/v1/received", &w.b.user).await;
+    let (_, r) = w.app.get("/v1/received", &w.b.admin).await;
     let imported: Uuid = r["items"][0]["imported_case_id"]
         .as_str()
         .unwrap()
@@ -234,7 +246,7 @@ async fn r31_evidence_racing_a_revoke_is_never_shared_after_the_acknowledgement(
     );
     let (s, _) = w
         .app
-        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.admin)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let grants: i64 = sqlx::query_scalar("SELECT count(*) FROM grants")
@@ -264,7 +276,11 @@ async fn r29_r31_bulk_revoke_by_ids_case_and_partner() {
         &w.app,
         [
             Call::post(bulk, &other_token, json!({ "case_id": w.case }))
-                .status(StatusCode::FORBIDDEN),
+                .status(StatusCode::NOT_FOUND)
+                .note("R41: the case was not shared with this user"),
+            Call::post(bulk, &other_token, json!({ "org_id": w.b.id }))
+                .status(StatusCode::FORBIDDEN)
+                .note("revoking every share to a partner is for admins"),
             Call::post(
                 bulk,
                 &w.a.user,
@@ -334,7 +350,7 @@ async fn r29_r31_bulk_revoke_by_ids_case_and_partner() {
     .await
     .unwrap();
     assert_eq!((live, revoke_jobs), (0, 3));
-    let (_, beta) = w.app.get("/v1/received", &w.b.user).await;
+    let (_, beta) = w.app.get("/v1/received", &w.b.admin).await;
     assert!(beta["items"]
         .as_array()
         .unwrap()

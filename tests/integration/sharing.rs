@@ -99,7 +99,7 @@ async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_s
     };
     let (_, seen) = w
         .app
-        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.admin)
         .await;
     assert_eq!(
         gps_of(&seen, "First clip"),
@@ -112,7 +112,7 @@ async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_s
     );
     let (_, details) = w
         .app
-        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.admin)
         .await;
     assert_eq!(
         details["sharing_policy"]["evidence_terms"]["gps"], false,
@@ -120,13 +120,13 @@ async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_s
     );
 
     // The imported copy keeps each item's snapshot too.
-    let (_, received) = w.app.get("/v1/received", &w.b.user).await;
+    let (_, received) = w.app.get("/v1/received", &w.b.admin).await;
     let received_id = received["items"][0]["id"].as_str().unwrap().to_string();
     let (s, v) = w
         .app
         .post(
             &format!("/v1/received/{received_id}/import"),
-            &w.b.user,
+            &w.b.admin,
             json!({}),
         )
         .await;
@@ -134,14 +134,14 @@ async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_s
     w.app
         .wait_job(v["job_id"].as_str().unwrap().parse().unwrap())
         .await;
-    let (_, received) = w.app.get("/v1/received", &w.b.user).await;
+    let (_, received) = w.app.get("/v1/received", &w.b.admin).await;
     let imported = received["items"][0]["imported_case_id"]
         .as_str()
         .unwrap()
         .to_string();
     let (_, copy) = w
         .app
-        .get(&format!("/v1/cases/{imported}/evidence"), &w.b.user)
+        .get(&format!("/v1/cases/{imported}/evidence"), &w.b.admin)
         .await;
     assert_eq!(gps_of(&copy, "First clip"), None, "{copy}");
     assert!(gps_of(&copy, "Second clip").is_some(), "{copy}");
@@ -160,7 +160,7 @@ async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_s
     w.app.drain().await;
     let (_, seen) = w
         .app
-        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.admin)
         .await;
     let titles: Vec<&str> = seen["items"]
         .as_array()
@@ -171,7 +171,7 @@ async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_s
     assert_eq!(titles, ["Second clip"], "{seen}");
     let (_, details) = w
         .app
-        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.admin)
         .await;
     assert_eq!(
         details["sharing_policy"]["evidence_terms"]["gps"], true,
@@ -277,7 +277,7 @@ async fn r6_r9_r10_external_view_contains_exactly_what_the_policy_allows() {
 
     let (s, list) = w
         .app
-        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.admin)
         .await;
     assert_eq!(s, StatusCode::OK, "{list}");
     let item = &list["items"][0];
@@ -324,7 +324,7 @@ async fn r6_r9_r10_external_view_contains_exactly_what_the_policy_allows() {
         assert!(!text.contains(secret), "{secret} leaked");
     }
     // R8: case notes excluded, case tags included.
-    let (_, case) = w.app.get(&format!("/v1/cases/{}", w.case), &w.b.user).await;
+    let (_, case) = w.app.get(&format!("/v1/cases/{}", w.case), &w.b.admin).await;
     assert!(case.get("notes").is_none(), "{case}");
     assert_eq!(case["tags"][0], "case-tag");
     assert_eq!(case["title"], "Burglary on Main St");
@@ -356,7 +356,7 @@ async fn r7_r11_no_download_without_copy_and_redacted_caption() {
     w.app.share_and_settle(&w.a.user, w.case, body).await;
     let (_, list) = w
         .app
-        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.admin)
         .await;
     let find = |id: Uuid| {
         list["items"]
@@ -418,12 +418,12 @@ async fn r7_sender_audit_trail_snapshot_only_when_allowed() {
         .await;
     let (_, audit_b) = w
         .app
-        .get(&format!("/v1/cases/{}/audit", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/audit", w.case), &w.b.admin)
         .await;
     assert!(audit_b["sender_snapshot"].is_null(), "{audit_b}");
     let (_, audit_c) = w
         .app
-        .get(&format!("/v1/cases/{}/audit", w.case), &c.user)
+        .get(&format!("/v1/cases/{}/audit", w.case), &c.admin)
         .await;
     let items = audit_c["sender_snapshot"]["items"]
         .as_array()
@@ -477,7 +477,7 @@ async fn r49_sender_audit_snapshot_is_limited_to_the_shared_scope() {
         .await;
     let (_, audit_c) = w
         .app
-        .get(&format!("/v1/cases/{}/audit", w.case), &c.user)
+        .get(&format!("/v1/cases/{}/audit", w.case), &c.admin)
         .await;
     let items = audit_c["sender_snapshot"]["items"]
         .as_array()
@@ -547,7 +547,7 @@ async fn r12_policy_snapshot_is_recorded_and_later_edits_affect_only_later_share
     );
     let (_, seen_b) = w
         .app
-        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.admin)
         .await;
     assert!(
         seen_b["items"][0].get("gps").is_some(),
@@ -555,7 +555,7 @@ async fn r12_policy_snapshot_is_recorded_and_later_edits_affect_only_later_share
     );
     let (_, details) = w
         .app
-        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.admin)
         .await;
     assert_eq!(
         details["sharing_policy"]["evidence_terms"]["gps"], true,
@@ -638,7 +638,7 @@ async fn r13_scope_folders_include_subfolders_and_subsets_are_exact() {
     };
     let (_, seen) = w
         .app
-        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.admin)
         .await;
     let mut got = ids(&seen);
     got.sort();
@@ -647,7 +647,7 @@ async fn r13_scope_folders_include_subfolders_and_subsets_are_exact() {
     assert_eq!(got, want);
     let (_, folders) = w
         .app
-        .get(&format!("/v1/cases/{}/folders", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/folders", w.case), &w.b.admin)
         .await;
     let names: Vec<&str> = folders["items"]
         .as_array()
@@ -673,7 +673,7 @@ async fn r13_scope_folders_include_subfolders_and_subsets_are_exact() {
         .await;
     let (_, seen) = w
         .app
-        .get(&format!("/v1/cases/{}/evidence", w.case), &c.user)
+        .get(&format!("/v1/cases/{}/evidence", w.case), &c.admin)
         .await;
     let mut got = ids(&seen);
     got.sort();
@@ -816,7 +816,7 @@ async fn r17_sharing_again_extends_without_duplicates() {
             to_partner(w.b.id, json!({ "kind": "case" })),
         )
         .await;
-    let (_, received) = w.app.get("/v1/received", &w.b.user).await;
+    let (_, received) = w.app.get("/v1/received", &w.b.admin).await;
     assert_eq!(
         received["items"].as_array().unwrap().len(),
         1,
@@ -830,7 +830,7 @@ async fn r17_sharing_again_extends_without_duplicates() {
     assert_eq!((grants, distinct), (2, 2), "no duplicate grants");
     let (_, seen) = w
         .app
-        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.user)
+        .get(&format!("/v1/cases/{}/evidence", w.case), &w.b.admin)
         .await;
     let mut got: Vec<String> = seen["items"]
         .as_array()
@@ -842,7 +842,7 @@ async fn r17_sharing_again_extends_without_duplicates() {
     let mut want = vec![e1.to_string(), e2.to_string()];
     want.sort();
     assert_eq!(got, want, "scope union");
-    let (_, list) = w.app.get("/v1/cases?external=true", &w.b.user).await;
+    let (_, list) = w.app.get("/v1/cases?external=true", &w.b.admin).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     w.app.stop().await;
 }

@@ -1,0 +1,394 @@
+//! Who may see and do what with a case (R41, R42): the one place that
+//! decides it, in SQL, so every route asks the same question the same way
+//! and a list is one statement, not a loop of checks.
+//!
+//! A case of the user's own org (its own, or an imported copy) is seen by
+//! the org's admins, its owner and the principals named for it: internal
+//! shares' users and groups (R14), and for an imported copy the recipients
+//! of the collaboration it came from (R42). Another org's case is seen, as
+//! the read-only external view (R18), while the collaboration is live, by the
+//! receiving org's admins and the live named principals. Named principals
+//! are the rows of `case_access` (see migration 0009); a group names its
+//! members at the moment of the query, so membership changes act at once.
+//! Everyone else gets 404, exactly as for another org's case.
+//!
+//! Managing a case (editing it, sharing it, link-sharing it, revoking,
+//! stopping sharing) is for its owner and its org's admins; other users who
+//! see it may read it and add evidence and folders (R41).
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::cases::{CaseRow, CASE_COLUMNS};
+use crate::error::{Error, Result};
+use crate::principal::{Role, UserPrincipal};
+use crate::receiving::{self, ReceivedRow};
+
+/// The principals a user acts as: itself and its groups (`$1` = user id).
+/// Bind the user id as `$1` in every query that uses it.
+pub const PRINCIPALS_SQL: &str =
+    "SELECT $1::uuid AS id UNION ALL SELECT group_id FROM group_members WHERE user_id = $1";
+
+/// Named, live access of the user (`$1`, in org `$2`) to a case known to
+/// its owner as `{case}`: a fragment for `EXISTS`.
+fn named_sql(case: &str, live_only: bool) -> String {
+    format!(
+        "SELECT 1 FROM case_access a WHERE a.case_id = {case} AND a.org_id = $2 {live}
+           AND a.principal_id IN ({PRINCIPALS_SQL})",
+        live = if live_only {
+            "AND a.revoked_at IS NULL"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The visibility of case `c` for user `$1` of org `$2`, admin iff `$3`: a
+/// boolean SQL expression over a `cases c` row.
+pub fn visible_sql() -> String {
+    format!(
+        "CASE WHEN c.org_id = $2 THEN
+              $3 OR c.owner_id = $1
+              OR EXISTS ({internal})
+              OR EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = c.id AND EXISTS ({imported}))
+         ELSE EXISTS (SELECT 1 FROM received r
+                       WHERE r.case_id = c.id AND r.receiver_org_id = $2 AND r.revoked_at IS NULL
+                         AND ($3 OR EXISTS ({external})))
+         END",
+        internal = named_sql("c.id", true),
+        // R30: an imported copy stays with the recipients of its collaboration.
+        imported = named_sql("r.case_id", false),
+        external = named_sql("c.id", true),
+    )
+}
+
+/// How the user sees a case it may see.
+#[derive(Debug)]
+pub enum Seen {
+    /// A case of the user's org: its own or an imported copy. `manage`: the
+    /// user is its owner or an admin of the org.
+    Own { case: CaseRow, manage: bool },
+    /// Another org's case through a live collaboration (R18, R42).
+    External {
+        case: CaseRow,
+        received: Box<ReceivedRow>,
+    },
+}
+
+impl Seen {
+    pub fn case(&self) -> &CaseRow {
+        match self {
+            Seen::Own { case, .. } | Seen::External { case, .. } => case,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Checked {
+    #[sqlx(flatten)]
+    case: CaseRow,
+    visible: bool,
+}
+
+fn is_admin(user: &UserPrincipal) -> bool {
+    user.role == Role::Admin
+}
+
+/// The case as `user` sees it, or 404 (R41, R42). One statement (two for an
+/// external case: its collaboration row).
+pub async fn case(db: &mut PgConnection, user: &UserPrincipal, case_id: Uuid) -> Result<Seen> {
+    let found: Option<Checked> = sqlx::query_as(&format!(
+        "SELECT {CASE_COLUMNS}, {visible} AS visible FROM cases c WHERE c.id = $4",
+        CASE_COLUMNS = prefixed(CASE_COLUMNS),
+        visible = visible_sql(),
+    ))
+    .bind(user.user_id)
+    .bind(user.org_id)
+    .bind(is_admin(user))
+    .bind(case_id)
+    .fetch_optional(&mut *db)
+    .await?;
+    let Some(Checked {
+        case,
+        visible: true,
+    }) = found
+    else {
+        return Err(Error::NotFound("case"));
+    };
+    if case.org_id == user.org_id {
+        let manage = is_admin(user) || case.owner_id == Some(user.user_id);
+        return Ok(Seen::Own { case, manage });
+    }
+    let received = receiving::external(db, user.org_id, case_id).await?;
+    Ok(Seen::External {
+        case,
+        received: Box::new(received),
+    })
+}
+
+/// A case the user may add evidence and folders to (R41): one of its org
+/// that it sees; 403 for an external case (read-only, R18); 404 otherwise.
+pub async fn writable(db: &mut PgConnection, user: &UserPrincipal, case_id: Uuid) -> Result<CaseRow> {
+    match case(db, user, case_id).await? {
+        Seen::Own { case, .. } => Ok(case),
+        Seen::External { .. } => Err(Error::Forbidden("an external case is read-only".into())),
+    }
+}
+
+/// A case the user manages (R41): owner or admin of its org. Another user
+/// who sees it gets 403; for an external case, `external` decides the
+/// refusal (it is seen, so 404 would be a lie); 404 otherwise.
+pub async fn managed(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    external: impl FnOnce() -> Error,
+) -> Result<CaseRow> {
+    match case(db, user, case_id).await? {
+        Seen::Own { case, manage: true } => Ok(case),
+        Seen::Own { manage: false, .. } => Err(not_manager()),
+        Seen::External { .. } => Err(external()),
+    }
+}
+
+pub fn not_manager() -> Error {
+    Error::Forbidden("only the case owner or an admin of its organization may do this".into())
+}
+
+/// A case of the user's own org that it sees (the owner side's read models:
+/// shares, access list, dissemination, link shares); 404 otherwise, external
+/// cases included (a receiver never reads the owner's other shares).
+pub async fn own_case(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    case_id: Uuid,
+) -> Result<(CaseRow, bool)> {
+    match case(db, user, case_id).await? {
+        Seen::Own { case, manage } => Ok((case, manage)),
+        Seen::External { .. } => Err(Error::NotFound("case")),
+    }
+}
+
+/// Many cases at once (bulk revoke): every one must be seen by the user
+/// (else 404 `missing`) and managed by it (else 403). One statement.
+pub async fn managed_all(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    case_ids: &[Uuid],
+    missing: &'static str,
+) -> Result<()> {
+    let (unseen, unmanaged): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(*) FILTER (WHERE NOT visible),
+                count(*) FILTER (WHERE visible AND NOT (org_id = $2 AND ($3 OR owner_id = $1)))
+         FROM (SELECT c.org_id, c.owner_id, {visible} AS visible FROM cases c WHERE c.id = ANY($4)) v",
+        visible = visible_sql()
+    ))
+    .bind(user.user_id)
+    .bind(user.org_id)
+    .bind(is_admin(user))
+    .bind(case_ids)
+    .fetch_one(db)
+    .await?;
+    if unseen > 0 {
+        Err(Error::NotFound(missing))
+    } else if unmanaged > 0 {
+        Err(not_manager())
+    } else {
+        Ok(())
+    }
+}
+
+/// The read-only refusal of an external case (R18).
+pub fn read_only() -> Error {
+    Error::Forbidden("an external case is read-only".into())
+}
+
+/// The collaboration through which the user sees `case_id` (the external
+/// view or its imported copy), or 404 (R42).
+pub async fn received(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    case_id: Uuid,
+) -> Result<ReceivedRow> {
+    case(db, user, case_id).await?;
+    receiving::for_case(db, user.org_id, case_id)
+        .await?
+        .ok_or(Error::NotFound("case"))
+}
+
+/// Whether the user sees a collaboration of its org (`GET /v1/received`'s
+/// rule, R42), for routes that name it by its id.
+pub async fn sees_received(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    r: &ReceivedRow,
+) -> Result<bool> {
+    if r.receiver_org_id != user.org_id {
+        return Ok(false);
+    }
+    Ok(sqlx::query_scalar(&format!(
+        "SELECT {} FROM received r WHERE r.id = $4",
+        received_visible_sql()
+    ))
+    .bind(user.user_id)
+    .bind(user.org_id)
+    .bind(is_admin(user))
+    .bind(r.id)
+    .fetch_one(db)
+    .await?)
+}
+
+/// `CASE_COLUMNS` qualified with `c.`.
+fn prefixed(columns: &str) -> String {
+    columns
+        .split(',')
+        .map(|c| format!("c.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A named principal of a share or of an onward addition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum Named {
+    User(Uuid),
+    Group(Uuid),
+}
+
+impl Named {
+    fn parts(self) -> (Uuid, &'static str) {
+        match self {
+            Named::User(id) => (id, "user"),
+            Named::Group(id) => (id, "group"),
+        }
+    }
+}
+
+/// Record the principals a share names (R14, R42, R47), in the share's
+/// transaction: `org_id` is theirs (the partner's, or the owner's for an
+/// internal share). Set-based: one statement.
+pub async fn name_for_share_tx(
+    tx: &mut PgConnection,
+    case_id: Uuid,
+    org_id: Uuid,
+    share_id: Uuid,
+    added_by: Uuid,
+    named: &[Named],
+) -> Result<()> {
+    let (ids, kinds): (Vec<Uuid>, Vec<&str>) = named.iter().map(|n| n.parts()).unzip();
+    sqlx::query(
+        "INSERT INTO case_access (case_id, org_id, principal_id, principal_kind, share_id, added_by)
+         SELECT $1, $2, p.id, p.kind, $3, $4 FROM UNNEST($5::uuid[], $6::text[]) AS p (id, kind)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(case_id)
+    .bind(org_id)
+    .bind(share_id)
+    .bind(added_by)
+    .bind(&ids)
+    .bind(&kinds)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// R28: a principal added onward by the receiver. True when it is new.
+pub async fn name_onward_tx(
+    tx: &mut PgConnection,
+    received: &ReceivedRow,
+    added_by: Uuid,
+    named: Named,
+) -> Result<bool> {
+    let (id, kind) = named.parts();
+    let done = sqlx::query(
+        "INSERT INTO case_access (case_id, org_id, principal_id, principal_kind, received_id, added_by)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(received.case_id)
+    .bind(received.receiver_org_id)
+    .bind(id)
+    .bind(kind)
+    .bind(received.id)
+    .bind(added_by)
+    .execute(tx)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Revoked shares name no one any more for the external view (R29); the
+/// rows stay for the imported copy (R30).
+pub async fn revoke_shares_tx(tx: &mut PgConnection, share_ids: &[Uuid]) -> Result<()> {
+    sqlx::query(
+        "UPDATE case_access SET revoked_at = now() WHERE share_id = ANY($1) AND revoked_at IS NULL",
+    )
+    .bind(share_ids)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// One line of a user's case list.
+#[derive(Debug, sqlx::FromRow)]
+pub struct ListedCase {
+    pub id: Uuid,
+    pub case_number: String,
+    pub title: String,
+    pub external: bool,
+    pub imported: bool,
+    pub sharing_org_id: Option<Uuid>,
+    pub sharing_org_name: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The cases a user sees (R41, R42), in one statement: the ids come from
+/// indexed sources (the org's cases for an admin, the user's own cases, the
+/// rows naming the user or its groups), never from a scan of the org's cases
+/// filtered row by row. `external`: only received external cases (true) or
+/// only own and imported ones (false).
+pub async fn list_cases(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    external: Option<bool>,
+) -> Result<Vec<ListedCase>> {
+    Ok(sqlx::query_as(&format!(
+        "WITH named AS (
+             SELECT a.case_id, a.revoked_at IS NULL AS live FROM case_access a
+              WHERE a.org_id = $2 AND a.principal_id IN ({PRINCIPALS_SQL})),
+         own AS (
+             SELECT c.id FROM cases c WHERE $3 AND c.org_id = $2
+             UNION SELECT c.id FROM cases c WHERE c.owner_id = $1 AND c.org_id = $2
+             UNION SELECT c.id FROM named n JOIN cases c ON c.id = n.case_id AND c.org_id = $2 WHERE n.live
+             UNION SELECT r.imported_case_id FROM named n
+                     JOIN received r ON r.case_id = n.case_id AND r.receiver_org_id = $2
+                    WHERE r.imported_case_id IS NOT NULL)
+         SELECT c.id, c.case_number, c.title, false AS external,
+                EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = c.id) AS imported,
+                NULL::uuid AS sharing_org_id, NULL::text AS sharing_org_name, c.created_at AS at
+           FROM own JOIN cases c ON c.id = own.id
+          WHERE $4::bool IS NULL OR NOT $4
+         UNION ALL
+         SELECT c.id, c.case_number, c.title, true, false, o.id, o.name, r.received_at
+           FROM received r JOIN cases c ON c.id = r.case_id JOIN orgs o ON o.id = r.sharer_org_id
+          WHERE r.receiver_org_id = $2 AND r.revoked_at IS NULL AND r.imported_case_id IS NULL
+            AND ($4::bool IS NULL OR $4)
+            AND ($3 OR r.case_id IN (SELECT case_id FROM named WHERE live))
+          ORDER BY at DESC, id"
+    ))
+    .bind(user.user_id)
+    .bind(user.org_id)
+    .bind(is_admin(user))
+    .bind(external)
+    .fetch_all(db)
+    .await?)
+}
+
+/// The collaborations a user of a receiving org sees (`GET /v1/received`,
+/// R42): all of them for an admin; for others those naming them (live, or
+/// imported: the copy stays with its recipients, R30).
+pub fn received_visible_sql() -> String {
+    format!(
+        "($3 OR EXISTS (SELECT 1 FROM case_access a WHERE a.case_id = r.case_id AND a.org_id = $2
+                          AND (a.revoked_at IS NULL OR r.imported_case_id IS NOT NULL)
+                          AND a.principal_id IN ({PRINCIPALS_SQL})))"
+    )
+}

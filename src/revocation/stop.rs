@@ -1,0 +1,184 @@
+//! R44: stop sharing a case with one principal — one entry of "who has
+//! access" (R16). An internal user or group, or a named recipient at a
+//! partner (by user or group id), loses its access in the request's
+//! transaction (so the next read after the answer is a 404); a partner org
+//! has all its live shares of the case revoked (R29–R31). Either way it is
+//! audited, and a job mails the principal.
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::access::{self, Named};
+use crate::audit::{self, Action};
+use crate::context::JobContext;
+use crate::error::{Error, Result};
+use crate::jobs::{Job, JobError};
+use crate::notify;
+use crate::principal::UserPrincipal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StopKind {
+    /// An internal user (of the case's org).
+    User,
+    /// An internal group.
+    Group,
+    /// A named recipient at a partner: a user or group of that org.
+    Recipient,
+    /// A partner org: all its live shares of the case are revoked.
+    Org,
+}
+
+/// `POST /v1/cases/{case_id}/access/revoke`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StopSharing {
+    pub kind: StopKind,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StopAccepted {
+    pub job_id: Uuid,
+}
+
+/// Stop sharing `case_id` with one principal; idempotent (a second call
+/// finds nothing to remove and mails no one).
+pub async fn stop_sharing(
+    db: &PgPool,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    req: StopSharing,
+) -> Result<StopAccepted> {
+    let mut tx = db.begin().await?;
+    let case = access::managed(&mut tx, user, case_id, access::read_only).await?;
+    if req.kind == StopKind::Org {
+        if req.id == case.org_id {
+            return Err(Error::validation(
+                "an organization cannot stop sharing with itself",
+            ));
+        }
+        let shares: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM shares WHERE case_id = $1 AND target_org_id = $2
+                AND status IN ('processing', 'complete')",
+        )
+        .bind(case_id)
+        .bind(req.id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (_, job) = super::revoke_tx(&mut tx, user, &shares).await?;
+        let job_id = match job {
+            Some(job_id) => job_id,
+            // Nothing live: a job that finds nothing to do, so the answer
+            // keeps its shape and a repeat changes nothing.
+            None => {
+                StopSharingJob {
+                    principal: None,
+                    share_id: None,
+                }
+                .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        return Ok(StopAccepted { job_id });
+    }
+    // Whose principal it is: a user or group, of this org for internal
+    // entries, of another org for a partner's named recipient.
+    let found: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT org_id, 'user' FROM users WHERE id = $1 UNION ALL SELECT org_id, 'group' FROM groups WHERE id = $1",
+    )
+    .bind(req.id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (org_id, kind) = found.ok_or_else(|| Error::validation("id names no user or group"))?;
+    let internal = org_id == case.org_id;
+    let fits = match req.kind {
+        StopKind::User => internal && kind == "user",
+        StopKind::Group => internal && kind == "group",
+        _ => !internal,
+    };
+    if !fits {
+        return Err(Error::validation(match req.kind {
+            StopKind::User => "id must name a user of the case's organization",
+            StopKind::Group => "id must name a group of the case's organization",
+            _ => "id must name a user or group of a partner organization",
+        }));
+    }
+    if case.owner_id == Some(req.id) {
+        return Err(Error::validation(
+            "the case owner cannot be removed from the case",
+        ));
+    }
+    let named = if kind == "user" {
+        Named::User(req.id)
+    } else {
+        Named::Group(req.id)
+    };
+    // Every row that named the principal for this case, whatever its cause
+    // (internal or partner shares, onward additions).
+    let removed: Vec<Uuid> = sqlx::query_scalar(
+        "DELETE FROM case_access a WHERE a.case_id = $1 AND a.org_id = $2 AND a.principal_id = $3
+         RETURNING coalesce(a.share_id, (SELECT r.share_id FROM received r WHERE r.id = a.received_id))",
+    )
+    .bind(case_id)
+    .bind(org_id)
+    .bind(req.id)
+    .fetch_all(&mut *tx)
+    .await?;
+    if !removed.is_empty() {
+        audit::record(
+            &mut tx,
+            Action::AccessRevoked,
+            audit::Entry {
+                org_id: Some(user.org_id),
+                actor_user_id: Some(user.user_id),
+                case_id: Some(case_id),
+                details: Some(serde_json::json!({
+                    "kind": req.kind, "id": req.id, "principal_org_id": org_id, "entries": removed.len(),
+                })),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let job_id = StopSharingJob {
+        principal: (!removed.is_empty()).then_some(named),
+        share_id: removed.first().copied(),
+    }
+    .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
+    .await?;
+    tx.commit().await?;
+    Ok(StopAccepted { job_id })
+}
+
+/// The email to the principal sharing stopped with (none when nothing was
+/// removed). Keyed by the job's id: a rerun sends nothing twice.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StopSharingJob {
+    pub principal: Option<Named>,
+    /// A share the principal had access through (names case and sharer).
+    pub share_id: Option<Uuid>,
+}
+
+impl Job for StopSharingJob {
+    const NAME: &'static str = "stop-sharing";
+    type Context = JobContext;
+
+    async fn run(&self, job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
+        let (Some(principal), Some(share_id)) = (self.principal, self.share_id) else {
+            return Ok(());
+        };
+        let mut tx = ctx.db.begin().await?;
+        let (user, group) = match principal {
+            Named::User(id) => (Some(id), None),
+            Named::Group(id) => (None, Some(id)),
+        };
+        let emails = notify::principal_emails(&mut tx, user, group).await?;
+        notify::enqueue_access_revoked_tx(&mut tx, share_id, job_id, &emails).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
