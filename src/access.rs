@@ -128,7 +128,11 @@ pub async fn case(db: &mut PgConnection, user: &UserPrincipal, case_id: Uuid) ->
 
 /// A case the user may add evidence and folders to (R41): one of its org
 /// that it sees; 403 for an external case (read-only, R18); 404 otherwise.
-pub async fn writable(db: &mut PgConnection, user: &UserPrincipal, case_id: Uuid) -> Result<CaseRow> {
+pub async fn writable(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    case_id: Uuid,
+) -> Result<CaseRow> {
     match case(db, user, case_id).await? {
         Seen::Own { case, .. } => Ok(case),
         Seen::External { .. } => Err(Error::Forbidden("an external case is read-only".into())),

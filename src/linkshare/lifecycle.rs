@@ -8,8 +8,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{load, package_key, LinkShareRow, LinkShareStatus, COLUMNS};
-use crate::audit::{self, Action};
 use crate::access;
+use crate::audit::{self, Action};
 use crate::config::Settings;
 use crate::content::store::{ContentStore, Object};
 use crate::error::{Error, Result};

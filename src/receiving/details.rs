@@ -46,13 +46,14 @@ pub async fn import_details(
         .iter()
         .map(|x| serde_json::to_value(x).unwrap_or_default())
         .collect();
-    let onward: Vec<(Option<Uuid>, Option<Uuid>)> =
-        sqlx::query_as("SELECT CASE WHEN principal_kind = 'user' THEN principal_id END,
+    let onward: Vec<(Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
+        "SELECT CASE WHEN principal_kind = 'user' THEN principal_id END,
                                CASE WHEN principal_kind = 'group' THEN principal_id END
-                        FROM case_access WHERE received_id = $1 ORDER BY added_at")
-            .bind(r.id)
-            .fetch_all(&mut *db)
-            .await?;
+                        FROM case_access WHERE received_id = $1 ORDER BY added_at",
+    )
+    .bind(r.id)
+    .fetch_all(&mut *db)
+    .await?;
     for (u, g) in onward {
         recipients.push(match (u, g) {
             (Some(u), _) => serde_json::json!({ "user_id": u }),

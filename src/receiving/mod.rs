@@ -28,8 +28,8 @@ pub use updates::{
     ApplyResult, CaseUpdate, EvidenceUpdate, Updates,
 };
 pub use view::{
-    audit_external_read, case_view, external, external_evidence, external_folders, list, CaseView, ExternalMark,
-    ImportedFrom, ReceivedItem,
+    audit_external_read, case_view, external, external_evidence, external_folders, list, CaseView,
+    ExternalMark, ImportedFrom, ReceivedItem,
 };
 
 use serde::Serialize;

@@ -12,8 +12,8 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::audit::{self, Action};
 use crate::access;
+use crate::audit::{self, Action};
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::jobs::{self, Job, JobError};

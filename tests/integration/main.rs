@@ -5,6 +5,7 @@
 
 mod common;
 
+mod access;
 mod audit_chain;
 mod foundation;
 mod link_sharing;

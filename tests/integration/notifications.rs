@@ -17,18 +17,6 @@ fn is_revocation(mail: &Mail) -> bool {
     subject(mail).contains("revoked")
 }
 
-async fn create_group(app: &TestApp, org: Uuid, name: &str, members: &[Uuid]) -> Uuid {
-    let (s, v) = app
-        .post(
-            &format!("/v1/orgs/{org}/groups"),
-            SERVICE_TOKEN,
-            json!({ "name": name, "member_ids": members }),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
-    v["id"].as_str().unwrap().parse().unwrap()
-}
-
 async fn notices(app: &TestApp, token: &str, share_id: &str) -> Vec<Value> {
     let (s, v) = app
         .get(&format!("/v1/shares/{share_id}/notices"), token)

@@ -759,7 +759,11 @@ async fn r28_onward_sharing_follows_internal_share_permission() {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let (s, _) = w.app.get(&case_path, &colleague_token).await;
-    assert_eq!(s, StatusCode::OK, "R42: added onward, the colleague sees it");
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "R42: added onward, the colleague sees it"
+    );
     let (_, d) = w
         .app
         .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)

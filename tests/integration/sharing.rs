@@ -324,7 +324,10 @@ async fn r6_r9_r10_external_view_contains_exactly_what_the_policy_allows() {
         assert!(!text.contains(secret), "{secret} leaked");
     }
     // R8: case notes excluded, case tags included.
-    let (_, case) = w.app.get(&format!("/v1/cases/{}", w.case), &w.b.admin).await;
+    let (_, case) = w
+        .app
+        .get(&format!("/v1/cases/{}", w.case), &w.b.admin)
+        .await;
     assert!(case.get("notes").is_none(), "{case}");
     assert_eq!(case["tags"][0], "case-tag");
     assert_eq!(case["title"], "Burglary on Main St");

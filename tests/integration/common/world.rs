@@ -1,7 +1,8 @@
 //! The worlds the tests start from: two partnered orgs and a case of the
 //! first, optionally already shared with the second.
 
-use super::{spawn_app, Org, TestApp};
+use super::{spawn_app, Org, TestApp, SERVICE_TOKEN};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -71,4 +72,22 @@ pub fn partner_share(org: Uuid, recipients: Value) -> Value {
         "target": { "kind": "partner", "org_id": org, "recipients": recipients },
         "message": "Please review"
     })
+}
+
+/// A group of `org` with `members`, created by the service principal.
+pub async fn create_group(app: &TestApp, org: Uuid, name: &str, members: &[Uuid]) -> Uuid {
+    let (s, v) = app
+        .post(
+            &format!("/v1/orgs/{org}/groups"),
+            SERVICE_TOKEN,
+            json!({ "name": name, "member_ids": members }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    v["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// A share body: the whole case to users and groups of the sharer's own org (R14).
+pub fn internal_share(recipients: Value) -> Value {
+    json!({ "scope": { "kind": "case" }, "target": { "kind": "internal", "recipients": recipients } })
 }
