@@ -344,10 +344,11 @@ pub struct ListedCase {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
-/// The cases a user sees (R41, R42), in one statement: the ids come from
-/// indexed sources (the org's cases for an admin, the user's own cases, the
-/// rows naming the user or its groups), never from a scan of the org's cases
-/// filtered row by row. `external`: only received external cases (true) or
+/// The cases a user sees (R41, R42), in one statement: the rows come from
+/// indexed sources (the org's cases for an admin, the user's own cases by
+/// `cases_owner`, the rows naming the user or its groups), never from a scan
+/// of the org's cases filtered row by row; the plan for a user with 50 of
+/// 10,000 cases is in the README (0.7 ms, generic plan). `external`: only received external cases (true) or
 /// only own and imported ones (false).
 pub async fn list_cases(
     db: &mut PgConnection,
@@ -359,16 +360,21 @@ pub async fn list_cases(
              SELECT a.case_id, a.revoked_at IS NULL AS live FROM case_access a
               WHERE a.org_id = $2 AND a.principal_id IN ({PRINCIPALS_SQL})),
          own AS (
-             SELECT c.id FROM cases c WHERE $3 AND c.org_id = $2
-             UNION SELECT c.id FROM cases c WHERE c.owner_id = $1 AND c.org_id = $2
-             UNION SELECT c.id FROM named n JOIN cases c ON c.id = n.case_id AND c.org_id = $2 WHERE n.live
-             UNION SELECT r.imported_case_id FROM named n
-                     JOIN received r ON r.case_id = n.case_id AND r.receiver_org_id = $2
-                    WHERE r.imported_case_id IS NOT NULL)
-         SELECT c.id, c.case_number, c.title, false AS external,
-                EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = c.id) AS imported,
-                NULL::uuid AS sharing_org_id, NULL::text AS sharing_org_name, c.created_at AS at
-           FROM own JOIN cases c ON c.id = own.id
+             SELECT c.id, c.case_number, c.title, c.created_at FROM cases c WHERE $3 AND c.org_id = $2
+             UNION
+             SELECT c.id, c.case_number, c.title, c.created_at FROM cases c
+              WHERE c.owner_id = $1 AND c.org_id = $2
+             UNION
+             SELECT c.id, c.case_number, c.title, c.created_at FROM named n
+               JOIN cases c ON c.id = n.case_id AND c.org_id = $2 WHERE n.live
+             UNION
+             SELECT c.id, c.case_number, c.title, c.created_at FROM named n
+               JOIN received r ON r.case_id = n.case_id AND r.receiver_org_id = $2
+               JOIN cases c ON c.id = r.imported_case_id)
+         SELECT own.id, own.case_number, own.title, false AS external,
+                EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = own.id) AS imported,
+                NULL::uuid AS sharing_org_id, NULL::text AS sharing_org_name, own.created_at AS at
+           FROM own
           WHERE $4::bool IS NULL OR NOT $4
          UNION ALL
          SELECT c.id, c.case_number, c.title, true, false, o.id, o.name, r.received_at

@@ -1,7 +1,9 @@
-//! Import details (R20) of a received or imported case: sender, partner org,
-//! recipients (the share's and those added by onward sharing), received-on
-//! date, access level, sharing policy, and the updates still available
-//! (`updates`).
+//! Import details (R20, R48) of a received or imported case: the sender
+//! (the sharing user and org), the partner org (the sharer, seen from the
+//! receiver), the recipients of every live share of the collaboration and
+//! those added onward, the received-on date, the access level (external or
+//! imported, with the permissions), the sharing policy (name and snapshot)
+//! and the updates still available (`updates`).
 
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -11,24 +13,43 @@ use uuid::Uuid;
 use super::updates::{pending_updates, Updates};
 use super::{org_ref, OrgRef, ReceivedState};
 use crate::error::Result;
-use crate::policy::PolicySnapshot;
+use crate::policy::{Permissions, PolicySnapshot};
 use crate::principal::UserPrincipal;
+
+/// Who shared (R48): the user who opened the collaboration and its org.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Sender {
+    pub user: Option<OrgRef>,
+    pub org: OrgRef,
+}
+
+/// How the receiver holds the case (R48).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessLevel {
+    /// external | imported | revoked
+    pub kind: ReceivedState,
+    /// What the governing policy allows (R43: the strictest live share's).
+    pub permissions: Permissions,
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImportDetails {
     pub received_id: Uuid,
-    pub sender: OrgRef,
+    pub sender: Sender,
+    /// The partner organization: the sharing org, from the receiver's side.
     pub partner_org: OrgRef,
+    /// Recipients named by every live share of the collaboration, then those
+    /// added onward (R28), each once; a stopped one (R44) is not listed.
     pub recipients: Vec<serde_json::Value>,
     pub received_on: chrono::DateTime<chrono::Utc>,
-    /// read_only | copy (what `copy_download` allows)
-    pub access_level: String,
+    pub access_level: AccessLevel,
+    /// The governing policy: its name and snapshot.
     pub sharing_policy: PolicySnapshot,
     pub state: ReceivedState,
     pub updates: Updates,
 }
 
-/// R20: import details of a received or imported case.
+/// R20, R48: import details of a received or imported case.
 pub async fn import_details(
     db: &mut PgConnection,
     user: &UserPrincipal,
@@ -38,40 +59,48 @@ pub async fn import_details(
     if r.case_id == case_id && r.revoked_at.is_none() {
         super::audit_external_read(db, user, &r, "import_details").await?;
     }
-    let share = crate::sharing::load(db, r.share_id).await?;
-    let mut recipients: Vec<serde_json::Value> = share
-        .target
-        .0
-        .recipients()
-        .iter()
-        .map(|x| serde_json::to_value(x).unwrap_or_default())
-        .collect();
-    let onward: Vec<(Option<Uuid>, Option<Uuid>)> = sqlx::query_as(
-        "SELECT CASE WHEN principal_kind = 'user' THEN principal_id END,
-                               CASE WHEN principal_kind = 'group' THEN principal_id END
-                        FROM case_access WHERE received_id = $1 ORDER BY added_at",
+    let sharing_user: Option<(Uuid, String)> = sqlx::query_as(
+        "SELECT u.id, u.name FROM shares s JOIN users u ON u.id = s.created_by WHERE s.id = $1",
+    )
+    .bind(r.share_id)
+    .fetch_optional(&mut *db)
+    .await?;
+    // Named recipients that still have access, in the order they got it:
+    // users, groups (from `case_access`, so a stop is honoured) and email
+    // addresses that name no user (from the live shares' targets).
+    let recipients: Vec<serde_json::Value> = sqlx::query_scalar(
+        "WITH live AS (SELECT * FROM shares WHERE received_id = $1 AND status IN ('processing', 'complete')),
+         named AS (
+             SELECT a.added_at AS at, jsonb_build_object(a.principal_kind || '_id', a.principal_id) AS r
+               FROM case_access a
+              WHERE a.case_id = $2 AND a.org_id = $3 AND a.revoked_at IS NULL
+                AND (a.received_id = $1 OR a.share_id IN (SELECT id FROM live))
+             UNION ALL
+             SELECT s.created_at, jsonb_build_object('email', e.r ->> 'email')
+               FROM live s CROSS JOIN LATERAL jsonb_array_elements(s.target -> 'recipients') AS e (r)
+              WHERE e.r ? 'email' AND NOT EXISTS (
+                    SELECT 1 FROM users u WHERE u.org_id = $3 AND lower(u.email) = lower(e.r ->> 'email')))
+         SELECT r FROM (SELECT DISTINCT ON (r) r, at FROM named ORDER BY r, at) d ORDER BY at, r ? 'email'",
     )
     .bind(r.id)
+    .bind(r.case_id)
+    .bind(r.receiver_org_id)
     .fetch_all(&mut *db)
     .await?;
-    for (u, g) in onward {
-        recipients.push(match (u, g) {
-            (Some(u), _) => serde_json::json!({ "user_id": u }),
-            (_, g) => serde_json::json!({ "group_id": g }),
-        });
-    }
+    let sharer = org_ref(db, r.sharer_org_id).await?;
     Ok(ImportDetails {
         received_id: r.id,
-        sender: org_ref(db, r.sharer_org_id).await?,
-        partner_org: org_ref(db, r.receiver_org_id).await?,
+        sender: Sender {
+            user: sharing_user.map(|(id, name)| OrgRef { id, name }),
+            org: org_ref(db, r.sharer_org_id).await?,
+        },
+        partner_org: sharer,
         recipients,
         received_on: r.received_at,
-        access_level: if r.policy.policy.permissions.copy_download {
-            "copy"
-        } else {
-            "read_only"
-        }
-        .into(),
+        access_level: AccessLevel {
+            kind: r.state(),
+            permissions: r.policy.policy.permissions,
+        },
         sharing_policy: r.policy.0.clone(),
         state: r.state(),
         updates: pending_updates(db, &r).await?,

@@ -439,7 +439,7 @@ async fn random_op(app: &TestApp, m: &mut Model, rng: &mut StdRng) -> Option<Str
             let candidates: Vec<(Uuid, usize, Uuid)> = m
                 .rows
                 .iter()
-                .filter(|r| !r.deleted)
+                .filter(|r| !r.deleted && r.principal != m.case(r.case).owner)
                 .map(|r| (r.case, r.org, r.principal))
                 .collect();
             if rng.random_bool(0.25) {

@@ -276,14 +276,41 @@ async fn r20_import_details_show_sender_policy_and_updates() {
         .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)
         .await;
     assert_eq!(s, StatusCode::OK, "{d}");
-    assert_eq!(d["sender"]["name"], "Alpha PD");
-    assert_eq!(d["partner_org"]["name"], "Beta");
+    // R48: the sender (user and org), the partner org (the sharer, seen
+    // from here), the recipients, the access level with its permissions,
+    // the policy's name and snapshot.
+    assert_eq!(d["sender"]["org"]["name"], "Alpha PD");
+    assert_eq!(d["sender"]["user"]["id"], w.a.user_id.to_string());
+    assert_eq!(d["partner_org"]["name"], "Alpha PD");
     assert_eq!(d["recipients"][0]["user_id"], w.b.user_id.to_string());
     assert!(d["received_on"].is_string());
-    assert_eq!(d["access_level"], "copy");
+    assert_eq!(d["access_level"]["kind"], "external");
+    assert_eq!(d["access_level"]["permissions"]["copy_download"], true);
     assert_eq!(d["sharing_policy"]["permissions"]["copy_download"], true);
+    assert_eq!(d["sharing_policy"]["name"], "everything");
     assert!(d["updates"]["case"].as_array().unwrap().is_empty());
     assert!(d["updates"]["evidence"].as_array().unwrap().is_empty());
+    // R48: the recipients of every live share of the collaboration.
+    let (colleague, _) = w.app.create_user(w.b.id, "Second Recipient", "user").await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            partner_share(
+                w.b.id,
+                json!([{ "user_id": colleague }, { "email": "desk@elsewhere.example" }]),
+            ),
+        )
+        .await;
+    let (_, d) = w
+        .app
+        .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.user)
+        .await;
+    assert_eq!(
+        d["recipients"],
+        json!([{ "user_id": w.b.user_id }, { "user_id": colleague }, { "email": "desk@elsewhere.example" }]),
+        "{d}"
+    );
     w.app.stop().await;
 }
 
