@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use uuid::Uuid;
 
-use super::lifecycle::{recipient, status_event_tx};
+use super::lifecycle::{recipients, status_event_tx};
 use super::package::{self, BuildError, Built, Package, Plan, PlannedEvidence};
 use super::{load, Attachments, LinkShareRow, LinkShareStatus};
 use crate::audit::{self, Action};
@@ -335,7 +335,7 @@ async fn complete(
         )
         .await?;
         // R40: the recipient gets the link by email, once.
-        if let Some(to) = recipient(&mut tx, row.id).await? {
+        for to in recipients(&mut tx, row.id).await? {
             notify::enqueue_link_share_tx(&mut tx, NoticeKind::LinkShare, row.id, &to).await?;
         }
         status_event_tx(

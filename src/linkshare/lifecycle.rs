@@ -138,14 +138,19 @@ pub async fn sweep_expired(db: &PgPool, store: &ContentStore) -> Result<u64> {
     Ok(expired.len() as u64)
 }
 
-/// The address a link share is emailed to: the given one, or the user's.
-pub(super) async fn recipient(db: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<String>> {
+/// The addresses a link share is emailed to: the given one, the user's, or
+/// those of the group's members (R47), each once.
+pub(super) async fn recipients(db: &mut PgConnection, id: Uuid) -> sqlx::Result<Vec<String>> {
     sqlx::query_scalar(
-        "SELECT coalesce(l.recipient->>'email', u.email) FROM link_shares l
-         LEFT JOIN users u ON u.id = (l.recipient->>'user_id')::uuid WHERE l.id = $1",
+        "SELECT DISTINCT lower(a) FROM link_shares l CROSS JOIN LATERAL (
+             SELECT l.recipient ->> 'email'
+             UNION ALL SELECT u.email FROM users u WHERE u.id = (l.recipient ->> 'user_id')::uuid
+             UNION ALL SELECT u.email FROM group_members m JOIN users u ON u.id = m.user_id
+                        WHERE m.group_id = (l.recipient ->> 'group_id')::uuid) AS r (a)
+         WHERE l.id = $1 AND a IS NOT NULL ORDER BY 1",
     )
     .bind(id)
-    .fetch_one(db)
+    .fetch_all(db)
     .await
 }
 
@@ -197,7 +202,7 @@ pub async fn queue_reminders(db: &PgPool, settings: &Settings) -> Result<u64> {
     .fetch_all(&mut *tx)
     .await?;
     for id in &due {
-        if let Some(to) = recipient(&mut tx, *id).await? {
+        for to in recipients(&mut tx, *id).await? {
             notify::enqueue_link_share_tx(&mut tx, NoticeKind::LinkShareReminder, *id, &to).await?;
         }
     }

@@ -37,6 +37,11 @@ pub enum LinkRecipient {
     Email {
         email: String,
     },
+    /// R47: a group of the sharer's org or of a partner org; every member
+    /// is emailed the link.
+    Group {
+        group_id: Uuid,
+    },
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -93,27 +98,43 @@ pub async fn create(
             }
             "email"
         }
-        LinkRecipient::User { user_id } => {
-            let org: Option<Uuid> = sqlx::query_scalar(
-                "SELECT u.org_id FROM users u WHERE u.id = $1 AND (u.org_id = $2 OR EXISTS (
+        LinkRecipient::User { user_id: id } | LinkRecipient::Group { group_id: id } => {
+            let (table, kind) = match &req.recipient {
+                LinkRecipient::User { .. } => ("users", "user"),
+                _ => ("groups", "group"),
+            };
+            let org: Option<Uuid> = sqlx::query_scalar(&format!(
+                "SELECT x.org_id FROM {table} x WHERE x.id = $1 AND (x.org_id = $2 OR EXISTS (
                      SELECT 1 FROM partnerships p
-                     WHERE (p.org_a = $2 AND p.org_b = u.org_id) OR (p.org_b = $2 AND p.org_a = u.org_id)))",
-            )
-            .bind(user_id)
+                     WHERE (p.org_a = $2 AND p.org_b = x.org_id) OR (p.org_b = $2 AND p.org_a = x.org_id)))"
+            ))
+            .bind(id)
             .bind(user.org_id)
             .fetch_optional(&mut *tx)
             .await?;
             let Some(org) = org else {
-                return Err(Error::validation(
-                    "recipient user_id must be a user of this organization or of a partner organization",
-                ));
+                return Err(Error::validation(format!(
+                    "recipient {kind}_id must be a {kind} of this organization or of a partner organization"
+                )));
             };
             recipient_org = Some(org);
-            "user"
+            kind
         }
     };
     let policy = governing_policy(&mut tx, user.org_id, recipient_org).await?;
     check_attachments(&req.attachments, policy.as_ref())?;
+    // R45: a link share is a download; a partner's users get one only where
+    // the policy for that partner allows copy/download.
+    if recipient_org.is_some_and(|org| org != user.org_id)
+        && policy
+            .as_ref()
+            .is_some_and(|p| !p.policy.permissions.copy_download)
+    {
+        return Err(Error::PolicyForbids(format!(
+            "the sharing policy {:?} for this partner does not allow copy/download, so no link can be sent to it",
+            policy.as_ref().map(|p| p.policy.name.as_str()).unwrap_or_default()
+        )));
+    }
     let id = Uuid::new_v4();
     let token = hex::encode(rand::random::<[u8; 32]>());
     sqlx::query(

@@ -577,3 +577,59 @@ async fn r45_imported_copy_goes_onward_only_as_the_origin_policy_allows() {
     );
     w.app.stop().await;
 }
+
+// R47: a link share's recipient may be a group (every member gets the link);
+// R45: a partner's users get a link only where the policy for that partner
+// allows copy/download.
+#[tokio::test]
+async fn r45_r47_link_shares_to_partner_groups_follow_copy_download() {
+    let w = World::spawn(BETA_PD, policy(true), "Forgery").await;
+    let (app, a, b, case) = (&w.app, &w.a, &w.b, w.case);
+    let (analyst, _) = app.create_user(b.id, "Beta Analyst", "user").await;
+    let desk = create_group(app, b.id, "Desk", &[b.user_id, analyst]).await;
+    let body = |recipient: Value| json!({ "scope": { "kind": "case" }, "recipient": recipient, "package": "zip", "duration_hours": 24 });
+    let (s, v) = app
+        .post(
+            &format!("/v1/cases/{case}/link-shares"),
+            &a.user,
+            body(json!({ "group_id": desk })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id = v["id"].as_str().unwrap().to_string();
+    eventually("the link share to complete", || async {
+        let (_, v) = app.get(&format!("/v1/link-shares/{id}"), &a.user).await;
+        (v["status"] == "complete").then_some(())
+    })
+    .await;
+    app.drain().await;
+    for member in [b.user_id, analyst] {
+        let mails = mails_to(app, &app.user_email(member).await);
+        assert_eq!(mails.len(), 1, "each member gets the link once");
+        assert!(readable(&mails[0]).contains("/v1/downloads/"));
+    }
+
+    let mut no_copy = policy(true);
+    set(&mut no_copy, "permissions.copy_download", false);
+    let (_, p) = app.post("/v1/policies", &a.admin, no_copy).await;
+    app.put(
+        &format!("/v1/partners/{}/policy", b.id),
+        &a.admin,
+        json!({ "policy_id": p["id"] }),
+    )
+    .await;
+    let path = format!("/v1/cases/{case}/link-shares");
+    assert_all_refused(
+        app,
+        [
+            Call::post(&path, &a.user, body(json!({ "user_id": b.user_id })))
+                .refused(StatusCode::FORBIDDEN, "policy_forbids"),
+            Call::post(&path, &a.user, body(json!({ "group_id": desk })))
+                .refused(StatusCode::FORBIDDEN, "policy_forbids"),
+            Call::post(&path, &a.user, body(json!({ "group_id": Uuid::new_v4() })))
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        ],
+    )
+    .await;
+    w.app.stop().await;
+}
