@@ -18,6 +18,10 @@ pub enum Action {
     UpdateApplied,
     OnwardShare,
     Revoke,
+    /// R22, R50: new evidence granted to a collaboration by the fan-out job.
+    AutoShare,
+    /// R25, R50: new evidence applied to a Justice partner's imported copy.
+    AutoSync,
     /// R44: sharing with one principal stopped.
     AccessRevoked,
     AccessExternal,
@@ -61,6 +65,8 @@ impl Action {
             Action::UpdateApplied => "update_applied",
             Action::OnwardShare => "onward_share",
             Action::Revoke => "revoke",
+            Action::AutoShare => "auto_share",
+            Action::AutoSync => "auto_sync",
             Action::AccessRevoked => "access_revoked",
             Action::AccessExternal => "access_external",
             Action::DeadLetterRequeued => "dead_letter_requeued",
@@ -96,6 +102,16 @@ pub struct Entry {
     pub details: Option<serde_json::Value>,
 }
 
+/// R50: from here to the end of the transaction, audit entries without a
+/// user actor are the job's (`details.actor = {"job": id}`).
+pub async fn act_as_job(tx: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("SELECT set_config('caseshare.job_id', $1, true)")
+        .bind(job_id.to_string())
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
 /// R50: an admin change (`actor` = the admin) or, with no actor, a bootstrap
 /// action of the service principal, in the caller's transaction.
 pub async fn admin(
@@ -122,10 +138,16 @@ pub async fn admin(
     .await
 }
 
+/// Record an entry in the caller's transaction. An entry with no user actor
+/// written by a job that declared itself (`act_as_job`) names that job as its
+/// actor (R50: automatic actions are audited with the job as actor).
 pub async fn record(db: &mut PgConnection, action: Action, e: Entry) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO audit_log (org_id, actor_user_id, action, case_id, evidence_id, share_id, details)
-         VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, '{}'::jsonb))",
+         VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, '{}'::jsonb)
+                 || CASE WHEN $2::uuid IS NULL AND coalesce(current_setting('caseshare.job_id', true), '') <> ''
+                         THEN jsonb_build_object('actor', jsonb_build_object('job', current_setting('caseshare.job_id', true)))
+                         ELSE '{}'::jsonb END)",
     )
     .bind(e.org_id)
     .bind(e.actor_user_id)

@@ -213,8 +213,9 @@ impl Job for ImportCase {
     const NAME: &'static str = "import-case";
     type Context = JobContext;
 
-    async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
+    async fn run(&self, job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
+        crate::audit::act_as_job(&mut tx, job_id).await?;
         import_tx(&mut tx, self.received_id, self.user_id)
             .await
             .map_err(crate::sharing::job_error)?;

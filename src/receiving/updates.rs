@@ -50,6 +50,21 @@ pub async fn deliver_to(
     let org = orgs::get(tx, r.receiver_org_id).await?;
     if org.kind == OrgKind::Justice && org.auto_sync {
         copy_evidence_tx(tx, r, imported, Some(evidence_ids)).await?;
+        // R50: audited with the job that synced it as actor.
+        audit::record(
+            tx,
+            Action::AutoSync,
+            audit::Entry {
+                org_id: Some(r.receiver_org_id),
+                case_id: Some(imported),
+                share_id: Some(r.share_id),
+                details: Some(
+                    serde_json::json!({ "received_id": r.id, "evidence_ids": evidence_ids }),
+                ),
+                ..Default::default()
+            },
+        )
+        .await?;
     } else {
         let ids: Vec<Uuid> = evidence_ids.iter().map(|_| Uuid::new_v4()).collect();
         sqlx::query(

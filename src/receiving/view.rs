@@ -129,8 +129,11 @@ pub(super) struct GrantedEvidence {
     policy: sqlx::types::Json<PolicySnapshot>,
 }
 
-/// Granted evidence of a collaboration (live shares only), with the receiver's
-/// folder for each (R23: a folder not copied at the initial share means root).
+/// Granted evidence of a collaboration (live shares only: a share's grants
+/// are written in the transaction that completes it, so a `processing` one is
+/// seen only by its own job, which must see it to auto-sync what it granted),
+/// with the receiver's folder for each (R23: a folder not copied at the
+/// initial share means root).
 pub(super) async fn granted(
     db: &mut PgConnection,
     received_id: Uuid,
@@ -139,7 +142,7 @@ pub(super) async fn granted(
     Ok(sqlx::query_as(
         "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, s.policy
          FROM grants g
-         JOIN shares s ON s.id = g.share_id AND s.status = 'complete'
+         JOIN shares s ON s.id = g.share_id AND s.status IN ('processing', 'complete')
          JOIN evidence e ON e.id = g.evidence_id
          LEFT JOIN received_folders rf ON rf.received_id = g.received_id AND rf.source_folder_id = e.folder_id
          WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))

@@ -136,6 +136,9 @@ pub async fn stop_sharing(
                 org_id: Some(user.org_id),
                 actor_user_id: Some(user.user_id),
                 case_id: Some(case_id),
+                // The share access was through: the entry stays out of
+                // other partners' audit snapshots (R49).
+                share_id: removed.first().copied(),
                 details: Some(serde_json::json!({
                     "kind": req.kind, "id": req.id, "principal_org_id": org_id, "entries": removed.len(),
                 })),

@@ -38,8 +38,9 @@ impl Job for EvidenceAdded {
     /// this transaction, so each evidence item is fanned out exactly once:
     /// when their messages arrive the runner finds them complete and acks
     /// them; a job a runner claimed first is skipped here and runs itself.
-    async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
+    async fn run(&self, job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
+        crate::audit::act_as_job(&mut tx, job_id).await?;
         let evidence: Option<(Uuid, Option<Uuid>)> = sqlx::query_as(
             "SELECT case_id, folder_id FROM evidence WHERE id = $1 AND source_evidence_id IS NULL",
         )
@@ -209,6 +210,25 @@ async fn fan_out(
             .map(|(e, _)| *e)
             .filter(|e| granted.contains(&(row.id, *e)))
             .collect();
+        if new.is_empty() {
+            continue;
+        }
+        // R50: the grants are audited with the job as actor (`act_as_job`),
+        // one entry per collaboration and run, under the collaboration's share.
+        crate::audit::record(
+            &mut *tx,
+            crate::audit::Action::AutoShare,
+            crate::audit::Entry {
+                org_id: Some(row.sharer_org_id),
+                case_id: Some(case_id),
+                share_id: Some(row.share_id),
+                details: Some(serde_json::json!({
+                    "received_id": row.id, "receiver_org_id": row.receiver_org_id, "evidence_ids": new,
+                })),
+                ..Default::default()
+            },
+        )
+        .await?;
         receiving::deliver_to(&mut *tx, row, &new)
             .await
             .map_err(super::job_error)?;

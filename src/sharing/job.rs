@@ -29,8 +29,9 @@ impl Job for ShareCase {
     const NAME: &'static str = "share-case";
     type Context = JobContext;
 
-    async fn run(&self, _job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
+    async fn run(&self, job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
         let mut tx = ctx.db.begin().await?;
+        crate::audit::act_as_job(&mut tx, job_id).await?;
         let share: Option<ShareRow> = sqlx::query_as(&format!(
             "SELECT {SHARE_COLUMNS} FROM shares WHERE id = $1 FOR UPDATE"
         ))

@@ -32,6 +32,130 @@ async fn world(default_policy: Value) -> World {
     World::spawn(BETA_PD, default_policy, "Burglary on Main St").await
 }
 
+// R12, R43, R50: the same-partner case with a Justice partner that imports
+// and syncs automatically. A strict share of a folder, the policy loosened,
+// one more item shared loosely, then new evidence lands in the strict
+// folder: every item under the strict share stays strict in the external
+// view, the imported copy and what auto-sync applies; no email and no audit
+// snapshot carries a field value; the automatic actions name their job.
+#[tokio::test]
+async fn r12_r43_r50_strict_items_stay_strict_through_auto_sync_emails_and_audit() {
+    let mut strict = policy(true);
+    set(&mut strict, "evidence_terms.gps", false);
+    set(&mut strict, "evidence_terms.evidence_notes", false);
+    let w = World::spawn(("County DA", "justice"), strict, "Burglary").await;
+    let (s, v) = w
+        .app
+        .put(
+            "/v1/sharing/settings",
+            &w.b.admin,
+            json!({ "auto_sync": true }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let folder = w.app.create_folder(&w.a.user, w.case, "Strict", None).await;
+    let mut first = full_evidence("First clip");
+    first["folder_id"] = json!(folder);
+    w.app.add_evidence(&w.a.user, w.case, first).await;
+    w.app.drain().await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            partner_share(w.b.id, json!([{ "user_id": w.b.user_id }]))
+                .tap_scope(json!({ "kind": "folders", "folder_ids": [folder] })),
+        )
+        .await;
+    let (_, setup) = w.app.get("/v1/sharing/setup", &w.a.admin).await;
+    w.app
+        .put(
+            &format!(
+                "/v1/policies/{}",
+                setup["default_policy_id"].as_str().unwrap()
+            ),
+            &w.a.admin,
+            policy(true),
+        )
+        .await;
+    let (loose, _) = w
+        .app
+        .add_evidence(&w.a.user, w.case, full_evidence("Loose clip"))
+        .await;
+    w.app.drain().await;
+    w.app
+        .share_and_settle(
+            &w.a.user,
+            w.case,
+            partner_share(w.b.id, json!([{ "user_id": w.b.user_id }]))
+                .tap_scope(json!({ "kind": "evidence", "evidence_ids": [loose] })),
+        )
+        .await;
+    // New evidence in the strict folder reaches the partner through the
+    // strict share, and auto-sync applies it to the imported copy.
+    let mut later = full_evidence("Later clip");
+    later["folder_id"] = json!(folder);
+    w.app.add_evidence(&w.a.user, w.case, later).await;
+    w.app.drain().await;
+
+    let (_, received) = w.app.get("/v1/received", &w.b.user).await;
+    let imported = received["items"][0]["imported_case_id"]
+        .as_str()
+        .expect("auto-imported")
+        .to_string();
+    for path in [
+        format!("/v1/cases/{}/evidence", w.case),
+        format!("/v1/cases/{imported}/evidence"),
+    ] {
+        let (_, v) = w.app.get(&path, &w.b.user).await;
+        let items = v["items"].as_array().unwrap();
+        let titles: Vec<&str> = items.iter().map(|i| i["title"].as_str().unwrap()).collect();
+        assert_eq!(items.len(), 3, "{path}: {titles:?}");
+        for item in items {
+            let strict_item = item["title"] != "Loose clip";
+            assert_eq!(item.get("gps").is_none(), strict_item, "{path}: {item}");
+            assert_eq!(item.get("notes").is_none(), strict_item, "{path}: {item}");
+        }
+    }
+    // No field value in any email or in the audit snapshot.
+    for mail in sink(&w.app).mails() {
+        let text = readable(&mail);
+        assert!(
+            !text.contains("47.6062") && !text.contains("evidence-note-secret"),
+            "{text}"
+        );
+    }
+    let (_, audit) = w
+        .app
+        .get(&format!("/v1/cases/{}/audit", w.case), &w.b.user)
+        .await;
+    assert!(audit["sender_snapshot"].is_object(), "{audit}");
+    let text = audit.to_string();
+    assert!(!text.contains("47.6062") && !text.contains("evidence-note-secret"));
+    // R50: the automatic actions are audited with their job as actor.
+    let by_jobs = w
+        .app
+        .count(
+            "SELECT count(DISTINCT action) FROM audit_log
+             WHERE details -> 'actor' ? 'job' AND actor_user_id IS NULL
+               AND action IN ('share_complete', 'import', 'auto_share', 'auto_sync')",
+        )
+        .await;
+    assert_eq!(by_jobs, 4);
+    w.app.stop().await;
+}
+
+trait TapScope {
+    fn tap_scope(self, scope: Value) -> Value;
+}
+
+impl TapScope for Value {
+    /// The same share body with another scope.
+    fn tap_scope(mut self, scope: Value) -> Value {
+        self["scope"] = scope;
+        self
+    }
+}
+
 // R12, R43: a later, looser share to the same partner never widens what the
 // earlier items show: each item keeps the snapshot of the share that granted
 // it (external view and imported copy); the governing policy is the strictest.
