@@ -40,15 +40,15 @@
 //! | R38 | `evidence.rs`, `worker.rs` (the events handler) |
 //! | R39 | `audit.rs` |
 //! | R40 | `linkshare/{request,build,lifecycle,download,package,iso9660}.rs`, `content/` |
-//! | R41, R42 | not yet: per-principal case access (open issue "Access control"); it will live in `sharing/access.rs` and the read paths of `cases.rs` and `receiving/` |
+//! | R41, R42 | `access.rs` (the visibility predicate, `case_access` rows; lists in one statement), asked by every route: `http/cases.rs`, `sharing/`, `receiving/`, `linkshare/`, `revocation/`, `content/upload.rs`, `http/ops.rs` (jobs) |
 //! | R43 | `receiving/view.rs` (each item filtered by its granting share's snapshot), `sharing/grants.rs` (`govern`: the strictest live snapshot), `revocation/mod.rs` |
-//! | R44 | not yet: `revocation/` |
-//! | R45 | partly: an external case is not shared onward or by link (`cases::owned_or`, `external_not_shareable`, used by `sharing/request.rs` and `linkshare/request.rs`); the dissemination log in `sharing/access.rs`; imported copies in the origin's log and `copy_download` for link shares to partner users not yet |
+//! | R44 | `revocation/stop.rs` (`POST /v1/cases/{id}/access/revoke`, `StopSharingJob`), `access.rs` |
+//! | R45 | `receiving/onward.rs` (`check_onward`: imported copies under `copy_download`/`internal_share`), `cases::external_not_shareable`, `linkshare/request.rs` (partner recipients need `copy_download`), `sharing/access.rs` (dissemination log with onward shares and link shares of imported copies) |
 //! | R46 | `orgs.rs` (`complete_setup`: fpp orgs get `classic_sharing_required`) |
-//! | R47 | partly: badge-ID recipients of shares, `sharing/request.rs` (`resolve_badges`), `notify/recipients.rs`, `sharing/access.rs`; a link share to a group not yet |
+//! | R47 | `sharing/request.rs` (`resolve_badges`, `named`: users, groups, badges, emails), `linkshare/request.rs` (group recipients), `linkshare/lifecycle.rs` (`recipients`) |
 //! | R49 | `sharing/grants.rs` (`audit_in_scope`: the sender audit snapshot limited to the collaboration's grants and shares) |
-//! | R50 | partly: admin changes and bootstrap actions with their actor, `audit.rs` (`admin`), `orgs.rs`, `policy/mod.rs`; reads of external cases beyond the case view and automatic actions with the job as actor not yet |
-//! | R48 | not yet (see the access-control issue) |
+//! | R50 | `audit.rs` (`admin`, `act_as_job`), `receiving/view.rs` (`audit_external_read`), `sharing/fanout.rs` (`auto_share`), `receiving/updates.rs` (`auto_sync`), `orgs.rs`, `policy/mod.rs` |
+//! | R48 | `receiving/details.rs` |
 
 pub mod access;
 pub mod amqp;

@@ -39,7 +39,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "caseshare", description = "Cross-organization case and evidence sharing (see SPEC.md and API.md)."),
+    info(title = "caseshare", description = include_str!("api.md")),
     paths(
         bootstrap::create_org, bootstrap::create_user, bootstrap::create_group, bootstrap::create_partnership,
         cases::create_case, cases::list_cases, cases::get_case, cases::patch_case, cases::create_folder,

@@ -59,11 +59,11 @@ async fn r41_case_access_is_per_principal_inside_the_org() {
                 .iter()
                 .map(|p| Call::get(p, token).refused(StatusCode::NOT_FOUND, "not_found"))
                 .chain([
-                    Call::get(&format!("/v1/jobs/{job}"), token)
+                    Call::get(format!("/v1/jobs/{job}"), token)
                         .status(StatusCode::NOT_FOUND)
                         .note("a job of a case the user does not see"),
                     Call::post(
-                        &format!("/v1/cases/{case}/evidence"),
+                        format!("/v1/cases/{case}/evidence"),
                         token,
                         json!({ "title": "x" }),
                     )
@@ -124,19 +124,19 @@ async fn r41_case_access_is_per_principal_inside_the_org() {
         app,
         [
             Call::patch(
-                &format!("/v1/cases/{case}"),
+                format!("/v1/cases/{case}"),
                 &named_token,
                 json!({ "title": "mine" }),
             )
             .refused(StatusCode::FORBIDDEN, "forbidden"),
             Call::post(
-                &format!("/v1/cases/{case}/shares"),
+                format!("/v1/cases/{case}/shares"),
                 &named_token,
                 to_partner(w.b.id, json!({ "kind": "case" })),
             )
             .refused(StatusCode::FORBIDDEN, "forbidden"),
             Call::post(
-                &format!("/v1/cases/{case}/link-shares"),
+                format!("/v1/cases/{case}/link-shares"),
                 &member_token,
                 json!({ "scope": { "kind": "case" }, "recipient": { "email": "x@y.example" },
                         "package": "zip", "duration_hours": 24 }),
@@ -144,13 +144,13 @@ async fn r41_case_access_is_per_principal_inside_the_org() {
             .refused(StatusCode::FORBIDDEN, "forbidden"),
             Call::new(
                 Method::POST,
-                &format!("/v1/shares/{share_id}/revoke"),
+                format!("/v1/shares/{share_id}/revoke"),
                 Some(named_token.as_str()),
                 None,
             )
             .refused(StatusCode::FORBIDDEN, "forbidden"),
             Call::post(
-                &format!("/v1/cases/{case}/access/revoke"),
+                format!("/v1/cases/{case}/access/revoke"),
                 &member_token,
                 json!({ "kind": "user", "id": named }),
             )
@@ -166,7 +166,7 @@ async fn r41_case_access_is_per_principal_inside_the_org() {
             .map(|p| Call::get(p, &late_token).status(StatusCode::NOT_FOUND))
             .chain([Call::raw(
                 Method::PUT,
-                &format!("/v1/evidence/{ev}/content"),
+                format!("/v1/evidence/{ev}/content"),
                 &late_token,
                 "bytes",
             )
@@ -229,18 +229,18 @@ async fn r42_received_case_is_seen_by_admins_and_named_recipients_only() {
         ["", "/evidence", "/folders", "/audit", "/import-details"]
             .iter()
             .map(|r| {
-                Call::get(&format!("/v1/cases/{case}{r}"), &bystander_token)
+                Call::get(format!("/v1/cases/{case}{r}"), &bystander_token)
                     .status(StatusCode::NOT_FOUND)
             })
             .chain([
                 Call::post(
-                    &format!("/v1/received/{received_id}/import"),
+                    format!("/v1/received/{received_id}/import"),
                     &bystander_token,
                     json!({}),
                 )
                 .status(StatusCode::NOT_FOUND),
                 Call::post(
-                    &format!("/v1/cases/{case}/recipients"),
+                    format!("/v1/cases/{case}/recipients"),
                     &bystander_token,
                     json!({ "user_id": bystander }),
                 )
@@ -339,47 +339,47 @@ async fn r44_stop_sharing_with_one_principal() {
         app,
         [
             Call::post(
-                &format!("{case_path}/access/revoke"),
+                format!("{case_path}/access/revoke"),
                 &colleague_token,
                 json!({ "kind": "user", "id": member }),
             )
             .refused(StatusCode::FORBIDDEN, "forbidden")
             .note("sees the case, does not manage it"),
             Call::post(
-                &format!("{case_path}/access/revoke"),
+                format!("{case_path}/access/revoke"),
                 &outsider_token,
                 json!({ "kind": "user", "id": colleague }),
             )
             .refused(StatusCode::NOT_FOUND, "not_found"),
             Call::post(
-                &format!("{case_path}/access/revoke"),
+                format!("{case_path}/access/revoke"),
                 &b.admin,
                 json!({ "kind": "user", "id": b.user_id }),
             )
             .refused(StatusCode::FORBIDDEN, "forbidden")
             .note("the receiver does not manage the owner's case"),
             Call::post(
-                &format!("{case_path}/access/revoke"),
+                format!("{case_path}/access/revoke"),
                 &a.user,
                 json!({ "kind": "user", "id": b.user_id }),
             )
             .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
             .note("a partner's user is a recipient, not an internal user"),
             Call::post(
-                &format!("{case_path}/access/revoke"),
+                format!("{case_path}/access/revoke"),
                 &a.user,
                 json!({ "kind": "user", "id": a.user_id }),
             )
             .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
             .note("the owner stays"),
             Call::post(
-                &format!("{case_path}/access/revoke"),
+                format!("{case_path}/access/revoke"),
                 &a.user,
                 json!({ "kind": "group", "id": Uuid::new_v4() }),
             )
             .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
             Call::post(
-                &format!("{case_path}/access/revoke"),
+                format!("{case_path}/access/revoke"),
                 &a.user,
                 json!({ "kind": "planet", "id": outsider }),
             )
@@ -550,20 +550,20 @@ async fn r45_imported_copy_goes_onward_only_as_the_origin_policy_allows() {
         app,
         [
             Call::post(
-                &format!("/v1/cases/{imported}/shares"),
+                format!("/v1/cases/{imported}/shares"),
                 &b.admin,
                 to_partner(c.id, json!({ "kind": "case" })),
             )
             .refused(StatusCode::FORBIDDEN, "policy_forbids"),
             Call::post(
-                &format!("/v1/cases/{imported}/link-shares"),
+                format!("/v1/cases/{imported}/link-shares"),
                 &b.admin,
                 json!({ "scope": { "kind": "case" }, "recipient": { "email": "x@y.example" },
                         "package": "zip", "duration_hours": 24 }),
             )
             .refused(StatusCode::FORBIDDEN, "policy_forbids"),
             Call::post(
-                &format!("/v1/cases/{imported}/shares"),
+                format!("/v1/cases/{imported}/shares"),
                 &b.admin,
                 internal_share(json!([{ "user_id": b.user_id }])),
             )
