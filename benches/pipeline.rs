@@ -700,6 +700,107 @@ async fn link_share_1k_x_1mib(s3: bool) -> BenchResult<()> {
     result
 }
 
+/// Issue "Throughput": N evidence events published straight to the events
+/// exchange (R38) into one case shared whole with 5 partners; first publish
+/// → every grant exists. The per-event cost must not grow with N.
+async fn events_one_case_x5(n: usize) -> BenchResult<()> {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+    const PARTNERS: usize = 5;
+    let app = spawn_with(options()).await;
+    let obs = observer(&app).await?;
+    let result = async {
+        let a = app.create_org("Alpha PD", "lea").await;
+        app.setup(&a, policy(true), false).await;
+        let case = app.create_case(&a.user, "Body-worn video").await;
+        for i in 0..PARTNERS {
+            let p = app.create_org(&format!("Partner PD {i}"), "lea").await;
+            app.partner(a.id, p.id).await;
+            let share = app
+                .share(
+                    &a.user,
+                    case,
+                    json!({ "scope": { "kind": "case" },
+                            "target": { "kind": "partner", "org_id": p.id, "recipients": [] } }),
+                )
+                .await;
+            let id: Uuid = share["id"].as_str().unwrap_or_default().parse().map_err(|e| format!("{e}"))?;
+            wait_share_complete(&obs, id).await?;
+        }
+        drain(&obs).await?;
+        let topology = caseshare::amqp::Topology::new(&app.prefix, &[100, 200, 400]);
+        let conn = caseshare::amqp::connect(&app.amqp_url, "bench")
+            .await
+            .map_err(|e| format!("amqp: {e}"))?;
+        let ch = conn.create_channel().await.map_err(|e| format!("{e}"))?;
+        ch.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| format!("{e}"))?;
+        wait_for("the worker consuming events", Instant::now(), || async {
+            let info = ch
+                .queue_declare(
+                    topology.events_queue().into(),
+                    QueueDeclareOptions { passive: true, ..Default::default() },
+                    Default::default(),
+                )
+                .await
+                .map_err(|e| format!("{e}"))?;
+            Ok((info.consumer_count() > 0).then_some(()))
+        })
+        .await?;
+        let bodies: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                serde_json::to_vec(&json!({ "case_id": case, "id": Uuid::new_v4(),
+                    "title": format!("Clip {i}"), "categories": ["video"], "notes": ["n"] }))
+                .unwrap_or_default()
+            })
+            .collect();
+        let since = db_now(&obs).await?;
+        let start = Instant::now();
+        let mut confirms = Vec::with_capacity(n);
+        for body in &bodies {
+            confirms.push(
+                ch.basic_publish(
+                    topology.events_exchange().into(),
+                    "evidence.added".into(),
+                    BasicPublishOptions::default(),
+                    body,
+                    lapin::BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .map_err(|e| format!("publish: {e}"))?,
+            );
+        }
+        for c in confirms {
+            c.await.map_err(|e| format!("confirm: {e}"))?;
+        }
+        let published = start.elapsed().as_secs_f64();
+        let want = (n * PARTNERS) as i64;
+        wait_for("every grant", start, || {
+            let obs = &obs;
+            async move {
+                no_dead_jobs(obs).await?;
+                let grants: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM grants g JOIN evidence e ON e.id = g.evidence_id WHERE e.case_id = $1",
+                )
+                .bind(case)
+                .fetch_one(obs)
+                .await
+                .map_err(db_err)?;
+                Ok((grants >= want).then_some(()))
+            }
+        })
+        .await?;
+        let total = start.elapsed().as_secs_f64();
+        println!(
+            "events_{n}_x{PARTNERS}: published in {published:.2} s, all {want} grants after {total:.2} s: {:.0} events/s",
+            n as f64 / total
+        );
+        print_profile(&obs, since).await?;
+        Ok(())
+    }
+    .await;
+    app.stop().await;
+    result
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let filters: Vec<String> = std::env::args()
@@ -721,6 +822,14 @@ async fn main() {
     if wanted("evidence_burst_1k_x5") {
         if let Err(e) = evidence_burst_1k_x5().await {
             failures.push(format!("evidence_burst_1k_x5: {e}"));
+        }
+    }
+    for n in [1_000, 5_000, 10_000] {
+        let name = format!("events_{}k_x5", n / 1000);
+        if wanted(&name) {
+            if let Err(e) = events_one_case_x5(n).await {
+                failures.push(format!("{name}: {e}"));
+            }
         }
     }
     if wanted("email_1k_notices") {

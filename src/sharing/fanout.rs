@@ -58,17 +58,20 @@ impl Job for EvidenceAdded {
         // case's evidence, which may be many. A partial index on queued jobs
         // made no difference within the benchmark's spread and costs a write
         // on every claim and finish, so there is none.
+        // The oldest queued jobs of this case, straight from the partial
+        // index `jobs_queued_by_case`: the cost is the limit, not the backlog.
         let absorbed: Vec<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
             "SELECT j.id, e.id, e.folder_id FROM jobs j
              JOIN evidence e ON e.id = (j.payload->>'evidence_id')::uuid
-             WHERE j.status = 'queued' AND j.kind = 'evidence-added'
-               AND e.case_id = $1 AND e.id <> $2 AND e.source_evidence_id IS NULL
+             WHERE j.case_id = $1 AND j.status = 'queued' AND j.kind = 'evidence-added'
+               AND j.id <> $4 AND e.id <> $2 AND e.case_id = $1 AND e.source_evidence_id IS NULL
              ORDER BY j.created_at, j.id LIMIT $3
              FOR UPDATE OF j SKIP LOCKED",
         )
         .bind(case_id)
         .bind(self.evidence_id)
         .bind(COALESCE_LIMIT)
+        .bind(job_id)
         .fetch_all(&mut *tx)
         .await?;
         let mut items = vec![(self.evidence_id, folder_id)];
