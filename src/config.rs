@@ -18,6 +18,11 @@ pub struct Settings {
     pub public_url: String,
     pub service_tokens: Vec<String>,
     pub worker_concurrency: u16,
+    /// Batched broker intake (R38): an events consumer takes up to this many
+    /// waiting deliveries, or what arrived within `event_batch_wait_ms` of
+    /// the first, and records them in one transaction.
+    pub event_batch_max: u16,
+    pub event_batch_wait_ms: u64,
     pub max_attempts: u32,
     pub retry_delays_ms: Vec<u64>,
     pub log_format: LogFormat,
@@ -202,6 +207,9 @@ impl Settings {
         }
         if url::Url::parse(&self.public_url).is_err() {
             return Err(invalid("CASESHARE_PUBLIC_URL", "must be an absolute URL"));
+        }
+        if self.event_batch_max == 0 {
+            return Err(invalid("CASESHARE_EVENT_BATCH_MAX", "must be at least 1"));
         }
         if self.worker_concurrency == 0 {
             return Err(invalid(

@@ -92,6 +92,11 @@ impl EvidenceData {
         if self.title.trim().is_empty() {
             return Err(Error::validation("title must not be empty"));
         }
+        if self.title.chars().count() > MAX_TITLE_CHARS {
+            return Err(Error::validation(format!(
+                "title is longer than {MAX_TITLE_CHARS} characters"
+            )));
+        }
         if let Some(g) = &self.gps {
             if !(-90.0..=90.0).contains(&g.lat) || !(-180.0..=180.0).contains(&g.lon) {
                 return Err(Error::validation("gps lat/lon out of range"));
@@ -115,6 +120,9 @@ impl EvidenceData {
         Ok(())
     }
 }
+
+/// The longest evidence title accepted (a title is a label, not a document).
+pub const MAX_TITLE_CHARS: usize = 1_000;
 
 /// The evidence body as sent by a client.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -178,7 +186,10 @@ pub async fn record(
         drop(tx);
         return existing(&mut *db.acquire().await?, case_id, id).await;
     }
-    EvidenceAdded { evidence_id: id }
+    EvidenceAdded {
+        evidence_id: id,
+        more: Vec::new(),
+    }
         .enqueue_with_id_tx(&mut tx, job_id, Requester::case(case.org_id, case_id))
         .await?;
     audit::record(
@@ -211,6 +222,245 @@ async fn existing(db: &mut PgConnection, case_id: Uuid, id: Uuid) -> Result<Acce
     }
 }
 
+/// One item of a batch: the case it goes to and the evidence.
+pub struct BatchItem {
+    pub case_id: Uuid,
+    pub evidence: NewEvidence,
+}
+
+/// Record a batch of evidence in one transaction, set-based: one statement
+/// per step (cases, folders, evidence, duplicates, audit) whatever the batch
+/// size, and one evidence-added job per case. Each item gets its own result:
+/// an invalid item (bad body, unknown case or folder, an id used elsewhere)
+/// is refused alone and the rest are recorded. A client id already recorded
+/// in the same case answers as the first time (idempotent retries, inside a
+/// batch too). `by`: the user (who must be able to add to each case, R41),
+/// or `None` for a trusted service. The outer error is the database's: then
+/// nothing was recorded.
+pub async fn record_many(
+    db: &PgPool,
+    by: Option<&UserPrincipal>,
+    items: Vec<BatchItem>,
+) -> Result<Vec<Result<Accepted>>> {
+    let mut results: Vec<Option<Result<Accepted>>> = (0..items.len()).map(|_| None).collect();
+    let ids: Vec<Uuid> = items
+        .iter()
+        .map(|i| i.evidence.id.unwrap_or_else(Uuid::new_v4))
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        if let Err(e) = item.evidence.data.validate() {
+            results[i] = Some(Err(e));
+        }
+    }
+    let mut tx = db.begin().await?;
+    // The cases, each checked once.
+    let mut case_ids: Vec<Uuid> = items.iter().map(|i| i.case_id).collect();
+    case_ids.sort();
+    case_ids.dedup();
+    let mut orgs: std::collections::HashMap<Uuid, Uuid> = std::collections::HashMap::new();
+    match by {
+        None => {
+            let found: Vec<(Uuid, Uuid)> =
+                sqlx::query_as("SELECT id, org_id FROM cases WHERE id = ANY($1)")
+                    .bind(&case_ids)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            orgs.extend(found);
+        }
+        Some(u) => {
+            for case_id in &case_ids {
+                match access::writable(&mut tx, u, *case_id).await {
+                    Ok(case) => {
+                        orgs.insert(case.id, case.org_id);
+                    }
+                    Err(Error::Database(e)) => return Err(Error::Database(e)),
+                    Err(e) => {
+                        for (i, item) in items.iter().enumerate() {
+                            if item.case_id == *case_id && results[i].is_none() {
+                                results[i] = Some(Err(same_error(&e)));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Folders must be folders of the item's case.
+    let folder_ids: Vec<Uuid> = items.iter().filter_map(|i| i.evidence.folder_id).collect();
+    let folders: std::collections::HashMap<Uuid, Uuid> = if folder_ids.is_empty() {
+        Default::default()
+    } else {
+        sqlx::query_as::<_, (Uuid, Uuid)>("SELECT id, case_id FROM folders WHERE id = ANY($1)")
+            .bind(&folder_ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    // One job per case: its id is written with the evidence.
+    let jobs: std::collections::HashMap<Uuid, Uuid> =
+        orgs.keys().map(|c| (*c, Uuid::new_v4())).collect();
+    let mut seen = std::collections::HashSet::new();
+    let (mut e_ids, mut e_cases, mut e_folders, mut e_titles, mut e_data, mut e_jobs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (i, item) in items.iter().enumerate() {
+        if results[i].is_some() {
+            continue;
+        }
+        if !orgs.contains_key(&item.case_id) {
+            results[i] = Some(Err(Error::NotFound("case")));
+            continue;
+        }
+        if let Some(f) = item.evidence.folder_id {
+            if folders.get(&f) != Some(&item.case_id) {
+                results[i] = Some(Err(Error::validation(
+                    "folder_id/parent_id does not name a folder of this case",
+                )));
+                continue;
+            }
+        }
+        if !seen.insert(ids[i]) {
+            continue; // the same id twice in one batch: the first one counts
+        }
+        e_ids.push(ids[i]);
+        e_cases.push(item.case_id);
+        e_folders.push(item.evidence.folder_id);
+        e_titles.push(item.evidence.data.title.trim().to_string());
+        e_data.push(
+            serde_json::to_value(&item.evidence.data).map_err(|e| Error::Internal(e.into()))?,
+        );
+        e_jobs.push(jobs[&item.case_id]);
+    }
+    let inserted: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "INSERT INTO evidence (id, case_id, folder_id, title, data, job_id)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[])
+         ON CONFLICT (id) DO NOTHING RETURNING id, case_id",
+    )
+    .bind(&e_ids)
+    .bind(&e_cases)
+    .bind(&e_folders)
+    .bind(&e_titles)
+    .bind(&e_data)
+    .bind(&e_jobs)
+    .fetch_all(&mut *tx)
+    .await?;
+    let inserted_ids: std::collections::HashSet<Uuid> = inserted.iter().map(|(i, _)| *i).collect();
+    // Ids recorded before: a retry answers as the first time did.
+    let earlier: Vec<Uuid> = e_ids
+        .iter()
+        .filter(|i| !inserted_ids.contains(i))
+        .copied()
+        .collect();
+    let earlier: std::collections::HashMap<Uuid, (Uuid, Option<Uuid>)> = if earlier.is_empty() {
+        Default::default()
+    } else {
+        sqlx::query_as::<_, (Uuid, Uuid, Option<Uuid>)>(
+            "SELECT id, case_id, job_id FROM evidence WHERE id = ANY($1)",
+        )
+        .bind(&earlier)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .map(|(id, c, j)| (id, (c, j)))
+        .collect()
+    };
+    // One evidence-added job per case with new evidence.
+    let mut by_case: std::collections::BTreeMap<Uuid, Vec<Uuid>> = Default::default();
+    for (id, case_id) in &inserted {
+        by_case.entry(*case_id).or_default().push(*id);
+    }
+    for (case_id, mut ids) in by_case {
+        let first = ids.remove(0);
+        EvidenceAdded {
+            evidence_id: first,
+            more: ids,
+        }
+        .enqueue_with_id_tx(&mut tx, jobs[&case_id], Requester::case(orgs[&case_id], case_id))
+        .await?;
+    }
+    let entries: Vec<audit::Entry> = inserted
+        .iter()
+        .map(|(id, case_id)| audit::Entry {
+            org_id: Some(orgs[case_id]),
+            actor_user_id: by.map(|u| u.user_id),
+            case_id: Some(*case_id),
+            evidence_id: Some(*id),
+            ..Default::default()
+        })
+        .collect();
+    audit::record_many(&mut tx, Action::EvidenceAdded, &entries).await?;
+    tx.commit().await?;
+    Ok(items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| match results[i].take() {
+            Some(r) => r,
+            None if inserted_ids.contains(&ids[i]) => Ok(Accepted {
+                id: ids[i],
+                job_id: jobs[&item.case_id],
+            }),
+            None => match earlier.get(&ids[i]) {
+                Some((c, Some(job_id))) if *c == item.case_id => Ok(Accepted {
+                    id: ids[i],
+                    job_id: *job_id,
+                }),
+                _ => Err(Error::Conflict(
+                    "an evidence item with this id already exists elsewhere".into(),
+                )),
+            },
+        })
+        .collect())
+}
+
+/// The same refusal for every item of one case.
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::NotFound(what) => Error::NotFound(what),
+        Error::Forbidden(m) => Error::Forbidden(m.clone()),
+        other => Error::validation(other.to_string()),
+    }
+}
+
+/// R38, batched: record many upstream events in one transaction. Each
+/// delivery gets its own answer: recorded (or recorded before), invalid for
+/// good (dead-letter it alone), or unavailable (the database: retry all).
+pub async fn ingest_events(db: &PgPool, bodies: &[&[u8]]) -> Vec<Result<(), IngestError>> {
+    let mut out: Vec<Option<Result<(), IngestError>>> = (0..bodies.len()).map(|_| None).collect();
+    let mut items = Vec::new();
+    let mut index = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        match serde_json::from_slice::<EvidenceEvent>(body) {
+            Ok(event) => {
+                index.push(i);
+                items.push(BatchItem {
+                    case_id: event.case_id,
+                    evidence: NewEvidence {
+                        id: Some(event.id),
+                        folder_id: event.evidence.folder_id,
+                        data: event.evidence.data,
+                    },
+                });
+            }
+            Err(e) => out[i] = Some(Err(IngestError::Invalid(format!("malformed evidence event: {e}")))),
+        }
+    }
+    match record_many(db, None, items).await {
+        Ok(results) => {
+            for (i, r) in index.into_iter().zip(results) {
+                out[i] = Some(r.map(|_| ()).map_err(|e| IngestError::Invalid(e.to_string())));
+            }
+        }
+        Err(e) => {
+            for i in index {
+                out[i] = Some(Err(IngestError::Unavailable(e.to_string())));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(IngestError::Unavailable("not handled".into()))))
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     /// Never valid: dead-letter it with the reason.
@@ -234,24 +484,6 @@ struct NewEvidenceNoId {
     folder_id: Option<Uuid>,
     #[serde(flatten)]
     data: EvidenceData,
-}
-
-/// R38: record an evidence-added event published by an upstream system.
-pub async fn ingest_event(db: &PgPool, body: &[u8]) -> Result<Accepted, IngestError> {
-    let event: EvidenceEvent = serde_json::from_slice(body)
-        .map_err(|e| IngestError::Invalid(format!("malformed evidence event: {e}")))?;
-    let new = NewEvidence {
-        id: Some(event.id),
-        folder_id: event.evidence.folder_id,
-        data: event.evidence.data,
-    };
-    record(db, event.case_id, None, new)
-        .await
-        .map_err(|e| match e {
-            Error::Database(e) => IngestError::Unavailable(e.to_string()),
-            Error::Internal(e) => IngestError::Unavailable(e.to_string()),
-            other => IngestError::Invalid(other.to_string()),
-        })
 }
 
 #[derive(sqlx::FromRow)]

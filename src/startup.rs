@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::content::store::ContentStore;
 use crate::context::JobContext;
 use crate::jobs::relay::Relay;
-use crate::jobs::runner::{Faults, Worker};
+use crate::jobs::runner::{EventBatch, Faults, Worker};
 use crate::jobs::Job;
 use crate::mail::Mailer;
 use crate::shutdown::Shutdown;
@@ -92,6 +92,10 @@ impl Application {
                 topology: topology.clone(),
                 amqp_url: settings.amqp_url.clone(),
                 concurrency: settings.worker_concurrency,
+                event_batch: EventBatch {
+                    max: settings.event_batch_max,
+                    wait: std::time::Duration::from_millis(settings.event_batch_wait_ms),
+                },
                 max_attempts: settings.max_attempts,
                 faults: faults.clone(),
             });

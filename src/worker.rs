@@ -27,7 +27,7 @@ pub fn registry() -> Registry<JobContext> {
         .register::<revocation::StopSharingJob>()
         .register::<notify::SendNotice>()
         .register::<linkshare::BuildLinkShare>()
-        .events(EVIDENCE_EVENT, ingest_event)
+        .events(EVIDENCE_EVENT, ingest_events)
 }
 
 /// The deployment's RabbitMQ objects: a queue for every registered job kind,
@@ -37,14 +37,22 @@ pub fn topology(settings: &Settings) -> Topology {
         .with_job_kinds(registry().names())
 }
 
-/// R38: an upstream system published evidence to the events exchange; it is
-/// recorded exactly as `POST /v1/cases/{id}/evidence` records it.
-fn ingest_event<'a>(ctx: &'a JobContext, body: &'a [u8]) -> BoxFuture<'a, Result<(), EventError>> {
+/// R38: upstream systems published evidence to the events exchange; a batch
+/// of deliveries is recorded in one transaction, each exactly as `POST
+/// /v1/cases/{id}/evidence` records it, and each answered on its own.
+fn ingest_events<'a>(
+    ctx: &'a JobContext,
+    bodies: &'a [&'a [u8]],
+) -> BoxFuture<'a, Vec<Result<(), EventError>>> {
     Box::pin(async move {
-        match evidence::ingest_event(&ctx.db, body).await {
-            Ok(_) => Ok(()),
-            Err(IngestError::Invalid(reason)) => Err(EventError::Invalid(reason)),
-            Err(IngestError::Unavailable(reason)) => Err(EventError::Unavailable(reason)),
-        }
+        evidence::ingest_events(&ctx.db, bodies)
+            .await
+            .into_iter()
+            .map(|r| match r {
+                Ok(()) => Ok(()),
+                Err(IngestError::Invalid(reason)) => Err(EventError::Invalid(reason)),
+                Err(IngestError::Unavailable(reason)) => Err(EventError::Unavailable(reason)),
+            })
+            .collect()
     })
 }

@@ -14,8 +14,9 @@ type RunFn<C> = for<'a> fn(Uuid, serde_json::Value, &'a C) -> BoxFuture<'a, Resu
 type DeadFn<C> = for<'a> fn(serde_json::Value, &'a C, &'a str) -> BoxFuture<'a, ()>;
 type RequeueFn =
     for<'a> fn(serde_json::Value, &'a mut PgConnection) -> BoxFuture<'a, sqlx::Result<Reopened>>;
-/// Records one upstream event body.
-pub type EventFn<C> = for<'a> fn(&'a C, &'a [u8]) -> BoxFuture<'a, Result<(), EventError>>;
+/// Records a batch of upstream event bodies, answering for each.
+pub type EventFn<C> =
+    for<'a> fn(&'a C, &'a [&'a [u8]]) -> BoxFuture<'a, Vec<Result<(), EventError>>>;
 
 /// Why an upstream event could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +44,12 @@ pub struct Events<C> {
 }
 
 impl<C> Events<C> {
-    pub fn handle<'a>(&self, ctx: &'a C, body: &'a [u8]) -> BoxFuture<'a, Result<(), EventError>> {
-        (self.handle)(ctx, body)
+    pub fn handle<'a>(
+        &self,
+        ctx: &'a C,
+        bodies: &'a [&'a [u8]],
+    ) -> BoxFuture<'a, Vec<Result<(), EventError>>> {
+        (self.handle)(ctx, bodies)
     }
 }
 

@@ -21,6 +21,10 @@ use crate::receiving;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EvidenceAdded {
     pub evidence_id: Uuid,
+    /// More evidence of the same case recorded in the same batch (batched
+    /// intake: one job per case and batch).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<Uuid>,
 }
 
 /// At most this many other queued evidence-added jobs of the same case are
@@ -61,12 +65,19 @@ impl Job for EvidenceAdded {
         // The oldest queued jobs of this case, straight from the partial
         // index `jobs_queued_by_case`: the cost is the limit, not the backlog.
         let absorbed: Vec<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
-            "SELECT j.id, e.id, e.folder_id FROM jobs j
-             JOIN evidence e ON e.id = (j.payload->>'evidence_id')::uuid
-             WHERE j.case_id = $1 AND j.status = 'queued' AND j.kind = 'evidence-added'
-               AND j.id <> $4 AND e.id <> $2 AND e.case_id = $1 AND e.source_evidence_id IS NULL
-             ORDER BY j.created_at, j.id LIMIT $3
-             FOR UPDATE OF j SKIP LOCKED",
+            "WITH taken AS (
+                 SELECT j.id, j.payload FROM jobs j
+                  WHERE j.case_id = $1 AND j.status = 'queued' AND j.kind = 'evidence-added' AND j.id <> $4
+                  ORDER BY j.created_at, j.id LIMIT $3
+                  FOR UPDATE OF j SKIP LOCKED)
+             SELECT t.id, e.id, e.folder_id FROM taken t
+             CROSS JOIN LATERAL (
+                 SELECT (t.payload ->> 'evidence_id')::uuid
+                 UNION ALL
+                 SELECT m::uuid FROM jsonb_array_elements_text(coalesce(t.payload -> 'more', '[]'::jsonb)) AS m
+             ) AS x (evidence_id)
+             JOIN evidence e ON e.id = x.evidence_id
+             WHERE e.id <> $2 AND e.case_id = $1 AND e.source_evidence_id IS NULL",
         )
         .bind(case_id)
         .bind(self.evidence_id)
@@ -75,10 +86,23 @@ impl Job for EvidenceAdded {
         .fetch_all(&mut *tx)
         .await?;
         let mut items = vec![(self.evidence_id, folder_id)];
+        if !self.more.is_empty() {
+            let more: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+                "SELECT id, folder_id FROM evidence WHERE id = ANY($1) AND case_id = $2 AND id <> $3",
+            )
+            .bind(&self.more)
+            .bind(case_id)
+            .bind(self.evidence_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            items.extend(more);
+        }
         items.extend(absorbed.iter().map(|(_, e, f)| (*e, *f)));
         fan_out(&mut tx, case_id, &items).await?;
-        if !absorbed.is_empty() {
-            let jobs: Vec<Uuid> = absorbed.iter().map(|(j, ..)| *j).collect();
+        let mut jobs: Vec<Uuid> = absorbed.iter().map(|(j, ..)| *j).collect();
+        jobs.sort();
+        jobs.dedup();
+        if !jobs.is_empty() {
             crate::jobs::complete_unrun_tx(&mut tx, &jobs).await?;
             tracing::debug!(
                 coalesced = jobs.len(),
@@ -87,7 +111,7 @@ impl Job for EvidenceAdded {
         }
         tx.commit().await?;
         metrics::counter!("caseshare_jobs_coalesced_total", "kind" => <EvidenceAdded as Job>::NAME)
-            .increment(absorbed.len() as u64);
+            .increment(jobs.len() as u64);
         Ok(())
     }
 }
