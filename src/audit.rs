@@ -163,7 +163,11 @@ pub async fn record(db: &mut PgConnection, action: Action, e: Entry) -> sqlx::Re
 
 /// Many entries of one action in one statement (UNNEST), with `record`'s
 /// job-actor rule: batched intake audits each item without a round trip each.
-pub async fn record_many(db: &mut PgConnection, action: Action, entries: &[Entry]) -> sqlx::Result<()> {
+pub async fn record_many(
+    db: &mut PgConnection,
+    action: Action,
+    entries: &[Entry],
+) -> sqlx::Result<()> {
     if entries.is_empty() {
         return Ok(());
     }

@@ -190,8 +190,8 @@ pub async fn record(
         evidence_id: id,
         more: Vec::new(),
     }
-        .enqueue_with_id_tx(&mut tx, job_id, Requester::case(case.org_id, case_id))
-        .await?;
+    .enqueue_with_id_tx(&mut tx, job_id, Requester::case(case.org_id, case_id))
+    .await?;
     audit::record(
         &mut tx,
         Action::EvidenceAdded,
@@ -301,8 +301,14 @@ pub async fn record_many(
     let jobs: std::collections::HashMap<Uuid, Uuid> =
         orgs.keys().map(|c| (*c, Uuid::new_v4())).collect();
     let mut seen = std::collections::HashSet::new();
-    let (mut e_ids, mut e_cases, mut e_folders, mut e_titles, mut e_data, mut e_jobs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut e_ids, mut e_cases, mut e_folders, mut e_titles, mut e_data, mut e_jobs) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for (i, item) in items.iter().enumerate() {
         if results[i].is_some() {
             continue;
@@ -375,7 +381,11 @@ pub async fn record_many(
             evidence_id: first,
             more: ids,
         }
-        .enqueue_with_id_tx(&mut tx, jobs[&case_id], Requester::case(orgs[&case_id], case_id))
+        .enqueue_with_id_tx(
+            &mut tx,
+            jobs[&case_id],
+            Requester::case(orgs[&case_id], case_id),
+        )
         .await?;
     }
     let entries: Vec<audit::Entry> = inserted
@@ -441,13 +451,20 @@ pub async fn ingest_events(db: &PgPool, bodies: &[&[u8]]) -> Vec<Result<(), Inge
                     },
                 });
             }
-            Err(e) => out[i] = Some(Err(IngestError::Invalid(format!("malformed evidence event: {e}")))),
+            Err(e) => {
+                out[i] = Some(Err(IngestError::Invalid(format!(
+                    "malformed evidence event: {e}"
+                ))))
+            }
         }
     }
     match record_many(db, None, items).await {
         Ok(results) => {
             for (i, r) in index.into_iter().zip(results) {
-                out[i] = Some(r.map(|_| ()).map_err(|e| IngestError::Invalid(e.to_string())));
+                out[i] = Some(
+                    r.map(|_| ())
+                        .map_err(|e| IngestError::Invalid(e.to_string())),
+                );
             }
         }
         Err(e) => {

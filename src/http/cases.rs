@@ -229,6 +229,84 @@ pub async fn add_evidence(
     Ok((StatusCode::ACCEPTED, axum::Json(accepted)))
 }
 
+/// The most items one batch may carry.
+pub const MAX_BATCH_ITEMS: usize = 1_000;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceBatch {
+    /// 1 to 1,000 evidence bodies, each with its optional client id.
+    pub items: Vec<NewEvidence>,
+}
+
+/// One item's answer: `status` 202 with `id` and `job_id`, or the error
+/// status with the contract's `error` and `message`.
+#[derive(Serialize, ToSchema)]
+pub struct BatchResult {
+    pub index: usize,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// Batched HTTP intake: up to 1,000 evidence items into one case in one
+/// transaction, one evidence-added job for the batch, an answer per item (a
+/// bad item is refused alone). Resending an item with its client id answers
+/// as the first time (idempotent), inside a batch too.
+#[utoipa::path(post, path = "/v1/cases/{case_id}/evidence:batch", tag = "cases", request_body = EvidenceBatch,
+    responses((status = 200, body = Items<BatchResult>), (status = 422, body = ErrorBody)))]
+pub async fn add_evidence_batch(
+    p: Principal,
+    State(s): State<AppState>,
+    Path(case_id): Path<Uuid>,
+    Json(body): Json<EvidenceBatch>,
+) -> Result<axum::Json<Items<BatchResult>>> {
+    if body.items.is_empty() || body.items.len() > MAX_BATCH_ITEMS {
+        return Err(Error::validation(format!(
+            "items must hold 1 to {MAX_BATCH_ITEMS} evidence bodies"
+        )));
+    }
+    let by = match &p {
+        Principal::Service => None,
+        Principal::User(u) => Some(u),
+    };
+    let items = body
+        .items
+        .into_iter()
+        .map(|evidence| evidence::BatchItem { case_id, evidence })
+        .collect();
+    let results = evidence::record_many(&s.db, by, items).await?;
+    let items = results
+        .into_iter()
+        .enumerate()
+        .map(|(index, r)| match r {
+            Ok(a) => BatchResult {
+                index,
+                status: StatusCode::ACCEPTED.as_u16(),
+                id: Some(a.id),
+                job_id: Some(a.job_id),
+                error: None,
+                message: None,
+            },
+            Err(e) => BatchResult {
+                index,
+                status: super::error::status(&e).as_u16(),
+                id: None,
+                job_id: None,
+                error: Some(super::error::code(&e)),
+                message: Some(e.to_string()),
+            },
+        })
+        .collect();
+    Ok(axum::Json(Items { items }))
+}
+
 #[utoipa::path(get, path = "/v1/cases/{case_id}/evidence", tag = "cases",
     responses((status = 200, body = Items<EvidenceView>), (status = 404, body = ErrorBody)))]
 pub async fn list_evidence(

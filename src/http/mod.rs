@@ -43,7 +43,7 @@ pub struct AppState {
     paths(
         bootstrap::create_org, bootstrap::create_user, bootstrap::create_group, bootstrap::create_partnership,
         cases::create_case, cases::list_cases, cases::get_case, cases::patch_case, cases::create_folder,
-        cases::list_folders, cases::patch_folder, cases::add_evidence, cases::list_evidence, cases::case_audit,
+        cases::list_folders, cases::patch_folder, cases::add_evidence, cases::add_evidence_batch, cases::list_evidence, cases::case_audit,
         admin::get_setup, admin::complete_setup, admin::get_settings, admin::put_settings, admin::create_policy,
         admin::get_policy, admin::put_policy, admin::list_partners, admin::assign_partner_policy,
         admin::remove_partner_policy, admin::get_partner_policy,
@@ -97,6 +97,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/cases/{case_id}/evidence",
             post(cases::add_evidence).get(cases::list_evidence),
+        )
+        .route(
+            "/v1/cases/{case_id}/evidence:batch",
+            post(cases::add_evidence_batch),
         )
         .route("/v1/cases/{case_id}/audit", get(cases::case_audit))
         .route(
