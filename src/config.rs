@@ -13,6 +13,9 @@ pub struct Settings {
     pub amqp_url: String,
     pub amqp_prefix: String,
     pub http_addr: SocketAddr,
+    /// Where a process without the API (`worker`) serves `/healthz`,
+    /// `/readyz` and `/metrics`; `serve` and `api` serve them on `http_addr`.
+    pub metrics_addr: SocketAddr,
     pub smtp_url: String,
     pub mail_from: String,
     pub public_url: String,
@@ -262,6 +265,7 @@ mod tests {
         );
         assert_eq!(s.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9464");
         assert_eq!(s.smtp_url, "smtp://127.0.0.1:25");
         assert_eq!(s.mail_from, "caseshare@localhost");
         assert_eq!(s.public_url, "http://127.0.0.1:8080");
