@@ -20,7 +20,10 @@ pub fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,lapin=warn,tower_http=info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
+        // The message and the event's fields at the top level of each line
+        // (`{"timestamp","level","message",...,"span":{...}}`), where log
+        // shippers look for them; the job span stays under "span".
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder.try_init(),
     };
 }
