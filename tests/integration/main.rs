@@ -10,6 +10,7 @@ mod foundation;
 mod link_sharing;
 mod metrics;
 mod notifications;
+mod observability;
 mod operations;
 mod receiving;
 mod resilience;
