@@ -358,26 +358,46 @@ async fn r37_api_and_two_worker_processes_each_export_what_they_recorded() {
         assert!(w.text.contains("caseshare_job_duration_seconds_bucket"));
         assert!(w.text.contains("caseshare_job_latency_seconds_bucket"));
     }
-    let sum = |name: &str, labels: &[(&str, &str)]| -> f64 {
-        worker_metrics
-            .iter()
-            .filter_map(|e| e.value(name, labels))
-            .sum()
-    };
     // Every job run is counted once, by the worker that ran it; evidence
-    // jobs done by another's run count as coalesced.
-    for kind in ["evidence-added", "share-case", "send-notice"] {
-        let counted = sum(
-            "caseshare_jobs_total",
-            &[("kind", kind), ("outcome", "complete")],
-        ) + sum("caseshare_jobs_coalesced_total", &[("kind", kind)]);
-        assert_eq!(counted, job_count(&app, kind).await, "{kind}");
-    }
+    // jobs done by another's run count as coalesced; every accepted email
+    // once. (A worker counts right after it marks the job complete: read
+    // again until the counts settle.)
     let sent = app
         .count("SELECT count(*) FROM notices WHERE status = 'sent'")
         .await;
     assert!(sent >= 1);
-    assert_eq!(sum("caseshare_emails_sent_total", &[]), sent as f64);
+    let mut expected = Vec::new();
+    for kind in ["evidence-added", "share-case", "send-notice"] {
+        expected.push((kind, job_count(&app, kind).await));
+    }
+    let counted = |ws: &[Exposition]| {
+        let sum = |name: &str, labels: &[(&str, &str)]| -> f64 {
+            ws.iter().filter_map(|e| e.value(name, labels)).sum()
+        };
+        let jobs: Vec<(&str, f64)> = expected
+            .iter()
+            .map(|(kind, _)| {
+                let n = sum(
+                    "caseshare_jobs_total",
+                    &[("kind", kind), ("outcome", "complete")],
+                ) + sum("caseshare_jobs_coalesced_total", &[("kind", kind)]);
+                (*kind, n)
+            })
+            .collect();
+        (jobs, sum("caseshare_emails_sent_total", &[]))
+    };
+    let mut seen = counted(&worker_metrics);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while (seen.0 != expected || seen.1 != sent as f64) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        worker_metrics.clear();
+        for w in &workers {
+            worker_metrics.push(Exposition::read(&app, &w.base).await);
+        }
+        seen = counted(&worker_metrics);
+    }
+    assert_eq!(seen.0, expected, "jobs counted by the workers");
+    assert_eq!(seen.1, sent as f64, "emails counted by the workers");
 
     // Liveness on the workers' own listeners.
     for w in &workers {
