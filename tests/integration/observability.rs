@@ -4,7 +4,9 @@
 //! with a Prometheus text-format parser (and, when installed, `promtool check
 //! metrics`, the Prometheus project's own parser and linter). The workers
 //! export the job and email counters they recorded; the job gauges read 0
-//! for statuses no job has any more; every family has HELP and TYPE.
+//! for statuses no job has any more; every family has HELP and TYPE. Also the
+//! operator's side of running processes: `caseshare healthcheck`, a missing
+//! config file, `caseshare jobs stats`, and a broker URL naming several nodes.
 
 use crate::common::*;
 use caseshare::startup::Roles;
@@ -496,5 +498,34 @@ async fn r37_jobs_stats_command_shows_jobs_by_status_with_retries_and_latency() 
     assert_eq!(col("DEAD"), "0", "{text}");
     assert_eq!(col("RETRIES"), "0", "{text}");
     assert!(col("P95_LATENCY").ends_with('s'), "{text}");
+    app.stop().await;
+}
+
+// R35: CASESHARE_AMQP_URL may name a cluster's nodes; a process connects to
+// one that answers, whichever it tries first, and fails only when none does.
+#[tokio::test]
+async fn r35_a_process_given_several_broker_nodes_connects_to_one_that_answers() {
+    let app = spawn_with(Options {
+        roles: Roles {
+            api: false,
+            workers: false,
+        },
+        smtp: false,
+        ..Default::default()
+    })
+    .await;
+    let dead = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
+    let urls = format!("{dead}, {}", app.amqp_url);
+    // The first node is picked at random: enough tries to start at each.
+    for _ in 0..8 {
+        let conn = caseshare::amqp::connect(&urls, "cluster-test")
+            .await
+            .expect("connects to the node that answers");
+        let _ = conn.close(200, "bye".into()).await;
+    }
+    let none = format!("{dead},{dead}");
+    assert!(caseshare::amqp::connect(&none, "cluster-test")
+        .await
+        .is_err());
     app.stop().await;
 }
