@@ -1,7 +1,13 @@
-//! Command line (API.md "Running"): `serve`, `api`, `worker`, `migrate`, and
-//! operator commands (`queues`, `dead-letters`; implemented in `operations`).
+//! Command line (API.md "Running"): `serve`, `api`, `worker`, `migrate`,
+//! operator commands (`queues`, `jobs stats`, `dead-letters`, `audit`,
+//! `content`; implemented in `operations` and the domains) and
+//! `healthcheck`, the container health probe.
 
 use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 use crate::config::Settings;
@@ -16,6 +22,10 @@ use crate::{db, telemetry};
     about = "Cross-organization case and evidence sharing"
 )]
 pub struct Cli {
+    /// The configuration file (TOML; keys as in config/default.toml). When
+    /// named it must exist; without it config/default.toml is read if present.
+    #[arg(long, global = true, env = "CASESHARE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Do not apply migrations on start (serve, api, worker).
     #[arg(long, global = true)]
     pub no_migrate: bool,
@@ -35,6 +45,11 @@ pub enum Command {
     Migrate,
     /// Print each queue with its depth and consumers.
     Queues,
+    /// The job table: jobs by kind and status, retries, latency.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Inspect, requeue and purge dead-lettered jobs.
     DeadLetters {
         #[command(subcommand)]
@@ -49,6 +64,23 @@ pub enum Command {
     Content {
         #[command(subcommand)]
         command: ContentCommand,
+    },
+    /// Exit 0 when this deployment's process answers GET /healthz (for
+    /// container health checks; runtime images have no curl).
+    Healthcheck {
+        /// Probe a worker: CASESHARE_METRICS_ADDR instead of CASESHARE_HTTP_ADDR.
+        #[arg(long)]
+        worker: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCommand {
+    /// Per kind: jobs in each status, retries, and completion latency.
+    Stats {
+        /// Latency of the jobs completed in the last this many hours.
+        #[arg(long, default_value_t = 24)]
+        window_hours: u32,
     },
 }
 
@@ -88,7 +120,7 @@ pub enum DeadLettersCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut settings = Settings::load()?;
+    let mut settings = Settings::load(cli.config.as_deref())?;
     telemetry::init_logging(settings.log_format);
     if cli.no_migrate {
         settings.migrate_on_start = false;
@@ -105,6 +137,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             return Ok(());
         }
         Command::Queues => return queues(&settings).await,
+        Command::Jobs {
+            command: JobsCommand::Stats { window_hours },
+        } => {
+            print!(
+                "{}",
+                operations::job_stats(&settings, window_hours)
+                    .await?
+                    .render()
+            );
+            return Ok(());
+        }
+        Command::Healthcheck { worker } => {
+            let addr = if worker {
+                settings.metrics_addr
+            } else {
+                settings.http_addr
+            };
+            return healthcheck(addr).await;
+        }
         Command::DeadLetters { command } => return dead_letters(&settings, command).await,
         Command::Audit {
             command: AuditCommand::Verify,
@@ -179,4 +230,41 @@ async fn content_verify(settings: &Settings, case: Option<Uuid>) -> anyhow::Resu
         );
     }
     Ok(())
+}
+
+/// GET /healthz over plain HTTP/1.0 (no client library, no shell): exit
+/// status 0 on a 200 within 3 s. A wildcard listen address is probed on
+/// loopback.
+async fn healthcheck(mut addr: SocketAddr) -> anyhow::Result<()> {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        anyhow::Ok(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(3), probe)
+        .await
+        .map_err(|_| anyhow::anyhow!("http://{addr}/healthz did not answer within 3 s"))?
+        .map_err(|e| anyhow::anyhow!("http://{addr}/healthz: {e}"))?;
+    let status_line = String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        println!("ok");
+        Ok(())
+    } else {
+        anyhow::bail!("http://{addr}/healthz answered {status_line:?}")
+    }
 }

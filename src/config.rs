@@ -1,10 +1,11 @@
-//! Settings: `config/default.toml` (or the file named by `CASESHARE_CONFIG`),
-//! then `CASESHARE_*` environment variables on top. A bad value fails at start
+//! Settings: `config/default.toml` (or the file named by `--config` /
+//! `CASESHARE_CONFIG`, which must exist), then `CASESHARE_*` environment
+//! variables on top. A bad value fails at start
 //! with a message naming the variable, never later at first use.
 
 use serde::Deserialize;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,6 +14,9 @@ pub struct Settings {
     pub amqp_url: String,
     pub amqp_prefix: String,
     pub http_addr: SocketAddr,
+    /// Where a process without the API (`worker`) serves `/healthz`,
+    /// `/readyz` and `/metrics`; `serve` and `api` serve them on `http_addr`.
+    pub metrics_addr: SocketAddr,
     pub smtp_url: String,
     pub mail_from: String,
     pub public_url: String,
@@ -82,17 +86,21 @@ pub enum ConfigError {
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 impl Settings {
-    /// Load defaults, then the config file, then the environment.
-    pub fn load() -> Result<Self, ConfigError> {
+    /// Load defaults, then the config file, then the environment. `file` is
+    /// the file named by `--config` or `CASESHARE_CONFIG`: it must exist (a
+    /// named file that is missing is a mistake, not "no file"). Without one,
+    /// `config/default.toml` is read when present.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut table: toml::Table =
             toml::from_str(DEFAULTS).map_err(|source| ConfigError::Parse {
                 path: "built-in defaults".into(),
                 source,
             })?;
-        let path = std::env::var_os("CASESHARE_CONFIG")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("config/default.toml"));
-        if path.exists() {
+        let path = match file {
+            Some(named) => Some(named.to_path_buf()),
+            None => Some(PathBuf::from("config/default.toml")).filter(|p| p.exists()),
+        };
+        if let Some(path) = path {
             let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
                 source,
@@ -179,10 +187,13 @@ impl Settings {
                 "must be a postgres:// URL",
             ));
         }
-        if !self.amqp_url.starts_with("amqp://") && !self.amqp_url.starts_with("amqps://") {
+        let mut nodes = crate::amqp::node_urls(&self.amqp_url).peekable();
+        if nodes.peek().is_none()
+            || !nodes.all(|u| u.starts_with("amqp://") || u.starts_with("amqps://"))
+        {
             return Err(invalid(
                 "CASESHARE_AMQP_URL",
-                "must be an amqp:// or amqps:// URL",
+                "must be an amqp:// or amqps:// URL, or several separated by commas",
             ));
         }
         if self.amqp_prefix.is_empty()
@@ -270,6 +281,7 @@ mod tests {
         );
         assert_eq!(s.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9464");
         assert_eq!(s.smtp_url, "smtp://127.0.0.1:25");
         assert_eq!(s.mail_from, "caseshare@localhost");
         assert_eq!(s.public_url, "http://127.0.0.1:8080");
@@ -290,6 +302,20 @@ mod tests {
         assert_eq!(s.service_tokens, vec!["a", "b"]);
         assert_eq!(s.retry_delays_ms, vec![10, 20]);
         assert!(!s.migrate_on_start);
+        let s = load(&[(
+            "CASESHARE_AMQP_URL",
+            "amqp://a:5672/%2f, amqp://b:5672/%2f,amqp://c:5672/%2f",
+        )])
+        .unwrap();
+        assert_eq!(crate::amqp::node_urls(&s.amqp_url).count(), 3);
+        assert!(load(&[("CASESHARE_AMQP_URL", "amqp://a,http://b")]).is_err());
+    }
+
+    #[test]
+    fn a_named_config_file_must_exist() {
+        let e = Settings::load(Some(Path::new("/nonexistent/caseshare.toml"))).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }), "{e}");
+        assert!(e.to_string().contains("/nonexistent/caseshare.toml"), "{e}");
     }
 
     #[test]

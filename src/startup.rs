@@ -1,6 +1,9 @@
 //! Building the application once, for the binary and the tests alike: the
 //! database (created and migrated), the outbox relay, the workers and the HTTP
-//! API, as the roles ask. `serve` runs all of them in one process.
+//! API, as the roles ask. `serve` runs all of them in one process. Every
+//! process installs the Prometheus recorder and answers `/healthz`, `/readyz`
+//! and `/metrics`: on the API's address, or without the API (`worker`) on
+//! `CASESHARE_METRICS_ADDR`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,6 +42,7 @@ impl Roles {
 
 pub struct Application {
     addr: Option<SocketAddr>,
+    ops_addr: SocketAddr,
     shutdown: Shutdown,
     tasks: JoinSet<()>,
     faults: Arc<Faults>,
@@ -49,6 +53,8 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings, roles: Roles) -> anyhow::Result<Self> {
+        // Before any work starts, so nothing recorded is lost (workers too).
+        let metrics = telemetry::metrics_handle();
         db::ensure_database(&settings.database_url).await?;
         let pool = db::connect(&settings.database_url, settings.db_max_connections).await?;
         if settings.migrate_on_start {
@@ -132,39 +138,55 @@ impl Application {
             });
         }
 
-        let mut addr = None;
-        if roles.api {
-            let state = http::AppState {
-                store: store.clone(),
-                db: pool.clone(),
-                settings: settings.clone(),
-                topology: topology.clone(),
-                service_token_hashes: Arc::new(
-                    settings
-                        .service_tokens
-                        .iter()
-                        .map(|t| orgs::hash_token(t))
-                        .collect(),
-                ),
-                metrics: telemetry::metrics_handle(),
-                probe: Arc::new(http::ops::BrokerProbe::default()),
-            };
-            let listener = tokio::net::TcpListener::bind(settings.http_addr).await?;
-            addr = Some(listener.local_addr()?);
-            let app = http::router(state);
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                let served = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move { stop.wait().await })
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "http server failed");
-                }
-            });
-            tracing::info!(addr = %addr.unwrap_or(settings.http_addr), "caseshare API listening");
-        }
+        // Every process is observable: the API serves /healthz, /readyz and
+        // /metrics among its routes; a process without it serves only those,
+        // on the metrics address.
+        let state = http::AppState {
+            store: store.clone(),
+            db: pool.clone(),
+            settings: settings.clone(),
+            topology: topology.clone(),
+            service_token_hashes: Arc::new(
+                settings
+                    .service_tokens
+                    .iter()
+                    .map(|t| orgs::hash_token(t))
+                    .collect(),
+            ),
+            metrics,
+            probe: Arc::new(http::ops::BrokerProbe::default()),
+        };
+        let (bind, app, what) = if roles.api {
+            (settings.http_addr, http::router(state), "caseshare API")
+        } else {
+            (
+                settings.metrics_addr,
+                http::ops_router(state),
+                "caseshare health and metrics",
+            )
+        };
+        let listener = tokio::net::TcpListener::bind(bind)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
+        let bound = listener.local_addr()?;
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.wait().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+        tracing::info!(addr = %bound, "{what} listening");
+        let (addr, ops_addr) = if roles.api {
+            (Some(bound), bound)
+        } else {
+            (None, bound)
+        };
         Ok(Self {
             addr,
+            ops_addr,
             shutdown,
             tasks,
             faults,
@@ -177,6 +199,12 @@ impl Application {
     /// The bound HTTP address (None when the API role is off).
     pub fn addr(&self) -> Option<SocketAddr> {
         self.addr
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` answer: the API's address,
+    /// or `CASESHARE_METRICS_ADDR` in a process without the API.
+    pub fn ops_addr(&self) -> SocketAddr {
+        self.ops_addr
     }
 
     pub fn shutdown(&self) -> Shutdown {

@@ -176,9 +176,33 @@ fn quorum_args(dead_letter_exchange: Option<&str>, delivery_limit: Option<i64>) 
     args
 }
 
-pub async fn connect(url: &str, name: &str) -> lapin::Result<Connection> {
-    let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url, props).await
+/// Connect to the broker. `urls` is one AMQP URL or several separated by
+/// commas, the nodes of one cluster: they are tried in turn from a random
+/// one, so processes spread over the nodes and a reconnect after a node is
+/// lost lands on another (quorum queues live on every node).
+pub async fn connect(urls: &str, name: &str) -> lapin::Result<Connection> {
+    let nodes: Vec<&str> = node_urls(urls).collect();
+    let start = if nodes.len() > 1 {
+        rand::random_range(0..nodes.len())
+    } else {
+        0
+    };
+    let mut last = None;
+    for i in 0..nodes.len() {
+        let props = ConnectionProperties::default().with_connection_name(name.into());
+        match Connection::connect(nodes[(start + i) % nodes.len()], props).await {
+            Ok(conn) => return Ok(conn),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no AMQP URL").into()
+    }))
+}
+
+/// The node URLs of a (possibly comma-separated) `CASESHARE_AMQP_URL`.
+pub fn node_urls(urls: &str) -> impl Iterator<Item = &str> {
+    urls.split(',').map(str::trim).filter(|u| !u.is_empty())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -174,6 +174,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a process without the API (`worker`) serves on
+/// `CASESHARE_METRICS_ADDR`: liveness, readiness and metrics, nothing else.
+pub fn ops_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { crate::error::Error::NotFound("route") })
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
 /// HTTP request counts and latency by route and status.
 async fn track(State(_): State<AppState>, req: Request, next: Next) -> Response {
     let route = req

@@ -1,6 +1,8 @@
 //! Operations: liveness, readiness (database and broker), Prometheus metrics
-//! (queue depth read from the broker, jobs by status from PostgreSQL; R37),
-//! job status, and the OpenAPI document.
+//! (queue depth read from the broker, jobs and notices by status from
+//! PostgreSQL, zero-filled; R37), job status, and the OpenAPI document.
+//! `serve` and `api` serve the first three on the API's address, `worker` on
+//! its own (`http::ops_router`, `CASESHARE_METRICS_ADDR`).
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -8,6 +10,8 @@ use axum::response::IntoResponse;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 use std::time::Duration;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -122,29 +126,72 @@ pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
                 .set(q.consumers as f64);
         }
     }
-    if let Ok(rows) = sqlx::query_as::<_, (String, String, i64)>(
-        "SELECT kind, status::text, count(*) FROM jobs GROUP BY 1, 2",
-    )
-    .fetch_all(&s.db)
-    .await
-    {
-        for (kind, status, n) in rows {
-            metrics::gauge!("caseshare_jobs", "kind" => kind, "status" => status).set(n as f64);
+    if let Ok(rows) = job_counts(&s).await {
+        for ((kind, status), n) in rows {
+            metrics::gauge!("caseshare_jobs_by_status", "kind" => kind, "status" => status)
+                .set(n as f64);
         }
     }
-    if let Ok(rows) =
-        sqlx::query_as::<_, (String, i64)>("SELECT status::text, count(*) FROM notices GROUP BY 1")
-            .fetch_all(&s.db)
-            .await
-    {
+    if let Ok(rows) = notice_counts(&s).await {
         for (status, n) in rows {
             metrics::gauge!("caseshare_notices", "status" => status).set(n as f64);
         }
     }
+    crate::telemetry::collect_process_metrics();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),
     )
+}
+
+/// Jobs by (kind, status), zero-filled: the recorder keeps a gauge's last
+/// value forever, so a label set whose rows are gone must be set to 0, not
+/// left out. Known label sets: every registered kind and every kind seen in
+/// an earlier scrape, crossed with every value of the `job_status` type.
+async fn job_counts(s: &AppState) -> sqlx::Result<BTreeMap<(String, String), i64>> {
+    static SEEN_KINDS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let statuses = enum_values(&s.db, "job_status").await?;
+    let rows = sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT kind, status::text, count(*) FROM jobs GROUP BY 1, 2",
+    )
+    .fetch_all(&s.db)
+    .await?;
+    let mut kinds = SEEN_KINDS.lock().unwrap_or_else(|e| e.into_inner());
+    kinds.extend(s.topology.job_kinds.iter().map(|k| k.to_string()));
+    kinds.extend(rows.iter().map(|(k, _, _)| k.clone()));
+    let mut counts: BTreeMap<(String, String), i64> = kinds
+        .iter()
+        .flat_map(|k| statuses.iter().map(move |st| ((k.clone(), st.clone()), 0)))
+        .collect();
+    counts.extend(rows.into_iter().map(|(k, st, n)| ((k, st), n)));
+    Ok(counts)
+}
+
+/// Notices by status, zero-filled like [`job_counts`].
+async fn notice_counts(s: &AppState) -> sqlx::Result<BTreeMap<String, i64>> {
+    let mut counts: BTreeMap<String, i64> = enum_values(&s.db, "notice_status")
+        .await?
+        .into_iter()
+        .map(|st| (st, 0))
+        .collect();
+    let rows =
+        sqlx::query_as::<_, (String, i64)>("SELECT status::text, count(*) FROM notices GROUP BY 1")
+            .fetch_all(&s.db)
+            .await?;
+    counts.extend(rows);
+    Ok(counts)
+}
+
+/// The values of a PostgreSQL enum type, in their declared order: the
+/// statuses a gauge must report even when no row has them.
+async fn enum_values(db: &sqlx::PgPool, type_name: &str) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT enumlabel::text FROM pg_enum e JOIN pg_type t ON t.oid = e.enumtypid
+          WHERE t.typname = $1 ORDER BY e.enumsortorder",
+    )
+    .bind(type_name)
+    .fetch_all(db)
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/jobs/{job_id}", tag = "ops",

@@ -1,4 +1,5 @@
-//! Operator commands (R36, R37): queue depth (`caseshare queues`, `queues.rs`)
+//! Operator commands (R36, R37): queue depth (`caseshare queues`, `queues.rs`),
+//! the job table by kind and status (`caseshare jobs stats`, `jobs.rs`)
 //! and dead-letter handling (`caseshare dead-letters list|show|requeue|purge`,
 //! `dead_letters.rs`).
 //!
@@ -37,12 +38,14 @@
 //! the queue: the publisher has to resend them.
 
 pub mod dead_letters;
+pub mod jobs;
 pub mod queues;
 
 pub use dead_letters::{
     list, purge, render_requeued, requeue, show, DeadJob, DeadLetters, JobDetail, RequeueTarget,
     Requeued,
 };
+pub use jobs::{job_stats, JobStats, KindStats};
 pub use queues::{queues, render_queues, QueueDepth};
 
 use chrono::{DateTime, Utc};

@@ -823,7 +823,7 @@ async fn r37_metrics_show_queues_and_jobs() {
         "{text}"
     );
     assert!(
-        text.contains("caseshare_jobs{kind=\"evidence-added\",status=\"complete\"} 1"),
+        text.contains("caseshare_jobs_by_status{kind=\"evidence-added\",status=\"complete\"} 1"),
         "{text}"
     );
     assert!(text.contains("caseshare_http_requests_total"), "{text}");

@@ -1149,7 +1149,7 @@ async fn r40_content_verify_names_corrupted_and_missing_content() {
     let cli = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_caseshare"))
             .args(["content", "verify", "--case", &w.case.to_string()])
-            .env("CASESHARE_CONFIG", "/nonexistent/caseshare.toml")
+            .env_remove("CASESHARE_CONFIG")
             .env("CASESHARE_DATABASE_URL", &app.database_url)
             .env("CASESHARE_CONTENT_DIR", content_dir(app))
             .env("RUST_LOG", "error")

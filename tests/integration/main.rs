@@ -12,6 +12,7 @@ mod isolation;
 mod link_sharing;
 mod metrics;
 mod notifications;
+mod observability;
 mod operations;
 mod receiving;
 mod resilience;

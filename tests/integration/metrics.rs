@@ -47,7 +47,7 @@ async fn r37_queue_depth_rises_during_a_burst_and_falls_when_workers_drain_it() 
     assert_eq!(risen, 30.0);
     let queued = gauge(
         &api,
-        "caseshare_jobs{kind=\"evidence-added\",status=\"queued\"}",
+        "caseshare_jobs_by_status{kind=\"evidence-added\",status=\"queued\"}",
     )
     .await;
     assert_eq!(queued, Some(30.0));
@@ -67,7 +67,7 @@ async fn r37_queue_depth_rises_during_a_burst_and_falls_when_workers_drain_it() 
     assert_eq!(fallen, 0.0);
     let complete = gauge(
         &api,
-        "caseshare_jobs{kind=\"evidence-added\",status=\"complete\"}",
+        "caseshare_jobs_by_status{kind=\"evidence-added\",status=\"complete\"}",
     )
     .await;
     assert_eq!(complete, Some(30.0));

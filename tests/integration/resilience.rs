@@ -89,10 +89,11 @@ fn spawn_worker(app: &TestApp) -> WorkerProcess {
 fn spawn_worker_with(app: &TestApp, log: &str, stdout: Stdio) -> WorkerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_caseshare"))
         .arg("worker")
-        .env("CASESHARE_CONFIG", "/nonexistent/caseshare.toml")
+        .env_remove("CASESHARE_CONFIG")
         .env("CASESHARE_DATABASE_URL", &app.database_url)
         .env("CASESHARE_AMQP_URL", &app.amqp_url)
         .env("CASESHARE_AMQP_PREFIX", &app.prefix)
+        .env("CASESHARE_METRICS_ADDR", "127.0.0.1:0")
         .env("CASESHARE_RETRY_DELAYS_MS", "100,200,400")
         .env("CASESHARE_WORKER_CONCURRENCY", "8")
         .env("CASESHARE_DB_MAX_CONNECTIONS", "6")
@@ -196,7 +197,7 @@ async fn r37_worker_json_logs_carry_the_job_span_with_the_case_id() {
     let done = lines
         .iter()
         .find(|l| {
-            l["fields"]["message"] == "job complete"
+            l["message"] == "job complete"
                 && l["span"]["kind"] == "evidence-added"
                 && l["span"]["evidence_id"] == evidence.to_string()
         })

@@ -214,6 +214,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     settings.amqp_url = services.amqp_url.clone();
     settings.amqp_prefix = prefix.clone();
     settings.http_addr = "127.0.0.1:0".parse().unwrap();
+    settings.metrics_addr = "127.0.0.1:0".parse().unwrap();
     settings.service_tokens = vec![SERVICE_TOKEN.into()];
     settings.max_attempts = opts.max_attempts;
     settings.retry_delays_ms = opts.retry_delays_ms.clone();

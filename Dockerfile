@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# caseshare: one image for every role (`serve`, `api`, `worker`, operator
+# commands). Build from the repository root:
+#   docker build -t caseshare .
+# or let deploy/compose.yaml build it.
+
+# --- build -------------------------------------------------------------------
+# The toolchain matches Cargo.toml's rust-version.
+FROM rust:1.89-slim-bookworm AS builder
+WORKDIR /src
+COPY . .
+# Cache mounts keep the registry and the build between image builds; the
+# binary is copied out of the cached target directory.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin caseshare \
+    && cp target/release/caseshare /usr/local/bin/caseshare
+# The local content store's directory, owned by the runtime user (the
+# runtime image has no shell to create it).
+RUN mkdir -p /var/lib/caseshare/content
+
+# --- runtime -----------------------------------------------------------------
+# glibc, libgcc, CA certificates, no shell, no package manager; runs as
+# uid 65532 ("nonroot").
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=builder /usr/local/bin/caseshare /usr/local/bin/caseshare
+COPY --from=builder --chown=65532:65532 /var/lib/caseshare /var/lib/caseshare
+USER 65532:65532
+WORKDIR /var/lib/caseshare
+# Listen on every interface inside the container; the rest of the
+# configuration comes from CASESHARE_* variables (see README).
+ENV CASESHARE_HTTP_ADDR=0.0.0.0:8080 \
+    CASESHARE_METRICS_ADDR=0.0.0.0:9464 \
+    CASESHARE_CONTENT_DIR=/var/lib/caseshare/content \
+    CASESHARE_LOG_FORMAT=json
+EXPOSE 8080 9464
+# The binary probes its own /healthz (no curl in this image). Workers serve
+# it on the metrics address: run them with `healthcheck --worker`
+# (deploy/compose.yaml does).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/caseshare", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/caseshare"]
+CMD ["serve"]
