@@ -8,6 +8,7 @@ mod common;
 mod access;
 mod audit_chain;
 mod foundation;
+mod intake;
 mod isolation;
 mod link_sharing;
 mod metrics;
