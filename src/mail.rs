@@ -1,14 +1,122 @@
 //! The SMTP transport (lettre), pooled and built once per process. It sends
 //! one rendered message and says whether a failure is worth retrying; what to
 //! send, to whom and how often is `notify`'s business (R32–R34).
+//!
+//! A plain `smtp://host:port` relay (the usual local MTA) goes through
+//! `NoDelayPool`: lettre's own connections, opened on a TCP socket we make
+//! with `TCP_NODELAY` (`AsyncSmtpConnection::connect_with_transport`). lettre
+//! 0.11 never sets it, so each SMTP command waited for the peer's delayed ACK
+//! (~40 ms a message on loopback). URLs with TLS or credentials use lettre's
+//! pooled transport unchanged.
 
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::client::AsyncSmtpConnection;
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Clone)]
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Transport,
     from: Mailbox,
+}
+
+#[derive(Clone)]
+enum Transport {
+    Lettre(AsyncSmtpTransport<Tokio1Executor>),
+    NoDelay(Arc<NoDelayPool>),
+}
+
+/// Idle SMTP connections to a plain relay, at most `permits` in use.
+struct NoDelayPool {
+    addr: String,
+    hello: ClientId,
+    idle: tokio::sync::Mutex<Vec<AsyncSmtpConnection>>,
+    permits: tokio::sync::Semaphore,
+}
+
+const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl NoDelayPool {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, MailError> {
+        let transient = |e: String| MailError::Transient(format!("smtp: {e}"));
+        let stream = tokio::time::timeout(SMTP_TIMEOUT, tokio::net::TcpStream::connect(&self.addr))
+            .await
+            .map_err(|_| transient(format!("connecting to {} timed out", self.addr)))?
+            .map_err(|e| transient(format!("connecting to {}: {e}", self.addr)))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| transient(format!("TCP_NODELAY: {e}")))?;
+        tokio::time::timeout(
+            SMTP_TIMEOUT,
+            AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
+        )
+        .await
+        .map_err(|_| transient("greeting timed out".into()))?
+        .map_err(|e| classify(&e))
+    }
+
+    async fn send(
+        &self,
+        envelope: &lettre::address::Envelope,
+        raw: &[u8],
+    ) -> Result<(), MailError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| MailError::Transient("mailer closed".into()))?;
+        let idle = self.idle.lock().await.pop();
+        let mut conn = match idle {
+            Some(c) if !c.has_broken() => c,
+            _ => self.connect().await?,
+        };
+        match tokio::time::timeout(SMTP_TIMEOUT, conn.send(envelope, raw)).await {
+            Ok(Ok(_)) => {
+                self.idle.lock().await.push(conn);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                // A refused message leaves a usable connection; a broken one is dropped.
+                if !conn.has_broken() && e.is_permanent() {
+                    self.idle.lock().await.push(conn);
+                }
+                Err(classify(&e))
+            }
+            Err(_) => Err(MailError::Transient("smtp: sending timed out".into())),
+        }
+    }
+}
+
+fn classify(e: &lettre::transport::smtp::Error) -> MailError {
+    if e.is_permanent() {
+        MailError::Permanent(format!("smtp: {e}"))
+    } else {
+        MailError::Transient(format!("smtp: {e}"))
+    }
+}
+
+/// `smtp://host:port` with nothing else: a plain relay.
+fn plain_relay(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("smtp://")?;
+    if rest.contains('@') || rest.contains('?') || rest.contains('/') && !rest.ends_with('/') {
+        return None;
+    }
+    let hostport = rest.trim_end_matches('/');
+    if hostport.is_empty() {
+        return None;
+    }
+    Some(
+        if hostport
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            hostport.to_string()
+        } else {
+            format!("{hostport}:25")
+        },
+    )
 }
 
 /// One message: a text and an HTML alternative under a stable Message-ID.
@@ -34,10 +142,20 @@ impl Mailer {
     /// `pool_size`: as many pooled connections as messages in flight, so
     /// connections are reused, not reopened.
     pub fn new(smtp_url: &str, from: &str, pool_size: u32) -> anyhow::Result<Self> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)?
-            .timeout(Some(std::time::Duration::from_secs(15)))
-            .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(pool_size))
-            .build();
+        let transport = match plain_relay(smtp_url) {
+            Some(addr) => Transport::NoDelay(Arc::new(NoDelayPool {
+                addr,
+                hello: ClientId::default(),
+                idle: tokio::sync::Mutex::new(Vec::new()),
+                permits: tokio::sync::Semaphore::new(pool_size.max(1) as usize),
+            })),
+            None => Transport::Lettre(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(pool_size))
+                    .build(),
+            ),
+        };
         Ok(Self {
             transport,
             from: from.parse()?,
@@ -68,10 +186,29 @@ impl Mailer {
                     ),
             )
             .map_err(|e| MailError::Permanent(format!("cannot build email: {e}")))?;
-        match self.transport.send(message).await {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(MailError::Permanent(format!("smtp: {e}"))),
-            Err(e) => Err(MailError::Transient(format!("smtp: {e}"))),
+        match &self.transport {
+            Transport::Lettre(t) => t.send(message).await.map(|_| ()).map_err(|e| classify(&e)),
+            Transport::NoDelay(pool) => pool.send(message.envelope(), &message.formatted()).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_relay;
+
+    #[test]
+    fn only_plain_relays_take_the_no_delay_path() {
+        assert_eq!(
+            plain_relay("smtp://127.0.0.1:2525").as_deref(),
+            Some("127.0.0.1:2525")
+        );
+        assert_eq!(
+            plain_relay("smtp://mail.local").as_deref(),
+            Some("mail.local:25")
+        );
+        assert_eq!(plain_relay("smtp://user:pw@mail.local:587"), None);
+        assert_eq!(plain_relay("smtp://mail.local:587?tls=required"), None);
+        assert_eq!(plain_relay("smtps://mail.local"), None);
     }
 }
