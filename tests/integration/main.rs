@@ -8,6 +8,7 @@ mod common;
 mod access;
 mod audit_chain;
 mod foundation;
+mod hardening;
 mod intake;
 mod isolation;
 mod link_sharing;
