@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Action};
 use crate::error::{Error, Result};
+use crate::limits;
 use crate::principal::UserPrincipal;
 
 /// The case fields that can reach a receiver (filtered by `policy::filter::case`).
@@ -71,6 +72,19 @@ pub async fn create(
     if new.case_number.trim().is_empty() || new.title.trim().is_empty() {
         return Err(Error::validation("case_number and title must not be empty"));
     }
+    limits::text("case_number", &new.case_number, limits::SHORT)?;
+    limits::text("title", &new.title, limits::SHORT)?;
+    limits::opt("description", new.description.as_deref(), limits::TEXT)?;
+    limits::list(
+        "notes",
+        new.notes.as_deref().unwrap_or_default(),
+        limits::TEXT,
+    )?;
+    limits::list(
+        "tags",
+        new.tags.as_deref().unwrap_or_default(),
+        limits::SHORT,
+    )?;
     let row: CaseRow = sqlx::query_as(&format!(
         "INSERT INTO cases (id, org_id, owner_id, case_number, title, description, notes, tags)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {CASE_COLUMNS}"
@@ -171,6 +185,7 @@ pub async fn create_folder(db: &mut PgConnection, case_id: Uuid, new: NewFolder)
     if new.name.trim().is_empty() {
         return Err(Error::validation("name must not be empty"));
     }
+    limits::text("name", &new.name, limits::NAME)?;
     if let Some(parent) = new.parent_id {
         folder_in_case(db, case_id, parent).await?;
     }
@@ -247,6 +262,7 @@ pub async fn update_folder(
         if name.trim().is_empty() {
             return Err(Error::validation("name must not be empty"));
         }
+        limits::text("name", name, limits::NAME)?;
     }
     if let Some(parent) = patch.parent_id {
         folder_in_case(db, case_id, parent).await?;

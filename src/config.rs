@@ -28,6 +28,8 @@ pub struct Settings {
     pub event_batch_max: u16,
     pub event_batch_wait_ms: u64,
     pub max_attempts: u32,
+    /// The most recipients one share may name (a cap on email fan-out).
+    pub max_recipients_per_share: u32,
     pub retry_delays_ms: Vec<u64>,
     pub log_format: LogFormat,
     pub migrate_on_start: bool,

@@ -13,6 +13,7 @@ use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
 use crate::jobs::{Job, Requester};
+use crate::limits;
 use crate::principal::UserPrincipal;
 use crate::sharing::fanout::EvidenceAdded;
 
@@ -92,11 +93,24 @@ impl EvidenceData {
         if self.title.trim().is_empty() {
             return Err(Error::validation("title must not be empty"));
         }
-        if self.title.chars().count() > MAX_TITLE_CHARS {
-            return Err(Error::validation(format!(
-                "title is longer than {MAX_TITLE_CHARS} characters"
-            )));
-        }
+        limits::text("title", &self.title, MAX_TITLE_CHARS)?;
+        limits::opt("description", self.description.as_deref(), limits::TEXT)?;
+        limits::opt("transcript", self.transcript.as_deref(), limits::LONG)?;
+        limits::list(
+            "notes",
+            self.notes.as_deref().unwrap_or_default(),
+            limits::TEXT,
+        )?;
+        limits::list(
+            "tags",
+            self.tags.as_deref().unwrap_or_default(),
+            limits::SHORT,
+        )?;
+        limits::list(
+            "categories",
+            self.categories.as_deref().unwrap_or_default(),
+            limits::SHORT,
+        )?;
         if let Some(g) = &self.gps {
             if !(-90.0..=90.0).contains(&g.lat) || !(-180.0..=180.0).contains(&g.lon) {
                 return Err(Error::validation("gps lat/lon out of range"));

@@ -63,6 +63,7 @@ pub mod error;
 pub mod evidence;
 pub mod http;
 pub mod jobs;
+pub mod limits;
 pub mod linkshare;
 pub mod mail;
 pub mod notify;

@@ -52,6 +52,7 @@ pub async fn create(db: &PgPool, new: NewOrg) -> Result<Org> {
     if new.name.trim().is_empty() {
         return Err(Error::validation("name must not be empty"));
     }
+    crate::limits::text("name", &new.name, crate::limits::NAME)?;
     if let Some(e) = &new.notification_email {
         if !valid_email(e) {
             return Err(Error::validation(
@@ -107,6 +108,7 @@ pub async fn create_user(db: &PgPool, org_id: Uuid, new: NewUser) -> Result<(Uui
     if new.name.trim().is_empty() {
         return Err(Error::validation("name must not be empty"));
     }
+    crate::limits::text("name", &new.name, crate::limits::NAME)?;
     if !valid_email(&new.email) {
         return Err(Error::validation("email is not a valid email address"));
     }
@@ -144,6 +146,7 @@ pub async fn create_group(db: &PgPool, org_id: Uuid, new: NewGroup) -> Result<Uu
     if new.name.trim().is_empty() {
         return Err(Error::validation("name must not be empty"));
     }
+    crate::limits::text("name", &new.name, crate::limits::NAME)?;
     let mut tx = db.begin().await?;
     get(&mut tx, org_id).await?;
     let members: i64 =

@@ -117,7 +117,7 @@ impl ContentStore {
     /// [`ContentStore::sweep_temp`].
     pub async fn temp_path(&self, name: &str) -> io::Result<PathBuf> {
         let dir = self.scratch_dir().join(".tmp");
-        tokio::fs::create_dir_all(&dir).await?;
+        private_dir_all(&dir).await?;
         Ok(dir.join(name))
     }
 
@@ -161,12 +161,12 @@ impl ContentStore {
             ContentStore::Local { dir } => {
                 let dest = Self::local_path(dir, object);
                 if let Some(parent) = dest.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
+                    private_dir_all(parent).await?;
                 }
                 let tmp = self
                     .temp_path(&format!("upload-{}", uuid::Uuid::new_v4()))
                     .await?;
-                let file = tokio::fs::File::create(&tmp).await?;
+                let file = private_file(&tmp).await?;
                 Ok(Upload::Local { file, tmp, dest })
             }
             ContentStore::S3 { store, .. } => {
@@ -187,7 +187,7 @@ impl ContentStore {
             ContentStore::Local { dir } => {
                 let dest = Self::local_path(dir, object);
                 if let Some(parent) = dest.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
+                    private_dir_all(parent).await?;
                 }
                 tokio::fs::rename(file, dest).await
             }
@@ -433,4 +433,32 @@ impl InOrder {
             }
         }
     }
+}
+
+/// Evidence is for the service alone: directories `0700`, files `0600`
+/// (whatever the process umask), on Unix.
+pub(crate) async fn private_dir_all(path: &Path) -> io::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(path).await
+}
+
+/// Create (truncate) a file readable and writable by the service only.
+pub(crate) async fn private_file(path: &Path) -> io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path).await
+}
+
+/// The blocking twin of [`private_file`], for the package writers.
+pub(crate) fn private_file_sync(path: &Path) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }

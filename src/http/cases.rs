@@ -109,7 +109,13 @@ pub async fn patch_case(
         if v.as_ref().is_some_and(|v| v.trim().is_empty()) {
             return Err(Error::validation(format!("{name} must not be empty")));
         }
+        crate::limits::opt(name, v.as_deref(), crate::limits::SHORT)?;
     }
+    crate::limits::opt(
+        "description",
+        patch.description.as_deref(),
+        crate::limits::TEXT,
+    )?;
     let mut changed: Vec<(&'static str, Option<String>)> = Vec::new();
     if let Some(t) = patch
         .title

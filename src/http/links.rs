@@ -131,6 +131,7 @@ fn parse_range(value: &str, total: u64) -> Option<Option<(u64, u64)>> {
               (status = 404, body = ErrorBody), (status = 410, body = ErrorBody, description = "the link expired"),
               (status = 416, description = "the range is outside the package")))]
 pub async fn download(
+    method: axum::http::Method,
     State(s): State<AppState>,
     Path(token): Path<String>,
     headers: HeaderMap,
@@ -184,6 +185,11 @@ pub async fn download(
             (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
         }
     };
+    // A HEAD request learns the size; it downloads nothing and is not audited.
+    if method == axum::http::Method::HEAD {
+        response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        return Ok((status, response_headers).into_response());
+    }
     let stream = s.store.read_range(package, start, len).await.map_err(|e| {
         Error::Unavailable(format!(
             "the content store cannot serve the package now: {e}"

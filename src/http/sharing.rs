@@ -25,6 +25,12 @@ pub async fn create_share(
     Path(case_id): Path<Uuid>,
     Json(body): Json<ShareRequest>,
 ) -> Result<(StatusCode, axum::Json<ShareView>)> {
+    if body.target.recipients().len() > s.settings.max_recipients_per_share as usize {
+        return Err(crate::error::Error::validation(format!(
+            "target.recipients names more than {} recipients (the limit per share)",
+            s.settings.max_recipients_per_share
+        )));
+    }
     let view = sharing::create(&s.db, &u, case_id, body).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(view)))
 }

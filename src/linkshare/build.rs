@@ -217,8 +217,11 @@ async fn plan(
             .fetch_one(&mut *conn)
             .await?;
     toc.push_str(&format!(
-        "Case {case_number}: {case_title}\nLink share {} created {}\n\n",
-        row.id, row.created_at
+        "Case {}: {}\nLink share {} created {}\n\n",
+        one_line(&case_number),
+        one_line(&case_title),
+        row.id,
+        row.created_at
     ));
     for item in items {
         let mut parts = vec!["evidence".to_string()];
@@ -236,7 +239,7 @@ async fn plan(
             } else {
                 "(no content)"
             },
-            item.title
+            one_line(&item.title)
         ));
         if allowed.transcripts {
             if let Some(t) = &item.transcript {
@@ -400,5 +403,30 @@ mod tests {
         assert_eq!(component("a\\b:c", 100), "a_b_c");
         assert_eq!(component("Scene 1", 100), "Scene 1");
         assert_eq!(component("Scene 1", 3), "Sce");
+    }
+}
+
+/// A title as one line of `toc.txt`: control characters (newlines, tabs,
+/// bidi overrides) become spaces, so a title cannot forge an entry.
+fn one_line(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod toc_tests {
+    #[test]
+    fn titles_cannot_forge_toc_entries() {
+        assert_eq!(
+            super::one_line("a\nevidence/fake\tforged\u{202E}"),
+            "a evidence/fake forged "
+        );
     }
 }

@@ -246,7 +246,7 @@ fn finish(file: std::fs::File, manifest: &[u8]) -> Result<Built, BuildError> {
 fn create(path: &Path) -> io::Result<io::BufWriter<std::fs::File>> {
     Ok(io::BufWriter::with_capacity(
         256 * 1024,
-        std::fs::File::create(path)?,
+        crate::content::store::private_file_sync(path)?,
     ))
 }
 

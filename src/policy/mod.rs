@@ -89,6 +89,7 @@ impl Policy {
     }
 
     pub fn validate(&self) -> Result<()> {
+        crate::limits::text("name", &self.name, crate::limits::NAME)?;
         if self.name.trim().is_empty() {
             return Err(Error::validation("policy name must not be empty"));
         }

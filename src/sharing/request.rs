@@ -65,9 +65,16 @@ pub async fn create(
             ));
         }
     }
-    if let Some(m) = &req.message {
-        if m.len() > 10_000 {
-            return Err(Error::validation("message is longer than 10000 characters"));
+    crate::limits::opt("message", req.message.as_deref(), crate::limits::TEXT)?;
+    for r in req.target.recipients() {
+        match r {
+            Recipient::Email { email } => {
+                crate::limits::text("email", email, crate::limits::SHORT)?
+            }
+            Recipient::Badge { badge_id, .. } => {
+                crate::limits::text("badge_id", badge_id, crate::limits::SHORT)?
+            }
+            _ => {}
         }
     }
     // R45: an imported copy goes further only as its origin's policy allows.

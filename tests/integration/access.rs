@@ -254,6 +254,19 @@ async fn r42_received_case_is_seen_by_admins_and_named_recipients_only() {
     assert!(listed(app, &bystander_token, "/v1/cases", "id")
         .await
         .is_empty());
+    // R50: every read of the external case is audited with its reader.
+    let reads = app
+        .count(&format!(
+            "SELECT count(*) FROM audit_log
+             WHERE action = 'access_external' AND actor_user_id = '{}' AND case_id = '{case}'
+               AND details ->> 'read' = 'evidence'",
+            b.user_id
+        ))
+        .await;
+    assert!(
+        reads >= 1,
+        "the evidence read by the named user is in the trail"
+    );
 
     // Imported by a named recipient: the copy is seen by the admins and the
     // collaboration's recipients, not by the bystander.

@@ -70,3 +70,57 @@ async fn nul_characters_and_non_object_bodies_are_refused_naming_the_field() {
     assert_eq!(before, after, "refusals change nothing");
     app.stop().await;
 }
+
+// Limits: recipients per share (a cap on email fan-out) and the length of
+// every text field, refused with 422 naming the field, nothing recorded.
+#[tokio::test]
+async fn recipient_caps_and_field_lengths_are_refused_naming_the_limit() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let many: Vec<serde_json::Value> = (0..101)
+        .map(|i| json!({ "email": format!("person{i}@beta.example") }))
+        .collect();
+    let long = "x".repeat(501);
+    let shares = format!("/v1/cases/{case}/shares");
+    assert_all_refused(
+        &app,
+        [
+            Call::post(&shares, &a.user, partner_share(b.id, json!(many)))
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
+                .message("100"),
+            Call::post(
+                &shares,
+                &a.user,
+                json!({ "scope": { "kind": "case" }, "message": "m".repeat(10_001),
+                        "target": { "kind": "partner", "org_id": b.id } }),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
+            .message("message"),
+            Call::post(
+                "/v1/cases",
+                &a.user,
+                json!({ "case_number": "1", "title": long }),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
+            .message("title"),
+            Call::post(
+                format!("/v1/cases/{case}/evidence"),
+                &a.user,
+                json!({ "title": "t", "tags": ["ok", "y".repeat(501)] }),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
+            .message("tags[1]"),
+            Call::post(
+                format!("/v1/cases/{case}/folders"),
+                &a.user,
+                json!({ "name": "f".repeat(201) }),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
+            .message("name"),
+        ],
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM shares").await, 0);
+    assert_eq!(app.count("SELECT count(*) FROM evidence").await, 0);
+    app.stop().await;
+}

@@ -228,6 +228,41 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
     assert_eq!(res.headers()["content-type"], "application/zip");
     let bytes = res.bytes().await.unwrap().to_vec();
     assert_eq!(done["size_bytes"], bytes.len());
+    // A HEAD learns the size and is not a download: not audited as one.
+    let downloads = "SELECT count(*) FROM audit_log WHERE action = 'link_download'";
+    let before = app.count(downloads).await;
+    let head = app
+        .client
+        .head(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert_eq!(
+        head.headers()["content-length"],
+        bytes.len().to_string().as_str()
+    );
+    assert_eq!(app.count(downloads).await, before);
+    // Evidence and packages are the service's alone: 0700 directories, 0600 files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fn walk(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, u32)>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let meta = entry.metadata().unwrap();
+                out.push((entry.path(), meta.permissions().mode() & 0o777));
+                if meta.is_dir() {
+                    walk(&entry.path(), out);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&content_dir(app), &mut found);
+        assert!(!found.is_empty());
+        for (path, mode) in found {
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+        }
+    }
 
     if let Some(unzip) = tool("unzip") {
         let file = temp_file(&bytes, "zip");

@@ -261,9 +261,9 @@ async fn r19_manual_import_and_refusal_without_copy_download() {
     w.app.stop().await;
 }
 
-// R20: import details.
+// R20, R48: import details.
 #[tokio::test]
-async fn r20_import_details_show_sender_policy_and_updates() {
+async fn r20_r48_import_details_show_sender_policy_and_updates() {
     let w = world(policy(true), "lea").await;
     let body = json!({ "scope": { "kind": "case" }, "message": "for you",
         "target": { "kind": "partner", "org_id": w.b.id, "recipients": [{ "user_id": w.b.user_id }] } });
