@@ -228,11 +228,102 @@ pub async fn for_case(
     .await
 }
 
-/// Seal unsealed entries into the hash chain, in id order, continuing from
-/// the last sealed one. One sealer at a time (an advisory lock); returns how
+/// The key of the audit chain (`CASESHARE_AUDIT_KEY`): HMAC-SHA-256 links
+/// made and checked by the service, so a writer of the table without the
+/// key cannot rewrite the chain consistently.
+#[derive(Clone)]
+pub struct AuditKey(std::sync::Arc<[u8]>);
+
+impl AuditKey {
+    pub fn new(key: &[u8]) -> Self {
+        AuditKey(key.into())
+    }
+
+    fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length")
+    }
+
+    /// HMAC(key, prev || fields), the fields encoded by position.
+    fn link(&self, prev: Option<&[u8]>, e: &SealRow) -> Vec<u8> {
+        use hmac::Mac;
+        let mut mac = self.mac();
+        field(&mut mac, prev);
+        for part in e.fields() {
+            field(&mut mac, part.as_deref());
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    /// The signature of a checkpoint (seq, hash).
+    fn sign(&self, seq: i64, hash: &[u8]) -> Vec<u8> {
+        use hmac::Mac;
+        let mut mac = self.mac();
+        field(&mut mac, Some(b"caseshare audit checkpoint"));
+        field(&mut mac, Some(&seq.to_be_bytes()));
+        field(&mut mac, Some(hash));
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// One field: 0 for NULL, or 1, its length (8 bytes) and its bytes.
+fn field(mac: &mut hmac::Hmac<sha2::Sha256>, value: Option<&[u8]>) {
+    use hmac::Mac;
+    match value {
+        None => mac.update(&[0]),
+        Some(v) => {
+            mac.update(&[1]);
+            mac.update(&(v.len() as u64).to_be_bytes());
+            mac.update(v);
+        }
+    }
+}
+
+/// An entry as the chain covers it: every column, `at` in microseconds
+/// since the epoch and `details` in PostgreSQL's canonical jsonb text.
+#[derive(sqlx::FromRow)]
+struct SealRow {
+    seq: i64,
+    id: i64,
+    at_us: i64,
+    org_id: Option<Uuid>,
+    actor_user_id: Option<Uuid>,
+    action: String,
+    case_id: Option<Uuid>,
+    evidence_id: Option<Uuid>,
+    share_id: Option<Uuid>,
+    details: String,
+    prev_hash: Option<Vec<u8>>,
+    hash: Option<Vec<u8>>,
+}
+
+const SEAL_COLUMNS: &str =
+    "seq, id, (extract(epoch FROM at) * 1000000)::bigint AS at_us, org_id, actor_user_id,
+    action, case_id, evidence_id, share_id, details::text AS details, prev_hash, hash";
+
+impl SealRow {
+    fn fields(&self) -> [Option<Vec<u8>>; 10] {
+        let uuid = |u: Option<Uuid>| u.map(|u| u.as_bytes().to_vec());
+        [
+            Some(self.seq.to_be_bytes().to_vec()),
+            Some(self.id.to_be_bytes().to_vec()),
+            Some(self.at_us.to_be_bytes().to_vec()),
+            uuid(self.org_id),
+            uuid(self.actor_user_id),
+            Some(self.action.as_bytes().to_vec()),
+            uuid(self.case_id),
+            uuid(self.evidence_id),
+            uuid(self.share_id),
+            Some(self.details.as_bytes().to_vec()),
+        ]
+    }
+}
+
+/// Seal unsealed entries into the chain, in id order, continuing from the
+/// last sealed one. One sealer at a time (an advisory lock); returns how
 /// many entries were sealed. Chain order is `seq`, assigned here, so an entry
 /// that commits late is still sealed, just further along the chain.
-pub async fn seal(db: &sqlx::PgPool) -> sqlx::Result<u64> {
+pub async fn seal(db: &sqlx::PgPool, key: &AuditKey) -> sqlx::Result<u64> {
     let mut tx = db.begin().await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7243601)")
         .fetch_one(&mut *tx)
@@ -241,7 +332,7 @@ pub async fn seal(db: &sqlx::PgPool) -> sqlx::Result<u64> {
         return Ok(0);
     }
     let sealed = sqlx::query(
-        "WITH last AS (SELECT seq, hash FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),
+        "WITH last AS (SELECT seq FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),
               todo AS (SELECT id, (SELECT coalesce(max(seq), 0) FROM last) + row_number() OVER (ORDER BY id) AS seq
                        FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT 5000)
          UPDATE audit_log a SET seq = todo.seq FROM todo WHERE a.id = todo.id",
@@ -250,18 +341,31 @@ pub async fn seal(db: &sqlx::PgPool) -> sqlx::Result<u64> {
     .await?
     .rows_affected();
     if sealed > 0 {
-        // Hashes depend on the previous entry: walk the newly sealed ones in order.
-        sqlx::query(
-            "DO $$
-             DECLARE prev bytea; e audit_log;
-             BEGIN
-                 SELECT hash INTO prev FROM audit_log WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1;
-                 FOR e IN SELECT * FROM audit_log WHERE seq IS NOT NULL AND hash IS NULL ORDER BY seq LOOP
-                     UPDATE audit_log SET prev_hash = prev, hash = audit_entry_hash(prev, e) WHERE id = e.id;
-                     prev := audit_entry_hash(prev, e);
-                 END LOOP;
-             END $$",
+        let mut prev: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT hash FROM audit_log WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
         )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let rows: Vec<SealRow> = sqlx::query_as(&format!(
+            "SELECT {SEAL_COLUMNS} FROM audit_log WHERE seq IS NOT NULL AND hash IS NULL ORDER BY seq"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        let (mut ids, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
+        for row in &rows {
+            let hash = key.link(prev.as_deref(), row);
+            ids.push(row.id);
+            prevs.push(prev.clone());
+            hashes.push(hash.clone());
+            prev = Some(hash);
+        }
+        sqlx::query(
+            "UPDATE audit_log a SET prev_hash = u.p, hash = u.h
+             FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS u (id, p, h) WHERE a.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&prevs)
+        .bind(&hashes)
         .execute(&mut *tx)
         .await?;
     }
@@ -277,46 +381,104 @@ pub struct BrokenLink {
     pub reason: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct ChainRow {
-    seq: i64,
-    id: i64,
-    prev_hash: Option<Vec<u8>>,
-    hash: Option<Vec<u8>>,
-    content_ok: bool,
+/// The head of the chain, signed with the key, for operators to keep
+/// elsewhere (`caseshare audit checkpoint`): a later `verify` against it
+/// detects entries removed from the end, or the whole chain replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub seq: i64,
+    /// Hex of the entry's HMAC link.
+    pub hash: String,
+    /// Hex of HMAC(key, "caseshare audit checkpoint", seq, hash).
+    pub signature: String,
+}
+
+/// The signed head of the sealed chain (none while nothing is sealed).
+pub async fn checkpoint(db: &sqlx::PgPool, key: &AuditKey) -> sqlx::Result<Option<Checkpoint>> {
+    let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, hash FROM audit_log WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(head.map(|(seq, hash)| Checkpoint {
+        seq,
+        hash: hex::encode(&hash),
+        signature: hex::encode(key.sign(seq, &hash)),
+    }))
 }
 
 /// Walk the sealed chain and report the first broken link: an entry whose
-/// content no longer matches its hash, or whose `prev_hash` is not the hash of
-/// the entry before it (an edit, a deletion or an insertion behind the
-/// service's back). Returns the number of entries checked.
-pub async fn verify(db: &sqlx::PgPool) -> sqlx::Result<Result<i64, BrokenLink>> {
-    let rows: Vec<ChainRow> = sqlx::query_as(
-        "SELECT seq, id, prev_hash, hash, hash IS NOT DISTINCT FROM audit_entry_hash(prev_hash, a) AS content_ok
-         FROM audit_log a WHERE seq IS NOT NULL ORDER BY seq",
-    )
+/// content no longer matches its HMAC link, whose `prev_hash` is not the
+/// link of the entry before it, or a gap in `seq` (an edit, a deletion, a
+/// reordering or an insertion behind the service's back). With a
+/// `checkpoint` (checked against the key first), the chain must still hold
+/// that entry with that link: removing entries from the end, or truncating
+/// the table and starting over, is caught. Returns the entries checked.
+pub async fn verify(
+    db: &sqlx::PgPool,
+    key: &AuditKey,
+    checkpoint: Option<&Checkpoint>,
+) -> sqlx::Result<Result<i64, BrokenLink>> {
+    let rows: Vec<SealRow> = sqlx::query_as(&format!(
+        "SELECT {SEAL_COLUMNS} FROM audit_log WHERE seq IS NOT NULL ORDER BY seq"
+    ))
     .fetch_all(db)
     .await?;
+    let broken = |seq: i64, id: i64, reason: &str| {
+        Ok(Err(BrokenLink {
+            seq,
+            id,
+            reason: reason.into(),
+        }))
+    };
     let mut previous: Option<Vec<u8>> = None;
     for (i, row) in rows.iter().enumerate() {
         let expected_seq = i as i64 + 1;
-        let reason = if row.seq != expected_seq {
-            Some("sequence gap: an entry before this one is missing")
-        } else if !row.content_ok {
-            Some("entry content does not match its hash")
-        } else if row.prev_hash != previous {
-            Some("previous hash does not match the entry before")
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            return Ok(Err(BrokenLink {
-                seq: row.seq,
-                id: row.id,
-                reason: reason.into(),
-            }));
+        if row.seq != expected_seq {
+            return broken(
+                row.seq,
+                row.id,
+                "sequence gap: an entry before this one is missing",
+            );
+        }
+        if row.prev_hash != previous {
+            return broken(
+                row.seq,
+                row.id,
+                "previous hash does not match the entry before",
+            );
+        }
+        if row.hash.as_deref() != Some(key.link(previous.as_deref(), row).as_slice()) {
+            return broken(
+                row.seq,
+                row.id,
+                "entry content does not match its hash (or the key is not the chain's)",
+            );
         }
         previous = row.hash.clone();
+    }
+    if let Some(cp) = checkpoint {
+        let signed = hex::decode(&cp.hash)
+            .ok()
+            .filter(|h| hex::encode(key.sign(cp.seq, h)) == cp.signature);
+        let Some(hash) = signed else {
+            return broken(
+                cp.seq,
+                0,
+                "the checkpoint's signature does not match the key",
+            );
+        };
+        match rows.get((cp.seq - 1).max(0) as usize) {
+            Some(row) if row.seq == cp.seq && row.hash.as_deref() == Some(hash.as_slice()) => {}
+            Some(row) => return broken(cp.seq, row.id, "the entry at the checkpoint was replaced"),
+            None => {
+                return broken(
+                    cp.seq,
+                    0,
+                    "entries up to the checkpoint are missing: the end of the trail was removed",
+                )
+            }
+        }
     }
     Ok(Ok(rows.len() as i64))
 }

@@ -96,8 +96,17 @@ pub enum ContentCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Seal pending entries, then walk the hash chain and report the first broken link.
-    Verify,
+    /// Seal pending entries, then walk the HMAC chain and report the first
+    /// broken link; with `--checkpoint`, also that the chain still holds the
+    /// checkpoint's entry (entries removed from the end are caught).
+    Verify {
+        /// A checkpoint printed by `caseshare audit checkpoint` (its JSON).
+        #[arg(long)]
+        checkpoint: Option<String>,
+    },
+    /// Seal pending entries and print the signed head of the chain (JSON:
+    /// seq, hash, signature), for operators to store outside the database.
+    Checkpoint,
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,8 +167,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::DeadLetters { command } => return dead_letters(&settings, command).await,
         Command::Audit {
-            command: AuditCommand::Verify,
-        } => return audit_verify(&settings).await,
+            command: AuditCommand::Verify { checkpoint },
+        } => return audit_verify(&settings, checkpoint.as_deref()).await,
+        Command::Audit {
+            command: AuditCommand::Checkpoint,
+        } => return audit_checkpoint(&settings).await,
         Command::Content {
             command: ContentCommand::Verify { case },
         } => return content_verify(&settings, case).await,
@@ -200,10 +212,15 @@ async fn dead_letters(settings: &Settings, command: DeadLettersCommand) -> anyho
 }
 
 /// Exit status 0 when the chain is intact, an error naming the first broken link otherwise.
-async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
+async fn audit_verify(settings: &Settings, checkpoint: Option<&str>) -> anyhow::Result<()> {
+    let checkpoint: Option<crate::audit::Checkpoint> = checkpoint
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--checkpoint is not a checkpoint's JSON: {e}"))?;
     let pool = db::connect(&settings.database_url, 2).await?;
-    crate::audit::seal(&pool).await?;
-    match crate::audit::verify(&pool).await? {
+    let key = settings.audit_key();
+    crate::audit::seal(&pool, &key).await?;
+    match crate::audit::verify(&pool, &key, checkpoint.as_ref()).await? {
         Ok(n) => {
             println!("audit trail intact: {n} sealed entries verified");
             Ok(())
@@ -215,6 +232,18 @@ async fn audit_verify(settings: &Settings) -> anyhow::Result<()> {
             broken.reason
         ),
     }
+}
+
+/// Print the signed head of the audit chain.
+async fn audit_checkpoint(settings: &Settings) -> anyhow::Result<()> {
+    let pool = db::connect(&settings.database_url, 2).await?;
+    let key = settings.audit_key();
+    crate::audit::seal(&pool, &key).await?;
+    match crate::audit::checkpoint(&pool, &key).await? {
+        Some(cp) => println!("{}", serde_json::to_string(&cp)?),
+        None => anyhow::bail!("nothing is sealed yet: no checkpoint"),
+    }
+    Ok(())
 }
 
 /// Exit status 0 when every stored item matches its recorded hash.

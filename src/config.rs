@@ -7,6 +7,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+/// The audit key of a deployment that set none (development and tests only).
+pub const DEVELOPMENT_AUDIT_KEY: &str = "caseshare-development-audit-key";
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -28,6 +31,12 @@ pub struct Settings {
     pub event_batch_max: u16,
     pub event_batch_wait_ms: u64,
     pub max_attempts: u32,
+    /// The key of the audit HMAC chain. Required when `production` is set;
+    /// otherwise a fixed development key is used, with a warning.
+    pub audit_key: String,
+    /// Production mode: refuse to start without the settings that protect
+    /// evidence (the audit key).
+    pub production: bool,
     /// The most recipients one share may name (a cap on email fan-out).
     pub max_recipients_per_share: u32,
     pub retry_delays_ms: Vec<u64>,
@@ -88,6 +97,15 @@ pub enum ConfigError {
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 impl Settings {
+    /// The audit chain's key: the configured one, or the development key.
+    pub fn audit_key(&self) -> crate::audit::AuditKey {
+        if self.audit_key.is_empty() {
+            crate::audit::AuditKey::new(DEVELOPMENT_AUDIT_KEY.as_bytes())
+        } else {
+            crate::audit::AuditKey::new(self.audit_key.as_bytes())
+        }
+    }
+
     /// Load defaults, then the config file, then the environment. `file` is
     /// the file named by `--config` or `CASESHARE_CONFIG`: it must exist (a
     /// named file that is missing is a mistake, not "no file"). Without one,
@@ -220,6 +238,12 @@ impl Settings {
         }
         if url::Url::parse(&self.public_url).is_err() {
             return Err(invalid("CASESHARE_PUBLIC_URL", "must be an absolute URL"));
+        }
+        if self.production && self.audit_key.is_empty() {
+            return Err(invalid(
+                "CASESHARE_AUDIT_KEY",
+                "is required in production (CASESHARE_PRODUCTION=true): the audit chain is keyed by it",
+            ));
         }
         if self.event_batch_max == 0 {
             return Err(invalid("CASESHARE_EVENT_BATCH_MAX", "must be at least 1"));

@@ -32,6 +32,8 @@ pub struct Relay {
     pub db: PgPool,
     pub amqp_url: String,
     pub topology: Topology,
+    /// The audit chain's key: the relay seals new entries as it goes.
+    pub audit_key: crate::audit::AuditKey,
 }
 
 #[derive(sqlx::FromRow)]
@@ -77,7 +79,7 @@ impl Relay {
             while self.publish_batch(&publisher).await? == BATCH as usize {}
             self.record_backlog().await;
             // Seal new audit entries into the hash chain while we are here.
-            if let Err(e) = crate::audit::seal(&self.db).await {
+            if let Err(e) = crate::audit::seal(&self.db, &self.audit_key).await {
                 tracing::warn!(error = %e, "cannot seal the audit trail");
             }
             tokio::select! {

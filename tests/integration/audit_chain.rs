@@ -1,9 +1,21 @@
-//! The audit trail is a hash chain (R39): sealed entries verify, and an entry
-//! edited or deleted behind the service's back breaks the chain at that point.
+//! The audit trail is an HMAC chain keyed by `CASESHARE_AUDIT_KEY` (R39):
+//! sealed entries verify, and each attack behind the service's back — an
+//! edit, a deletion, a reordering, an insertion, a truncation, removing the
+//! tail (against a checkpoint), verifying without the key — is caught.
 
 use crate::common::*;
+use caseshare::audit::{self, AuditKey};
 use serde_json::json;
 use sqlx::Connection;
+
+/// The key the test app seals with (no key configured: the development key).
+fn key() -> AuditKey {
+    AuditKey::new(caseshare::config::DEVELOPMENT_AUDIT_KEY.as_bytes())
+}
+
+async fn verify(app: &TestApp) -> Result<i64, audit::BrokenLink> {
+    audit::verify(&app.db, &key(), None).await.unwrap()
+}
 
 async fn all_sealed(app: &TestApp) {
     eventually("audit entries sealed", || async {
@@ -41,7 +53,7 @@ async fn r39_audit_chain_verifies_and_catches_a_tampered_row() {
     }
     all_sealed(&app).await;
     // R50: 3 bootstrap entries (the org, its admin and its user), the case, 5 items.
-    assert_eq!(caseshare::audit::verify(&app.db).await.unwrap(), Ok(9));
+    assert_eq!(verify(&app).await, Ok(9));
     // The service itself cannot rewrite a sealed entry.
     assert!(
         sqlx::query("UPDATE audit_log SET hash = NULL WHERE seq = 1")
@@ -55,10 +67,7 @@ async fn r39_audit_chain_verifies_and_catches_a_tampered_row() {
         "UPDATE audit_log SET action = 'case_deleted' WHERE seq = 3",
     )
     .await;
-    let broken = caseshare::audit::verify(&app.db)
-        .await
-        .unwrap()
-        .unwrap_err();
+    let broken = verify(&app).await.unwrap_err();
     assert_eq!(broken.seq, 3);
     assert!(broken.reason.contains("content"), "{broken:?}");
     app.stop().await;
@@ -79,15 +88,138 @@ async fn r39_audit_chain_catches_a_deleted_row_and_keeps_sealing_new_entries() {
         .await;
     all_sealed(&app).await;
     assert_eq!(
-        caseshare::audit::verify(&app.db).await.unwrap(),
+        verify(&app).await,
         Ok(8),
         "new entries extend the chain (3 bootstrap entries, the case, 4 items)"
     );
     behind_the_back(&app, "DELETE FROM audit_log WHERE seq = 2").await;
-    let broken = caseshare::audit::verify(&app.db)
+    let broken = verify(&app).await.unwrap_err();
+    assert_eq!(broken.seq, 3, "the entry after the deleted one");
+    app.stop().await;
+}
+
+/// A sealed trail of the bootstrap entries, a case and `n` items.
+async fn sealed_trail(n: usize) -> TestApp {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let case = app.create_case(&a.user, "Case").await;
+    for i in 0..n {
+        app.add_evidence(&a.user, case, json!({ "title": format!("e{i}") }))
+            .await;
+    }
+    all_sealed(&app).await;
+    app
+}
+
+// R39: reordering, inserting, truncating, and verifying with another key.
+#[tokio::test]
+async fn r39_audit_chain_catches_reordering_insertion_and_a_foreign_key() {
+    let app = sealed_trail(3).await;
+    assert_eq!(verify(&app).await, Ok(7));
+    // Without the key the chain cannot be checked, let alone rewritten.
+    let wrong = audit::verify(&app.db, &AuditKey::new(b"not the key"), None)
         .await
         .unwrap()
         .unwrap_err();
-    assert_eq!(broken.seq, 3, "the entry after the deleted one");
+    assert_eq!(wrong.seq, 1, "{wrong:?}");
+    // Two entries swapped in the chain's order.
+    for sql in [
+        "UPDATE audit_log SET seq = -4 WHERE seq = 4",
+        "UPDATE audit_log SET seq = 4 WHERE seq = 5",
+        "UPDATE audit_log SET seq = 5 WHERE seq = -4",
+    ] {
+        behind_the_back(&app, sql).await;
+    }
+    assert_eq!(verify(&app).await.unwrap_err().seq, 4);
     app.stop().await;
+
+    let app = sealed_trail(3).await;
+    // An entry forged at the end, linked to the last hash without the key.
+    behind_the_back(
+        &app,
+        "INSERT INTO audit_log (org_id, action, details, seq, prev_hash, hash)
+         SELECT org_id, 'case_deleted', '{}', seq + 1, hash, sha256(hash) FROM audit_log WHERE seq = 7",
+    )
+    .await;
+    let broken = verify(&app).await.unwrap_err();
+    assert_eq!(broken.seq, 8);
+    assert!(broken.reason.contains("content"), "{broken:?}");
+    app.stop().await;
+}
+
+// R39: the service cannot truncate the trail; someone who truncates it or
+// removes its last entries behind its back is caught by a checkpoint.
+#[tokio::test]
+async fn r39_checkpoint_catches_tail_deletion_and_truncation() {
+    let app = sealed_trail(3).await;
+    assert!(
+        sqlx::query("TRUNCATE audit_log")
+            .execute(&app.db)
+            .await
+            .is_err(),
+        "TRUNCATE is refused"
+    );
+    let cp = audit::checkpoint(&app.db, &key()).await.unwrap().unwrap();
+    assert_eq!(cp.seq, 7);
+    assert_eq!(
+        audit::verify(&app.db, &key(), Some(&cp)).await.unwrap(),
+        Ok(7)
+    );
+    // A forged checkpoint (its hash changed) is refused.
+    let mut forged = cp.clone();
+    forged.seq = 6;
+    assert!(audit::verify(&app.db, &key(), Some(&forged))
+        .await
+        .unwrap()
+        .unwrap_err()
+        .reason
+        .contains("signature"));
+    // The last two entries deleted: the chain alone still looks intact...
+    behind_the_back(&app, "DELETE FROM audit_log WHERE seq >= 6").await;
+    assert_eq!(verify(&app).await, Ok(5));
+    // ...but not against the checkpoint.
+    let broken = audit::verify(&app.db, &key(), Some(&cp))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(broken.reason.contains("end of the trail"), "{broken:?}");
+    // Truncated behind the service's back: the same.
+    behind_the_back(&app, "TRUNCATE audit_log").await;
+    assert_eq!(verify(&app).await, Ok(0));
+    assert!(audit::verify(&app.db, &key(), Some(&cp))
+        .await
+        .unwrap()
+        .is_err());
+    app.stop().await;
+}
+
+// R39: production refuses to start without an audit key.
+#[test]
+fn r39_production_needs_an_audit_key() {
+    let env = |vars: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    let table =
+        || toml::from_str::<toml::Table>(include_str!("../../config/default.toml")).unwrap();
+    let refused = caseshare::config::Settings::from_table_and_env(
+        table(),
+        env(&[("CASESHARE_PRODUCTION", "true")]),
+    );
+    assert!(refused.is_err());
+    assert!(refused
+        .unwrap_err()
+        .to_string()
+        .contains("CASESHARE_AUDIT_KEY"));
+    assert!(caseshare::config::Settings::from_table_and_env(
+        table(),
+        env(&[
+            ("CASESHARE_PRODUCTION", "true"),
+            ("CASESHARE_AUDIT_KEY", "k")
+        ]),
+    )
+    .is_ok());
 }
