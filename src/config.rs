@@ -31,6 +31,11 @@ pub struct Settings {
     pub event_batch_max: u16,
     pub event_batch_wait_ms: u64,
     pub max_attempts: u32,
+    /// How long a request may take (0: no limit); streaming uploads and
+    /// downloads have `upload_idle_timeout_secs` instead.
+    pub request_timeout_secs: u64,
+    /// How long an upload may send nothing before it is refused (408).
+    pub upload_idle_timeout_secs: u64,
     /// The key of the audit HMAC chain. Required when `production` is set;
     /// otherwise a fixed development key is used, with a warning.
     pub audit_key: String,

@@ -30,6 +30,9 @@ pub enum Error {
     Expired(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// The client stopped sending (a stalled upload): 408 `timeout`.
+    #[error("{0}")]
+    Timeout(String),
     /// A dependency (e.g. the content store) cannot be reached: 503, try again.
     #[error("{0}")]
     Unavailable(String),

@@ -69,7 +69,8 @@ where
         .upload(Object::Evidence(evidence_id))
         .await
         .map_err(|e| io_error("start writing to the content store", e))?;
-    match receive(&mut upload, max, body).await {
+    let idle = std::time::Duration::from_secs(settings.upload_idle_timeout_secs.max(1));
+    match receive(&mut upload, max, idle, body).await {
         Ok((sha256, size)) => {
             record_upload(db, user, case_id, evidence_id, upload, sha256, size).await
         }
@@ -87,14 +88,27 @@ fn too_large(max: u64) -> Error {
 }
 
 /// Write the body into `upload`, hashing it; returns (SHA-256, size).
-async fn receive<S, E>(upload: &mut Upload, max: u64, mut body: S) -> Result<(String, u64)>
+async fn receive<S, E>(
+    upload: &mut Upload,
+    max: u64,
+    idle: std::time::Duration,
+    mut body: S,
+) -> Result<(String, u64)>
 where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
-    while let Some(chunk) = body.next().await {
+    loop {
+        // A client that stops sending is not held forever (408).
+        let Ok(next) = tokio::time::timeout(idle, body.next()).await else {
+            return Err(Error::Timeout(format!(
+                "the upload sent nothing for {} s; nothing was kept",
+                idle.as_secs()
+            )));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| Error::validation(format!("reading the body: {e}")))?;
         size += chunk.len() as u64;
         if size > max {

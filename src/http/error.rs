@@ -13,6 +13,20 @@ pub struct ErrorBody {
     /// Machine-readable code, e.g. `validation`, `not_found`.
     pub error: &'static str,
     pub message: String,
+    /// The request's id (also the `x-request-id` header and in the logs),
+    /// to quote when reporting a problem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+tokio::task_local! {
+    /// The id of the request being answered (set by `http::request_id`).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's id, when inside a request.
+pub fn request_id() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
 }
 
 /// The contract's error code of `e`.
@@ -30,6 +44,7 @@ pub fn code(e: &Error) -> &'static str {
         Error::ShareRevoked => "share_revoked",
         Error::Expired(_) => "expired",
         Error::PayloadTooLarge(_) => "payload_too_large",
+        Error::Timeout(_) => "timeout",
         Error::Unavailable(_) => "unavailable",
         Error::Database(_) | Error::Internal(_) => "internal",
     }
@@ -47,6 +62,7 @@ pub fn status(e: &Error) -> StatusCode {
         }
         Error::ShareRevoked | Error::Expired(_) => StatusCode::GONE,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -67,6 +83,7 @@ impl IntoResponse for Error {
             axum::Json(ErrorBody {
                 error: code(&self),
                 message,
+                request_id: request_id(),
             }),
         )
             .into_response()

@@ -170,8 +170,80 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/downloads/{token}", get(links::download))
         .fallback(|| async { crate::error::Error::NotFound("route") })
         .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// A handler that panicked answers 500 in the contract's shape (and the
+/// process goes on); the panic is logged.
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    use axum::response::IntoResponse;
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    crate::error::Error::Internal(anyhow::anyhow!("a handler panicked: {what}")).into_response()
+}
+
+/// Routes that stream a body of any size: no overall deadline (an upload has
+/// an idle timeout instead, a download is paced by its client).
+fn streams(route: &str) -> bool {
+    matches!(
+        route,
+        "/v1/evidence/{evidence_id}/content" | "/v1/downloads/{token}"
+    )
+}
+
+/// Every request gets an id (the client's `x-request-id` when it is a sane
+/// token, else a new one): in the logs (a span), in the `x-request-id`
+/// response header and in every error body. Requests that do not stream get
+/// a deadline (`request_timeout_secs`): past it they answer 503 and their
+/// work is dropped (its transaction rolled back).
+async fn request_context(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let limit = s.settings.request_timeout_secs;
+    let span = tracing::info_span!("request", request_id = %id);
+    let work = error::REQUEST_ID.scope(id.clone(), async move {
+        if limit == 0 || streams(&route) {
+            next.run(req).await
+        } else {
+            match tokio::time::timeout(std::time::Duration::from_secs(limit), next.run(req)).await {
+                Ok(response) => response,
+                Err(_) => crate::error::Error::Unavailable(format!(
+                    "the request took longer than {limit} s and was abandoned; nothing it did was kept"
+                ))
+                .into_response(),
+            }
+        }
+    });
+    let mut response = tracing::Instrument::instrument(work, span).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
 }
 
 /// What a process without the API (`worker`) serves on

@@ -124,3 +124,85 @@ async fn recipient_caps_and_field_lengths_are_refused_naming_the_limit() {
     assert_eq!(app.count("SELECT count(*) FROM evidence").await, 0);
     app.stop().await;
 }
+
+// Every answer carries a request id (the client's when it sent a sane one):
+// in the `x-request-id` header and in every error body.
+#[tokio::test]
+async fn request_ids_are_in_headers_and_error_bodies() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let res = app
+        .client
+        .get(format!("{}/v1/cases/{}", app.base, uuid::Uuid::new_v4()))
+        .bearer_auth(&a.user)
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.headers()["x-request-id"], "trace-42");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["request_id"], "trace-42");
+    let res = app
+        .client
+        .get(format!("{}/v1/cases", app.base))
+        .header(
+            "x-request-id",
+            "bad id with spaces and more than enough characters to be refused",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert!(
+        uuid::Uuid::parse_str(&id).is_ok(),
+        "a fresh id replaces an unusable one"
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["request_id"], id.as_str());
+    app.stop().await;
+}
+
+// An upload that stops sending is refused after the idle timeout (408) and
+// keeps nothing; the server does not hold it forever.
+#[tokio::test]
+async fn a_stalled_upload_is_refused_after_the_idle_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(Options {
+        tune: Some(|s| s.upload_idle_timeout_secs = 1),
+        ..Default::default()
+    })
+    .await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let case = app.create_case(&a.user, "Case").await;
+    let (ev, _) = app
+        .add_evidence(&a.user, case, json!({ "title": "video" }))
+        .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "PUT /v1/evidence/{ev}/content HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 1000000\r\n\r\n",
+        a.user
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(&[7u8; 1000]).await.unwrap();
+    // ...and then nothing more.
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(20), tcp.read(&mut answer))
+        .await
+        .expect("answered before the test gave up")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"timeout\""), "{answer}");
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM evidence WHERE id = '{ev}' AND data ? 'content'"
+        ))
+        .await,
+        0
+    );
+    app.stop().await;
+}

@@ -155,6 +155,8 @@ pub struct Options {
     /// Keep content in an S3 bucket (a real S3 server on loopback) instead
     /// of the local store.
     pub s3: bool,
+    /// Change any other setting before the app starts.
+    pub tune: Option<fn(&mut Settings)>,
 }
 
 impl Default for Options {
@@ -168,6 +170,7 @@ impl Default for Options {
             worker_concurrency: None,
             db_max_connections: None,
             s3: false,
+            tune: None,
         }
     }
 }
@@ -220,6 +223,9 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     settings.retry_delays_ms = opts.retry_delays_ms.clone();
     settings.worker_concurrency = opts.worker_concurrency.unwrap_or(8);
     settings.db_max_connections = opts.db_max_connections.unwrap_or(8);
+    if let Some(tune) = opts.tune {
+        tune(&mut settings);
+    }
     settings.public_url = "http://caseshare.test".into();
     // One content store per deployment (joined processes share it).
     settings.content_dir = std::env::temp_dir().join(format!("caseshare-test-{prefix}"));
