@@ -148,7 +148,7 @@ pub async fn list_partners(
                 .unwrap_or_else(|| "default".into()),
         });
     }
-    Ok(axum::Json(Items { items }))
+    Ok(axum::Json(Items::all(items)))
 }
 
 #[derive(serde::Deserialize, ToSchema)]

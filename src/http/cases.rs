@@ -11,6 +11,7 @@ use super::auth::{Principal, User};
 use super::bootstrap::Created;
 use super::error::ErrorBody;
 use super::extract::{Json, Path, Query};
+use super::page::PageQuery;
 use super::AppState;
 use crate::access::{self, Seen};
 use crate::audit::{self, Action, AuditItem};
@@ -22,6 +23,25 @@ use crate::receiving::{self, CaseView};
 #[derive(Serialize, ToSchema)]
 pub struct Items<T> {
     pub items: Vec<T>,
+    /// The `cursor` of the next page; null on the last page (and for lists
+    /// that are not paginated).
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Items<T> {
+    /// A whole list, not paginated.
+    pub fn all(items: Vec<T>) -> Self {
+        Items {
+            items,
+            next_cursor: None,
+        }
+    }
+
+    /// One page of `items` (ordered), by `q` (R: API.md pagination).
+    pub fn page(items: Vec<T>, q: &PageQuery, id: impl Fn(&T) -> String) -> Result<Self> {
+        let (items, next_cursor) = super::page::page(items, q, id)?;
+        Ok(Items { items, next_cursor })
+    }
 }
 
 #[utoipa::path(post, path = "/v1/cases", tag = "cases", request_body = NewCase,
@@ -42,6 +62,10 @@ pub async fn create_case(
 pub struct ListQuery {
     /// true: only received external cases; false: only own and imported cases.
     pub external: Option<bool>,
+    /// Items per page: 1 to 1,000 (default 100).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the page before.
+    pub cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -56,7 +80,7 @@ pub struct CaseSummary {
 }
 
 #[utoipa::path(get, path = "/v1/cases", tag = "cases", params(ListQuery),
-    responses((status = 200, body = Items<CaseSummary>)))]
+    responses((status = 200, body = Items<CaseSummary>), (status = 422, body = ErrorBody)))]
 pub async fn list_cases(
     User(u): User,
     State(s): State<AppState>,
@@ -78,7 +102,11 @@ pub async fn list_cases(
             created_at: r.at,
         })
         .collect();
-    Ok(axum::Json(Items { items }))
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    Ok(axum::Json(Items::page(items, &page, |c| c.id.to_string())?))
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}", tag = "cases",
@@ -201,7 +229,7 @@ pub async fn list_folders(
             receiving::external_folders(&mut conn, received.id).await?
         }
     };
-    Ok(axum::Json(Items { items }))
+    Ok(axum::Json(Items::all(items)))
 }
 
 #[utoipa::path(patch, path = "/v1/folders/{folder_id}", tag = "cases", request_body = FolderPatch,
@@ -310,15 +338,16 @@ pub async fn add_evidence_batch(
             },
         })
         .collect();
-    Ok(axum::Json(Items { items }))
+    Ok(axum::Json(Items::all(items)))
 }
 
-#[utoipa::path(get, path = "/v1/cases/{case_id}/evidence", tag = "cases",
-    responses((status = 200, body = Items<EvidenceView>), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/cases/{case_id}/evidence", tag = "cases", params(PageQuery),
+    responses((status = 200, body = Items<EvidenceView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_evidence(
     User(u): User,
     State(s): State<AppState>,
     Path(case_id): Path<Uuid>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Items<EvidenceView>>> {
     let mut conn = s.db.acquire().await?;
     let items = match access::case(&mut conn, &u, case_id).await? {
@@ -328,22 +357,25 @@ pub async fn list_evidence(
             receiving::external_evidence(&mut conn, &received).await?
         }
     };
-    Ok(axum::Json(Items { items }))
+    Ok(axum::Json(Items::page(items, &page, |e| e.id.to_string())?))
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct AuditView {
     pub items: Vec<AuditItem>,
+    /// The `cursor` of the next page of `items`; null on the last page.
+    pub next_cursor: Option<String>,
     /// R7: the sender's audit trail, when the policy allowed sending it.
     pub sender_snapshot: Option<serde_json::Value>,
 }
 
-#[utoipa::path(get, path = "/v1/cases/{case_id}/audit", tag = "cases",
-    responses((status = 200, body = AuditView), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/cases/{case_id}/audit", tag = "cases", params(PageQuery),
+    responses((status = 200, body = AuditView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn case_audit(
     User(u): User,
     State(s): State<AppState>,
     Path(case_id): Path<Uuid>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<AuditView>> {
     let mut conn = s.db.acquire().await?;
     let seen = access::case(&mut conn, &u, case_id).await?;
@@ -355,8 +387,10 @@ pub async fn case_audit(
     let sender_snapshot = received
         .filter(|r| r.revoked_at.is_none() && r.policy.policy.permissions.sender_audit_trail)
         .and_then(|r| r.sender_snapshot);
+    let (items, next_cursor) = super::page::page(items, &page, |a| a.id.to_string())?;
     Ok(axum::Json(AuditView {
         items,
+        next_cursor,
         sender_snapshot,
     }))
 }

@@ -9,7 +9,8 @@ use uuid::Uuid;
 
 use super::auth::User;
 use super::error::ErrorBody;
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, Query};
+use super::page::PageQuery;
 use super::AppState;
 use crate::content::store::Object;
 use crate::error::{Error, Result};
@@ -68,17 +69,18 @@ pub async fn get_link_share(
     Ok(axum::Json(row.view(&s.settings)))
 }
 
-#[utoipa::path(get, path = "/v1/cases/{case_id}/link-shares", tag = "link sharing",
-    responses((status = 200, body = LinkShareList), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/cases/{case_id}/link-shares", tag = "link sharing", params(PageQuery),
+    responses((status = 200, body = LinkShareList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_link_shares(
     User(u): User,
     State(s): State<AppState>,
     Path(case_id): Path<Uuid>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<LinkShareList>> {
     let rows = linkshare::list_for_case(&mut *s.db.acquire().await?, &u, case_id).await?;
-    Ok(axum::Json(LinkShareList {
-        items: rows.into_iter().map(|r| r.view(&s.settings)).collect(),
-    }))
+    let views = rows.into_iter().map(|r| r.view(&s.settings)).collect();
+    let (items, next_cursor) = super::page::page(views, &page, |l| l.id.to_string())?;
+    Ok(axum::Json(LinkShareList { items, next_cursor }))
 }
 
 #[utoipa::path(post, path = "/v1/link-shares/{id}/revoke", tag = "link sharing",

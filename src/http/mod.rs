@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod links;
 pub mod ops;
+pub mod page;
 pub mod receiving;
 pub mod sharing;
 

@@ -9,21 +9,23 @@ use uuid::Uuid;
 use super::auth::User;
 use super::cases::Items;
 use super::error::ErrorBody;
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, Query};
+use super::page::PageQuery;
 use super::AppState;
 use crate::error::Result;
 use crate::receiving::{
     self, ApplyRequest, ApplyResult, ImportDetails, ImportStatus, OnwardRecipient, ReceivedItem,
 };
 
-#[utoipa::path(get, path = "/v1/received", tag = "receiving", responses((status = 200, body = Items<ReceivedItem>)))]
+#[utoipa::path(get, path = "/v1/received", tag = "receiving", params(PageQuery),
+    responses((status = 200, body = Items<ReceivedItem>), (status = 422, body = ErrorBody)))]
 pub async fn list_received(
     User(u): User,
     State(s): State<AppState>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Items<ReceivedItem>>> {
-    Ok(axum::Json(Items {
-        items: receiving::list(&mut *s.db.acquire().await?, &u).await?,
-    }))
+    let items = receiving::list(&mut *s.db.acquire().await?, &u).await?;
+    Ok(axum::Json(Items::page(items, &page, |r| r.id.to_string())?))
 }
 
 #[derive(Serialize, ToSchema)]

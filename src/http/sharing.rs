@@ -8,7 +8,8 @@ use uuid::Uuid;
 use super::auth::User;
 use super::cases::Items;
 use super::error::ErrorBody;
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, Query};
+use super::page::PageQuery;
 use super::AppState;
 use crate::access;
 use crate::error::Result;
@@ -46,18 +47,18 @@ pub async fn get_share(
     Ok(axum::Json(share.view(None)))
 }
 
-#[utoipa::path(get, path = "/v1/cases/{case_id}/shares", tag = "sharing",
-    responses((status = 200, body = Items<ShareView>), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/cases/{case_id}/shares", tag = "sharing", params(PageQuery),
+    responses((status = 200, body = Items<ShareView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_shares(
     User(u): User,
     State(s): State<AppState>,
     Path(case_id): Path<Uuid>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Items<ShareView>>> {
     let mut conn = s.db.acquire().await?;
     access::own_case(&mut conn, &u, case_id).await?;
-    Ok(axum::Json(Items {
-        items: sharing::list_for_case(&mut conn, case_id).await?,
-    }))
+    let items = sharing::list_for_case(&mut conn, case_id).await?;
+    Ok(axum::Json(Items::page(items, &page, |s| s.id.to_string())?))
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/access", tag = "sharing",
@@ -69,9 +70,9 @@ pub async fn access_list(
 ) -> Result<axum::Json<Items<AccessEntry>>> {
     let mut conn = s.db.acquire().await?;
     let (case, _) = access::own_case(&mut conn, &u, case_id).await?;
-    Ok(axum::Json(Items {
-        items: sharing::access_list(&mut conn, &case).await?,
-    }))
+    Ok(axum::Json(Items::all(
+        sharing::access_list(&mut conn, &case).await?,
+    )))
 }
 
 #[utoipa::path(post, path = "/v1/shares/{share_id}/revoke", tag = "sharing",
@@ -109,23 +110,23 @@ pub async fn dissemination(
 ) -> Result<axum::Json<Items<Dissemination>>> {
     let mut conn = s.db.acquire().await?;
     access::own_case(&mut conn, &u, case_id).await?;
-    Ok(axum::Json(Items {
-        items: sharing::dissemination(&mut conn, case_id).await?,
-    }))
+    Ok(axum::Json(Items::all(
+        sharing::dissemination(&mut conn, case_id).await?,
+    )))
 }
 
-#[utoipa::path(get, path = "/v1/shares/{share_id}/notices", tag = "sharing",
-    responses((status = 200, body = Items<NoticeView>), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/shares/{share_id}/notices", tag = "sharing", params(PageQuery),
+    responses((status = 200, body = Items<NoticeView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn share_notices(
     User(u): User,
     State(s): State<AppState>,
     Path(id): Path<Uuid>,
+    Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Items<NoticeView>>> {
     let mut conn = s.db.acquire().await?;
     sharing::load_owned(&mut conn, &u, id).await?;
-    Ok(axum::Json(Items {
-        items: notify::for_share(&mut conn, id).await?,
-    }))
+    let items = notify::for_share(&mut conn, id).await?;
+    Ok(axum::Json(Items::page(items, &page, |n| n.id.to_string())?))
 }
 
 /// R44: stop sharing the case with one principal.

@@ -104,6 +104,8 @@ pub struct LinkShareView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LinkShareList {
     pub items: Vec<LinkShareView>,
+    /// The `cursor` of the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -206,3 +206,67 @@ async fn a_stalled_upload_is_refused_after_the_idle_timeout() {
     );
     app.stop().await;
 }
+
+// Lists are paginated (API.md): ?limit= (default 100, max 1,000) and an
+// opaque ?cursor=; next_cursor is null on the last page.
+#[tokio::test]
+async fn lists_are_paginated_with_an_opaque_cursor() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let case = app.create_case(&a.user, "Case").await;
+    app.create_case(&a.user, "Second case").await;
+    for i in 0..5 {
+        app.add_evidence(&a.user, case, json!({ "title": format!("item {i}") }))
+            .await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => format!("/v1/cases/{case}/evidence?limit=2"),
+            Some(c) => format!("/v1/cases/{case}/evidence?limit=2&cursor={c}"),
+        };
+        let (s, v) = app.get(&path, &a.user).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        pages += 1;
+        seen.extend(
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["title"].as_str().unwrap().to_string()),
+        );
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        seen,
+        (0..5).map(|i| format!("item {i}")).collect::<Vec<_>>()
+    );
+    let (_, v) = app.get("/v1/cases?limit=1", &a.user).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    assert!(v["next_cursor"].is_string());
+    let (_, v) = app.get("/v1/cases", &a.user).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
+    assert!(v["next_cursor"].is_null());
+    let evidence = format!("/v1/cases/{case}/evidence");
+    assert_all_refused(
+        &app,
+        [
+            Call::get(format!("{evidence}?limit=0"), &a.user)
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Call::get(format!("{evidence}?limit=1001"), &a.user)
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Call::get(format!("{evidence}?cursor=nonsense"), &a.user)
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Call::get("/v1/cases?limit=abc", &a.user)
+                .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        ],
+    )
+    .await;
+    app.stop().await;
+}
