@@ -31,6 +31,10 @@ pub struct Settings {
     pub event_batch_max: u16,
     pub event_batch_wait_ms: u64,
     pub max_attempts: u32,
+    /// Requests per second each bearer token may make (0: no limit), and
+    /// the burst it may spend at once; over it: 429 with Retry-After.
+    pub rate_limit_per_second: u32,
+    pub rate_limit_burst: u32,
     /// How long a request may take (0: no limit); streaming uploads and
     /// downloads have `upload_idle_timeout_secs` instead.
     pub request_timeout_secs: u64,

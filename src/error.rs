@@ -30,6 +30,10 @@ pub enum Error {
     Expired(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Too many requests for this token: 429 `rate_limited`, retry after
+    /// this many seconds.
+    #[error("too many requests: retry after {0} s")]
+    RateLimited(u64),
     /// The client stopped sending (a stalled upload): 408 `timeout`.
     #[error("{0}")]
     Timeout(String),

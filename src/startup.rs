@@ -161,6 +161,7 @@ impl Application {
             ),
             metrics,
             probe: Arc::new(http::ops::BrokerProbe::default()),
+            rate_limit: http::RateLimit::from_settings(&settings),
         };
         let (bind, app, what) = if roles.api {
             (settings.http_addr, http::router(state), "caseshare API")

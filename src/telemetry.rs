@@ -49,6 +49,7 @@ pub const METRICS: &[(&str, MetricType, &str)] = {
         ("caseshare_jobs_retried_total", Counter, "Transient job failures this process scheduled on a retry queue."),
         ("caseshare_jobs_dead_lettered_total", Counter, "Jobs this process sent to the dead-letter queue (permanent failure, attempts exhausted, malformed message)."),
         ("caseshare_jobs_duplicate_deliveries_total", Counter, "Deliveries of jobs that had already finished (redelivery after a crash or a lost ack)."),
+        ("caseshare_http_rate_limited_total", Counter, "Requests refused with 429 because their token was over its rate."),
         ("caseshare_event_batch_size", Histogram, "Upstream events (R38) recorded per transaction by the batched events consumer."),
         ("caseshare_jobs_coalesced_total", Counter, "Queued jobs completed by another job's run of the same case."),
         ("caseshare_job_duration_seconds", Histogram, "Handler time of one job attempt."),

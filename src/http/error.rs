@@ -45,6 +45,7 @@ pub fn code(e: &Error) -> &'static str {
         Error::Expired(_) => "expired",
         Error::PayloadTooLarge(_) => "payload_too_large",
         Error::Timeout(_) => "timeout",
+        Error::RateLimited(_) => "rate_limited",
         Error::Unavailable(_) => "unavailable",
         Error::Database(_) | Error::Internal(_) => "internal",
     }
@@ -63,6 +64,7 @@ pub fn status(e: &Error) -> StatusCode {
         Error::ShareRevoked | Error::Expired(_) => StatusCode::GONE,
         Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+        Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -71,6 +73,10 @@ pub fn status(e: &Error) -> StatusCode {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = status(&self);
+        let retry_after = match &self {
+            Error::RateLimited(secs) => Some(*secs),
+            _ => None,
+        };
         let message = if status.is_server_error() {
             // Logged once here; the client gets no internals.
             tracing::error!(error = %self, "request failed");
@@ -78,7 +84,7 @@ impl IntoResponse for Error {
         } else {
             self.to_string()
         };
-        (
+        let mut response = (
             status,
             axum::Json(ErrorBody {
                 error: code(&self),
@@ -86,6 +92,13 @@ impl IntoResponse for Error {
                 request_id: request_id(),
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }

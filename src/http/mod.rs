@@ -36,6 +36,53 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     pub probe: Arc<ops::BrokerProbe>,
     pub store: crate::content::store::ContentStore,
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Per-token request rate limit (GCRA, `governor`): `rate_limit_per_second`
+/// with a burst of `rate_limit_burst`, keyed by a hash of the bearer token
+/// (anonymous requests share one key). Over it: 429 `rate_limited` with
+/// `Retry-After`.
+#[derive(Clone)]
+pub struct RateLimit(Arc<governor::DefaultKeyedRateLimiter<[u8; 32]>>);
+
+impl RateLimit {
+    pub fn from_settings(settings: &Settings) -> Option<Self> {
+        let per_second = std::num::NonZeroU32::new(settings.rate_limit_per_second)?;
+        let burst = std::num::NonZeroU32::new(settings.rate_limit_burst).unwrap_or(per_second);
+        let quota = governor::Quota::per_second(per_second).allow_burst(burst);
+        Some(RateLimit(Arc::new(governor::RateLimiter::keyed(quota))))
+    }
+
+    fn check(&self, key: [u8; 32]) -> Result<(), u64> {
+        use governor::clock::Clock;
+        if self.0.len() > 100_000 {
+            self.0.retain_recent();
+        }
+        self.0.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+}
+
+/// Refuse a request over its token's rate (see [`RateLimit`]).
+async fn rate_limited(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    use sha2::Digest;
+    if let Some(limit) = &s.rate_limit {
+        let token = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        if let Err(secs) = limit.check(key) {
+            metrics::counter!("caseshare_http_rate_limited_total").increment(1);
+            return crate::error::Error::RateLimited(secs.max(1)).into_response();
+        }
+    }
+    next.run(req).await
 }
 
 #[derive(OpenApi)]
@@ -171,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/downloads/{token}", get(links::download))
         .fallback(|| async { crate::error::Error::NotFound("route") })
         .layer(middleware::from_fn_with_state(state.clone(), track))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limited))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,

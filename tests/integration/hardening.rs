@@ -270,3 +270,44 @@ async fn lists_are_paginated_with_an_opaque_cursor() {
     .await;
     app.stop().await;
 }
+
+// Per-token rate limit: over it, 429 rate_limited with Retry-After; other
+// tokens are not affected.
+#[tokio::test]
+async fn a_token_over_its_rate_gets_429_with_retry_after() {
+    let app = spawn_with(Options {
+        tune: Some(|s| {
+            s.rate_limit_per_second = 1;
+            s.rate_limit_burst = 3;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..6 {
+        let res = app
+            .client
+            .get(format!("{}/v1/cases", app.base))
+            .bearer_auth(&a.user)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(res.status().as_u16());
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body: serde_json::Value = res.json().await.unwrap();
+            assert_eq!(body["error"], "rate_limited");
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(statuses[0], 200);
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+    let (s, _) = app.get("/v1/cases", &a.admin).await;
+    assert_eq!(s, StatusCode::OK, "another token has its own budget");
+    app.stop().await;
+}
