@@ -747,7 +747,7 @@ async fn events_one_case_x5(n: usize) -> BenchResult<()> {
         .await?;
         let bodies: Vec<Vec<u8>> = (0..n)
             .map(|i| {
-                serde_json::to_vec(&json!({ "case_id": case, "id": Uuid::new_v4(),
+                serde_json::to_vec(&json!({ "org_id": a.id, "case_id": case, "id": Uuid::new_v4(),
                     "title": format!("Clip {i}"), "categories": ["video"], "notes": ["n"] }))
                 .unwrap_or_default()
             })

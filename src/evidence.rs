@@ -239,6 +239,9 @@ async fn existing(db: &mut PgConnection, case_id: Uuid, id: Uuid) -> Result<Acce
 /// One item of a batch: the case it goes to and the evidence.
 pub struct BatchItem {
     pub case_id: Uuid,
+    /// The org the item claims its case belongs to (upstream events); an
+    /// item whose case is another org's is refused as not found.
+    pub org_id: Option<Uuid>,
     pub evidence: NewEvidence,
 }
 
@@ -327,9 +330,12 @@ pub async fn record_many(
         if results[i].is_some() {
             continue;
         }
-        if !orgs.contains_key(&item.case_id) {
-            results[i] = Some(Err(Error::NotFound("case")));
-            continue;
+        match orgs.get(&item.case_id) {
+            Some(org) if item.org_id.is_none_or(|claimed| claimed == *org) => {}
+            _ => {
+                results[i] = Some(Err(Error::NotFound("case")));
+                continue;
+            }
         }
         if let Some(f) = item.evidence.folder_id {
             if folders.get(&f) != Some(&item.case_id) {
@@ -458,6 +464,7 @@ pub async fn ingest_events(db: &PgPool, bodies: &[&[u8]]) -> Vec<Result<(), Inge
                 index.push(i);
                 items.push(BatchItem {
                     case_id: event.case_id,
+                    org_id: Some(event.org_id),
                     evidence: NewEvidence {
                         id: Some(event.id),
                         folder_id: event.evidence.folder_id,
@@ -504,6 +511,8 @@ pub enum IngestError {
 
 #[derive(Deserialize)]
 struct EvidenceEvent {
+    /// The org the publisher acts for: the case must be one of its cases.
+    org_id: Uuid,
     case_id: Uuid,
     id: Uuid,
     #[serde(flatten)]

@@ -313,7 +313,11 @@ pub async fn add_evidence_batch(
     let items = body
         .items
         .into_iter()
-        .map(|evidence| evidence::BatchItem { case_id, evidence })
+        .map(|evidence| evidence::BatchItem {
+            case_id,
+            org_id: None,
+            evidence,
+        })
         .collect();
     let results = evidence::record_many(&s.db, by, items).await?;
     let items = results

@@ -711,7 +711,7 @@ async fn r38_evidence_published_to_rabbitmq_is_recorded_like_http() {
         .unwrap();
     let publisher = caseshare::amqp::Publisher::open(&conn).await.unwrap();
     let id = Uuid::new_v4();
-    let body = serde_json::to_vec(&json!({ "case_id": case, "id": id, "title": "Dash cam", "folder_id": folder, "categories": ["video"] })).unwrap();
+    let body = serde_json::to_vec(&json!({ "org_id": a.id, "case_id": case, "id": id, "title": "Dash cam", "folder_id": folder, "categories": ["video"] })).unwrap();
     // Publish twice: the second is an idempotent retry.
     for _ in 0..2 {
         eventually("events exchange accepts", || async {

@@ -69,8 +69,9 @@ async fn publish_all(
     }
 }
 
-fn event(case: Uuid, id: Uuid, title: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({ "case_id": case, "id": id, "title": title })).unwrap()
+fn event(org: Uuid, case: Uuid, id: Uuid, title: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "org_id": org, "case_id": case, "id": id, "title": title }))
+        .unwrap()
 }
 
 async fn count(app: &TestApp, sql: &str, case: Uuid) -> i64 {
@@ -83,25 +84,30 @@ async fn count(app: &TestApp, sql: &str, case: Uuid) -> i64 {
 #[tokio::test]
 async fn r38_batched_events_refuse_bad_members_alone_and_record_the_rest_once() {
     let app = spawn_app().await;
-    let (_, b, case) = case_shared_with_partner(&app, policy(true), "Convoy").await;
+    let (a, b, case) = case_shared_with_partner(&app, policy(true), "Convoy").await;
     let (_conn, ch, topology) = events_channel(&app).await;
     let ids: Vec<Uuid> = (0..60).map(|_| Uuid::new_v4()).collect();
     let mut bodies: Vec<Vec<u8>> = ids
         .iter()
         .enumerate()
-        .map(|(i, id)| event(case, *id, &format!("Clip {i}")))
+        .map(|(i, id)| event(a.id, case, *id, &format!("Clip {i}")))
         .collect();
     bodies.insert(10, b"{\"case_id\": \"not a uuid\"".to_vec());
-    bodies.insert(20, event(Uuid::new_v4(), Uuid::new_v4(), "no such case"));
+    bodies.insert(
+        20,
+        event(a.id, Uuid::new_v4(), Uuid::new_v4(), "no such case"),
+    );
     bodies.insert(
         30,
-        event(case, Uuid::new_v4(), &"x".repeat(4 * 1024 * 1024)),
+        event(a.id, case, Uuid::new_v4(), &"x".repeat(4 * 1024 * 1024)),
     );
-    bodies.push(event(case, ids[5], "Clip 5")); // a retry of an event of the batch
+    bodies.push(event(a.id, case, ids[5], "Clip 5")); // a retry of an event of the batch
+                                                      // An event claiming another org's case (the case is Alpha's).
+    bodies.push(event(b.id, case, Uuid::new_v4(), "not Beta's case"));
     publish_all(&ch, &topology, &bodies).await;
 
     let mut reasons = Vec::new();
-    while reasons.len() < 3 {
+    while reasons.len() < 4 {
         let got = eventually("a dead letter", || async {
             ch.basic_get(
                 topology.dead_queue().into(),
@@ -172,7 +178,7 @@ async fn r38_batched_events_refuse_bad_members_alone_and_record_the_rest_once() 
 #[tokio::test]
 async fn r35_r38_crash_between_commit_and_ack_redelivers_the_batch_and_changes_nothing() {
     let app = spawn_app().await;
-    let (_, _, case) = case_shared_with_partner(&app, policy(true), "Convoy").await;
+    let (a, _, case) = case_shared_with_partner(&app, policy(true), "Convoy").await;
     let (_conn, ch, topology) = events_channel(&app).await;
     app.app
         .as_ref()
@@ -180,7 +186,7 @@ async fn r35_r38_crash_between_commit_and_ack_redelivers_the_batch_and_changes_n
         .faults()
         .crash_after_effect_once(caseshare::worker::EVIDENCE_EVENT);
     let bodies: Vec<Vec<u8>> = (0..40)
-        .map(|i| event(case, Uuid::new_v4(), &format!("Clip {i}")))
+        .map(|i| event(a.id, case, Uuid::new_v4(), &format!("Clip {i}")))
         .collect();
     publish_all(&ch, &topology, &bodies).await;
     eventually("the crash and the redelivery", || async {
