@@ -25,6 +25,42 @@ pub struct UserPrincipal {
 
 #[derive(Debug, Clone)]
 pub enum Principal {
-    Service,
+    Service(ServiceScope),
     User(UserPrincipal),
+}
+
+/// What a service token may act for (configuration, `service_tokens`): an
+/// unbound token (`token`) provisions orgs and partnerships and acts for any
+/// org; a bound one (`token=<org-id>+<org-id>`) acts only for those orgs —
+/// their users and groups, evidence into their cases, their jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceScope {
+    pub orgs: Option<Vec<Uuid>>,
+}
+
+impl ServiceScope {
+    pub fn unbound(&self) -> bool {
+        self.orgs.is_none()
+    }
+
+    pub fn may_act_for(&self, org: Uuid) -> bool {
+        self.orgs.as_ref().is_none_or(|orgs| orgs.contains(&org))
+    }
+
+    /// Parse one `service_tokens` entry into (token, scope).
+    pub fn parse(entry: &str) -> Result<(String, ServiceScope), String> {
+        match entry.split_once('=') {
+            None => Ok((entry.trim().to_string(), ServiceScope { orgs: None })),
+            Some((token, orgs)) => {
+                let orgs = orgs
+                    .split('+')
+                    .map(|o| o.trim().parse::<Uuid>().map_err(|e| format!("{o:?}: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if token.trim().is_empty() || orgs.is_empty() {
+                    return Err("expected <token>=<org-id>[+<org-id>...]".into());
+                }
+                Ok((token.trim().to_string(), ServiceScope { orgs: Some(orgs) }))
+            }
+        }
+    }
 }

@@ -156,8 +156,12 @@ impl Application {
                 settings
                     .service_tokens
                     .iter()
-                    .map(|t| orgs::hash_token(t))
-                    .collect(),
+                    .map(|entry| {
+                        crate::principal::ServiceScope::parse(entry)
+                            .map(|(token, scope)| (orgs::hash_token(&token), scope))
+                            .map_err(|e| anyhow::anyhow!("CASESHARE_SERVICE_TOKENS: {e}"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?,
             ),
             metrics,
             probe: Arc::new(http::ops::BrokerProbe::default()),

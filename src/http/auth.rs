@@ -42,12 +42,12 @@ impl FromRequestParts<AppState> for Principal {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?;
         let hash = hash_token(token);
-        if state
+        if let Some((_, scope)) = state
             .service_token_hashes
             .iter()
-            .any(|h| constant_time_eq(h, &hash))
+            .find(|(h, _)| constant_time_eq(h, &hash))
         {
-            return Ok(Principal::Service);
+            return Ok(Principal::Service(scope.clone()));
         }
         let row: Option<(Uuid, Uuid, Role)> =
             sqlx::query_as("SELECT id, org_id, role FROM users WHERE token_hash = $1")
@@ -77,7 +77,7 @@ impl FromRequestParts<AppState> for User {
     ) -> Result<Self, Self::Rejection> {
         match Principal::from_request_parts(parts, state).await? {
             Principal::User(u) => Ok(User(u)),
-            Principal::Service => Err(Error::Forbidden(
+            Principal::Service(_) => Err(Error::Forbidden(
                 "this endpoint is for users of an organization".into(),
             )),
         }
@@ -102,8 +102,32 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The service principal (bootstrap and upstream systems).
-pub struct Service;
+/// The service principal (bootstrap and upstream systems), with its scope.
+pub struct Service(pub crate::principal::ServiceScope);
+
+impl Service {
+    /// Provisioning orgs and partnerships is for unbound tokens.
+    pub fn unbound(&self) -> Result<(), Error> {
+        if self.0.unbound() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "this service token is bound to some organizations; provisioning needs an unbound one".into(),
+            ))
+        }
+    }
+
+    /// Acting for `org` (its users and groups).
+    pub fn for_org(&self, org: Uuid) -> Result<(), Error> {
+        if self.0.may_act_for(org) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "this service token does not act for this organization".into(),
+            ))
+        }
+    }
+}
 
 impl FromRequestParts<AppState> for Service {
     type Rejection = Error;
@@ -113,7 +137,7 @@ impl FromRequestParts<AppState> for Service {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match Principal::from_request_parts(parts, state).await? {
-            Principal::Service => Ok(Service),
+            Principal::Service(scope) => Ok(Service(scope)),
             Principal::User(_) => Err(Error::Forbidden(
                 "this endpoint is for the service principal".into(),
             )),

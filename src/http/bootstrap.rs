@@ -16,10 +16,11 @@ use crate::orgs::{self, NewGroup, NewOrg, NewUser, Org};
 #[utoipa::path(post, path = "/v1/orgs", tag = "bootstrap", request_body = NewOrg,
     responses((status = 201, body = Org), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_org(
-    _: Service,
+    service: Service,
     State(s): State<AppState>,
     Json(body): Json<NewOrg>,
 ) -> Result<(StatusCode, axum::Json<Org>)> {
+    service.unbound()?;
     Ok((
         StatusCode::CREATED,
         axum::Json(orgs::create(&s.db, body).await?),
@@ -36,11 +37,12 @@ pub struct CreatedUser {
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/users", tag = "bootstrap", request_body = NewUser,
     responses((status = 201, body = CreatedUser), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_user(
-    _: Service,
+    service: Service,
     State(s): State<AppState>,
     Path(org_id): Path<Uuid>,
     Json(body): Json<NewUser>,
 ) -> Result<(StatusCode, axum::Json<CreatedUser>)> {
+    service.for_org(org_id)?;
     let (id, token) = orgs::create_user(&s.db, org_id, body).await?;
     Ok((StatusCode::CREATED, axum::Json(CreatedUser { id, token })))
 }
@@ -53,11 +55,12 @@ pub struct Created {
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/groups", tag = "bootstrap", request_body = NewGroup,
     responses((status = 201, body = Created), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_group(
-    _: Service,
+    service: Service,
     State(s): State<AppState>,
     Path(org_id): Path<Uuid>,
     Json(body): Json<NewGroup>,
 ) -> Result<(StatusCode, axum::Json<Created>)> {
+    service.for_org(org_id)?;
     let id = orgs::create_group(&s.db, org_id, body).await?;
     Ok((StatusCode::CREATED, axum::Json(Created { id })))
 }
@@ -71,10 +74,11 @@ pub struct NewPartnership {
 #[utoipa::path(post, path = "/v1/partnerships", tag = "bootstrap", request_body = NewPartnership,
     responses((status = 201, body = NewPartnership), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_partnership(
-    _: Service,
+    service: Service,
     State(s): State<AppState>,
     Json(body): Json<NewPartnership>,
 ) -> Result<(StatusCode, axum::Json<NewPartnership>)> {
+    service.unbound()?;
     orgs::create_partnership(&s.db, body.org_ids[0], body.org_ids[1]).await?;
     Ok((StatusCode::CREATED, axum::Json(body)))
 }

@@ -246,6 +246,26 @@ pub async fn patch_folder(
     Ok(axum::Json(Created { id: folder_id }))
 }
 
+/// A bound service token writes only into its orgs' cases; another org's
+/// case does not exist for it (404).
+async fn service_may_write(
+    s: &AppState,
+    scope: &crate::principal::ServiceScope,
+    case_id: Uuid,
+) -> Result<()> {
+    if scope.unbound() {
+        return Ok(());
+    }
+    let org: Option<Uuid> = sqlx::query_scalar("SELECT org_id FROM cases WHERE id = $1")
+        .bind(case_id)
+        .fetch_optional(&s.db)
+        .await?;
+    match org {
+        Some(org) if scope.may_act_for(org) => Ok(()),
+        _ => Err(Error::NotFound("case")),
+    }
+}
+
 #[utoipa::path(post, path = "/v1/cases/{case_id}/evidence", tag = "cases", request_body = NewEvidence,
     responses((status = 202, body = Accepted), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -256,7 +276,10 @@ pub async fn add_evidence(
     Json(body): Json<NewEvidence>,
 ) -> Result<(StatusCode, axum::Json<Accepted>)> {
     let by = match &p {
-        Principal::Service => None,
+        Principal::Service(scope) => {
+            service_may_write(&s, scope, case_id).await?;
+            None
+        }
         Principal::User(u) => Some(u),
     };
     let accepted = evidence::record(&s.db, case_id, by, body).await?;
@@ -307,7 +330,10 @@ pub async fn add_evidence_batch(
         )));
     }
     let by = match &p {
-        Principal::Service => None,
+        Principal::Service(scope) => {
+            service_may_write(&s, scope, case_id).await?;
+            None
+        }
         Principal::User(u) => Some(u),
     };
     let items = body

@@ -32,7 +32,8 @@ pub struct AppState {
     pub db: PgPool,
     pub settings: Arc<Settings>,
     pub topology: Topology,
-    pub service_token_hashes: Arc<Vec<Vec<u8>>>,
+    /// Service tokens (their hashes) and what each may act for.
+    pub service_token_hashes: Arc<Vec<(Vec<u8>, crate::principal::ServiceScope)>>,
     pub metrics: PrometheusHandle,
     pub probe: Arc<ops::BrokerProbe>,
     pub store: crate::content::store::ContentStore,

@@ -203,7 +203,9 @@ pub async fn get_job(
 ) -> Result<axum::Json<JobView>> {
     let job = jobs::find(&s.db, id).await?.ok_or(Error::NotFound("job"))?;
     match p {
-        Principal::Service => {}
+        Principal::Service(scope)
+            if scope.unbound() || job.org_id.is_some_and(|o| scope.may_act_for(o)) => {}
+        Principal::Service(_) => return Err(Error::NotFound("job")),
         // R41: a job about a case is read by those who see the case.
         Principal::User(u) if job.org_id == Some(u.org_id) => {
             if let Some(case_id) = job.case_id {

@@ -170,7 +170,7 @@ async fn request_ids_are_in_headers_and_error_bodies() {
 async fn a_stalled_upload_is_refused_after_the_idle_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = spawn_with(Options {
-        tune: Some(|s| s.upload_idle_timeout_secs = 1),
+        tune: Some(std::sync::Arc::new(|s| s.upload_idle_timeout_secs = 1)),
         ..Default::default()
     })
     .await;
@@ -276,10 +276,10 @@ async fn lists_are_paginated_with_an_opaque_cursor() {
 #[tokio::test]
 async fn a_token_over_its_rate_gets_429_with_retry_after() {
     let app = spawn_with(Options {
-        tune: Some(|s| {
+        tune: Some(std::sync::Arc::new(|s| {
             s.rate_limit_per_second = 1;
             s.rate_limit_burst = 3;
-        }),
+        })),
         ..Default::default()
     })
     .await;
@@ -309,5 +309,94 @@ async fn a_token_over_its_rate_gets_429_with_retry_after() {
     assert!(retry_after.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
     let (s, _) = app.get("/v1/cases", &a.admin).await;
     assert_eq!(s, StatusCode::OK, "another token has its own budget");
+    app.stop().await;
+}
+
+// Service tokens are bound to the orgs they may act for: a bound token adds
+// evidence only to its orgs' cases (another org's case does not exist for
+// it), creates users and groups only there, and provisions nothing.
+#[tokio::test]
+async fn a_bound_service_token_acts_only_for_its_orgs() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let b = app.create_org("Beta PD", "lea").await;
+    let case_a = app.create_case(&a.user, "Alpha case").await;
+    let case_b = app.create_case(&b.user, "Beta case").await;
+    let alpha = a.id;
+    let api = spawn_with(Options {
+        roles: caseshare::startup::Roles::API,
+        join: Some((app.database_url.clone(), app.prefix.clone())),
+        tune: Some(std::sync::Arc::new(move |s| {
+            s.service_tokens.push(format!("alpha-upstream={alpha}"));
+        })),
+        ..Default::default()
+    })
+    .await;
+    let token = "alpha-upstream";
+    let (s, v) = api
+        .post(
+            &format!("/v1/cases/{case_a}/evidence"),
+            token,
+            json!({ "title": "from Alpha's system" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let evidence_b = app
+        .count(&format!(
+            "SELECT count(*) FROM evidence WHERE case_id = '{case_b}'"
+        ))
+        .await;
+    assert_all_refused(
+        &api,
+        [
+            Call::post(
+                format!("/v1/cases/{case_b}/evidence"),
+                token,
+                json!({ "title": "into Beta" }),
+            )
+            .refused(StatusCode::NOT_FOUND, "not_found"),
+            Call::post(
+                format!("/v1/cases/{case_b}/evidence:batch"),
+                token,
+                json!({ "items": [{ "title": "into Beta" }] }),
+            )
+            .refused(StatusCode::NOT_FOUND, "not_found"),
+            Call::post(
+                format!("/v1/orgs/{}/users", b.id),
+                token,
+                json!({ "name": "Mole", "email": "mole@beta.example", "role": "admin" }),
+            )
+            .refused(StatusCode::FORBIDDEN, "forbidden"),
+            Call::post(
+                "/v1/orgs",
+                token,
+                json!({ "name": "Rogue PD", "kind": "lea" }),
+            )
+            .refused(StatusCode::FORBIDDEN, "forbidden"),
+            Call::post(
+                "/v1/partnerships",
+                token,
+                json!({ "org_ids": [a.id, b.id] }),
+            )
+            .refused(StatusCode::FORBIDDEN, "forbidden"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM evidence WHERE case_id = '{case_b}'"
+        ))
+        .await,
+        evidence_b
+    );
+    let (s, v) = api
+        .post(
+            &format!("/v1/orgs/{}/users", a.id),
+            token,
+            json!({ "name": "Alpha Clerk", "email": "clerk@alpha.example", "role": "user" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    api.stop().await;
     app.stop().await;
 }

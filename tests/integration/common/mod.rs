@@ -141,6 +141,9 @@ fn with_database(url: &str, db: &str) -> String {
     u.to_string()
 }
 
+/// A change to the settings of a test app (`Options::tune`).
+pub type Tune = std::sync::Arc<dyn Fn(&mut Settings) + Send + Sync>;
+
 pub struct Options {
     pub roles: Roles,
     pub max_attempts: u32,
@@ -156,7 +159,7 @@ pub struct Options {
     /// of the local store.
     pub s3: bool,
     /// Change any other setting before the app starts.
-    pub tune: Option<fn(&mut Settings)>,
+    pub tune: Option<Tune>,
 }
 
 impl Default for Options {
@@ -223,7 +226,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     settings.retry_delays_ms = opts.retry_delays_ms.clone();
     settings.worker_concurrency = opts.worker_concurrency.unwrap_or(8);
     settings.db_max_connections = opts.db_max_connections.unwrap_or(8);
-    if let Some(tune) = opts.tune {
+    if let Some(tune) = &opts.tune {
         tune(&mut settings);
     }
     settings.public_url = "http://caseshare.test".into();
