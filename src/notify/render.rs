@@ -33,12 +33,29 @@ fn escape_html(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn fill(template: &str, vars: &[(&str, String)]) -> String {
-    let mut out = template.to_string();
-    for (k, v) in vars {
-        out = out.replace(&format!("{{{{{k}}}}}"), v);
+/// Fill `{{name}}` placeholders in one pass over the template: a value is
+/// never read as a template (a case titled `{{view_url}}` stays that text),
+/// and a placeholder with no value is an error, not an empty string.
+fn fill(template: &str, vars: &[(&str, String)]) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| "unclosed {{ in a template".to_string())?;
+        let name = after[..end].trim();
+        let value = vars
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!("the template names {{{{{name}}}}}, which has no value"))?;
+        out.push_str(value);
+        rest = &after[end + 2..];
     }
-    out
+    out.push_str(rest);
+    Ok(out)
 }
 
 const TEMPLATES: &[(&str, &str, &str)] = &[
@@ -114,7 +131,7 @@ pub(super) async fn render(
         ("case_title", case_title),
         ("view_url", view_url),
     ];
-    Ok(fill_template(template, subject, &vars, message.as_deref()))
+    fill_template(template, subject, &vars, message.as_deref())
 }
 
 /// Fill a template's text and HTML parts: HTML gets escaped values, and the
@@ -124,7 +141,7 @@ fn fill_template(
     subject: String,
     vars: &[(&str, String)],
     message: Option<&str>,
-) -> Rendered {
+) -> Result<Rendered, JobError> {
     let (_, text, html) = TEMPLATES
         .iter()
         .find(|(name, _, _)| *name == template)
@@ -146,11 +163,11 @@ fn fill_template(
             .map(|m| format!("<p>Message:<br>{}</p>", escape_html(m)))
             .unwrap_or_default(),
     ));
-    Rendered {
+    Ok(Rendered {
         subject,
-        text: fill(text, &text_vars),
-        html: fill(html, &html_vars),
-    }
+        text: fill(text, &text_vars).map_err(JobError::permanent)?,
+        html: fill(html, &html_vars).map_err(JobError::permanent)?,
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -197,7 +214,7 @@ async fn render_link_share(
         ("expires_at", expires),
         ("manifest_sha256", manifest),
     ];
-    Ok(fill_template(
+    fill_template(
         if reminder {
             "link_share_reminder"
         } else {
@@ -206,5 +223,46 @@ async fn render_link_share(
         subject,
         &vars,
         message.as_deref(),
-    ))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fill, fill_template, TEMPLATES};
+
+    #[test]
+    fn values_are_never_read_as_templates_and_unknown_names_fail() {
+        let out = fill(
+            "Case: {{case_title}} at {{view_url}}",
+            &[
+                ("case_title", "{{view_url}}".into()),
+                ("view_url", "https://x/cases/1".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(out, "Case: {{view_url}} at https://x/cases/1");
+        assert!(fill("{{nope}}", &[]).is_err());
+    }
+
+    #[test]
+    fn every_template_fills_with_its_variables() {
+        let vars: Vec<(&str, String)> = [
+            "sharing_org",
+            "receiving_org",
+            "case_title",
+            "view_url",
+            "download_url",
+            "expires_at",
+            "manifest_sha256",
+        ]
+        .iter()
+        .map(|k| (*k, format!("<{k}>")))
+        .collect();
+        for (name, _, _) in TEMPLATES {
+            assert!(
+                fill_template(name, "s".into(), &vars, Some("m")).is_ok(),
+                "{name}"
+            );
+        }
+    }
 }
