@@ -29,6 +29,8 @@ pub struct Org {
     pub name: String,
     pub kind: OrgKind,
     pub notification_email: Option<String>,
+    /// The domains email recipients of a share to this org must be at.
+    pub email_domains: Vec<String>,
     pub auto_import: bool,
     pub auto_sync: bool,
     #[serde(skip)]
@@ -41,6 +43,22 @@ pub struct NewOrg {
     pub name: String,
     pub kind: OrgKind,
     pub notification_email: Option<String>,
+    /// Email domains of the org (e.g. `beta-pd.gov`): email recipients of a
+    /// partner share to it must be at one of them (or a subdomain).
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+}
+
+/// Whether `email` is at one of `domains` (or a subdomain of one).
+pub fn at_domains(email: &str, domains: &[String]) -> bool {
+    let Some((_, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    let domain = domain.to_lowercase();
+    domains.iter().any(|d| {
+        let d = d.to_lowercase();
+        domain == d || domain.ends_with(&format!(".{d}"))
+    })
 }
 
 pub fn valid_email(s: &str) -> bool {
@@ -60,18 +78,30 @@ pub async fn create(db: &PgPool, new: NewOrg) -> Result<Org> {
             ));
         }
     }
+    if new.email_domains.len() > 20 {
+        return Err(Error::validation("email_domains has more than 20 entries"));
+    }
+    for (i, d) in new.email_domains.iter().enumerate() {
+        if !valid_email(&format!("x@{d}")) || d.len() > 253 {
+            return Err(Error::validation(format!(
+                "email_domains[{i}] is not a domain name"
+            )));
+        }
+    }
+    let domains: Vec<String> = new.email_domains.iter().map(|d| d.to_lowercase()).collect();
     // R5: Justice receives with auto-import on by default; LEA chooses at setup.
     let auto_import = new.kind == OrgKind::Justice;
     let mut tx = db.begin().await?;
     let org: Org = sqlx::query_as(
-        "INSERT INTO orgs (id, name, kind, notification_email, auto_import) VALUES ($1, $2, $3, $4, $5)
-         RETURNING id, name, kind, notification_email, auto_import, auto_sync, default_policy_id",
+        "INSERT INTO orgs (id, name, kind, notification_email, auto_import, email_domains) VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING id, name, kind, notification_email, email_domains, auto_import, auto_sync, default_policy_id",
     )
     .bind(Uuid::new_v4())
     .bind(new.name.trim())
     .bind(new.kind)
     .bind(&new.notification_email)
     .bind(auto_import)
+    .bind(&domains)
     .fetch_one(&mut *tx)
     .await?;
     let details = serde_json::json!({ "name": org.name, "kind": org.kind });
@@ -82,7 +112,7 @@ pub async fn create(db: &PgPool, new: NewOrg) -> Result<Org> {
 
 pub async fn get(db: &mut PgConnection, id: Uuid) -> Result<Org> {
     sqlx::query_as(
-        "SELECT id, name, kind, notification_email, auto_import, auto_sync, default_policy_id FROM orgs WHERE id = $1",
+        "SELECT id, name, kind, notification_email, email_domains, auto_import, auto_sync, default_policy_id FROM orgs WHERE id = $1",
     )
     .bind(id)
     .fetch_optional(db)
@@ -225,7 +255,7 @@ pub async fn are_partners(db: &mut PgConnection, a: Uuid, b: Uuid) -> Result<boo
 
 pub async fn partners(db: &mut PgConnection, org_id: Uuid) -> Result<Vec<Org>> {
     Ok(sqlx::query_as(
-        "SELECT o.id, o.name, o.kind, o.notification_email, o.auto_import, o.auto_sync, o.default_policy_id
+        "SELECT o.id, o.name, o.kind, o.notification_email, o.email_domains, o.auto_import, o.auto_sync, o.default_policy_id
          FROM partnerships p JOIN orgs o ON o.id = CASE WHEN p.org_a = $1 THEN p.org_b ELSE p.org_a END
          WHERE p.org_a = $1 OR p.org_b = $1 ORDER BY o.name",
     )
@@ -309,7 +339,7 @@ pub async fn update_settings(
     }
     let org = sqlx::query_as(
         "UPDATE orgs SET auto_import = coalesce($2, auto_import), auto_sync = coalesce($3, auto_sync) WHERE id = $1
-         RETURNING id, name, kind, notification_email, auto_import, auto_sync, default_policy_id",
+         RETURNING id, name, kind, notification_email, email_domains, auto_import, auto_sync, default_policy_id",
     )
     .bind(org_id)
     .bind(s.auto_import)

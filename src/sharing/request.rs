@@ -101,6 +101,26 @@ pub async fn create(
             if partner.kind == OrgKind::Fpp {
                 return Err(Error::ClassicSharingRequired); // R4, R40
             }
+            // A share is not a mail relay: email recipients are at the
+            // partner's own domains.
+            for r in recipients.iter() {
+                if let Recipient::Email { email } = r {
+                    if !orgs::at_domains(email, &partner.email_domains) {
+                        return Err(Error::validation(if partner.email_domains.is_empty() {
+                            format!(
+                                "{email:?}: {} has no email domains; name its users, groups or badge IDs",
+                                partner.name
+                            )
+                        } else {
+                            format!(
+                                "{email:?} is not at {}'s email domains ({})",
+                                partner.name,
+                                partner.email_domains.join(", ")
+                            )
+                        }));
+                    }
+                }
+            }
             validate_recipients(&mut tx, *org_id, recipients, true).await?;
             let snapshot = policy::effective(&mut tx, user.org_id, *org_id)
                 .await?

@@ -400,3 +400,69 @@ async fn a_bound_service_token_acts_only_for_its_orgs() {
     api.stop().await;
     app.stop().await;
 }
+
+// A partner share is not a mail relay: its email recipients must be at the
+// partner's own domains (set at creation); an org without domains is
+// reached only through its users, groups, badges and notification address.
+#[tokio::test]
+async fn email_recipients_of_a_partner_share_are_at_the_partners_domains() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let (s, no_domains) = app
+        .post(
+            "/v1/orgs",
+            SERVICE_TOKEN,
+            json!({ "name": "Gamma PD", "kind": "lea" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{no_domains}");
+    let gamma: uuid::Uuid = no_domains["id"].as_str().unwrap().parse().unwrap();
+    app.partner(a.id, gamma).await;
+    let shares = format!("/v1/cases/{case}/shares");
+    assert_all_refused(
+        &app,
+        [
+            Call::post(
+                &shares,
+                &a.user,
+                partner_share(b.id, json!([{ "email": "phish@elsewhere.example" }])),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
+            .message("beta-pd.example"),
+            Call::post(
+                &shares,
+                &a.user,
+                partner_share(b.id, json!([{ "email": "x@notbeta-pd.example" }])),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+            Call::post(
+                &shares,
+                &a.user,
+                partner_share(gamma, json!([{ "email": "someone@gamma.example" }])),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation")
+            .message("no email domains"),
+            Call::post(
+                "/v1/orgs",
+                SERVICE_TOKEN,
+                json!({ "name": "Bad", "kind": "lea", "email_domains": ["not a domain"] }),
+            )
+            .refused(StatusCode::UNPROCESSABLE_ENTITY, "validation"),
+        ],
+    )
+    .await;
+    assert_eq!(app.count("SELECT count(*) FROM shares").await, 0);
+    // At the domain, or below it: accepted.
+    let (s, v) = app
+        .post(
+            &shares,
+            &a.user,
+            partner_share(
+                b.id,
+                json!([{ "email": "Analyst@Records.Beta-PD.example" }]),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    app.stop().await;
+}

@@ -46,7 +46,7 @@ async fn r32_partner_share_emails_each_named_recipient_once_with_org_title_messa
     let (b3_id, _) = app.create_user(b.id, "Beta PD Analyst", "user").await;
     // The group holds a user who is also named directly: still one mail each.
     let group = create_group(&app, b.id, "Detectives", &[b.user_id, b3_id]).await;
-    let outside = "reviewer@beta-partner.example";
+    let outside = "reviewer@reviewers.beta-pd.example";
     app.share_and_settle(
         &a.user,
         case,
@@ -208,7 +208,7 @@ async fn r10_r32_fields_the_policy_excludes_never_appear_in_an_email() {
             case,
             partner_share(
                 b.id,
-                json!([{ "user_id": b.user_id }, { "email": "reviewer@beta-partner.example" }]),
+                json!([{ "user_id": b.user_id }, { "email": format!("reviewer@{}", org_domain("Beta PD")) }]),
             ),
         )
         .await["id"]
@@ -246,7 +246,7 @@ async fn r10_r32_fields_the_policy_excludes_never_appear_in_an_email() {
 async fn r33_revocation_emails_the_receivers_once_even_when_jobs_are_redelivered() {
     let app = spawn_app().await;
     let (a, b, case) = two_partners(&app, policy(true)).await;
-    let outside = "reviewer@beta-partner.example";
+    let outside = "reviewer@reviewers.beta-pd.example";
     let share_id = app
         .share_and_settle(
             &a.user,
@@ -362,7 +362,7 @@ async fn r33_a_crash_between_smtp_accept_and_ack_sends_no_second_copy() {
     let (a, b, case) = two_partners(&app, policy(true)).await;
     let (b3_id, _) = app.create_user(b.id, "Beta PD Analyst", "user").await;
     let group = create_group(&app, b.id, "Detectives", &[b.admin_id, b3_id]).await;
-    let outside = "reviewer@beta-partner.example";
+    let outside = "reviewer@reviewers.beta-pd.example";
     // The worker dies after one notice's SMTP accept, before its ack; the
     // other notices are in flight on the same worker at that moment.
     let faults = app.app.as_ref().unwrap().faults();

@@ -52,7 +52,7 @@ async fn r36_r37_dead_letters_are_listed_shown_requeued_once_and_purged() {
     let (a, b, case) = two_partners(&app, policy(true)).await;
     // Every recipient is refused for good: both send-notice jobs die.
     sink(&app).set_mode(Mode::Permanent);
-    let outside = "reviewer@beta-partner.example";
+    let outside = "reviewer@reviewers.beta-pd.example";
     let recipients = json!([{ "user_id": b.user_id }, { "email": outside }]);
     let share = app
         .share_and_settle(&a.user, case, partner_share(b.id, recipients))

@@ -298,7 +298,7 @@ async fn r20_r48_import_details_show_sender_policy_and_updates() {
             w.case,
             partner_share(
                 w.b.id,
-                json!([{ "user_id": colleague }, { "email": "desk@elsewhere.example" }]),
+                json!([{ "user_id": colleague }, { "email": "desk@sub.beta.example" }]),
             ),
         )
         .await;
@@ -308,7 +308,7 @@ async fn r20_r48_import_details_show_sender_policy_and_updates() {
         .await;
     assert_eq!(
         d["recipients"],
-        json!([{ "user_id": w.b.user_id }, { "user_id": colleague }, { "email": "desk@elsewhere.example" }]),
+        json!([{ "user_id": w.b.user_id }, { "user_id": colleague }, { "email": "desk@sub.beta.example" }]),
         "{d}"
     );
     w.app.stop().await;

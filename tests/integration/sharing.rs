@@ -870,7 +870,7 @@ async fn r14_r15_r16_internal_and_partner_shares_and_the_access_list() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
 
     let partner = json!({ "scope": { "kind": "case" }, "target": { "kind": "partner", "org_id": w.b.id,
-        "recipients": [{ "user_id": w.b.user_id }, { "email": "analyst@beta.example" }] } });
+        "recipients": [{ "user_id": w.b.user_id }, { "email": "analyst@beta-pd.example" }] } });
     w.app.share_and_settle(&w.a.user, w.case, partner).await;
     let (_, access) = w
         .app
@@ -890,7 +890,7 @@ async fn r14_r15_r16_internal_and_partner_shares_and_the_access_list() {
     assert!(has("user", w.b.user_id.to_string()));
     assert!(items
         .iter()
-        .any(|i| i["kind"] == "email" && i["name"] == "analyst@beta.example"));
+        .any(|i| i["kind"] == "email" && i["name"] == "analyst@beta-pd.example"));
     let (_, shares) = w
         .app
         .get(&format!("/v1/cases/{}/shares", w.case), &w.a.user)

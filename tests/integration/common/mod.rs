@@ -141,6 +141,11 @@ fn with_database(url: &str, db: &str) -> String {
     u.to_string()
 }
 
+/// The email domain the harness gives an org named `name` (e.g. `beta-pd.example`).
+pub fn org_domain(name: &str) -> String {
+    format!("{}.example", name.to_lowercase().replace(' ', "-"))
+}
+
 /// A change to the settings of a test app (`Options::tune`).
 pub type Tune = std::sync::Arc<dyn Fn(&mut Settings) + Send + Sync>;
 
@@ -379,7 +384,13 @@ impl TestApp {
 
     pub async fn create_org(&self, name: &str, kind: &str) -> Org {
         let (s, org) = self
-            .post("/v1/orgs", SERVICE_TOKEN, json!({ "name": name, "kind": kind, "notification_email": format!("desk@{}.example", name.to_lowercase().replace(' ', "-")) }))
+            .post(
+                "/v1/orgs",
+                SERVICE_TOKEN,
+                json!({ "name": name, "kind": kind,
+                "notification_email": format!("desk@{}", org_domain(name)),
+                "email_domains": [org_domain(name)] }),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{org}");
         let id: Uuid = org["id"].as_str().unwrap().parse().unwrap();
@@ -397,10 +408,17 @@ impl TestApp {
     }
 
     pub async fn create_user(&self, org: Uuid, name: &str, role: &str) -> (Uuid, String) {
+        let domain: Option<String> =
+            sqlx::query_scalar("SELECT email_domains[1] FROM orgs WHERE id = $1")
+                .bind(org)
+                .fetch_optional(&self.db)
+                .await
+                .unwrap()
+                .flatten();
         let email = format!(
-            "{}@{}.example",
+            "{}@{}",
             name.to_lowercase().replace(' ', "."),
-            &org.simple().to_string()[..8]
+            domain.unwrap_or_else(|| format!("{}.example", &org.simple().to_string()[..8]))
         );
         let (s, u) = self
             .post(
