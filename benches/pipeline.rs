@@ -964,7 +964,7 @@ async fn main() {
             failures.push(format!("evidence_burst_1k_x5: {e}"));
         }
     }
-    for n in [1_000, 5_000, 10_000] {
+    for n in [1_000, 5_000, 10_000, 50_000] {
         let name = format!("events_{}k_x5", n / 1000);
         if wanted(&name) {
             if let Err(e) = events_one_case_x5(n).await {
