@@ -912,7 +912,8 @@ async fn probe_limits() -> BenchResult<Limits> {
             unnest_rows_per_s: unnest,
         };
         println!(
-            "limits (probe, {N} each): publish+confirm {publish:.0} msg/s, consume+ack {consume:.0} msg/s, UNNEST {unnest:.0} rows/s"
+            "limits (probe, {N} each): publish+confirm {:.0} msg/s, consume+ack {:.0} msg/s, UNNEST {:.0} rows/s",
+            limits.publish_confirm_per_s, limits.consume_ack_per_s, limits.unnest_rows_per_s
         );
         Ok(limits)
     }

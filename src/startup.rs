@@ -166,6 +166,7 @@ impl Application {
             metrics,
             probe: Arc::new(http::ops::BrokerProbe::default()),
             rate_limit: http::RateLimit::from_settings(&settings),
+            token_cache: Default::default(),
         };
         let (bind, app, what) = if roles.api {
             (settings.http_addr, http::router(state), "caseshare API")

@@ -49,17 +49,24 @@ impl FromRequestParts<AppState> for Principal {
         {
             return Ok(Principal::Service(scope.clone()));
         }
+        if let Some(user) = state.token_cache.get(&hash) {
+            return Ok(Principal::User(user));
+        }
         let row: Option<(Uuid, Uuid, Role)> =
             sqlx::query_as("SELECT id, org_id, role FROM users WHERE token_hash = $1")
                 .bind(&hash)
                 .fetch_optional(&state.db)
                 .await?;
         match row {
-            Some((user_id, org_id, role)) => Ok(Principal::User(UserPrincipal {
-                user_id,
-                org_id,
-                role,
-            })),
+            Some((user_id, org_id, role)) => {
+                let user = UserPrincipal {
+                    user_id,
+                    org_id,
+                    role,
+                };
+                state.token_cache.put(hash, user.clone());
+                Ok(Principal::User(user))
+            }
             None => Err(Error::Unauthorized("unknown token".into())),
         }
     }
@@ -142,5 +149,66 @@ impl FromRequestParts<AppState> for Service {
                 "this endpoint is for the service principal".into(),
             )),
         }
+    }
+}
+
+/// Known user tokens (by hash) for a few seconds, so a busy integration's
+/// requests skip the token lookup (one statement fewer per request). A
+/// user's org and role change rarely and the entry lives `TTL`; unknown
+/// tokens are never cached.
+#[derive(Default)]
+pub struct TokenCache {
+    entries:
+        std::sync::Mutex<std::collections::HashMap<Vec<u8>, (std::time::Instant, UserPrincipal)>>,
+}
+
+impl TokenCache {
+    pub const TTL: std::time::Duration = std::time::Duration::from_secs(5);
+    const MAX: usize = 10_000;
+
+    fn get(&self, hash: &[u8]) -> Option<UserPrincipal> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(hash)
+            .filter(|(at, _)| at.elapsed() < Self::TTL)
+            .map(|(_, u)| u.clone())
+    }
+
+    fn put(&self, hash: Vec<u8>, user: UserPrincipal) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= Self::MAX {
+            entries.retain(|_, (at, _)| at.elapsed() < Self::TTL);
+            if entries.len() >= Self::MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(hash, (std::time::Instant::now(), user));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Role, TokenCache, UserPrincipal};
+    use uuid::Uuid;
+
+    #[test]
+    fn cached_tokens_answer_until_they_expire() {
+        let cache = TokenCache::default();
+        let user = UserPrincipal {
+            user_id: Uuid::new_v4(),
+            org_id: Uuid::new_v4(),
+            role: Role::User,
+        };
+        assert!(cache.get(b"h").is_none());
+        cache.put(b"h".to_vec(), user.clone());
+        assert_eq!(cache.get(b"h").map(|u| u.user_id), Some(user.user_id));
+        cache
+            .entries
+            .lock()
+            .unwrap()
+            .get_mut(b"h".as_slice())
+            .unwrap()
+            .0 -= TokenCache::TTL;
+        assert!(cache.get(b"h").is_none(), "expired");
     }
 }

@@ -38,6 +38,8 @@ pub struct AppState {
     pub probe: Arc<ops::BrokerProbe>,
     pub store: crate::content::store::ContentStore,
     pub rate_limit: Option<RateLimit>,
+    /// Recently seen user tokens (`auth::TokenCache`).
+    pub token_cache: Arc<auth::TokenCache>,
 }
 
 /// Per-token request rate limit (GCRA, `governor`): `rate_limit_per_second`
