@@ -533,20 +533,46 @@ pub struct EvidenceRow {
     pub data: sqlx::types::Json<EvidenceData>,
 }
 
-/// The org's own view of its evidence (unfiltered: it owns it).
-pub async fn list_owned(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<EvidenceView>> {
+/// One page of the org's own evidence, in (created_at, id) order, after the
+/// item `after` (keyset: the cost is the page, not the case's size). One
+/// row more than `limit` is read, so the caller knows whether another page
+/// follows. `None` when `after` is not evidence of this case.
+pub async fn page_owned(
+    db: &mut PgConnection,
+    case_id: Uuid,
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<Option<Vec<EvidenceView>>> {
+    if let Some(after) = after {
+        let known: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM evidence WHERE id = $1 AND case_id = $2)",
+        )
+        .bind(after)
+        .bind(case_id)
+        .fetch_one(&mut *db)
+        .await?;
+        if !known {
+            return Ok(None);
+        }
+    }
     let rows: Vec<EvidenceRow> = sqlx::query_as(
-        "SELECT id, folder_id, data FROM evidence WHERE case_id = $1 ORDER BY created_at, id",
+        "SELECT id, folder_id, data FROM evidence
+         WHERE case_id = $1
+           AND ($2::uuid IS NULL OR (created_at, id) > (SELECT created_at, id FROM evidence WHERE id = $2))
+         ORDER BY created_at, id LIMIT $3",
     )
     .bind(case_id)
+    .bind(after)
+    .bind(limit as i64 + 1)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| EvidenceView {
-            id: r.id,
-            folder_id: r.folder_id,
-            data: r.data.0,
-        })
-        .collect())
+    Ok(Some(
+        rows.into_iter()
+            .map(|r| EvidenceView {
+                id: r.id,
+                folder_id: r.folder_id,
+                data: r.data.0,
+            })
+            .collect(),
+    ))
 }
