@@ -106,7 +106,7 @@ async fn rate_limited(State(s): State<AppState>, req: Request, next: Next) -> Re
         links::list_link_shares, links::revoke_link_share,
         ops::healthz, ops::readyz, ops::metrics, ops::get_job,
     ),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ErrorStatuses),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -121,6 +121,68 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Statuses any API operation can answer, listed on every operation with the
+/// error schema: 401 (a missing or unknown token, where a token is needed),
+/// 429 (the token's rate), 500 and 503 (a dependency down, or the request's
+/// deadline); with a request body also 413 and 422.
+struct ErrorStatuses;
+
+impl utoipa::Modify for ErrorStatuses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            for op in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let anonymous = op.security.as_ref().is_some_and(|s| {
+                    s.iter()
+                        .all(|r| serde_json::to_value(r).is_ok_and(|v| v == serde_json::json!({})))
+                });
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                };
+                if !anonymous {
+                    add("401", "missing or unknown bearer token");
+                }
+                add("429", "too many requests for this token (Retry-After)");
+                add("500", "internal error");
+                add(
+                    "503",
+                    "a dependency is unavailable, or the request took too long",
+                );
+                if op.request_body.is_some() {
+                    add("413", "the body is larger than the limit");
+                    add("422", "the body is invalid (the message names the field)");
+                }
+            }
+        }
     }
 }
 

@@ -466,3 +466,52 @@ async fn email_recipients_of_a_partner_share_are_at_the_partners_domains() {
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
     app.stop().await;
 }
+
+// The served OpenAPI document lists the statuses every operation can answer
+// with the error schema: 401 where a token is needed, 429, 500, 503, and
+// 413/422 with a body.
+#[tokio::test]
+async fn openapi_lists_the_error_statuses_of_every_operation() {
+    let app = spawn_app().await;
+    let doc: serde_json::Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            let mut want = vec!["429", "500", "503"];
+            if path != "/v1/downloads/{token}" {
+                want.push("401");
+            }
+            if op.get("requestBody").is_some() {
+                want.extend(["413", "422"]);
+            }
+            for status in want {
+                let r = responses
+                    .get(status)
+                    .unwrap_or_else(|| panic!("{method} {path} does not list {status}"));
+                assert_eq!(
+                    r["content"]["application/json"]["schema"]["$ref"],
+                    "#/components/schemas/ErrorBody",
+                    "{method} {path} {status}"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "{checked} operations");
+    assert!(doc["paths"]["/v1/downloads/{token}"]["get"]["responses"]
+        .get("401")
+        .is_none());
+    app.stop().await;
+}
