@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod audit_chain;
+mod broker_permissions;
 mod foundation;
 mod hardening;
 mod intake;
