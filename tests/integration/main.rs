@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod audit_chain;
+mod cluster;
 mod foundation;
 mod hardening;
 mod intake;
