@@ -4,7 +4,7 @@
 //! events exchange, and the node that leads the jobs queues stopped in the
 //! middle of it. Nothing accepted may be lost and nothing may happen twice.
 //!
-//! It starts three Erlang VMs and takes about a minute, so it runs only with
+//! It starts three Erlang VMs and takes about 45 s, so it runs only with
 //! `CASESHARE_TEST_CLUSTER=1` (`.ci/run` sets it); otherwise it prints why it
 //! did nothing. The nodes are stopped and their directory removed when the
 //! test ends, passed or failed (`CASESHARE_CLUSTER_KEEP=1` keeps them, to
@@ -239,7 +239,7 @@ async fn publish_events(
             }
             .await;
             if ok.is_some() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 break;
             }
             conn = None;
@@ -287,7 +287,7 @@ async fn r35_r36_three_node_cluster_loses_its_leader_mid_burst_and_nothing_is_lo
     if std::env::var("CASESHARE_TEST_CLUSTER").as_deref() != Ok("1") {
         eprintln!(
             "cluster test not run: set CASESHARE_TEST_CLUSTER=1 (it starts three RabbitMQ nodes \
-             with .ci/rabbit-cluster, about a minute)"
+             with .ci/rabbit-cluster, about 45 s)"
         );
         return;
     }
