@@ -165,6 +165,9 @@ pub struct Options {
     pub s3: bool,
     /// Change any other setting before the app starts.
     pub tune: Option<Tune>,
+    /// Use this broker (one URL or a cluster's, comma-separated) instead of
+    /// the harness's.
+    pub amqp_url: Option<String>,
 }
 
 impl Default for Options {
@@ -179,6 +182,7 @@ impl Default for Options {
             db_max_connections: None,
             s3: false,
             tune: None,
+            amqp_url: None,
         }
     }
 }
@@ -220,9 +224,13 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     } else {
         None
     };
+    let amqp_url = opts
+        .amqp_url
+        .clone()
+        .unwrap_or_else(|| services.amqp_url.clone());
     let mut settings = Settings::defaults().expect("default settings");
     settings.database_url = database_url.clone();
-    settings.amqp_url = services.amqp_url.clone();
+    settings.amqp_url = amqp_url.clone();
     settings.amqp_prefix = prefix.clone();
     settings.http_addr = "127.0.0.1:0".parse().unwrap();
     settings.metrics_addr = "127.0.0.1:0".parse().unwrap();
@@ -264,7 +272,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         db: app.db.clone(),
         prefix,
         database_url,
-        amqp_url: services.amqp_url.clone(),
+        amqp_url,
         smtp,
         s3,
         app: Some(app),
