@@ -161,8 +161,9 @@ fn node_number(node: &str) -> u8 {
         .unwrap_or_else(|| panic!("not a node of the test cluster: {node}"))
 }
 
-fn event(case: Uuid, id: Uuid, title: &str) -> Vec<u8> {
-    serde_json::to_vec(&json!({ "case_id": case, "id": id, "title": title })).unwrap()
+fn event(org: Uuid, case: Uuid, id: Uuid, title: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({ "org_id": org, "case_id": case, "id": id, "title": title }))
+        .unwrap()
 }
 
 /// Publish `bodies` to the events exchange as an upstream system would:
@@ -377,7 +378,7 @@ async fn r35_r36_three_node_cluster_loses_its_leader_mid_burst_and_nothing_is_lo
     let bodies = event_ids
         .iter()
         .enumerate()
-        .map(|(i, id)| event(case, *id, &format!("event {i}")))
+        .map(|(i, id)| event(a.id, case, *id, &format!("event {i}")))
         .collect();
     let burst_start = Instant::now();
     let leader_url = caseshare::amqp::node_urls(&cluster.urls)
