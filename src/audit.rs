@@ -228,6 +228,29 @@ pub async fn for_case(
     .await
 }
 
+/// One page of `for_case`, after the entry `after` (keyset on the id, so a
+/// page of a long trail reads one page); one row more than `limit` is read,
+/// so the caller knows whether another page follows.
+pub async fn page_for_case(
+    db: &mut PgConnection,
+    org_id: Uuid,
+    case_id: Uuid,
+    after: Option<i64>,
+    limit: usize,
+) -> sqlx::Result<Vec<AuditItem>> {
+    sqlx::query_as(&format!(
+        "SELECT {ITEM_COLUMNS} FROM audit_log a
+         WHERE a.case_id = $1 AND a.org_id = $2 AND ($3::bigint IS NULL OR a.id > $3)
+         ORDER BY a.id LIMIT $4"
+    ))
+    .bind(case_id)
+    .bind(org_id)
+    .bind(after)
+    .bind(limit as i64 + 1)
+    .fetch_all(db)
+    .await
+}
+
 /// The key of the audit chain (`CASESHARE_AUDIT_KEY`): HMAC-SHA-256 links
 /// made and checked by the service, so a writer of the table without the
 /// key cannot rewrite the chain consistently.

@@ -432,11 +432,20 @@ pub async fn case_audit(
         receiving::audit_external_read(&mut conn, &u, received, "audit").await?;
     }
     let received = receiving::for_case(&mut conn, u.org_id, case_id).await?;
-    let items = audit::for_case(&mut conn, u.org_id, case_id).await?;
+    let limit = page.limit()?;
+    let after = page
+        .after()?
+        .map(|a| a.parse::<i64>())
+        .transpose()
+        .map_err(|_| Error::validation("cursor is not a cursor of this list"))?;
+    let mut items = audit::page_for_case(&mut conn, u.org_id, case_id, after, limit).await?;
     let sender_snapshot = received
         .filter(|r| r.revoked_at.is_none() && r.policy.policy.permissions.sender_audit_trail)
         .and_then(|r| r.sender_snapshot);
-    let (items, next_cursor) = super::page::page(items, &page, |a| a.id.to_string())?;
+    let next_cursor = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        super::page::cursor(&items[limit - 1].id.to_string())
+    });
     Ok(axum::Json(AuditView {
         items,
         next_cursor,

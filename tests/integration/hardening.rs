@@ -247,6 +247,38 @@ async fn lists_are_paginated_with_an_opaque_cursor() {
         seen,
         (0..5).map(|i| format!("item {i}")).collect::<Vec<_>>()
     );
+    // The audit trail pages by keyset too: every entry once, in order.
+    let (_, whole) = app
+        .get(&format!("/v1/cases/{case}/audit?limit=1000"), &a.user)
+        .await;
+    let all: Vec<i64> = whole["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert!(all.len() >= 6, "{whole}");
+    let (mut paged, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let path = match &cursor {
+            None => format!("/v1/cases/{case}/audit?limit=4"),
+            Some(c) => format!("/v1/cases/{case}/audit?limit=4&cursor={c}"),
+        };
+        let (s, v) = app.get(&path, &a.user).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        paged.extend(
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["id"].as_i64().unwrap()),
+        );
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
     let (_, v) = app.get("/v1/cases?limit=1", &a.user).await;
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
     assert!(v["next_cursor"].is_string());
