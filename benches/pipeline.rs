@@ -708,7 +708,7 @@ async fn link_share_1k_x_1mib(s3: bool) -> BenchResult<()> {
 /// exchange (R38) into one case shared whole with 5 partners; first publish
 /// → every grant exists. The per-event cost must not grow with N.
 async fn events_one_case_x5(n: usize) -> BenchResult<()> {
-    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
     const PARTNERS: usize = 5;
     let app = spawn_with(options()).await;
     let obs = observer(&app).await?;
@@ -737,18 +737,7 @@ async fn events_one_case_x5(n: usize) -> BenchResult<()> {
             .map_err(|e| format!("amqp: {e}"))?;
         let ch = conn.create_channel().await.map_err(|e| format!("{e}"))?;
         ch.confirm_select(ConfirmSelectOptions::default()).await.map_err(|e| format!("{e}"))?;
-        wait_for("the worker consuming events", Instant::now(), || async {
-            let info = ch
-                .queue_declare(
-                    topology.events_queue().into(),
-                    QueueDeclareOptions { passive: true, ..Default::default() },
-                    Default::default(),
-                )
-                .await
-                .map_err(|e| format!("{e}"))?;
-            Ok((info.consumer_count() > 0).then_some(()))
-        })
-        .await?;
+        wait_for_events_consumer(&conn, &topology).await;
         let bodies: Vec<Vec<u8>> = (0..n)
             .map(|i| {
                 serde_json::to_vec(&json!({ "org_id": a.id, "case_id": case, "id": Uuid::new_v4(),

@@ -15,7 +15,7 @@
 
 use crate::common::*;
 use futures_util::stream::{self, StreamExt};
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
@@ -353,22 +353,7 @@ async fn r35_r36_three_node_cluster_loses_its_leader_mid_burst_and_nothing_is_lo
         let conn = caseshare::amqp::connect(&cluster.urls, "cluster-test-probe")
             .await
             .unwrap();
-        eventually("workers consuming the events queue", || async {
-            let ch = conn.create_channel().await.ok()?;
-            let q = ch
-                .queue_declare(
-                    topology.events_queue().into(),
-                    QueueDeclareOptions {
-                        passive: true,
-                        ..Default::default()
-                    },
-                    Default::default(),
-                )
-                .await
-                .ok()?;
-            (q.consumer_count() > 0).then_some(())
-        })
-        .await;
+        wait_for_events_consumer(&conn, &topology).await;
         let _ = conn.close(200, "bye".into()).await;
     }
 

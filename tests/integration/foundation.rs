@@ -608,25 +608,7 @@ async fn r36_malformed_messages_are_dead_lettered_with_a_reason_and_the_worker_g
         .await
         .unwrap();
     let ch = conn.create_channel().await.unwrap();
-    // Wait until the worker consumes the events queue: it starts consuming only
-    // once its own declare (queues *and* bindings) is done. A queue that merely
-    // exists may not be bound yet, and a message published then is dropped.
-    eventually("worker consuming", || async {
-        let c = conn.create_channel().await.ok()?;
-        let info = c
-            .queue_declare(
-                topology.events_queue().into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .ok()?;
-        (info.consumer_count() > 0).then_some(())
-    })
-    .await;
+    wait_for_events_consumer(&conn, &topology).await;
     for body in [
         &b"not json"[..],
         br#"{"job_id": "0c6c6a4e-0000-4000-8000-000000000000"}"#,

@@ -25,21 +25,7 @@ async fn events_channel(
     ch.confirm_select(ConfirmSelectOptions::default())
         .await
         .unwrap();
-    eventually("worker consuming events", || async {
-        let info = ch
-            .queue_declare(
-                topology.events_queue().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                Default::default(),
-            )
-            .await
-            .ok()?;
-        (info.consumer_count() > 0).then_some(())
-    })
-    .await;
+    wait_for_events_consumer(&conn, &topology).await;
     (conn, ch, topology)
 }
 
@@ -72,6 +58,19 @@ async fn publish_all(
 fn event(org: Uuid, case: Uuid, id: Uuid, title: &str) -> Vec<u8> {
     serde_json::to_vec(&json!({ "org_id": org, "case_id": case, "id": id, "title": title }))
         .unwrap()
+}
+
+/// (evidence rows, `evidence_added` audit entries, grants) of `case`.
+async fn recorded(app: &TestApp, case: Uuid) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT (SELECT count(*) FROM evidence WHERE case_id = $1),
+                (SELECT count(*) FROM audit_log WHERE action = 'evidence_added' AND case_id = $1),
+                (SELECT count(*) FROM grants g JOIN evidence e ON e.id = g.evidence_id WHERE e.case_id = $1)",
+    )
+    .bind(case)
+    .fetch_one(&app.db)
+    .await
+    .unwrap()
 }
 
 async fn count(app: &TestApp, sql: &str, case: Uuid) -> i64 {
@@ -135,28 +134,9 @@ async fn r38_batched_events_refuse_bad_members_alone_and_record_the_rest_once() 
     );
     app.drain().await;
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM evidence WHERE case_id = $case",
-            case
-        )
-        .await,
-        60
-    );
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM audit_log WHERE action = 'evidence_added' AND case_id = $case",
-            case
-        )
-        .await,
-        60,
-        "each recorded item audited once"
-    );
-    assert_eq!(
-        count(&app, "SELECT count(*) FROM grants g JOIN evidence e ON e.id = g.evidence_id WHERE e.case_id = $case", case).await,
-        60,
-        "each item shared once"
+        recorded(&app, case).await,
+        (60, 60, 60),
+        "each item recorded, audited and shared once"
     );
     let (_, v) = app
         .get(&format!("/v1/cases/{case}/evidence"), &b.admin)
@@ -217,26 +197,9 @@ async fn r35_r38_crash_between_commit_and_ack_redelivers_the_batch_and_changes_n
     .await;
     app.drain().await;
     assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM evidence WHERE case_id = $case",
-            case
-        )
-        .await,
-        40
-    );
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM audit_log WHERE action = 'evidence_added' AND case_id = $case",
-            case
-        )
-        .await,
-        40
-    );
-    assert_eq!(
-        count(&app, "SELECT count(*) FROM grants g JOIN evidence e ON e.id = g.evidence_id WHERE e.case_id = $case", case).await,
-        40
+        recorded(&app, case).await,
+        (40, 40, 40),
+        "each item recorded, audited and shared once"
     );
     app.stop().await;
 }

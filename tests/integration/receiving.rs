@@ -17,8 +17,7 @@ impl World {
     /// Share `scope` of the case with Beta, naming Beta's user (R42: so it
     /// sees the case), and wait until everything settled.
     async fn share(&self, scope: Value) -> Value {
-        let body = json!({ "scope": scope, "target": {
-            "kind": "partner", "org_id": self.b.id, "recipients": [{ "user_id": self.b.user_id }] } });
+        let body = to_partner_naming(self.b.id, scope, json!([{ "user_id": self.b.user_id }]));
         self.app
             .share_and_settle(&self.a.user, self.case, body)
             .await

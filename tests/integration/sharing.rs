@@ -62,8 +62,11 @@ async fn r12_r43_r50_strict_items_stay_strict_through_auto_sync_emails_and_audit
         .share_and_settle(
             &w.a.user,
             w.case,
-            partner_share(w.b.id, json!([{ "user_id": w.b.user_id }]))
-                .tap_scope(json!({ "kind": "folders", "folder_ids": [folder] })),
+            to_partner_naming(
+                w.b.id,
+                json!({ "kind": "folders", "folder_ids": [folder] }),
+                json!([{ "user_id": w.b.user_id }]),
+            ),
         )
         .await;
     let (_, setup) = w.app.get("/v1/sharing/setup", &w.a.admin).await;
@@ -86,8 +89,11 @@ async fn r12_r43_r50_strict_items_stay_strict_through_auto_sync_emails_and_audit
         .share_and_settle(
             &w.a.user,
             w.case,
-            partner_share(w.b.id, json!([{ "user_id": w.b.user_id }]))
-                .tap_scope(json!({ "kind": "evidence", "evidence_ids": [loose] })),
+            to_partner_naming(
+                w.b.id,
+                json!({ "kind": "evidence", "evidence_ids": [loose] }),
+                json!([{ "user_id": w.b.user_id }]),
+            ),
         )
         .await;
     // New evidence in the strict folder reaches the partner through the
@@ -142,18 +148,6 @@ async fn r12_r43_r50_strict_items_stay_strict_through_auto_sync_emails_and_audit
         .await;
     assert_eq!(by_jobs, 4);
     w.app.stop().await;
-}
-
-trait TapScope {
-    fn tap_scope(self, scope: Value) -> Value;
-}
-
-impl TapScope for Value {
-    /// The same share body with another scope.
-    fn tap_scope(mut self, scope: Value) -> Value {
-        self["scope"] = scope;
-        self
-    }
 }
 
 // R12, R43: a later, looser share to the same partner never widens what the

@@ -280,6 +280,34 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     }
 }
 
+/// Wait until a worker consumes the events queue of `topology`. A worker
+/// starts consuming only once its own declare (queues *and* bindings) is
+/// done; a queue that merely exists may not be bound yet, and a message
+/// published then is dropped. Each probe uses a channel of its own, since a
+/// passive declare of a queue not there yet closes its channel.
+pub async fn wait_for_events_consumer(
+    conn: &lapin::Connection,
+    topology: &caseshare::amqp::Topology,
+) {
+    eventually("a worker consuming the events queue", || async {
+        let ch = conn.create_channel().await.ok()?;
+        let info = ch
+            .queue_declare(
+                topology.events_queue().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .ok()?;
+        let _ = ch.close(200, "probed".into()).await;
+        (info.consumer_count() > 0).then_some(())
+    })
+    .await;
+}
+
 /// Poll `check` until it returns `Some`, or fail after 30 s. No fixed sleeps.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where

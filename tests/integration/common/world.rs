@@ -61,7 +61,12 @@ impl World {
 
 /// A share body: `scope` to a partner org, naming no recipient.
 pub fn to_partner(org: Uuid, scope: Value) -> Value {
-    json!({ "scope": scope, "target": { "kind": "partner", "org_id": org, "recipients": [] } })
+    to_partner_naming(org, scope, json!([]))
+}
+
+/// A share body: `scope` to a partner org, naming `recipients` there.
+pub fn to_partner_naming(org: Uuid, scope: Value, recipients: Value) -> Value {
+    json!({ "scope": scope, "target": { "kind": "partner", "org_id": org, "recipients": recipients } })
 }
 
 /// A share body: the whole case to a partner org, naming `recipients`, with
