@@ -113,18 +113,6 @@ pub async fn create(
     Ok(row)
 }
 
-/// A case owned by `org_id` (its own or an imported copy); 404 otherwise.
-pub async fn owned(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<CaseRow> {
-    sqlx::query_as(&format!(
-        "SELECT {CASE_COLUMNS} FROM cases WHERE id = $1 AND org_id = $2"
-    ))
-    .bind(case_id)
-    .bind(org_id)
-    .fetch_optional(db)
-    .await?
-    .ok_or(Error::NotFound("case"))
-}
-
 /// R45: an external (not imported) case goes no further: not to another org,
 /// not by link. Its receiver imports it first, where the policy allows.
 pub fn external_not_shareable() -> Error {
@@ -213,17 +201,6 @@ async fn folder_in_case(db: &mut PgConnection, case_id: Uuid, folder_id: Uuid) -
         Err(Error::validation(
             "folder_id/parent_id does not name a folder of this case",
         ))
-    }
-}
-
-pub async fn check_folder(
-    db: &mut PgConnection,
-    case_id: Uuid,
-    folder_id: Option<Uuid>,
-) -> Result<()> {
-    match folder_id {
-        Some(f) => folder_in_case(db, case_id, f).await,
-        None => Ok(()),
     }
 }
 

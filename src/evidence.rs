@@ -10,7 +10,6 @@ use uuid::Uuid;
 
 use crate::access;
 use crate::audit::{self, Action};
-use crate::cases;
 use crate::error::{Error, Result};
 use crate::jobs::{Job, Requester};
 use crate::limits;
@@ -164,76 +163,24 @@ pub struct Accepted {
 }
 
 /// Record evidence in `case_id` and its evidence-added job, in one
-/// transaction on one connection. `by`: the user adding it, whose org must
-/// own the case (an external case is read-only: 403); `None` for a trusted
-/// service (R38 events, the service token).
+/// transaction: `record_many` with one item. `by`: the user adding it, who
+/// must be able to add to the case (an external case is read-only: 403);
+/// `None` for a trusted service (the service token).
 pub async fn record(
     db: &PgPool,
     case_id: Uuid,
     by: Option<&UserPrincipal>,
     new: NewEvidence,
 ) -> Result<Accepted> {
-    new.data.validate()?;
-    let id = new.id.unwrap_or_else(Uuid::new_v4);
-    let actor = by.map(|u| u.user_id);
-    let mut tx = db.begin().await?;
-    let case = match by {
-        Some(u) => access::writable(&mut tx, u, case_id).await?,
-        None => cases::by_id(&mut tx, case_id).await?,
+    let item = BatchItem {
+        case_id,
+        org_id: None,
+        evidence: new,
     };
-    cases::check_folder(&mut tx, case_id, new.folder_id).await?;
-    let job_id = Uuid::new_v4();
-    let inserted = sqlx::query(
-        "INSERT INTO evidence (id, case_id, folder_id, title, data, job_id) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(case_id)
-    .bind(new.folder_id)
-    .bind(new.data.title.trim())
-    .bind(sqlx::types::Json(&new.data))
-    .bind(job_id)
-    .execute(&mut *tx)
-    .await?;
-    if inserted.rows_affected() == 0 {
-        // A retry of an accepted request answers as the first time did.
-        drop(tx);
-        return existing(&mut *db.acquire().await?, case_id, id).await;
-    }
-    EvidenceAdded {
-        evidence_id: id,
-        more: Vec::new(),
-    }
-    .enqueue_with_id_tx(&mut tx, job_id, Requester::case(case.org_id, case_id))
-    .await?;
-    audit::record(
-        &mut tx,
-        Action::EvidenceAdded,
-        audit::Entry {
-            org_id: Some(case.org_id),
-            actor_user_id: actor,
-            case_id: Some(case_id),
-            evidence_id: Some(id),
-            ..Default::default()
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(Accepted { id, job_id })
-}
-
-async fn existing(db: &mut PgConnection, case_id: Uuid, id: Uuid) -> Result<Accepted> {
-    let row: Option<(Uuid, Option<Uuid>)> =
-        sqlx::query_as("SELECT case_id, job_id FROM evidence WHERE id = $1")
-            .bind(id)
-            .fetch_optional(db)
-            .await?;
-    match row {
-        Some((c, Some(job_id))) if c == case_id => Ok(Accepted { id, job_id }),
-        _ => Err(Error::Conflict(
-            "an evidence item with this id already exists elsewhere".into(),
-        )),
-    }
+    record_many(db, by, vec![item])
+        .await?
+        .pop()
+        .expect("one answer per item")
 }
 
 /// One item of a batch: the case it goes to and the evidence.

@@ -427,11 +427,14 @@ pub async fn case_audit(
     Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<AuditView>> {
     let mut conn = s.db.acquire().await?;
-    let seen = access::case(&mut conn, &u, case_id).await?;
-    if let Seen::External { received, .. } = &seen {
-        receiving::audit_external_read(&mut conn, &u, received, "audit").await?;
-    }
-    let received = receiving::for_case(&mut conn, u.org_id, case_id).await?;
+    let received = match access::case(&mut conn, &u, case_id).await? {
+        Seen::External { received, .. } => {
+            receiving::audit_external_read(&mut conn, &u, &received, "audit").await?;
+            Some(*received)
+        }
+        // An imported copy shows the sender snapshot of its collaboration.
+        Seen::Own { .. } => receiving::for_case(&mut conn, u.org_id, case_id).await?,
+    };
     let limit = page.limit()?;
     let after = page
         .after()?
