@@ -62,3 +62,15 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
         .and_then(|d| d.code())
         .is_some_and(|c| c == "23505")
 }
+
+/// Begin the transaction of a request's effect. When the request carries an
+/// `Idempotency-Key`, its first transaction claims the key (see
+/// [`crate::idempotency`]), so the key is recorded exactly when the effect
+/// commits. Every command path begins its transactions here.
+pub async fn begin(
+    db: &PgPool,
+) -> crate::error::Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = db.begin().await?;
+    crate::idempotency::claim(&mut tx).await?;
+    Ok(tx)
+}

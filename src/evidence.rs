@@ -216,7 +216,7 @@ pub async fn record_many(
             results[i] = Some(Err(e));
         }
     }
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     // The cases, each checked once.
     let mut case_ids: Vec<Uuid> = items.iter().map(|i| i.case_id).collect();
     case_ids.sort();

@@ -62,6 +62,7 @@ pub mod db;
 pub mod error;
 pub mod evidence;
 pub mod http;
+pub mod idempotency;
 pub mod jobs;
 pub mod limits;
 pub mod linkshare;

@@ -91,7 +91,7 @@ pub async fn create(db: &PgPool, new: NewOrg) -> Result<Org> {
     let domains: Vec<String> = new.email_domains.iter().map(|d| d.to_lowercase()).collect();
     // R5: Justice receives with auto-import on by default; LEA chooses at setup.
     let auto_import = new.kind == OrgKind::Justice;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let org: Org = sqlx::query_as(
         "INSERT INTO orgs (id, name, kind, notification_email, auto_import, email_domains) VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING id, name, kind, notification_email, email_domains, auto_import, auto_sync, default_policy_id",
@@ -142,7 +142,7 @@ pub async fn create_user(db: &PgPool, org_id: Uuid, new: NewUser) -> Result<(Uui
     if !valid_email(&new.email) {
         return Err(Error::validation("email is not a valid email address"));
     }
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     get(&mut tx, org_id).await?;
     let token = format!("cs_{}", hex::encode(rand::random::<[u8; 32]>()));
     let id = Uuid::new_v4();
@@ -177,7 +177,7 @@ pub async fn create_group(db: &PgPool, org_id: Uuid, new: NewGroup) -> Result<Uu
         return Err(Error::validation("name must not be empty"));
     }
     crate::limits::text("name", &new.name, crate::limits::NAME)?;
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     get(&mut tx, org_id).await?;
     let members: i64 =
         sqlx::query_scalar("SELECT count(*) FROM users WHERE org_id = $1 AND id = ANY($2)")
@@ -222,7 +222,7 @@ pub async fn create_partnership(db: &PgPool, a: Uuid, b: Uuid) -> Result<()> {
         ));
     }
     let (a, b) = if a < b { (a, b) } else { (b, a) };
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     get(&mut tx, a).await?;
     get(&mut tx, b).await?;
     let created = sqlx::query(
@@ -278,7 +278,7 @@ pub async fn complete_setup(
     actor: Uuid,
     req: SetupRequest,
 ) -> Result<Uuid> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let (kind, done): (OrgKind, Option<Uuid>) =
         sqlx::query_as("SELECT kind, default_policy_id FROM orgs WHERE id = $1 FOR UPDATE")
             .bind(org_id)
@@ -330,7 +330,7 @@ pub async fn update_settings(
     actor: Uuid,
     s: ReceivingSettings,
 ) -> Result<Org> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let org = get(&mut tx, org_id).await?;
     if s.auto_sync == Some(true) && org.kind != OrgKind::Justice {
         return Err(Error::validation(
@@ -367,7 +367,7 @@ pub async fn assign_partner_policy(
     partner: Uuid,
     policy_id: Uuid,
 ) -> Result<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     if !are_partners(&mut tx, org_id, partner).await? {
         return Err(Error::NotFound("partner"));
     }
@@ -407,7 +407,7 @@ pub async fn remove_partner_policy(
     actor: Uuid,
     partner: Uuid,
 ) -> Result<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     if !are_partners(&mut tx, org_id, partner).await? {
         return Err(Error::NotFound("partner"));
     }

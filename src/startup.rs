@@ -132,6 +132,10 @@ impl Application {
                             if let Err(e) = crate::linkshare::queue_reminders(&db, &settings).await {
                                 tracing::warn!(error = %e, "cannot queue link expiry reminders");
                             }
+                            // Idempotency keys past their 24 h.
+                            if let Err(e) = crate::idempotency::sweep(&db).await {
+                                tracing::warn!(error = %e, "cannot sweep idempotency keys");
+                            }
                             // What a crash left in the scratch space.
                             match store.sweep_temp(std::time::Duration::from_secs(24 * 3600)).await {
                                 Ok(0) => {}

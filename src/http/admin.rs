@@ -77,7 +77,7 @@ pub async fn create_policy(
     State(s): State<AppState>,
     Json(body): Json<Policy>,
 ) -> Result<(StatusCode, axum::Json<StoredPolicy>)> {
-    let mut tx = s.db.begin().await?;
+    let mut tx = crate::db::begin(&s.db).await?;
     let id = policy::create(&mut tx, u.org_id, u.user_id, &body).await?;
     tx.commit().await?;
     Ok((
@@ -106,7 +106,7 @@ pub async fn put_policy(
     Path(id): Path<Uuid>,
     Json(body): Json<Policy>,
 ) -> Result<axum::Json<StoredPolicy>> {
-    let mut tx = s.db.begin().await?;
+    let mut tx = crate::db::begin(&s.db).await?;
     policy::update(&mut tx, u.org_id, u.user_id, id, &body).await?;
     tx.commit().await?;
     Ok(axum::Json(StoredPolicy { id, policy: body }))

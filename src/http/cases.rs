@@ -51,7 +51,7 @@ pub async fn create_case(
     State(s): State<AppState>,
     Json(body): Json<NewCase>,
 ) -> Result<(StatusCode, axum::Json<CaseView>)> {
-    let mut tx = s.db.begin().await?;
+    let mut tx = crate::db::begin(&s.db).await?;
     let case = cases::create(&mut tx, u.org_id, u.user_id, body).await?;
     tx.commit().await?;
     let view = receiving::case_view(&mut *s.db.acquire().await?, &u, case.id).await?;
@@ -116,7 +116,7 @@ pub async fn get_case(
     State(s): State<AppState>,
     Path(case_id): Path<Uuid>,
 ) -> Result<axum::Json<CaseView>> {
-    let mut tx = s.db.begin().await?;
+    let mut tx = crate::db::begin(&s.db).await?;
     let view = receiving::case_view(&mut tx, &u, case_id).await?;
     tx.commit().await?;
     Ok(axum::Json(view))
@@ -130,7 +130,7 @@ pub async fn patch_case(
     Path(case_id): Path<Uuid>,
     Json(patch): Json<CasePatch>,
 ) -> Result<axum::Json<CaseView>> {
-    let mut tx = s.db.begin().await?;
+    let mut tx = crate::db::begin(&s.db).await?;
     access::managed(&mut tx, &u, case_id, access::read_only).await?;
     let case = cases::owned_for_update(&mut tx, u.org_id, case_id).await?;
     for (name, v) in [("title", &patch.title), ("case_number", &patch.case_number)] {
@@ -207,7 +207,7 @@ pub async fn create_folder(
     Path(case_id): Path<Uuid>,
     Json(body): Json<NewFolder>,
 ) -> Result<(StatusCode, axum::Json<Created>)> {
-    let mut tx = s.db.begin().await?;
+    let mut tx = crate::db::begin(&s.db).await?;
     access::writable(&mut tx, &u, case_id).await?;
     let id = cases::create_folder(&mut tx, case_id, body).await?;
     tx.commit().await?;
@@ -240,7 +240,7 @@ pub async fn patch_folder(
     Path(folder_id): Path<Uuid>,
     Json(body): Json<FolderPatch>,
 ) -> Result<axum::Json<Created>> {
-    let mut tx = s.db.begin().await?;
+    let mut tx = crate::db::begin(&s.db).await?;
     cases::update_folder(&mut tx, &u, folder_id, body).await?;
     tx.commit().await?;
     Ok(axum::Json(Created { id: folder_id }))

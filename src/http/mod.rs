@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod cases;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod links;
 pub mod ops;
 pub mod page;
@@ -26,6 +27,7 @@ use utoipa::OpenApi;
 
 use crate::amqp::Topology;
 use crate::config::Settings;
+use idempotency::IdempotencyHeader;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -106,7 +108,7 @@ async fn rate_limited(State(s): State<AppState>, req: Request, next: Next) -> Re
         links::list_link_shares, links::revoke_link_share,
         ops::healthz, ops::readyz, ops::metrics, ops::get_job,
     ),
-    modifiers(&BearerAuth, &ErrorStatuses),
+    modifiers(&BearerAuth, &ErrorStatuses, &IdempotencyHeader),
     security(("bearer" = [])),
 )]
 pub struct ApiDoc;
@@ -283,11 +285,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/downloads/{token}", get(links::download))
         .fallback(|| async { crate::error::Error::NotFound("route") })
         .layer(middleware::from_fn_with_state(state.clone(), track))
-        .layer(middleware::from_fn_with_state(state.clone(), rate_limited))
+        .layer(middleware::from_fn_with_state(state.clone(), deadline))
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            request_context,
+            idempotency::idempotent,
         ))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limited))
+        .layer(middleware::from_fn(request_context))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -316,11 +320,8 @@ fn streams(route: &str) -> bool {
 
 /// Every request gets an id (the client's `x-request-id` when it is a sane
 /// token, else a new one): in the logs (a span), in the `x-request-id`
-/// response header and in every error body. Requests that do not stream get
-/// a deadline (`request_timeout_secs`): past it they answer 503 and their
-/// work is dropped (its transaction rolled back).
-async fn request_context(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    use axum::response::IntoResponse;
+/// response header and in every error body.
+async fn request_context(req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")
@@ -333,31 +334,36 @@ async fn request_context(State(s): State<AppState>, req: Request, next: Next) ->
         })
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_default();
-    let limit = s.settings.request_timeout_secs;
     let span = tracing::info_span!("request", request_id = %id);
-    let work = error::REQUEST_ID.scope(id.clone(), async move {
-        if limit == 0 || streams(&route) {
-            next.run(req).await
-        } else {
-            match tokio::time::timeout(std::time::Duration::from_secs(limit), next.run(req)).await {
-                Ok(response) => response,
-                Err(_) => crate::error::Error::Unavailable(format!(
-                    "the request took longer than {limit} s and was abandoned; nothing it did was kept"
-                ))
-                .into_response(),
-            }
-        }
-    });
+    let work = error::REQUEST_ID.scope(id.clone(), next.run(req));
     let mut response = tracing::Instrument::instrument(work, span).await;
     if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// Requests that do not stream get a deadline (`request_timeout_secs`):
+/// past it they answer 503 and their work is dropped (its transaction
+/// rolled back). It runs inside the idempotency layer, so a keyed request
+/// that timed out after its commit is answered 409 on retry, not re-run.
+async fn deadline(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    use axum::response::IntoResponse;
+    let limit = s.settings.request_timeout_secs;
+    let streaming = req
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|p| streams(p.as_str()));
+    if limit == 0 || streaming {
+        return next.run(req).await;
+    }
+    match tokio::time::timeout(std::time::Duration::from_secs(limit), next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => crate::error::Error::Unavailable(format!(
+            "the request took longer than {limit} s and was abandoned; nothing it did was kept"
+        ))
+        .into_response(),
+    }
 }
 
 /// What a process without the API (`worker`) serves on

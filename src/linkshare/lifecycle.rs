@@ -60,7 +60,7 @@ pub async fn list_for_case(
 /// its package; the sweep deletes a built package within a minute. Audited,
 /// with a `link_share.revoked` status event. Revoking twice changes nothing.
 pub async fn revoke(db: &PgPool, user: &UserPrincipal, id: Uuid) -> Result<LinkShareRow> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let row = get_owned(&mut tx, user, id).await?;
     // R41: withdrawing a link is for the case's owner and admins.
     access::managed(&mut tx, user, row.case_id, access::not_manager).await?;

@@ -75,7 +75,7 @@ pub async fn create(
     case_id: Uuid,
     req: LinkShareRequest,
 ) -> Result<LinkShareAccepted> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     access::managed(&mut tx, user, case_id, cases::external_not_shareable).await?;
     // R45: an imported copy leaves by link only under `copy_download`.
     receiving::check_onward(&mut tx, case_id, receiving::Onward::Outside).await?;

@@ -176,7 +176,7 @@ pub enum ImportStatus {
 /// Manual import (R19): checked here so a refusal answers at once; the copy
 /// itself is a job.
 pub async fn request_import(db: &PgPool, user: &UserPrincipal, received_id: Uuid) -> Result<Uuid> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let r = lock(&mut tx, received_id).await?;
     if r.receiver_org_id != user.org_id {
         return Err(Error::NotFound("received case"));

@@ -29,7 +29,7 @@ pub async fn add_recipient(
     case_id: Uuid,
     who: OnwardRecipient,
 ) -> Result<()> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let r = access::received(&mut tx, user, case_id).await?;
     if r.revoked_at.is_some() {
         return Err(Error::ShareRevoked);

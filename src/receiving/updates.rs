@@ -196,7 +196,7 @@ pub async fn apply_updates(
     case_id: Uuid,
     req: ApplyRequest,
 ) -> Result<ApplyResult> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let found = crate::access::received(&mut tx, user, case_id).await?;
     let r = lock(&mut tx, found.id).await?;
     let Some(imported) = r.imported_case_id.filter(|c| *c == case_id) else {

@@ -23,7 +23,7 @@ use crate::sharing::{self, ShareRow, ShareStatus, ShareView, SHARE_COLUMNS};
 
 /// Revoke one share; idempotent (a second call changes nothing).
 pub async fn revoke(db: &PgPool, user: &UserPrincipal, share_id: Uuid) -> Result<ShareView> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let share = sharing::load_owned(&mut tx, user, share_id).await?;
     access::managed(&mut tx, user, share.case_id, access::not_manager).await?;
     let (mut revoked, job_id) = revoke_tx(&mut tx, user, &[share_id]).await?;
@@ -55,7 +55,7 @@ pub async fn revoke_many(
     user: &UserPrincipal,
     req: BulkRevoke,
 ) -> Result<BulkRevoked> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let found: Vec<(Uuid, Uuid)> = match &req {
         BulkRevoke::Shares { share_ids } => {
             if share_ids.is_empty() {

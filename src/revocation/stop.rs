@@ -52,7 +52,7 @@ pub async fn stop_sharing(
     case_id: Uuid,
     req: StopSharing,
 ) -> Result<StopAccepted> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     let case = access::managed(&mut tx, user, case_id, access::read_only).await?;
     if req.kind == StopKind::Org {
         if req.id == case.org_id {

@@ -43,7 +43,7 @@ pub async fn create(
     case_id: Uuid,
     mut req: ShareRequest,
 ) -> Result<ShareView> {
-    let mut tx = db.begin().await?;
+    let mut tx = crate::db::begin(db).await?;
     access::managed(&mut tx, user, case_id, cases::external_not_shareable).await?;
     let org = orgs::get(&mut tx, user.org_id).await?;
     // R2: nothing advanced before an admin completed setup.

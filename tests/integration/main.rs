@@ -11,6 +11,7 @@ mod broker_permissions;
 mod cluster;
 mod foundation;
 mod hardening;
+mod idempotency;
 mod intake;
 mod isolation;
 mod link_sharing;

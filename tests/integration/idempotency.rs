@@ -1,0 +1,398 @@
+//! `Idempotency-Key` on POST (hardening): a client that lost the answer of a
+//! command and sends it again gets the first answer, never a second share,
+//! link share, import or email; through the real API, PostgreSQL, RabbitMQ
+//! and the SMTP sink. (R32: each recipient is emailed once.)
+
+use crate::common::*;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use uuid::Uuid;
+
+struct Answer {
+    status: StatusCode,
+    body: Value,
+    replayed: bool,
+}
+
+async fn keyed(app: &TestApp, path: &str, token: &str, key: &str, body: &Value) -> Answer {
+    keyed_at(&app.client, &app.base, path, token, key, body).await
+}
+
+async fn keyed_at(
+    client: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+) -> Answer {
+    let res = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", key)
+        .json(body)
+        .send()
+        .await
+        .expect("request sent");
+    let status = res.status();
+    let replayed = res
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true");
+    let text = res.text().await.unwrap();
+    Answer {
+        status,
+        body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        replayed,
+    }
+}
+
+/// Send a keyed POST and hang up after `wait` without reading the answer, as
+/// a client whose connection broke does.
+async fn send_and_hang_up(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+    wait: Duration,
+) {
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    tokio::time::sleep(wait).await;
+    drop(socket);
+}
+
+async fn count(app: &TestApp, sql: &str, id: Uuid) -> i64 {
+    sqlx::query_scalar(sql)
+        .bind(id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap()
+}
+
+async fn shares_of(app: &TestApp, case: Uuid) -> i64 {
+    count(app, "SELECT count(*) FROM shares WHERE case_id = $1", case).await
+}
+
+/// The answer of a retry after a hang-up: the first answer, once it is
+/// recorded (409 says the first attempt is still finishing).
+async fn retry_until_answered(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+) -> Answer {
+    eventually("the retry to be answered", || async {
+        let a = keyed(app, path, token, key, body).await;
+        (a.status != StatusCode::CONFLICT).then_some(a)
+    })
+    .await
+}
+
+// R32: a retried share is one share and one email per recipient.
+#[tokio::test]
+async fn r32_a_share_sent_twice_with_one_key_is_one_share_one_answer_one_email() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let path = format!("/v1/cases/{case}/shares");
+    let body = partner_share(b.id, json!([{ "user_id": b.user_id }]));
+    let key = Uuid::new_v4().to_string();
+
+    let first = keyed(&app, &path, &a.user, &key, &body).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    assert!(!first.replayed);
+    let again = keyed(&app, &path, &a.user, &key, &body).await;
+    assert_eq!(again.status, first.status);
+    assert_eq!(again.body, first.body, "the first answer, replayed");
+    assert!(again.replayed, "Idempotent-Replayed: true");
+    app.wait_share(&a.user, first.body["id"].as_str().unwrap())
+        .await;
+    app.drain().await;
+    assert_eq!(shares_of(&app, case).await, 1);
+    assert_eq!(mails_to(&app, &app.user_email(b.user_id).await).len(), 1);
+
+    // Without a key, the same body is a new command.
+    let (s, v) = app.post(&path, &a.user, body.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_ne!(v["id"], first.body["id"]);
+    assert_eq!(shares_of(&app, case).await, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_key_reused_for_another_request_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let path = format!("/v1/cases/{case}/shares");
+    let key = Uuid::new_v4().to_string();
+    let first = keyed(
+        &app,
+        &path,
+        &a.user,
+        &key,
+        &to_partner(b.id, json!({ "kind": "case" })),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+
+    // Another body, and another path, under the same key: 422.
+    let other = partner_share(b.id, json!([{ "user_id": b.user_id }]));
+    let a2 = keyed(&app, &path, &a.user, &key, &other).await;
+    assert_eq!(a2.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a2.body);
+    assert_eq!(a2.body["error"], "validation");
+    let folder = keyed(
+        &app,
+        &format!("/v1/cases/{case}/folders"),
+        &a.user,
+        &key,
+        &json!({ "name": "x" }),
+    )
+    .await;
+    assert_eq!(
+        folder.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        folder.body
+    );
+    assert_eq!(shares_of(&app, case).await, 1);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM folders WHERE case_id = $1",
+            case
+        )
+        .await,
+        0
+    );
+
+    // Keys belong to a token: another user's same key is its own command.
+    let c2 = app.create_case(&a.admin, "Other").await;
+    let theirs = keyed(
+        &app,
+        &format!("/v1/cases/{c2}/shares"),
+        &a.admin,
+        &key,
+        &to_partner(b.id, json!({ "kind": "case" })),
+    )
+    .await;
+    assert_eq!(theirs.status, StatusCode::ACCEPTED, "{}", theirs.body);
+    assert!(!theirs.replayed);
+
+    // A malformed key is refused before anything runs.
+    for bad in ["", &"k".repeat(256), "with space"] {
+        let a3 = keyed(
+            &app,
+            &format!("/v1/cases/{case}/folders"),
+            &a.user,
+            bad,
+            &json!({ "name": "y" }),
+        )
+        .await;
+        assert_eq!(
+            a3.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad:?}: {}",
+            a3.body
+        );
+    }
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM folders WHERE case_id = $1",
+            case
+        )
+        .await,
+        0
+    );
+    app.stop().await;
+}
+
+// R32: the client hangs up after sending; whatever point the server had
+// reached, the retry yields exactly one share and one email.
+#[tokio::test]
+async fn r32_a_client_that_hangs_up_and_retries_gets_one_share_and_one_email() {
+    let app = spawn_app().await;
+    let (a, b, _) = two_partners(&app, policy(true)).await;
+    for (i, wait_ms) in [0u64, 1, 3, 10, 30].into_iter().enumerate() {
+        let case = app.create_case(&a.user, &format!("Case {i}")).await;
+        let path = format!("/v1/cases/{case}/shares");
+        let body = partner_share(b.id, json!([{ "user_id": b.user_id }]));
+        let key = Uuid::new_v4().to_string();
+        send_and_hang_up(
+            &app,
+            &path,
+            &a.user,
+            &key,
+            &body,
+            Duration::from_millis(wait_ms),
+        )
+        .await;
+        let retry = retry_until_answered(&app, &path, &a.user, &key, &body).await;
+        assert_eq!(
+            retry.status,
+            StatusCode::ACCEPTED,
+            "hang-up after {wait_ms} ms: {}",
+            retry.body
+        );
+        // A second retry is the same answer.
+        let again = keyed(&app, &path, &a.user, &key, &body).await;
+        assert_eq!(again.body, retry.body);
+        assert!(again.replayed);
+        assert_eq!(shares_of(&app, case).await, 1, "hang-up after {wait_ms} ms");
+    }
+    app.drain().await;
+    assert_eq!(
+        mails_to(&app, &app.user_email(b.user_id).await).len(),
+        5,
+        "one email per case, none doubled"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_attempts_with_one_key_make_one_share() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let path = format!("/v1/cases/{case}/shares");
+    let body = to_partner(b.id, json!({ "kind": "case" }));
+    let key = Uuid::new_v4().to_string();
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        let (path, token, key, body) = (path.clone(), a.user.clone(), key.clone(), body.clone());
+        attempts.spawn(async move { keyed_at(&client, &base, &path, &token, &key, &body).await });
+    }
+    let answers = attempts.join_all().await;
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::ACCEPTED)
+        .map(|a| a.body["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "every accepted answer names the one share");
+    for a in &answers {
+        assert!(
+            a.status == StatusCode::ACCEPTED || a.status == StatusCode::CONFLICT,
+            "{} {}",
+            a.status,
+            a.body
+        );
+    }
+    assert_eq!(shares_of(&app, case).await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_applied_request_whose_answer_was_lost_is_not_applied_again() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let path = format!("/v1/cases/{case}/shares");
+    let body = to_partner(b.id, json!({ "kind": "case" }));
+    let key = Uuid::new_v4().to_string();
+    assert_eq!(
+        keyed(&app, &path, &a.user, &key, &body).await.status,
+        StatusCode::ACCEPTED
+    );
+    // As if the process died between its commit and recording the answer.
+    sqlx::query("UPDATE idempotency_keys SET status = NULL, content_type = NULL, body = NULL")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let retry = keyed(&app, &path, &a.user, &key, &body).await;
+    assert_eq!(retry.status, StatusCode::CONFLICT, "{}", retry.body);
+    assert_eq!(retry.body["error"], "conflict");
+    assert_eq!(shares_of(&app, case).await, 1);
+
+    // A key older than 24 h is forgotten: the same request is a new command.
+    sqlx::query("UPDATE idempotency_keys SET created_at = now() - interval '25 hours'")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    let later = keyed(&app, &path, &a.user, &key, &body).await;
+    assert_eq!(later.status, StatusCode::ACCEPTED, "{}", later.body);
+    assert!(!later.replayed);
+    assert_eq!(shares_of(&app, case).await, 2);
+    app.stop().await;
+}
+
+// R24, R32: every command takes a key, e.g. import, link share and evidence.
+#[tokio::test]
+async fn r24_imports_link_shares_and_evidence_sent_twice_happen_once() {
+    let app = spawn_app().await;
+    let (a, b, case) = case_shared_with_partner(&app, policy(true), "Burglary").await;
+
+    // Evidence without a client id.
+    let ev = json!({ "title": "Photo 1" });
+    let path = format!("/v1/cases/{case}/evidence");
+    let key = Uuid::new_v4().to_string();
+    let e1 = keyed(&app, &path, &a.user, &key, &ev).await;
+    assert_eq!(e1.status, StatusCode::ACCEPTED, "{}", e1.body);
+    let e2 = keyed(&app, &path, &a.user, &key, &ev).await;
+    assert_eq!((e2.body.clone(), e2.replayed), (e1.body.clone(), true));
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM evidence WHERE case_id = $1",
+            case
+        )
+        .await,
+        1
+    );
+    app.drain().await;
+
+    // Import by the partner.
+    let (_, received) = app.get("/v1/received", &b.admin).await;
+    let rid = received["items"][0]["id"].as_str().unwrap().to_string();
+    let ipath = format!("/v1/received/{rid}/import");
+    let key = Uuid::new_v4().to_string();
+    let i1 = keyed(&app, &ipath, &b.admin, &key, &json!({})).await;
+    assert_eq!(i1.status, StatusCode::ACCEPTED, "{}", i1.body);
+    let i2 = keyed(&app, &ipath, &b.admin, &key, &json!({})).await;
+    assert_eq!((i2.body.clone(), i2.replayed), (i1.body.clone(), true));
+    app.drain().await;
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM cases WHERE org_id = $1", b.id).await,
+        1,
+        "one imported copy"
+    );
+
+    // A link share to a named address.
+    let lpath = format!("/v1/cases/{case}/link-shares");
+    let link = json!({
+        "scope": { "kind": "case" },
+        "recipient": { "email": "da@county.example" },
+        "package": "zip",
+        "duration_hours": 24
+    });
+    let key = Uuid::new_v4().to_string();
+    let l1 = keyed(&app, &lpath, &a.user, &key, &link).await;
+    assert_eq!(l1.status, StatusCode::ACCEPTED, "{}", l1.body);
+    let l2 = keyed(&app, &lpath, &a.user, &key, &link).await;
+    assert_eq!((l2.body.clone(), l2.replayed), (l1.body.clone(), true));
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM link_shares WHERE case_id = $1",
+            case
+        )
+        .await,
+        1
+    );
+    app.drain().await;
+    assert!(
+        mails_to(&app, "da@county.example").len() <= 1,
+        "never two emails"
+    );
+    app.stop().await;
+}
