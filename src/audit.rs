@@ -262,6 +262,25 @@ impl AuditKey {
         AuditKey(key.into())
     }
 
+    /// A key of its own for `purpose`, derived from this one (HMAC of the
+    /// purpose under this key), so that no other use of the key can be made
+    /// to produce an audit link or checkpoint signature.
+    pub fn derive(&self, purpose: &str) -> AuditKey {
+        use hmac::Mac;
+        let mut mac = self.mac();
+        mac.update(b"caseshare derived key\0");
+        mac.update(purpose.as_bytes());
+        AuditKey::new(&mac.finalize().into_bytes())
+    }
+
+    /// HMAC-SHA256 of `data` under this key.
+    pub fn tag(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = self.mac();
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
         use hmac::Mac;
         hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length")

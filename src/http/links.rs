@@ -54,7 +54,7 @@ pub async fn create_link_share(
     Path(case_id): Path<Uuid>,
     Json(body): Json<LinkShareRequest>,
 ) -> Result<(StatusCode, axum::Json<LinkShareAccepted>)> {
-    let accepted = linkshare::create(&s.db, &u, case_id, body).await?;
+    let accepted = linkshare::create(&s.db, &s.settings, &u, case_id, body).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(accepted)))
 }
 

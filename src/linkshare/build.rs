@@ -119,13 +119,17 @@ struct EvidenceItem {
 }
 
 /// A file or folder name made safe as one path component of an archive, at
-/// most `max` characters long.
+/// most `max` characters long: no separators, control characters, bidi
+/// overrides (which make `exe.txt` read as `txt.exe`) or characters Windows
+/// refuses; no trailing dots or spaces (Windows drops them); and no
+/// Windows device name (`CON`, `nul.txt`, `COM1`…), which would open a
+/// device instead of a file when extracted there.
 fn component(name: &str, max: usize) -> String {
     let cleaned: String = name
         .trim()
         .chars()
         .map(|c| {
-            if c.is_control() || "/\\:*?\"<>|".contains(c) {
+            if c.is_control() || bidi_control(c) || "/\\:*?\"<>|".contains(c) {
                 '_'
             } else {
                 c
@@ -133,10 +137,35 @@ fn component(name: &str, max: usize) -> String {
         })
         .take(max)
         .collect();
-    match cleaned.trim() {
+    let cleaned = cleaned.trim_end_matches(['.', ' ']).trim_start();
+    match cleaned {
         "" | "." | ".." => "_".into(),
+        s if windows_device(s) => format!("_{s}"),
         s => s.to_string(),
     }
+}
+
+/// Unicode bidirectional formatting characters.
+fn bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A name Windows reserves for a device, with or without an extension.
+fn windows_device(name: &str) -> bool {
+    let stem = name
+        .split('.')
+        .next()
+        .unwrap_or_default()
+        .trim_end()
+        .to_ascii_uppercase();
+    matches!(
+        stem.as_str(),
+        "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
+    ) || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+        && stem.len() == 4
+        && matches!(stem.as_bytes()[3], b'0'..=b'9'))
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && ["\u{00B9}", "\u{00B2}", "\u{00B3}"].contains(&&stem[3..]))
 }
 
 async fn plan(
@@ -404,6 +433,29 @@ mod tests {
         assert_eq!(component("Scene 1", 100), "Scene 1");
         assert_eq!(component("Scene 1", 3), "Sce");
     }
+
+    #[test]
+    fn components_carry_no_bidi_override_or_windows_device_name() {
+        assert_eq!(component("invoice\u{202E}fdp.exe", 100), "invoice_fdp.exe");
+        assert_eq!(component("a\u{2067}b\u{200F}", 100), "a_b_");
+        for device in [
+            "CON",
+            "con",
+            "Nul.txt",
+            "COM1",
+            "lpt9.tar.gz",
+            "AUX ",
+            "COM\u{00B9}",
+        ] {
+            let safe = component(device, 100);
+            assert!(safe.starts_with('_'), "{device:?} became {safe:?}");
+        }
+        for fine in ["CONTRACT", "COM10", "console.log", "Com.txt"] {
+            assert_eq!(component(fine, 100), fine);
+        }
+        assert_eq!(component("report. . ", 100), "report");
+        assert_eq!(component("...", 100), "_");
+    }
 }
 
 /// A title as one line of `toc.txt`: control characters (newlines, tabs,
@@ -411,7 +463,7 @@ mod tests {
 fn one_line(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}') {
+            if c.is_control() || bidi_control(c) {
                 ' '
             } else {
                 c

@@ -15,9 +15,9 @@ pub async fn for_download(db: &PgPool, token: &str) -> Result<LinkShareRow> {
         return Err(Error::NotFound("download"));
     }
     let row: Option<LinkShareRow> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM link_shares WHERE token = $1"
+        "SELECT {COLUMNS} FROM link_shares WHERE token_hash = $1"
     ))
-    .bind(token)
+    .bind(&super::token_hash(token)[..])
     .fetch_optional(db)
     .await?;
     if row

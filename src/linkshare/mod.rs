@@ -120,7 +120,9 @@ pub struct LinkShareRow {
     pub duration_hours: i32,
     pub status: LinkShareStatus,
     pub failure: Option<String>,
-    pub token: String,
+    /// False for links made before tokens were derived (migration 0014):
+    /// their URL cannot be recomputed.
+    pub token_derived: bool,
     pub manifest_sha256: Option<String>,
     pub size_bytes: Option<i64>,
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
@@ -134,8 +136,37 @@ pub struct LinkShareRow {
 
 const COLUMNS: &str =
     "id, case_id, org_id, scope, attachments, retain_folder_structure, package, duration_hours,
-    status, failure, token, manifest_sha256, size_bytes, expires_at, created_at, completed_at,
+    status, failure, token_derived, manifest_sha256, size_bytes, expires_at, created_at, completed_at,
     package_key, revoked_at, policy";
+
+/// A link share's download token: HMAC-SHA256 of its id under a key
+/// derived from `CASESHARE_AUDIT_KEY`, in hex. It is not stored anywhere:
+/// the service recomputes it for emails and for the sharer's view, and the
+/// database holds only [`token_hash`], as for user tokens. Whoever can read
+/// the database cannot download; rotating the key invalidates every link.
+pub fn token(settings: &Settings, id: Uuid) -> String {
+    hex::encode(
+        settings
+            .audit_key()
+            .derive("link share download token")
+            .tag(id.as_bytes()),
+    )
+}
+
+/// What the table keeps of a download token: its SHA-256.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
+}
+
+/// The URL a recipient downloads a link share's package from.
+pub fn download_url(settings: &Settings, id: Uuid) -> String {
+    format!(
+        "{}/v1/downloads/{}",
+        settings.public_url.trim_end_matches('/'),
+        token(settings, id)
+    )
+}
 
 /// The store key of a link share's package: recorded at completion, or
 /// `<id>.zip` for packages built before keys were recorded.
@@ -149,13 +180,8 @@ impl LinkShareRow {
     }
 
     pub fn view(self, settings: &Settings) -> LinkShareView {
-        let download_url = (self.status == LinkShareStatus::Complete).then(|| {
-            format!(
-                "{}/v1/downloads/{}",
-                settings.public_url.trim_end_matches('/'),
-                self.token
-            )
-        });
+        let download_url = (self.status == LinkShareStatus::Complete && self.token_derived)
+            .then(|| download_url(settings, self.id));
         LinkShareView {
             id: self.id,
             case_id: self.case_id,

@@ -71,6 +71,7 @@ pub struct LinkShareAccepted {
 /// Classic sharing needs no advanced-sharing setup.
 pub async fn create(
     db: &PgPool,
+    settings: &crate::config::Settings,
     user: &UserPrincipal,
     case_id: Uuid,
     req: LinkShareRequest,
@@ -136,10 +137,10 @@ pub async fn create(
         )));
     }
     let id = Uuid::new_v4();
-    let token = hex::encode(rand::random::<[u8; 32]>());
+    let token_hash = super::token_hash(&super::token(settings, id));
     sqlx::query(
         "INSERT INTO link_shares (id, case_id, org_id, created_by, scope, recipient, attachments,
-                                  retain_folder_structure, package, duration_hours, message, token,
+                                  retain_folder_structure, package, duration_hours, message, token_hash,
                                   policy)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
@@ -154,7 +155,7 @@ pub async fn create(
     .bind(req.package)
     .bind(req.duration_hours)
     .bind(&req.message)
-    .bind(&token)
+    .bind(&token_hash[..])
     .bind(policy.as_ref().map(sqlx::types::Json))
     .execute(&mut *tx)
     .await?;

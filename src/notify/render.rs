@@ -172,10 +172,11 @@ fn fill_template(
 
 #[derive(sqlx::FromRow)]
 struct LinkNoticeRow {
+    id: Uuid,
     case_title: String,
     sharing_org: String,
     message: Option<String>,
-    token: String,
+    token_derived: bool,
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
     manifest: Option<String>,
 }
@@ -187,16 +188,21 @@ async fn render_link_share(
     ctx: &JobContext,
     n: &NoticeRow,
 ) -> Result<Rendered, JobError> {
-    let LinkNoticeRow { case_title, sharing_org, message, token, expires_at, manifest } = sqlx::query_as(
-        "SELECT c.title AS case_title, o.name AS sharing_org, l.message, l.token, l.expires_at,
+    let LinkNoticeRow { id, case_title, sharing_org, message, token_derived, expires_at, manifest } = sqlx::query_as(
+        "SELECT l.id, c.title AS case_title, o.name AS sharing_org, l.message, l.token_derived, l.expires_at,
                 l.manifest_sha256 AS manifest
          FROM link_shares l JOIN cases c ON c.id = l.case_id JOIN orgs o ON o.id = l.org_id WHERE l.id = $1",
     )
     .bind(n.link_share_id)
     .fetch_one(db)
     .await?;
-    let base = ctx.settings.public_url.trim_end_matches('/');
-    let download_url = format!("{base}/v1/downloads/{token}");
+    // A link made before tokens were derived cannot be recomputed: its
+    // reminder points at the first email.
+    let download_url = if token_derived {
+        crate::linkshare::download_url(&ctx.settings, id)
+    } else {
+        "(the download link in the first email about this package)".to_string()
+    };
     let expires = expires_at
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default();

@@ -1342,3 +1342,71 @@ async fn r40_a_link_share_is_listed_and_can_be_revoked_before_it_expires() {
     listener.close().await;
     finish(w.app).await;
 }
+
+// R40 (hardening): a download token is stored nowhere, only its SHA-256; the
+// service recomputes the same URL for the sharer's view and the email.
+#[tokio::test]
+async fn r40_download_tokens_are_not_stored_only_their_hash() {
+    let w = world().await;
+    let app = &w.app;
+    let id = link_share(
+        app,
+        &w.a.user,
+        w.case,
+        body(json!({ "kind": "case" }), false),
+    )
+    .await;
+    let done = wait_link(app, &w.a.user, &id).await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let url = done["download_url"].as_str().unwrap().to_string();
+    let token = url.rsplit('/').next().unwrap().to_string();
+    assert_eq!(token.len(), 64);
+    app.drain().await;
+    let mails = mails_to(app, "defense@firm.example");
+    assert_eq!(mails.len(), 1);
+    assert!(
+        readable(&mails[0]).contains(&url),
+        "the email carries the same URL"
+    );
+
+    let by_hash: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM link_shares WHERE token_hash = sha256(convert_to($1, 'UTF8'))",
+    )
+    .bind(&token)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(by_hash, 1);
+    // Neither the link share nor its jobs, outbox messages, notices or
+    // audit entries hold the token.
+    let holding: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (
+            SELECT row_to_json(t)::text AS r FROM link_shares t
+            UNION ALL SELECT row_to_json(t)::text FROM jobs t
+            UNION ALL SELECT row_to_json(t)::text FROM outbox t
+            UNION ALL SELECT row_to_json(t)::text FROM notices t
+            UNION ALL SELECT row_to_json(t)::text FROM audit_log t) rows
+          WHERE r LIKE '%' || $1 || '%'",
+    )
+    .bind(&token)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(holding, 0, "the token is stored nowhere");
+
+    // The token is the credential: one character off is not found.
+    let last = token.chars().last().unwrap();
+    let forged = format!("{}{}", &token[..63], if last == '0' { '1' } else { '0' });
+    let res = app
+        .client
+        .get(format!("{}/v1/downloads/{forged}", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        package_bytes(app, &done).await.len() as i64,
+        done["size_bytes"].as_i64().unwrap()
+    );
+    finish(w.app).await;
+}
