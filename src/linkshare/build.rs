@@ -163,7 +163,7 @@ fn windows_device(name: &str) -> bool {
         "CON" | "PRN" | "AUX" | "NUL" | "CONIN$" | "CONOUT$"
     ) || ((stem.starts_with("COM") || stem.starts_with("LPT"))
         && stem.len() == 4
-        && matches!(stem.as_bytes()[3], b'0'..=b'9'))
+        && stem.as_bytes()[3].is_ascii_digit())
         || ((stem.starts_with("COM") || stem.starts_with("LPT"))
             && ["\u{00B9}", "\u{00B2}", "\u{00B3}"].contains(&&stem[3..]))
 }
