@@ -10,12 +10,13 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::view::{filtered, granted};
+use super::view::{filtered, GrantedEvidence, GRANTED_SQL};
 use super::{lock, ReceivedRow};
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::context::JobContext;
 use crate::error::{Error, Result};
+use crate::evidence::EvidenceView;
 use crate::jobs::{self, Job, JobError};
 use crate::orgs;
 use crate::policy::filter;
@@ -45,8 +46,14 @@ async fn sync_folders_tx(tx: &mut PgConnection, received_id: Uuid, case_id: Uuid
     Ok(())
 }
 
-/// Copy granted evidence into the imported case, filtered, in one statement
-/// (UNNEST). Idempotent by (case, source evidence). Returns how many were new.
+/// How many granted items an import holds in memory at a time.
+const COPY_CHUNK: usize = 2_000;
+
+/// Copy granted evidence into the imported case, filtered (R10, R43: in Rust,
+/// by the one filter every view uses). The items are read through a cursor
+/// and written by UNNEST [`COPY_CHUNK`] at a time, so memory stays flat
+/// however large the case. Idempotent by (case, source evidence). Returns
+/// how many were new.
 pub(super) async fn copy_evidence_tx(
     tx: &mut PgConnection,
     r: &ReceivedRow,
@@ -54,8 +61,32 @@ pub(super) async fn copy_evidence_tx(
     only: Option<&[Uuid]>,
 ) -> Result<u64> {
     sync_folders_tx(tx, r.id, case_id).await?;
-    let rows = granted(tx, r.id, only).await?;
-    let views = filtered(rows);
+    sqlx::query(&format!(
+        "DECLARE granted_copy NO SCROLL CURSOR FOR {GRANTED_SQL}"
+    ))
+    .bind(r.id)
+    .bind(only)
+    .execute(&mut *tx)
+    .await?;
+    let fetch = format!("FETCH {COPY_CHUNK} FROM granted_copy");
+    let mut copied = 0;
+    loop {
+        let rows: Vec<GrantedEvidence> = sqlx::query_as(&fetch).fetch_all(&mut *tx).await?;
+        if rows.is_empty() {
+            break;
+        }
+        copied += insert_copies(tx, case_id, filtered(rows)).await?;
+    }
+    sqlx::query("CLOSE granted_copy").execute(&mut *tx).await?;
+    Ok(copied)
+}
+
+/// Insert filtered copies into `case_id` in one statement (UNNEST).
+async fn insert_copies(
+    tx: &mut PgConnection,
+    case_id: Uuid,
+    views: Vec<EvidenceView>,
+) -> Result<u64> {
     let n = views.len();
     let mut ids = Vec::with_capacity(n);
     let mut sources = Vec::with_capacity(n);

@@ -139,20 +139,24 @@ pub(super) async fn granted(
     received_id: Uuid,
     only: Option<&[Uuid]>,
 ) -> Result<Vec<GrantedEvidence>> {
-    Ok(sqlx::query_as(
-        "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, s.policy
-         FROM grants g
-         JOIN shares s ON s.id = g.share_id AND s.status IN ('processing', 'complete')
-         JOIN evidence e ON e.id = g.evidence_id
-         LEFT JOIN received_folders rf ON rf.received_id = g.received_id AND rf.source_folder_id = e.folder_id
-         WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))
-         ORDER BY e.created_at, e.id",
+    Ok(
+        sqlx::query_as(&format!("{GRANTED_SQL} ORDER BY e.created_at, e.id"))
+            .bind(received_id)
+            .bind(only)
+            .fetch_all(db)
+            .await?,
     )
-    .bind(received_id)
-    .bind(only)
-    .fetch_all(db)
-    .await?)
 }
+
+/// The granted evidence of collaboration `$1` (optionally only the ids in
+/// `$2`), as [`GrantedEvidence`].
+pub(super) const GRANTED_SQL: &str =
+    "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, s.policy
+     FROM grants g
+     JOIN shares s ON s.id = g.share_id AND s.status IN ('processing', 'complete')
+     JOIN evidence e ON e.id = g.evidence_id
+     LEFT JOIN received_folders rf ON rf.received_id = g.received_id AND rf.source_folder_id = e.folder_id
+     WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))";
 
 /// R43: each item filtered by its own share's snapshot, so a later, looser
 /// share to the same partner never widens what earlier items show.

@@ -8,7 +8,6 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{Scope, ShareRow};
-use crate::audit;
 use crate::error::{Error, Result};
 use crate::policy::PolicySnapshot;
 use crate::receiving;
@@ -53,17 +52,13 @@ pub(super) async fn materialize(
     receiving::deliver_new_evidence_tx(tx, received_id, &new_evidence).await?;
 
     // R7: a snapshot of the case's and its evidence's audit trail, if allowed.
-    let snapshot = if governing.policy.permissions.sender_audit_trail {
-        let items = audit_in_scope(tx, share.org_id, share.case_id, received_id).await?;
-        Some(serde_json::json!({ "taken_at": chrono::Utc::now(), "items": items }))
-    } else {
-        None
-    };
-    sqlx::query("UPDATE received SET sender_snapshot = $2 WHERE id = $1")
-        .bind(received_id)
-        .bind(snapshot)
-        .execute(&mut *tx)
-        .await?;
+    snapshot_audit(
+        tx,
+        governing.policy.permissions.sender_audit_trail,
+        share,
+        received_id,
+    )
+    .await?;
     Ok(received_id)
 }
 
@@ -92,31 +87,45 @@ pub(crate) fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) 
     }
 }
 
-/// R49: the sender's audit entries of the case that concern what this
-/// collaboration was given: case-level entries, entries about granted
-/// evidence, and entries about this collaboration's own shares; entries about
-/// other evidence or other partners' shares are left out.
-async fn audit_in_scope(
+/// R7, R49: the collaboration's snapshot of the sender's audit trail (`{taken_at,
+/// items: [AuditItem]}`), or none when the policy withholds it. Its items are
+/// the entries of the case that concern what this collaboration was given:
+/// case-level entries, entries about granted evidence, and entries about this
+/// collaboration's own shares; entries about other evidence or other
+/// partners' shares are left out. Built by PostgreSQL in one statement, so a
+/// case with a long trail is never held in the worker's memory.
+async fn snapshot_audit(
     tx: &mut PgConnection,
-    org_id: Uuid,
-    case_id: Uuid,
+    allowed: bool,
+    share: &ShareRow,
     received_id: Uuid,
-) -> Result<Vec<audit::AuditItem>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {} FROM audit_log a
-         WHERE a.case_id = $1 AND a.org_id = $2
-           AND (a.evidence_id IS NULL
-                OR EXISTS (SELECT 1 FROM grants g WHERE g.received_id = $3 AND g.evidence_id = a.evidence_id))
-           AND (a.share_id IS NULL
-                OR EXISTS (SELECT 1 FROM shares s WHERE s.id = a.share_id AND s.received_id = $3))
-         ORDER BY a.id",
-        audit::ITEM_COLUMNS
-    ))
-    .bind(case_id)
-    .bind(org_id)
+) -> Result<()> {
+    sqlx::query(
+        r#"UPDATE received SET sender_snapshot = CASE WHEN $4 THEN jsonb_build_object(
+             'taken_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+             'items', coalesce((
+                SELECT jsonb_agg(jsonb_build_object(
+                    'id', a.id,
+                    'at', to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                    'org_id', a.org_id, 'actor_user_id', a.actor_user_id, 'action', a.action,
+                    'case_id', a.case_id, 'evidence_id', a.evidence_id, 'share_id', a.share_id,
+                    'details', a.details) ORDER BY a.id)
+                FROM audit_log a
+                WHERE a.case_id = $1 AND a.org_id = $2
+                  AND (a.evidence_id IS NULL
+                       OR EXISTS (SELECT 1 FROM grants g WHERE g.received_id = $3 AND g.evidence_id = a.evidence_id))
+                  AND (a.share_id IS NULL
+                       OR EXISTS (SELECT 1 FROM shares s WHERE s.id = a.share_id AND s.received_id = $3))),
+                '[]'::jsonb)) END
+           WHERE id = $3"#,
+    )
+    .bind(share.case_id)
+    .bind(share.org_id)
     .bind(received_id)
-    .fetch_all(&mut *tx)
-    .await?)
+    .bind(allowed)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
 }
 
 /// R43: case-level fields and permissions follow the most restrictive
