@@ -230,10 +230,10 @@ fn verdict(secs: f64, target: f64) -> &'static str {
 }
 
 // ---------------------------------------------------------------------------
-// 1. Share a 10,000-item case with an auto-importing Justice partner.
+// 1. Share a 10,000- or 100,000-item case with an auto-importing Justice partner.
 
-async fn share_10k_auto_import() -> BenchResult<()> {
-    const N: i64 = 10_000;
+async fn share_auto_import(n: i64) -> BenchResult<()> {
+    let name = format!("share_{}k_auto_import", n / 1000);
     let app = spawn_with(options()).await;
     let obs = observer(&app).await?;
     let result = async {
@@ -261,7 +261,7 @@ async fn share_10k_auto_import() -> BenchResult<()> {
         )
         .bind(case)
         .bind(&folders)
-        .bind(N)
+        .bind(n)
         .execute(&app.db)
         .await
         .map_err(db_err)?;
@@ -270,10 +270,11 @@ async fn share_10k_auto_import() -> BenchResult<()> {
             .await
             .map_err(db_err)?;
         println!(
-            "  setup: {N} evidence rows inserted in {:.2} s",
+            "  setup: {n} evidence rows inserted in {:.2} s",
             t.elapsed().as_secs_f64()
         );
         drain(&obs).await?;
+        let baseline = reset_peak_rss();
 
         let since = db_now(&obs).await?;
         let start = Instant::now();
@@ -290,7 +291,7 @@ async fn share_10k_auto_import() -> BenchResult<()> {
             |e| format!("share id in {share}: {e}"),
         )?;
         let completed_at = std::cell::Cell::new(None);
-        let imported = wait_for("share complete and 10,000 items imported", start, || {
+        let imported = wait_for("share complete and every item imported", start, || {
             let (obs, completed_at) = (&obs, &completed_at);
             async move {
                 no_dead_jobs(obs).await?;
@@ -310,7 +311,7 @@ async fn share_10k_auto_import() -> BenchResult<()> {
                 if status == "complete" && completed_at.get().is_none() {
                     completed_at.set(Some(start.elapsed()));
                 }
-                Ok((status == "complete" && imported >= N).then_some(imported))
+                Ok((status == "complete" && imported >= n).then_some(imported))
             }
         })
         .await?;
@@ -320,14 +321,17 @@ async fn share_10k_auto_import() -> BenchResult<()> {
             .fetch_one(&obs)
             .await
             .map_err(db_err)?;
-        // At the limit: the 20,000 rows (grants and copies) by UNNEST.
-        let floor = 2.0 * N as f64 / limits().unnest_rows_per_s.max(1.0);
+        // At the limit: the 2n rows (grants and copies) by UNNEST.
+        let floor = 2.0 * n as f64 / limits().unnest_rows_per_s.max(1.0);
+        let target = 0.5 * n as f64 / 10_000.0;
         println!(
-            "share_10k_auto_import: {N} items, intake->complete {total:.2} s (import done: {imported} copied, {grants} grants) \
-             [target < 2 s: {}]; the UNNEST floor {floor:.2} s = {:.2} of the time; peak RSS {:.0} MiB",
-            verdict(total, 2.0),
+            "{name}: {n} items, intake->complete {total:.2} s (import done: {imported} copied, {grants} grants) \
+             [target <= {target:.1} s: {}]; the UNNEST floor {floor:.2} s = {:.2} of the time; \
+             peak RSS {:.0} MiB, {:+.0} MiB over the {baseline:.0} MiB before the share",
+            verdict(total, target),
             ratio(floor, total),
-            peak_rss_mib()
+            peak_rss_mib(),
+            peak_rss_mib() - baseline,
         );
         println!(
             "    POST /shares answered in {:.0} ms; share seen complete after {:.2} s",
@@ -345,38 +349,45 @@ async fn share_10k_auto_import() -> BenchResult<()> {
 // ---------------------------------------------------------------------------
 // 2. 1,000 evidence-added events fanned out to 5 partners (external views).
 
+/// Alpha PD's case "Busy case", shared whole with `partners` LEAs (no
+/// auto-import), every share complete and every job done.
+async fn case_shared_with(
+    app: &TestApp,
+    obs: &PgPool,
+    partners: usize,
+) -> BenchResult<(Org, Uuid)> {
+    let a = app.create_org("Alpha PD", "lea").await;
+    app.setup(&a, policy(true), false).await;
+    let case = app.create_case(&a.user, "Busy case").await;
+    for i in 0..partners {
+        let p = app.create_org(&format!("Partner PD {i}"), "lea").await; // auto_import off
+        app.partner(a.id, p.id).await;
+        let share = app
+            .share(
+                &a.user,
+                case,
+                json!({ "scope": { "kind": "case" },
+                        "target": { "kind": "partner", "org_id": p.id, "recipients": [] } }),
+            )
+            .await;
+        let id: Uuid = share["id"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| format!("share id in {share}: {e}"))?;
+        wait_share_complete(obs, id).await?;
+    }
+    drain(obs).await?;
+    Ok((a, case))
+}
+
 async fn evidence_burst_1k_x5() -> BenchResult<()> {
     const N: usize = 1_000;
     const PARTNERS: usize = 5;
     let app = spawn_with(options()).await;
     let obs = observer(&app).await?;
     let result = async {
-        let a = app.create_org("Alpha PD", "lea").await;
-        app.setup(&a, policy(true), false).await;
-        let case = app.create_case(&a.user, "Busy case").await;
-        let mut partners = Vec::new();
-        for i in 0..PARTNERS {
-            let p = app.create_org(&format!("Partner PD {i}"), "lea").await; // auto_import off
-            app.partner(a.id, p.id).await;
-            partners.push(p);
-        }
-        for p in &partners {
-            let share = app
-                .share(
-                    &a.user,
-                    case,
-                    json!({ "scope": { "kind": "case" },
-                            "target": { "kind": "partner", "org_id": p.id, "recipients": [] } }),
-                )
-                .await;
-            let id: Uuid = share["id"]
-                .as_str()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|e| format!("share id in {share}: {e}"))?;
-            wait_share_complete(&obs, id).await?;
-        }
-        drain(&obs).await?;
+        let (a, case) = case_shared_with(&app, &obs, PARTNERS).await?;
 
         let since = db_now(&obs).await?;
         let start = Instant::now();
@@ -645,7 +656,7 @@ async fn link_share_1k_x_1mib(s3: bool) -> BenchResult<()> {
                 async move {
                     no_dead_jobs(obs).await?;
                     let (status, size, failure): (String, Option<i64>, Option<String>) = sqlx::query_as(
-                        "SELECT status, size_bytes, failure FROM link_shares WHERE id = $1",
+                        "SELECT status::text, size_bytes, failure FROM link_shares WHERE id = $1",
                     )
                     .bind(id)
                     .fetch_one(obs)
@@ -746,6 +757,7 @@ async fn events_one_case_x5(n: usize) -> BenchResult<()> {
             })
             .collect();
         let since = db_now(&obs).await?;
+        reset_peak_rss();
         let start = Instant::now();
         let mut confirms = Vec::with_capacity(n);
         for body in &bodies {
@@ -911,14 +923,152 @@ async fn probe_limits() -> BenchResult<Limits> {
     result
 }
 
+// ---------------------------------------------------------------------------
+// 6. Intake latency at a fixed offered load, generated by another process.
+
+/// Offered load of the latency scenario, requests per second, and how long.
+const OFFERED_RPS: u32 = 1_000;
+const OFFERED_SECS: u32 = 10;
+
+/// POST /v1/cases/{id}/evidence at a fixed rate into a case shared with 5
+/// partners, from a second process (this bench binary in `--loadgen` mode,
+/// with its own runtime), while the in-process workers fan the evidence out.
+async fn intake_latency_1k_rps() -> BenchResult<()> {
+    let app = spawn_with(options()).await;
+    let obs = observer(&app).await?;
+    let result = async {
+        let (a, case) = case_shared_with(&app, &obs, 5).await?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let out = tokio::process::Command::new(exe)
+            .arg("--loadgen")
+            .env("LOADGEN_URL", format!("{}/v1/cases/{case}/evidence", app.base))
+            .env("LOADGEN_TOKEN", &a.user)
+            .env("LOADGEN_RATE", OFFERED_RPS.to_string())
+            .env("LOADGEN_SECS", OFFERED_SECS.to_string())
+            .output()
+            .await
+            .map_err(|e| format!("load generator: {e}"))?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "load generator output ({e}): {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        let applied_by = Instant::now();
+        drain(&obs).await?;
+        let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM evidence WHERE case_id = $1")
+            .bind(case)
+            .fetch_one(&obs)
+            .await
+            .map_err(db_err)?;
+        let ms = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "intake_latency_1k_rps: offered {OFFERED_RPS} req/s for {OFFERED_SECS} s from another process: \
+             sent {} at {:.0} req/s, {} accepted ({recorded} recorded), statuses {}; latency p50 {:.1} ms, \
+             p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms; fan-out to 5 partners done {:.2} s after the last answer",
+            report["sent"],
+            ms("achieved_rps"),
+            report["accepted"],
+            report["statuses"],
+            ms("p50_ms"),
+            ms("p90_ms"),
+            ms("p99_ms"),
+            ms("max_ms"),
+            applied_by.elapsed().as_secs_f64(),
+        );
+        Ok(())
+    }
+    .await;
+    obs.close().await;
+    app.stop().await;
+    result
+}
+
+/// `--loadgen` mode: POST evidence to `LOADGEN_URL` at `LOADGEN_RATE` per
+/// second for `LOADGEN_SECS`, open loop: request i is due at i/rate and is
+/// timed from then, so a slow answer neither delays later requests nor
+/// hides the queueing it causes (no coordinated omission). Prints one JSON
+/// object: sent, accepted, statuses, achieved_rps and latency percentiles.
+async fn loadgen() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    let (url, token) = (var("LOADGEN_URL"), var("LOADGEN_TOKEN"));
+    let rate: f64 = var("LOADGEN_RATE").parse().expect("LOADGEN_RATE");
+    let secs: f64 = var("LOADGEN_SECS").parse().expect("LOADGEN_SECS");
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()
+        .expect("HTTP client");
+    let total = (rate * secs) as usize;
+    let t0 = tokio::time::Instant::now() + Duration::from_millis(100);
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..total {
+        let due = t0 + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let (client, url, token) = (client.clone(), url.clone(), token.clone());
+        tasks.spawn(async move {
+            let status = match client
+                .post(&url)
+                .bearer_auth(&token)
+                .json(&json!({ "title": format!("Load item {i}"), "categories": ["video"], "tags": ["t"] }))
+                .send()
+                .await
+            {
+                Ok(res) => {
+                    let status = res.status().as_u16();
+                    let _ = res.bytes().await;
+                    status
+                }
+                Err(_) => 0,
+            };
+            (due.elapsed(), status)
+        });
+    }
+    let issued = t0.elapsed().as_secs_f64();
+    let results = tasks.join_all().await;
+    let mut latencies: Vec<f64> = results
+        .iter()
+        .map(|(d, _)| d.as_secs_f64() * 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    for (_, s) in &results {
+        *statuses.entry(s.to_string()).or_default() += 1;
+    }
+    println!(
+        "{}",
+        json!({
+            "sent": total,
+            "accepted": statuses.get("202").copied().unwrap_or(0),
+            "statuses": statuses,
+            "achieved_rps": total as f64 / issued.max(f64::EPSILON),
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+        })
+    );
+}
+
 /// Peak resident set size of this process (the bench runs the service
-/// in-process), from /proc; 0 where unavailable.
+/// in-process) since the last [`reset_peak_rss`], from /proc; 0 where
+/// unavailable.
 fn peak_rss_mib() -> f64 {
+    proc_status_mib("VmHWM:")
+}
+
+/// Reset the peak to the current resident set size (Linux: `5` into
+/// `/proc/self/clear_refs`), so a scenario reports its own peak; returns
+/// the current size.
+fn reset_peak_rss() -> f64 {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    proc_status_mib("VmRSS:")
+}
+
+fn proc_status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -927,6 +1077,9 @@ fn peak_rss_mib() -> f64 {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if std::env::args().any(|a| a == "--loadgen") {
+        return loadgen().await;
+    }
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -944,9 +1097,12 @@ async fn main() {
         }
         Err(e) => failures.push(format!("limits probe: {e}")),
     }
-    if wanted("share_10k_auto_import") {
-        if let Err(e) = share_10k_auto_import().await {
-            failures.push(format!("share_10k_auto_import: {e}"));
+    for n in [10_000, 100_000] {
+        let name = format!("share_{}k_auto_import", n / 1000);
+        if wanted(&name) {
+            if let Err(e) = share_auto_import(n).await {
+                failures.push(format!("{name}: {e}"));
+            }
         }
     }
     if wanted("evidence_burst_1k_x5") {
@@ -960,6 +1116,11 @@ async fn main() {
             if let Err(e) = events_one_case_x5(n).await {
                 failures.push(format!("{name}: {e}"));
             }
+        }
+    }
+    if wanted("intake_latency_1k_rps") {
+        if let Err(e) = intake_latency_1k_rps().await {
+            failures.push(format!("intake_latency_1k_rps: {e}"));
         }
     }
     if wanted("email_1k_notices") {
