@@ -35,7 +35,7 @@ pub async fn get_setup(
 }
 
 #[utoipa::path(post, path = "/v1/sharing/setup", tag = "admin", request_body = SetupRequest,
-    responses((status = 201, body = SetupStatus), (status = 409, body = ErrorBody, description = "already completed (`conflict`), or an fpp org (`classic_sharing_required`, R46)"), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = SetupStatus), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody, description = "already completed (`conflict`), or an fpp org (`classic_sharing_required`, R46)"), (status = 422, body = ErrorBody)))]
 pub async fn complete_setup(
     Admin(u): Admin,
     State(s): State<AppState>,
@@ -51,7 +51,7 @@ pub async fn complete_setup(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/sharing/settings", tag = "admin", responses((status = 200, body = Org)))]
+#[utoipa::path(get, path = "/v1/sharing/settings", tag = "admin", responses((status = 200, body = Org), (status = 403, body = ErrorBody)))]
 pub async fn get_settings(Admin(u): Admin, State(s): State<AppState>) -> Result<axum::Json<Org>> {
     Ok(axum::Json(
         orgs::get(&mut *s.db.acquire().await?, u.org_id).await?,
@@ -59,7 +59,7 @@ pub async fn get_settings(Admin(u): Admin, State(s): State<AppState>) -> Result<
 }
 
 #[utoipa::path(put, path = "/v1/sharing/settings", tag = "admin", request_body = ReceivingSettings,
-    responses((status = 200, body = Org), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Org), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_settings(
     Admin(u): Admin,
     State(s): State<AppState>,
@@ -71,7 +71,7 @@ pub async fn put_settings(
 }
 
 #[utoipa::path(post, path = "/v1/policies", tag = "admin", request_body = Policy,
-    responses((status = 201, body = StoredPolicy), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = StoredPolicy), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_policy(
     Admin(u): Admin,
     State(s): State<AppState>,
@@ -87,7 +87,7 @@ pub async fn create_policy(
 }
 
 #[utoipa::path(get, path = "/v1/policies/{policy_id}", tag = "admin",
-    responses((status = 200, body = StoredPolicy), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = StoredPolicy), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_policy(
     Admin(u): Admin,
     State(s): State<AppState>,
@@ -99,7 +99,7 @@ pub async fn get_policy(
 }
 
 #[utoipa::path(put, path = "/v1/policies/{policy_id}", tag = "admin", request_body = Policy,
-    responses((status = 200, body = StoredPolicy), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = StoredPolicy), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn put_policy(
     Admin(u): Admin,
     State(s): State<AppState>,
@@ -127,7 +127,7 @@ pub struct PartnerItem {
     pub policy_source: String,
 }
 
-#[utoipa::path(get, path = "/v1/partners", tag = "admin", responses((status = 200, body = Items<PartnerItem>)))]
+#[utoipa::path(get, path = "/v1/partners", tag = "admin", responses((status = 200, body = Items<PartnerItem>), (status = 403, body = ErrorBody)))]
 pub async fn list_partners(
     User(u): User,
     State(s): State<AppState>,
@@ -158,7 +158,7 @@ pub struct AssignPolicy {
 }
 
 #[utoipa::path(put, path = "/v1/partners/{org_id}/policy", tag = "admin", request_body = AssignPolicy,
-    responses((status = 200, body = PolicySnapshot), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = PolicySnapshot), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn assign_partner_policy(
     Admin(u): Admin,
     State(s): State<AppState>,
@@ -170,7 +170,7 @@ pub async fn assign_partner_policy(
 }
 
 #[utoipa::path(delete, path = "/v1/partners/{org_id}/policy", tag = "admin",
-    responses((status = 204), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn remove_partner_policy(
     Admin(u): Admin,
     State(s): State<AppState>,
@@ -181,7 +181,7 @@ pub async fn remove_partner_policy(
 }
 
 #[utoipa::path(get, path = "/v1/partners/{org_id}/policy", tag = "admin",
-    responses((status = 200, body = PolicySnapshot), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = PolicySnapshot), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn get_partner_policy(
     User(u): User,
     State(s): State<AppState>,

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::orgs::{self, NewGroup, NewOrg, NewUser, Org};
 
 #[utoipa::path(post, path = "/v1/orgs", tag = "bootstrap", request_body = NewOrg,
-    responses((status = 201, body = Org), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Org), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_org(
     service: Service,
     State(s): State<AppState>,
@@ -35,7 +35,7 @@ pub struct CreatedUser {
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/users", tag = "bootstrap", request_body = NewUser,
-    responses((status = 201, body = CreatedUser), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = CreatedUser), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_user(
     service: Service,
     State(s): State<AppState>,
@@ -53,7 +53,7 @@ pub struct Created {
 }
 
 #[utoipa::path(post, path = "/v1/orgs/{org_id}/groups", tag = "bootstrap", request_body = NewGroup,
-    responses((status = 201, body = Created), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Created), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_group(
     service: Service,
     State(s): State<AppState>,
@@ -72,7 +72,7 @@ pub struct NewPartnership {
 }
 
 #[utoipa::path(post, path = "/v1/partnerships", tag = "bootstrap", request_body = NewPartnership,
-    responses((status = 201, body = NewPartnership), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = NewPartnership), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_partnership(
     service: Service,
     State(s): State<AppState>,

@@ -45,7 +45,7 @@ impl<T> Items<T> {
 }
 
 #[utoipa::path(post, path = "/v1/cases", tag = "cases", request_body = NewCase,
-    responses((status = 201, body = CaseView), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = CaseView), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_case(
     User(u): User,
     State(s): State<AppState>,
@@ -80,7 +80,7 @@ pub struct CaseSummary {
 }
 
 #[utoipa::path(get, path = "/v1/cases", tag = "cases", params(ListQuery),
-    responses((status = 200, body = Items<CaseSummary>), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Items<CaseSummary>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_cases(
     User(u): User,
     State(s): State<AppState>,
@@ -110,7 +110,7 @@ pub async fn list_cases(
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}", tag = "cases",
-    responses((status = 200, body = CaseView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = CaseView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_case(
     User(u): User,
     State(s): State<AppState>,
@@ -215,7 +215,7 @@ pub async fn create_folder(
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/folders", tag = "cases",
-    responses((status = 200, body = Items<Folder>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Items<Folder>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn list_folders(
     User(u): User,
     State(s): State<AppState>,
@@ -233,7 +233,7 @@ pub async fn list_folders(
 }
 
 #[utoipa::path(patch, path = "/v1/folders/{folder_id}", tag = "cases", request_body = FolderPatch,
-    responses((status = 200, body = Created), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Created), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn patch_folder(
     User(u): User,
     State(s): State<AppState>,
@@ -317,7 +317,7 @@ pub struct BatchResult {
 /// bad item is refused alone). Resending an item with its client id answers
 /// as the first time (idempotent), inside a batch too.
 #[utoipa::path(post, path = "/v1/cases/{case_id}/evidence:batch", tag = "cases", request_body = EvidenceBatch,
-    responses((status = 200, body = Items<BatchResult>), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Items<BatchResult>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn add_evidence_batch(
     p: Principal,
     State(s): State<AppState>,
@@ -372,7 +372,7 @@ pub async fn add_evidence_batch(
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/evidence", tag = "cases", params(PageQuery),
-    responses((status = 200, body = Items<EvidenceView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Items<EvidenceView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_evidence(
     User(u): User,
     State(s): State<AppState>,
@@ -419,7 +419,7 @@ pub struct AuditView {
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/audit", tag = "cases", params(PageQuery),
-    responses((status = 200, body = AuditView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = AuditView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn case_audit(
     User(u): User,
     State(s): State<AppState>,

@@ -20,7 +20,9 @@ use crate::linkshare::{
 
 #[utoipa::path(put, path = "/v1/evidence/{evidence_id}/content", tag = "link sharing",
     request_body(content = String, content_type = "application/octet-stream", description = "the file's bytes, streamed"),
-    responses((status = 200, body = StoredContent), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody),
+    responses((status = 200, body = StoredContent), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 408, body = ErrorBody, description = "the upload stopped sending for longer than the idle timeout"),
+              (status = 413, body = ErrorBody),
               (status = 422, body = ErrorBody, description = "the SHA-256 differs from the declared one")))]
 pub async fn put_content(
     User(u): User,
@@ -59,7 +61,7 @@ pub async fn create_link_share(
 }
 
 #[utoipa::path(get, path = "/v1/link-shares/{id}", tag = "link sharing",
-    responses((status = 200, body = LinkShareView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = LinkShareView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_link_share(
     User(u): User,
     State(s): State<AppState>,
@@ -70,7 +72,7 @@ pub async fn get_link_share(
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/link-shares", tag = "link sharing", params(PageQuery),
-    responses((status = 200, body = LinkShareList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = LinkShareList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_link_shares(
     User(u): User,
     State(s): State<AppState>,
@@ -84,7 +86,7 @@ pub async fn list_link_shares(
 }
 
 #[utoipa::path(post, path = "/v1/link-shares/{id}/revoke", tag = "link sharing",
-    responses((status = 200, body = LinkShareView, description = "revoked (at once; again: unchanged)"),
+    responses((status = 200, body = LinkShareView, description = "revoked (at once; again: unchanged)"), (status = 403, body = ErrorBody),
               (status = 404, body = ErrorBody)))]
 pub async fn revoke_link_share(
     User(u): User,
@@ -128,8 +130,8 @@ fn parse_range(value: &str, total: u64) -> Option<Option<(u64, u64)>> {
 }
 
 #[utoipa::path(get, path = "/v1/downloads/{token}", tag = "link sharing", security(()),
-    responses((status = 200, description = "the package (application/zip or application/x-iso9660-image)"),
-              (status = 206, description = "the requested byte range"),
+    responses((status = 200, description = "the package", content(("application/zip"), ("application/x-iso9660-image"))),
+              (status = 206, description = "the requested byte range of the package", content(("application/zip"), ("application/x-iso9660-image"))),
               (status = 404, body = ErrorBody), (status = 410, body = ErrorBody, description = "the link expired"),
               (status = 416, description = "the range is outside the package")))]
 pub async fn download(

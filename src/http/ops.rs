@@ -89,12 +89,22 @@ impl BrokerProbe {
     }
 }
 
-#[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200)))]
+#[utoipa::path(get, path = "/healthz", tag = "ops", security(()),
+    responses((status = 200, body = String, content_type = "text/plain", description = "`ok`")))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
-#[utoipa::path(get, path = "/readyz", tag = "ops", responses((status = 200), (status = 503)))]
+/// Whether each dependency answered the readiness probe.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    pub database: bool,
+    pub broker: bool,
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
+    responses((status = 200, body = Readiness, description = "ready"),
+              (status = 503, body = Readiness, description = "the database or the broker is unreachable")))]
 pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     let db = sqlx::query_scalar::<_, i32>("SELECT 1")
         .fetch_one(&s.db)
@@ -108,11 +118,15 @@ pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
     };
     (
         status,
-        axum::Json(serde_json::json!({ "database": db, "broker": broker })),
+        axum::Json(Readiness {
+            database: db,
+            broker,
+        }),
     )
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "ops", security(()),
+    responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format (version 0.0.4)")))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     if let Ok(stats) = s
         .probe

@@ -18,7 +18,7 @@ use crate::receiving::{
 };
 
 #[utoipa::path(get, path = "/v1/received", tag = "receiving", params(PageQuery),
-    responses((status = 200, body = Items<ReceivedItem>), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Items<ReceivedItem>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_received(
     User(u): User,
     State(s): State<AppState>,
@@ -54,7 +54,7 @@ pub async fn import(
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/import-details", tag = "receiving",
-    responses((status = 200, body = ImportDetails), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ImportDetails), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn import_details(
     User(u): User,
     State(s): State<AppState>,
@@ -66,7 +66,7 @@ pub async fn import_details(
 }
 
 #[utoipa::path(post, path = "/v1/cases/{case_id}/updates/apply", tag = "receiving", request_body = ApplyRequest,
-    responses((status = 200, body = ApplyResult), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = ApplyResult), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn apply_updates(
     User(u): User,
     State(s): State<AppState>,
@@ -79,7 +79,8 @@ pub async fn apply_updates(
 }
 
 #[utoipa::path(post, path = "/v1/cases/{case_id}/recipients", tag = "receiving", request_body = OnwardRecipient,
-    responses((status = 201), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 410, body = ErrorBody, description = "`share_revoked`: the share was revoked"), (status = 422, body = ErrorBody)))]
 pub async fn add_recipient(
     User(u): User,
     State(s): State<AppState>,

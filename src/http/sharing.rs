@@ -37,7 +37,7 @@ pub async fn create_share(
 }
 
 #[utoipa::path(get, path = "/v1/shares/{share_id}", tag = "sharing",
-    responses((status = 200, body = ShareView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = ShareView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_share(
     User(u): User,
     State(s): State<AppState>,
@@ -48,7 +48,7 @@ pub async fn get_share(
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/shares", tag = "sharing", params(PageQuery),
-    responses((status = 200, body = Items<ShareView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Items<ShareView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn list_shares(
     User(u): User,
     State(s): State<AppState>,
@@ -62,7 +62,7 @@ pub async fn list_shares(
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/access", tag = "sharing",
-    responses((status = 200, body = Items<AccessEntry>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Items<AccessEntry>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn access_list(
     User(u): User,
     State(s): State<AppState>,
@@ -102,7 +102,7 @@ pub async fn revoke_many(
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}/dissemination", tag = "sharing",
-    responses((status = 200, body = Items<Dissemination>), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Items<Dissemination>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn dissemination(
     User(u): User,
     State(s): State<AppState>,
@@ -116,7 +116,7 @@ pub async fn dissemination(
 }
 
 #[utoipa::path(get, path = "/v1/shares/{share_id}/notices", tag = "sharing", params(PageQuery),
-    responses((status = 200, body = Items<NoticeView>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Items<NoticeView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn share_notices(
     User(u): User,
     State(s): State<AppState>,

@@ -97,22 +97,83 @@ impl Policy {
     }
 }
 
-/// A stored policy.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// A stored policy (its schema: [`schema::StoredPolicy`]).
+#[derive(Debug, Clone, Serialize)]
 pub struct StoredPolicy {
     pub id: Uuid,
     #[serde(flatten)]
     pub policy: Policy,
 }
 
-/// The policy recorded with a share (R12): the resolved policy at share time.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+/// The policy recorded with a share (R12): the resolved policy at share
+/// time (its schema: [`schema::PolicySnapshot`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PolicySnapshot {
     pub policy_id: Uuid,
     /// `default` or `partner` (which assignment supplied it).
     pub source: String,
     #[serde(flatten)]
     pub policy: Policy,
+}
+
+/// The OpenAPI schemas of [`StoredPolicy`] and [`PolicySnapshot`] as they
+/// serialize: one object, the policy's fields beside their own. Derived from
+/// the types, `#[serde(flatten)]` would make them `allOf` [`Policy`, ...],
+/// and `Policy` (a request body) forbids any other property, so no stored
+/// policy or snapshot would match its own schema.
+pub mod schema {
+    use super::{CaseTerms, EvidenceTerms, Permissions};
+    use utoipa::openapi::{RefOr, Schema};
+    use utoipa::{PartialSchema, ToSchema};
+    use uuid::Uuid;
+
+    /// A stored policy.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub struct StoredPolicy {
+        id: Uuid,
+        name: String,
+        permissions: Permissions,
+        case_terms: CaseTerms,
+        evidence_terms: EvidenceTerms,
+    }
+
+    /// The policy recorded with a share (R12): the resolved policy at share time.
+    #[derive(ToSchema)]
+    #[allow(dead_code)]
+    pub struct PolicySnapshot {
+        policy_id: Uuid,
+        /// `default` or `partner` (which assignment supplied it).
+        source: String,
+        name: String,
+        permissions: Permissions,
+        case_terms: CaseTerms,
+        evidence_terms: EvidenceTerms,
+    }
+
+    impl PartialSchema for super::StoredPolicy {
+        fn schema() -> RefOr<Schema> {
+            StoredPolicy::schema()
+        }
+    }
+
+    impl ToSchema for super::StoredPolicy {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            StoredPolicy::schemas(schemas)
+        }
+    }
+
+    impl PartialSchema for super::PolicySnapshot {
+        fn schema() -> RefOr<Schema> {
+            PolicySnapshot::schema()
+        }
+    }
+
+    impl ToSchema for super::PolicySnapshot {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            PolicySnapshot::schemas(schemas)
+        }
+    }
 }
 
 /// Store a policy, audited with the admin who wrote it (R50).

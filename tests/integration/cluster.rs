@@ -266,14 +266,10 @@ async fn busy(app: &TestApp) -> i64 {
 /// A counter's total over its label sets in the app's `/metrics`.
 async fn metric_sum(app: &TestApp, name: &str) -> f64 {
     let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
+        .send(app.client.get(format!("{}/metrics", app.base)))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .body;
+    let text = String::from_utf8(text).expect("metrics are text");
     text.lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -384,6 +380,9 @@ async fn r35_r36_three_node_cluster_loses_its_leader_mid_burst_and_nothing_is_lo
             a.user.clone(),
             posted.clone(),
         );
+        // The posts run in a task of their own: checked against the
+        // document here rather than by `TestApp::send`.
+        let contract = contract(&app.client, &app.base).await;
         tokio::spawn(async move {
             stream::iter(0..items)
                 .map(|i| {
@@ -403,7 +402,20 @@ async fn r35_r36_three_node_cluster_loses_its_leader_mid_burst_and_nothing_is_lo
                             .await
                             .expect("evidence posted");
                         let status = res.status();
-                        let v: Value = res.json().await.unwrap_or(Value::Null);
+                        let content_type = res
+                            .headers()
+                            .get(reqwest::header::CONTENT_TYPE)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        let body = res.bytes().await.unwrap_or_default();
+                        contract.assert(&Answer {
+                            method: &reqwest::Method::POST,
+                            path: &format!("/v1/cases/{case}/evidence"),
+                            status,
+                            content_type: content_type.as_deref(),
+                            body: &body,
+                        });
+                        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                         posted.fetch_add(1, Ordering::Relaxed);
                         (status == StatusCode::ACCEPTED)
                             .then(|| v["id"].as_str()?.parse::<Uuid>().ok())

@@ -789,14 +789,10 @@ async fn r37_metrics_show_queues_and_jobs() {
         .await;
     app.wait_job(job).await;
     let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
+        .send(app.client.get(format!("{}/metrics", app.base)))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .body;
+    let text = String::from_utf8(text).expect("metrics are text");
     assert!(
         text.contains(&format!(
             "caseshare_queue_messages{{queue=\"{}.jobs.evidence-added\"}}",

@@ -132,34 +132,30 @@ async fn request_ids_are_in_headers_and_error_bodies() {
     let app = spawn_app().await;
     let a = app.create_org("Alpha PD", "lea").await;
     let res = app
-        .client
-        .get(format!("{}/v1/cases/{}", app.base, uuid::Uuid::new_v4()))
-        .bearer_auth(&a.user)
-        .header("x-request-id", "trace-42")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert_eq!(res.headers()["x-request-id"], "trace-42");
-    let body: serde_json::Value = res.json().await.unwrap();
+        .send(
+            app.client
+                .get(format!("{}/v1/cases/{}", app.base, uuid::Uuid::new_v4()))
+                .bearer_auth(&a.user)
+                .header("x-request-id", "trace-42"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND);
+    assert_eq!(res.headers["x-request-id"], "trace-42");
+    let (_, body) = res.json();
     assert_eq!(body["request_id"], "trace-42");
     let res = app
-        .client
-        .get(format!("{}/v1/cases", app.base))
-        .header(
+        .send(app.client.get(format!("{}/v1/cases", app.base)).header(
             "x-request-id",
             "bad id with spaces and more than enough characters to be refused",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
-    let id = res.headers()["x-request-id"].to_str().unwrap().to_string();
+        ))
+        .await;
+    assert_eq!(res.status, StatusCode::UNAUTHORIZED);
+    let id = res.headers["x-request-id"].to_str().unwrap().to_string();
     assert!(
         uuid::Uuid::parse_str(&id).is_ok(),
         "a fresh id replaces an unusable one"
     );
-    let body: serde_json::Value = res.json().await.unwrap();
+    let (_, body) = res.json();
     assert_eq!(body["request_id"], id.as_str());
     app.stop().await;
 }
@@ -197,6 +193,19 @@ async fn a_stalled_upload_is_refused_after_the_idle_timeout() {
     let answer = String::from_utf8_lossy(&answer[..n]).to_string();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("\"timeout\""), "{answer}");
+    // Sent by hand, so checked against the document by hand.
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+    let content_type = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-type: "))
+        .map(str::to_string);
+    contract(&app.client, &app.base).await.assert(&Answer {
+        method: &Method::PUT,
+        path: &format!("/v1/evidence/{ev}/content"),
+        status: StatusCode::REQUEST_TIMEOUT,
+        content_type: content_type.as_deref(),
+        body: body.as_bytes(),
+    });
     assert_eq!(
         app.count(&format!(
             "SELECT count(*) FROM evidence WHERE id = '{ev}' AND data ? 'content'"
@@ -320,19 +329,19 @@ async fn a_token_over_its_rate_gets_429_with_retry_after() {
     let mut retry_after = None;
     for _ in 0..6 {
         let res = app
-            .client
-            .get(format!("{}/v1/cases", app.base))
-            .bearer_auth(&a.user)
-            .send()
-            .await
-            .unwrap();
-        statuses.push(res.status().as_u16());
-        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            .send(
+                app.client
+                    .get(format!("{}/v1/cases", app.base))
+                    .bearer_auth(&a.user),
+            )
+            .await;
+        statuses.push(res.status.as_u16());
+        if res.status == StatusCode::TOO_MANY_REQUESTS {
             retry_after = res
-                .headers()
+                .headers
                 .get("retry-after")
                 .map(|v| v.to_str().unwrap().to_string());
-            let body: serde_json::Value = res.json().await.unwrap();
+            let (_, body) = res.json();
             assert_eq!(body["error"], "rate_limited");
         }
     }
@@ -500,8 +509,8 @@ async fn email_recipients_of_a_partner_share_are_at_the_partners_domains() {
 }
 
 // The served OpenAPI document lists the statuses every operation can answer
-// with the error schema: 401 where a token is needed, 429, 500, 503, and
-// 413/422 with a body.
+// with the error schema: 401 where a token is needed, 429, 500, 503,
+// 413/422 with a body, and 404 with an id in the path.
 #[tokio::test]
 async fn openapi_lists_the_error_statuses_of_every_operation() {
     let app = spawn_app().await;
@@ -524,6 +533,10 @@ async fn openapi_lists_the_error_statuses_of_every_operation() {
             let mut want = vec!["429", "500", "503"];
             if path != "/v1/downloads/{token}" {
                 want.push("401");
+            }
+            // A malformed id in the path is `not_found` (`extract::Path`).
+            if path.contains('{') {
+                want.push("404");
             }
             if op.get("requestBody").is_some() {
                 want.extend(["413", "422"]);
@@ -548,10 +561,81 @@ async fn openapi_lists_the_error_statuses_of_every_operation() {
     app.stop().await;
 }
 
+// The checker every answer of the tests goes through (`common::contract`)
+// refuses what the served document does not allow: an undocumented status,
+// a body missing a required field or of the wrong type, an undocumented
+// `/v1/` path, a body where none is documented.
+#[tokio::test]
+async fn the_contract_checker_refuses_what_the_document_does_not_allow() {
+    let app = spawn_app().await;
+    let contract = contract(&app.client, &app.base).await;
+    let check =
+        |method: &Method, path: &str, status: u16, content_type: Option<&str>, body: &str| {
+            contract.check(&Answer {
+                method,
+                path,
+                status: StatusCode::from_u16(status).unwrap(),
+                content_type,
+                body: body.as_bytes(),
+            })
+        };
+    let json = Some("application/json");
+    let case = uuid::Uuid::new_v4();
+    let error = r#"{"error": "not_found", "message": "no such case"}"#;
+    assert_eq!(
+        contract.template(&format!("/v1/cases/{case}?limit=1")),
+        Some("/v1/cases/{case_id}")
+    );
+    assert_eq!(
+        contract.template("/v1/shares/revoke"),
+        Some("/v1/shares/revoke"),
+        "a literal segment wins over a parameter"
+    );
+    check(&Method::GET, &format!("/v1/cases/{case}"), 404, json, error).unwrap();
+    let refused = [
+        check(&Method::GET, "/v1/cases", 418, json, error),
+        check(
+            &Method::GET,
+            &format!("/v1/cases/{case}"),
+            404,
+            json,
+            r#"{"error": 1}"#,
+        ),
+        check(&Method::GET, &format!("/v1/cases/{case}"), 200, json, "{}"),
+        check(&Method::GET, "/v1/nowhere", 404, json, error),
+        check(&Method::DELETE, "/v1/cases", 405, None, ""),
+        check(
+            &Method::DELETE,
+            &format!("/v1/partners/{case}/policy"),
+            204,
+            json,
+            "{}",
+        ),
+        check(
+            &Method::GET,
+            &format!("/v1/cases/{case}"),
+            404,
+            Some("text/plain"),
+            "nope",
+        ),
+    ];
+    for (i, r) in refused.iter().enumerate() {
+        assert!(r.is_err(), "#{i} should be refused");
+    }
+    let message = refused[1].as_ref().unwrap_err();
+    for part in ["GET /v1/cases/", "404", "\"/error\"", "{\"error\": 1}"] {
+        assert!(message.contains(part), "{part:?} in {message}");
+    }
+    // Outside `/v1/`, a path the document does not describe is not checked.
+    check(&Method::GET, "/openapi.json", 200, json, "{}").unwrap();
+    app.stop().await;
+}
+
 // A bounded fuzz of the served OpenAPI document: every operation, called by
 // a user, an admin and the service with real and random ids, with invalid
 // bodies and odd queries, answers 4xx in the contract's error shape, never
-// 5xx, and never accepts an invalid body.
+// 5xx, and never accepts an invalid body; every answer's status is listed
+// for its operation and its body matches the document's schema.
 #[tokio::test]
 async fn every_operation_refuses_invalid_input_with_4xx_never_5xx() {
     use reqwest::Method;
@@ -570,6 +654,9 @@ async fn every_operation_refuses_invalid_input_with_4xx_never_5xx() {
         .json()
         .await
         .unwrap();
+    // Every answer must also be one the document allows: its status listed
+    // for the operation, its body matching that status's schema.
+    let contract = contract(&app.client, &app.base).await;
     let ids = [
         case.to_string(),
         ev.to_string(),
@@ -633,11 +720,14 @@ async fn every_operation_refuses_invalid_input_with_4xx_never_5xx() {
                                 .header("content-type", "application/json")
                                 .body(body.clone());
                         }
-                        let res = req.send().await.unwrap();
-                        let status = res.status();
-                        let text = res.text().await.unwrap_or_default();
+                        let (sent, at, res) = app.fetch(req).await;
+                        let status = res.status;
+                        let text = String::from_utf8_lossy(&res.body).into_owned();
                         calls += 1;
                         let what = format!("{method} {url} {body:?}: {status} {text}");
+                        if let Err(e) = contract.check(&res.answer(&sent, &at)) {
+                            failures.push(format!("{e} (body sent: {body:?})"));
+                        }
                         if status.is_server_error() {
                             failures.push(what);
                         } else if status.is_success()

@@ -24,16 +24,19 @@ fn content_dir(app: &TestApp) -> std::path::PathBuf {
 
 async fn upload(app: &TestApp, token: &str, evidence: Uuid, bytes: Vec<u8>) -> (StatusCode, Value) {
     let res = app
-        .client
-        .put(format!("{}/v1/evidence/{evidence}/content", app.base))
-        .bearer_auth(token)
-        .header("content-type", "application/octet-stream")
-        .body(bytes)
-        .send()
-        .await
-        .unwrap();
-    let status = res.status();
-    (status, res.json().await.unwrap_or(Value::Null))
+        .send(
+            app.client
+                .put(format!("{}/v1/evidence/{evidence}/content", app.base))
+                .bearer_auth(token)
+                .header("content-type", "application/octet-stream")
+                .body(bytes),
+        )
+        .await;
+    let status = res.status;
+    (
+        status,
+        serde_json::from_slice(&res.body).unwrap_or(Value::Null),
+    )
 }
 
 /// The files in the scratch space's temporary directory.
@@ -71,13 +74,13 @@ async fn wait_link(app: &TestApp, token: &str, id: &str) -> Value {
 /// The package of a finished link share, downloaded by its token (200).
 async fn package_bytes(app: &TestApp, done: &Value) -> Vec<u8> {
     let res = app
-        .client
-        .get(format!("{}{}", app.base, download_path(done)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK, "{done}");
-    res.bytes().await.unwrap().to_vec()
+        .send(
+            app.client
+                .get(format!("{}{}", app.base, download_path(done))),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{done}");
+    res.body
 }
 
 /// Every file of a package of the whole world case with folders kept and
@@ -219,27 +222,21 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
 
     // Download without credentials: the token is the credential.
     let res = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()["content-type"], "application/zip");
-    let bytes = res.bytes().await.unwrap().to_vec();
+        .send(app.client.get(format!("{}{path}", app.base)))
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.headers["content-type"], "application/zip");
+    let bytes = res.body;
     assert_eq!(done["size_bytes"], bytes.len());
     // A HEAD learns the size and is not a download: not audited as one.
     let downloads = "SELECT count(*) FROM audit_log WHERE action = 'link_download'";
     let before = app.count(downloads).await;
     let head = app
-        .client
-        .head(format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(head.status(), StatusCode::OK);
+        .send(app.client.head(format!("{}{path}", app.base)))
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
     assert_eq!(
-        head.headers()["content-length"],
+        head.headers["content-length"],
         bytes.len().to_string().as_str()
     );
     assert_eq!(app.count(downloads).await, before);
@@ -360,18 +357,18 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
 
     // A single byte range.
     let res = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .header("range", "bytes=10-19")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+        .send(
+            app.client
+                .get(format!("{}{path}", app.base))
+                .header("range", "bytes=10-19"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(
-        res.headers()["content-range"],
+        res.headers["content-range"],
         format!("bytes 10-19/{}", bytes.len()).as_str()
     );
-    assert_eq!(res.bytes().await.unwrap().to_vec(), bytes[10..20].to_vec());
+    assert_eq!(res.body, bytes[10..20].to_vec());
 
     // Downloads are audited.
     let downloads: i64 = sqlx::query_scalar(
@@ -397,13 +394,10 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
         .await
         .unwrap();
     let res = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::GONE);
-    let v: Value = res.json().await.unwrap();
+        .send(app.client.get(format!("{}{path}", app.base)))
+        .await;
+    assert_eq!(res.status, StatusCode::GONE);
+    let (_, v) = res.json();
     assert_eq!(v["error"], "expired", "{v}");
 
     // The sweep deletes the expired package from the store; the record stays.
@@ -711,18 +705,18 @@ async fn r40_iso_package_opens_with_standard_tools_and_matches_its_manifest() {
     assert_eq!(done["status"], "complete", "{done}");
     assert_eq!(done["package"], "iso");
     let res = app
-        .client
-        .get(format!("{}{}", app.base, download_path(&done)))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.headers()["content-type"], "application/x-iso9660-image");
-    assert!(res.headers()["content-disposition"]
+        .send(
+            app.client
+                .get(format!("{}{}", app.base, download_path(&done))),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert_eq!(res.headers["content-type"], "application/x-iso9660-image");
+    assert!(res.headers["content-disposition"]
         .to_str()
         .unwrap()
         .ends_with(".iso\""));
-    let image = res.bytes().await.unwrap().to_vec();
+    let image = res.body;
     assert_eq!(done["size_bytes"], image.len());
 
     let files = read_joliet(&image);
@@ -1014,15 +1008,15 @@ async fn r40_s3_content_store_keeps_evidence_and_packages_in_the_bucket() {
         .unwrap();
     assert_eq!(sha(&data), sha(&video));
     let res = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .header("range", "bytes=100-1123")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+        .send(
+            app.client
+                .get(format!("{}{path}", app.base))
+                .header("range", "bytes=100-1123"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::PARTIAL_CONTENT);
     assert_eq!(
-        sha(&res.bytes().await.unwrap()),
+        sha(&res.body),
         sha(&bytes[100..1124]),
         "the range comes from the bucket"
     );
@@ -1294,12 +1288,9 @@ async fn r40_a_link_share_is_listed_and_can_be_revoked_before_it_expires() {
     assert_eq!(v["status"], "revoked", "{v}");
     assert!(v.get("download_url").is_none(), "{v}");
     let res = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::GONE);
+        .send(app.client.get(format!("{}{path}", app.base)))
+        .await;
+    assert_eq!(res.status, StatusCode::GONE);
     let (s, again) = app
         .post(
             &format!("/v1/link-shares/{id}/revoke"),

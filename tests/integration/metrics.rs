@@ -6,15 +6,10 @@ use caseshare::startup::Roles;
 use serde_json::json;
 
 async fn gauge(app: &TestApp, line_prefix: &str) -> Option<f64> {
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let res = app
+        .send(app.client.get(format!("{}/metrics", app.base)))
+        .await;
+    let text = String::from_utf8(res.body).ok()?;
     text.lines()
         .find(|l| l.starts_with(line_prefix))
         .and_then(|l| l.rsplit(' ').next())

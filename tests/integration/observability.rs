@@ -114,14 +114,9 @@ struct Exposition {
 impl Exposition {
     /// Read and parse; the parser refuses anything the text format does not allow.
     async fn read(app: &TestApp, base: &str) -> Exposition {
-        let res = app
-            .client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .expect("GET /metrics");
-        assert_eq!(res.status(), reqwest::StatusCode::OK);
-        let text = res.text().await.unwrap();
+        let res = app.send(app.client.get(format!("{base}/metrics"))).await;
+        assert_eq!(res.status, reqwest::StatusCode::OK);
+        let text = String::from_utf8(res.body).expect("metrics are text");
         let parsed = parse_prometheus(&text).unwrap_or_else(|e| {
             panic!("{base}: the Prometheus text parser refuses the exposition: {e}\n{text}")
         });
@@ -404,12 +399,9 @@ async fn r37_api_and_two_worker_processes_each_export_what_they_recorded() {
     // Liveness on the workers' own listeners.
     for w in &workers {
         let res = app
-            .client
-            .get(format!("{}/healthz", w.base))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), reqwest::StatusCode::OK);
+            .send(app.client.get(format!("{}/healthz", w.base)))
+            .await;
+        assert_eq!(res.status, reqwest::StatusCode::OK);
     }
     drop(workers);
     drop(api);

@@ -10,6 +10,7 @@
 //! `refused` (refused requests, one or a table of them), `mail` (reading the
 //! mails the SMTP sink accepted).
 
+mod contract;
 mod mail;
 mod refused;
 pub mod s3;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 use uuid::Uuid;
 
+pub use contract::{contract, Answer};
 pub use mail::*;
 pub use refused::*;
 pub use smtp::{Mail, Mode, SmtpSink};
@@ -326,6 +328,41 @@ where
     }
 }
 
+/// A whole answer of the app (`TestApp::send`).
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The status and the body as JSON (a body that is not JSON as a string).
+    pub fn json(self) -> (StatusCode, Value) {
+        let text = String::from_utf8_lossy(&self.body).into_owned();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (self.status, value)
+    }
+
+    /// What the contract checker needs of this answer to `method` `path`.
+    pub fn answer<'a>(&'a self, method: &'a Method, path: &'a str) -> Answer<'a> {
+        Answer {
+            method,
+            path,
+            status: self.status,
+            content_type: self
+                .headers
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            body: &self.body,
+        }
+    }
+}
+
+/// The path of `url` as the router sees it (no query string).
+pub fn request_path(url: &url::Url) -> String {
+    url.path().to_string()
+}
+
 pub struct Org {
     pub id: Uuid,
     pub admin: String,
@@ -369,11 +406,7 @@ impl TestApp {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let res = req.send().await.expect("request sent");
-        let status = res.status();
-        let text = res.text().await.unwrap_or_default();
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, value)
+        self.send(req).await.json()
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -401,21 +434,51 @@ impl TestApp {
         token: &str,
         body: &str,
     ) -> (StatusCode, Value) {
-        let res = self
+        let req = self
             .client
             .request(method, format!("{}{}", self.base, path))
             .bearer_auth(token)
             .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .expect("request sent");
-        let status = res.status();
-        let text = res.text().await.unwrap_or_default();
+            .body(body.to_string());
+        self.send(req).await.json()
+    }
+
+    /// Send any request to the app (uploads, downloads, custom headers) and
+    /// read the whole answer, checked against the served OpenAPI document
+    /// like every other request of the tests.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Response {
+        let (method, path, response) = self.fetch(req).await;
+        self.conform(&method, &path, &response).await;
+        response
+    }
+
+    /// Send a request and read the whole answer, unchecked, with the
+    /// request's method and path: for a caller that checks the answer itself
+    /// (the fuzz test collects every violation instead of stopping at one).
+    pub async fn fetch(&self, req: reqwest::RequestBuilder) -> (Method, String, Response) {
+        let (client, req) = req.build_split();
+        let req = req.expect("a well-formed request");
+        let (method, path) = (req.method().clone(), request_path(req.url()));
+        let res = client.execute(req).await.expect("request sent");
+        let (status, headers) = (res.status(), res.headers().clone());
+        let body = res.bytes().await.unwrap_or_default().to_vec();
         (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            method,
+            path,
+            Response {
+                status,
+                headers,
+                body,
+            },
         )
+    }
+
+    /// Panic when `response` (to `method` `path`) violates the served
+    /// OpenAPI document.
+    pub async fn conform(&self, method: &Method, path: &str, response: &Response) {
+        contract(&self.client, &self.base)
+            .await
+            .assert(&response.answer(method, path));
     }
 
     pub async fn create_org(&self, name: &str, kind: &str) -> Org {
