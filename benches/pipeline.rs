@@ -471,9 +471,9 @@ async fn email_1k_notices() -> BenchResult<()> {
     // One share naming 1,000 recipients: over the default cap of 100 per
     // share, which this scenario lifts (the cap is policy, not cost).
     let app = spawn_with(Options {
-        tune: Some(std::sync::Arc::new(|s: &mut caseshare::config::Settings| {
-            s.max_recipients_per_share = N as u32
-        })),
+        tune: Some(std::sync::Arc::new(
+            |s: &mut caseshare::config::Settings| s.max_recipients_per_share = N as u32,
+        )),
         ..options()
     })
     .await;
