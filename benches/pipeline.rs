@@ -536,7 +536,9 @@ async fn email_1k_notices() -> BenchResult<()> {
             if rate >= 200.0 { "met" } else { "MISSED" }
         );
         print_profile(&obs, since).await?;
-        let expected: HashSet<String> = (0..N).map(|i| format!("r{i}@bench.example")).collect();
+        let expected: HashSet<String> = (0..N)
+            .map(|i| format!("r{i}@{}", org_domain("Beta PD")))
+            .collect();
         if mails.len() != distinct.len() {
             return Err(format!(
                 "duplicate mails: {} mails for {} distinct recipients",
