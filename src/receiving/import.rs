@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::view::{filtered, GrantedEvidence, GRANTED_SQL};
+use super::view::{filtered, snapshots, GrantedEvidence, GRANTED_SQL};
 use super::{lock, ReceivedRow};
 use crate::audit::{self, Action};
 use crate::cases;
@@ -61,6 +61,7 @@ pub(super) async fn copy_evidence_tx(
     only: Option<&[Uuid]>,
 ) -> Result<u64> {
     sync_folders_tx(tx, r.id, case_id).await?;
+    let snapshots = snapshots(&mut *tx, r.id).await?;
     sqlx::query(&format!(
         "DECLARE granted_copy NO SCROLL CURSOR FOR {GRANTED_SQL}"
     ))
@@ -75,7 +76,7 @@ pub(super) async fn copy_evidence_tx(
         if rows.is_empty() {
             break;
         }
-        copied += insert_copies(tx, case_id, filtered(rows)).await?;
+        copied += insert_copies(tx, case_id, filtered(rows, &snapshots)).await?;
     }
     sqlx::query("CLOSE granted_copy").execute(&mut *tx).await?;
     Ok(copied)

@@ -125,8 +125,24 @@ pub(super) struct GrantedEvidence {
     data: sqlx::types::Json<EvidenceData>,
     caption_redacted: bool,
     receiver_folder_id: Option<Uuid>,
-    /// R43: the snapshot of the share that first granted the item.
-    policy: sqlx::types::Json<PolicySnapshot>,
+    /// R43: the share that first granted the item (its snapshot filters it).
+    share_id: Uuid,
+}
+
+/// The policy snapshots of a collaboration's live shares, by share: read
+/// once per view or import rather than once per item.
+pub(super) async fn snapshots(
+    db: &mut PgConnection,
+    received_id: Uuid,
+) -> Result<std::collections::HashMap<Uuid, PolicySnapshot>> {
+    let rows: Vec<(Uuid, sqlx::types::Json<PolicySnapshot>)> = sqlx::query_as(
+        "SELECT id, policy FROM shares
+         WHERE received_id = $1 AND status IN ('processing', 'complete') AND policy IS NOT NULL",
+    )
+    .bind(received_id)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|(id, p)| (id, p.0)).collect())
 }
 
 /// Granted evidence of a collaboration (live shares only: a share's grants
@@ -151,7 +167,7 @@ pub(super) async fn granted(
 /// The granted evidence of collaboration `$1` (optionally only the ids in
 /// `$2`), as [`GrantedEvidence`].
 pub(super) const GRANTED_SQL: &str =
-    "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, s.policy
+    "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, g.share_id
      FROM grants g
      JOIN shares s ON s.id = g.share_id AND s.status IN ('processing', 'complete')
      JOIN evidence e ON e.id = g.evidence_id
@@ -159,13 +175,21 @@ pub(super) const GRANTED_SQL: &str =
      WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))";
 
 /// R43: each item filtered by its own share's snapshot, so a later, looser
-/// share to the same partner never widens what earlier items show.
-pub(super) fn filtered(rows: Vec<GrantedEvidence>) -> Vec<EvidenceView> {
+/// share to the same partner never widens what earlier items show. An item
+/// whose share has no snapshot (none can: a partner share always has one)
+/// would show nothing rather than everything.
+pub(super) fn filtered(
+    rows: Vec<GrantedEvidence>,
+    snapshots: &std::collections::HashMap<Uuid, PolicySnapshot>,
+) -> Vec<EvidenceView> {
     rows.into_iter()
-        .map(|g| EvidenceView {
-            id: g.id,
-            folder_id: g.receiver_folder_id,
-            data: filter::evidence(&g.policy.policy, &g.data.0, g.caption_redacted),
+        .filter_map(|g| {
+            let snapshot = snapshots.get(&g.share_id)?;
+            Some(EvidenceView {
+                id: g.id,
+                folder_id: g.receiver_folder_id,
+                data: filter::evidence(&snapshot.policy, &g.data.0, g.caption_redacted),
+            })
         })
         .collect()
 }
@@ -175,8 +199,9 @@ pub async fn external_evidence(
     db: &mut PgConnection,
     r: &ReceivedRow,
 ) -> Result<Vec<EvidenceView>> {
+    let snapshots = snapshots(&mut *db, r.id).await?;
     let rows = granted(db, r.id, None).await?;
-    Ok(filtered(rows))
+    Ok(filtered(rows, &snapshots))
 }
 
 pub async fn external_folders(db: &mut PgConnection, received_id: Uuid) -> Result<Vec<Folder>> {
