@@ -380,33 +380,31 @@ pub async fn list_evidence(
     Query(page): Query<PageQuery>,
 ) -> Result<axum::Json<Items<EvidenceView>>> {
     let mut conn = s.db.acquire().await?;
-    let items = match access::case(&mut conn, &u, case_id).await? {
-        Seen::Own { .. } => {
-            // Keyset in SQL: a page of a 100,000-item case reads one page.
-            let limit = page.limit()?;
-            let after = page
-                .after()?
-                .map(|a| a.parse::<Uuid>())
-                .transpose()
-                .map_err(|_| Error::validation("cursor is not a cursor of this list"))?;
-            let mut rows = evidence::page_owned(&mut conn, case_id, after, limit)
-                .await?
-                .ok_or_else(|| Error::validation("cursor names an item no longer in this list"))?;
-            let next_cursor = (rows.len() > limit).then(|| {
-                rows.truncate(limit);
-                super::page::cursor(&rows[limit - 1].id.to_string())
-            });
-            return Ok(axum::Json(Items {
-                items: rows,
-                next_cursor,
-            }));
-        }
+    // Keyset in SQL, own or external: a page of a 100,000-item case reads
+    // (and filters) one page.
+    let limit = page.limit()?;
+    let after = page
+        .after()?
+        .map(|a| a.parse::<Uuid>())
+        .transpose()
+        .map_err(|_| Error::validation("cursor is not a cursor of this list"))?;
+    let rows = match access::case(&mut conn, &u, case_id).await? {
+        Seen::Own { .. } => evidence::page_owned(&mut conn, case_id, after, limit).await?,
         Seen::External { received, .. } => {
             receiving::audit_external_read(&mut conn, &u, &received, "evidence").await?;
-            receiving::external_evidence(&mut conn, &received).await?
+            receiving::external_evidence(&mut conn, &received, after, limit).await?
         }
     };
-    Ok(axum::Json(Items::page(items, &page, |e| e.id.to_string())?))
+    let mut rows =
+        rows.ok_or_else(|| Error::validation("cursor names an item no longer in this list"))?;
+    let next_cursor = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        super::page::cursor(&rows[limit - 1].id.to_string())
+    });
+    Ok(axum::Json(Items {
+        items: rows,
+        next_cursor,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

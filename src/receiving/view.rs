@@ -150,18 +150,42 @@ pub(super) async fn snapshots(
 /// seen only by its own job, which must see it to auto-sync what it granted),
 /// with the receiver's folder for each (R23: a folder not copied at the
 /// initial share means root).
-pub(super) async fn granted(
+///
+/// One page of it, after the item `after`, by keyset in SQL (a page of a
+/// 100,000-item external case reads and filters one page); one row more
+/// than `limit` is read, so the caller knows whether another page follows.
+/// `None` when `after` is not an item of this list.
+async fn granted_page(
     db: &mut PgConnection,
     received_id: Uuid,
-    only: Option<&[Uuid]>,
-) -> Result<Vec<GrantedEvidence>> {
-    Ok(
-        sqlx::query_as(&format!("{GRANTED_SQL} ORDER BY e.created_at, e.id"))
-            .bind(received_id)
-            .bind(only)
-            .fetch_all(db)
-            .await?,
-    )
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<Option<Vec<GrantedEvidence>>> {
+    if let Some(after) = after {
+        let known: bool =
+            sqlx::query_scalar(&format!("SELECT EXISTS ({GRANTED_SQL} AND e.id = $3)"))
+                .bind(received_id)
+                .bind(None::<Vec<Uuid>>)
+                .bind(after)
+                .fetch_one(&mut *db)
+                .await?;
+        if !known {
+            return Ok(None);
+        }
+    }
+    Ok(Some(
+        sqlx::query_as(&format!(
+            "{GRANTED_SQL}
+               AND ($3::uuid IS NULL OR (e.created_at, e.id) > (SELECT created_at, id FROM evidence WHERE id = $3))
+             ORDER BY e.created_at, e.id LIMIT $4"
+        ))
+        .bind(received_id)
+        .bind(None::<Vec<Uuid>>)
+        .bind(after)
+        .bind(limit as i64 + 1)
+        .fetch_all(db)
+        .await?,
+    ))
 }
 
 /// The granted evidence of collaboration `$1` (optionally only the ids in
@@ -194,14 +218,18 @@ pub(super) fn filtered(
         .collect()
 }
 
-/// R18, R24: the external view's evidence, filtered by the policy.
+/// R18, R24: a page of the external view's evidence (see `granted_page`),
+/// filtered by the policy.
 pub async fn external_evidence(
     db: &mut PgConnection,
     r: &ReceivedRow,
-) -> Result<Vec<EvidenceView>> {
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<Option<Vec<EvidenceView>>> {
     let snapshots = snapshots(&mut *db, r.id).await?;
-    let rows = granted(db, r.id, None).await?;
-    Ok(filtered(rows, &snapshots))
+    Ok(granted_page(db, r.id, after, limit)
+        .await?
+        .map(|rows| filtered(rows, &snapshots)))
 }
 
 pub async fn external_folders(db: &mut PgConnection, received_id: Uuid) -> Result<Vec<Folder>> {

@@ -312,6 +312,68 @@ async fn lists_are_paginated_with_an_opaque_cursor() {
     app.stop().await;
 }
 
+// R18, R10: an external case's evidence pages by keyset too, each page
+// filtered by the policy; a cursor naming an item the partner was not given
+// is refused like any stale cursor (and says nothing about that item).
+#[tokio::test]
+async fn r10_r18_external_evidence_pages_by_keyset_and_stays_filtered() {
+    let app = spawn_app().await;
+    let mut p = policy(true);
+    set(&mut p, "evidence_terms.gps", false);
+    let (a, b, case) = case_shared_with_partner(&app, p, "Paged").await;
+    for i in 0..5 {
+        app.add_evidence(
+            &a.user,
+            case,
+            json!({ "title": format!("item {i}"), "gps": { "lat": 51.5, "lon": -0.12 } }),
+        )
+        .await;
+    }
+    app.drain().await;
+    let (mut seen, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let path = match &cursor {
+            None => format!("/v1/cases/{case}/evidence?limit=2"),
+            Some(c) => format!("/v1/cases/{case}/evidence?limit=2&cursor={c}"),
+        };
+        let (s, v) = app.get(&path, &b.admin).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        pages += 1;
+        for item in v["items"].as_array().unwrap() {
+            assert!(
+                item.get("gps").is_none() || item["gps"].is_null(),
+                "R10: {item}"
+            );
+            seen.push(item["title"].as_str().unwrap().to_string());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(
+        seen,
+        (0..5).map(|i| format!("item {i}")).collect::<Vec<_>>()
+    );
+    // A cursor built from an item of another case of the sharer.
+    let other = app.create_case(&a.user, "Not shared").await;
+    let (hidden, _) = app
+        .add_evidence(&a.user, other, json!({ "title": "not shared" }))
+        .await;
+    // Cursors are opaque but not secret: hex of `v1:<id>`.
+    let stale = hex::encode(format!("v1:{hidden}"));
+    let (s, v) = app
+        .get(
+            &format!("/v1/cases/{case}/evidence?cursor={stale}"),
+            &b.admin,
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(!v.to_string().contains("not shared"), "{v}");
+    app.stop().await;
+}
+
 // Per-token rate limit: over it, 429 rate_limited with Retry-After; other
 // tokens are not affected.
 #[tokio::test]
