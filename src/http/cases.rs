@@ -86,8 +86,20 @@ pub async fn list_cases(
     State(s): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<axum::Json<Items<CaseSummary>>> {
-    let rows = access::list_cases(&mut *s.db.acquire().await?, &u, q.external).await?;
-    let items = rows
+    let page = PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let limit = page.limit()?;
+    let after = page
+        .after()?
+        .map(|a| a.parse::<Uuid>())
+        .transpose()
+        .map_err(|_| Error::validation("cursor is not a cursor of this list"))?;
+    let rows = access::list_cases(&mut *s.db.acquire().await?, &u, q.external, after, limit)
+        .await?
+        .ok_or_else(|| Error::validation("cursor names an item no longer in this list"))?;
+    let mut items: Vec<CaseSummary> = rows
         .into_iter()
         .map(|r| CaseSummary {
             id: r.id,
@@ -102,11 +114,11 @@ pub async fn list_cases(
             created_at: r.at,
         })
         .collect();
-    let page = PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    Ok(axum::Json(Items::page(items, &page, |c| c.id.to_string())?))
+    let next_cursor = (items.len() > limit).then(|| {
+        items.truncate(limit);
+        super::page::cursor(&items[limit - 1].id.to_string())
+    });
+    Ok(axum::Json(Items { items, next_cursor }))
 }
 
 #[utoipa::path(get, path = "/v1/cases/{case_id}", tag = "cases",

@@ -4,7 +4,8 @@
 
 use crate::common::*;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
+use uuid::Uuid;
 
 #[tokio::test]
 async fn nul_characters_and_non_object_bodies_are_refused_naming_the_field() {
@@ -294,6 +295,42 @@ async fn lists_are_paginated_with_an_opaque_cursor() {
     let (_, v) = app.get("/v1/cases", &a.user).await;
     assert_eq!(v["items"].as_array().unwrap().len(), 2);
     assert!(v["next_cursor"].is_null());
+    // The case list pages by keyset in SQL: every case once, in the order
+    // of the whole list; a cursor of a case not in the list is refused.
+    for i in 0..3 {
+        app.create_case(&a.user, &format!("More {i}")).await;
+    }
+    let ids = |v: &Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, whole) = app.get("/v1/cases", &a.user).await;
+    let (mut paged, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let path = match &cursor {
+            None => "/v1/cases?limit=2".to_string(),
+            Some(c) => format!("/v1/cases?limit=2&cursor={c}"),
+        };
+        let (s, v) = app.get(&path, &a.user).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        pages += 1;
+        paged.extend(ids(&v));
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!((pages, paged.len()), (3, 5));
+    assert_eq!(paged, ids(&whole));
+    let stranger = hex::encode(format!("v1:{}", Uuid::new_v4()));
+    let (s, v) = app
+        .get(&format!("/v1/cases?cursor={stranger}"), &a.user)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let evidence = format!("/v1/cases/{case}/evidence");
     assert_all_refused(
         &app,
