@@ -91,15 +91,16 @@ pub async fn list_cases(
         cursor: q.cursor,
     };
     let limit = page.limit()?;
-    let after = page
-        .after()?
-        .map(|a| a.parse::<Uuid>())
-        .transpose()
-        .map_err(|_| Error::validation("cursor is not a cursor of this list"))?;
-    let rows = access::list_cases(&mut *s.db.acquire().await?, &u, q.external, after, limit)
-        .await?
-        .ok_or_else(|| Error::validation("cursor names an item no longer in this list"))?;
-    let mut items: Vec<CaseSummary> = rows
+    let rows = access::list_cases(
+        &mut *s.db.acquire().await?,
+        &u,
+        q.external,
+        page.after_key()?,
+        limit,
+    )
+    .await?
+    .ok_or_else(super::page::stale_cursor)?;
+    let items: Vec<CaseSummary> = rows
         .into_iter()
         .map(|r| CaseSummary {
             id: r.id,
@@ -114,10 +115,7 @@ pub async fn list_cases(
             created_at: r.at,
         })
         .collect();
-    let next_cursor = (items.len() > limit).then(|| {
-        items.truncate(limit);
-        super::page::cursor(&items[limit - 1].id.to_string())
-    });
+    let (items, next_cursor) = super::page::next_page(items, limit, |c| c.id.to_string());
     Ok(axum::Json(Items { items, next_cursor }))
 }
 
@@ -394,12 +392,7 @@ pub async fn list_evidence(
     let mut conn = s.db.acquire().await?;
     // Keyset in SQL, own or external: a page of a 100,000-item case reads
     // (and filters) one page.
-    let limit = page.limit()?;
-    let after = page
-        .after()?
-        .map(|a| a.parse::<Uuid>())
-        .transpose()
-        .map_err(|_| Error::validation("cursor is not a cursor of this list"))?;
+    let (limit, after) = (page.limit()?, page.after_key()?);
     let rows = match access::case(&mut conn, &u, case_id).await? {
         Seen::Own { .. } => evidence::page_owned(&mut conn, case_id, after, limit).await?,
         Seen::External { received, .. } => {
@@ -407,16 +400,9 @@ pub async fn list_evidence(
             receiving::external_evidence(&mut conn, &received, after, limit).await?
         }
     };
-    let mut rows =
-        rows.ok_or_else(|| Error::validation("cursor names an item no longer in this list"))?;
-    let next_cursor = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        super::page::cursor(&rows[limit - 1].id.to_string())
-    });
-    Ok(axum::Json(Items {
-        items: rows,
-        next_cursor,
-    }))
+    let rows = rows.ok_or_else(super::page::stale_cursor)?;
+    let (items, next_cursor) = super::page::next_page(rows, limit, |e| e.id.to_string());
+    Ok(axum::Json(Items { items, next_cursor }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -446,19 +432,12 @@ pub async fn case_audit(
         Seen::Own { .. } => receiving::for_case(&mut conn, u.org_id, case_id).await?,
     };
     let limit = page.limit()?;
-    let after = page
-        .after()?
-        .map(|a| a.parse::<i64>())
-        .transpose()
-        .map_err(|_| Error::validation("cursor is not a cursor of this list"))?;
-    let mut items = audit::page_for_case(&mut conn, u.org_id, case_id, after, limit).await?;
+    let items =
+        audit::page_for_case(&mut conn, u.org_id, case_id, page.after_key()?, limit).await?;
     let sender_snapshot = received
         .filter(|r| r.revoked_at.is_none() && r.policy.policy.permissions.sender_audit_trail)
         .and_then(|r| r.sender_snapshot);
-    let next_cursor = (items.len() > limit).then(|| {
-        items.truncate(limit);
-        super::page::cursor(&items[limit - 1].id.to_string())
-    });
+    let (items, next_cursor) = super::page::next_page(items, limit, |e| e.id.to_string());
     Ok(axum::Json(AuditView {
         items,
         next_cursor,

@@ -30,6 +30,17 @@ impl PageQuery {
         }
     }
 
+    /// The cursor's item as the key of a list paged by keyset in SQL (a
+    /// uuid, or an audit entry's number).
+    pub fn after_key<K: std::str::FromStr>(&self) -> Result<Option<K>> {
+        self.after()?
+            .map(|a| {
+                a.parse::<K>()
+                    .map_err(|_| Error::validation("cursor is not a cursor of this list"))
+            })
+            .transpose()
+    }
+
     /// The id of the last item of the page before, if any.
     pub fn after(&self) -> Result<Option<String>> {
         self.cursor
@@ -50,6 +61,25 @@ pub fn cursor(id: &str) -> String {
     hex::encode(format!("v1:{id}"))
 }
 
+/// A cursor whose item is no longer in the list.
+pub fn stale_cursor() -> Error {
+    Error::validation("cursor names an item no longer in this list")
+}
+
+/// The page in `rows`, read with one row more than `limit` (as the keyset
+/// queries do), and the cursor of the next page (none on the last page).
+pub fn next_page<T>(
+    mut rows: Vec<T>,
+    limit: usize,
+    id: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        cursor(&id(&rows[limit - 1]))
+    });
+    (rows, next)
+}
+
 /// One page of an ordered list, and the cursor of the next (none on the
 /// last page). `id` names each item.
 pub fn page<T>(
@@ -64,18 +94,12 @@ pub fn page<T>(
             items
                 .iter()
                 .position(|item| id(item) == after)
-                .ok_or_else(|| Error::validation("cursor names an item no longer in this list"))?
+                .ok_or_else(stale_cursor)?
                 + 1
         }
     };
-    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
-    let next = if rest.len() > limit {
-        rest.truncate(limit);
-        rest.last().map(|last| cursor(&id(last)))
-    } else {
-        None
-    };
-    Ok((rest, next))
+    let rest: Vec<T> = items.into_iter().skip(start).collect();
+    Ok(next_page(rest, limit, id))
 }
 
 #[cfg(test)]
