@@ -162,7 +162,7 @@ impl utoipa::Modify for IdempotencyHeader {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
         use utoipa::openapi::schema::{ObjectBuilder, Type};
-        use utoipa::openapi::{ContentBuilder, Ref, Required, ResponseBuilder};
+        use utoipa::openapi::Required;
         for (path, item) in openapi.paths.paths.iter_mut() {
             let Some(op) = item.post.as_mut().filter(|_| path.starts_with("/v1/")) else {
                 continue;
@@ -187,16 +187,10 @@ impl utoipa::Modify for IdempotencyHeader {
                     .build(),
             );
             op.responses.responses.entry("409".into()).or_insert_with(|| {
-                ResponseBuilder::new()
-                    .description("a conflict, or the request with this Idempotency-Key was applied but its answer is not recorded")
-                    .content(
-                        "application/json",
-                        ContentBuilder::new()
-                            .schema(Some(Ref::from_schema_name("ErrorBody")))
-                            .build(),
-                    )
-                    .build()
-                    .into()
+                super::error_response(
+                    "a conflict, or the request with this Idempotency-Key was applied but its answer is not recorded",
+                )
+                .into()
             });
         }
     }

@@ -126,6 +126,20 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// A response of the OpenAPI document in the error schema (`ErrorBody`).
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
 /// Statuses any API operation can answer, listed on every operation with the
 /// error schema: 401 (a missing or unknown token, where a token is needed),
 /// 429 (the token's rate), 500 and 503 (a dependency down, or the request's
@@ -134,18 +148,6 @@ struct ErrorStatuses;
 
 impl utoipa::Modify for ErrorStatuses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-        let error = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("ErrorBody")))
-                        .build(),
-                )
-                .build()
-        };
         for (path, item) in openapi.paths.paths.iter_mut() {
             if !path.starts_with("/v1/") {
                 continue;
@@ -168,7 +170,7 @@ impl utoipa::Modify for ErrorStatuses {
                     op.responses
                         .responses
                         .entry(status.to_string())
-                        .or_insert_with(|| error(description).into());
+                        .or_insert_with(|| error_response(description).into());
                 };
                 if !anonymous {
                     add("401", "missing or unknown bearer token");
