@@ -743,24 +743,7 @@ async fn events_one_case_x5(n: usize) -> BenchResult<()> {
     let app = spawn_with(options()).await;
     let obs = observer(&app).await?;
     let result = async {
-        let a = app.create_org("Alpha PD", "lea").await;
-        app.setup(&a, policy(true), false).await;
-        let case = app.create_case(&a.user, "Body-worn video").await;
-        for i in 0..PARTNERS {
-            let p = app.create_org(&format!("Partner PD {i}"), "lea").await;
-            app.partner(a.id, p.id).await;
-            let share = app
-                .share(
-                    &a.user,
-                    case,
-                    json!({ "scope": { "kind": "case" },
-                            "target": { "kind": "partner", "org_id": p.id, "recipients": [] } }),
-                )
-                .await;
-            let id: Uuid = share["id"].as_str().unwrap_or_default().parse().map_err(|e| format!("{e}"))?;
-            wait_share_complete(&obs, id).await?;
-        }
-        drain(&obs).await?;
+        let (a, case) = case_shared_with(&app, &obs, PARTNERS).await?;
         let topology = caseshare::amqp::Topology::new(&app.prefix, &[100, 200, 400]);
         let conn = caseshare::amqp::connect(&app.amqp_url, "bench")
             .await

@@ -217,6 +217,35 @@ async fn a_stalled_upload_is_refused_after_the_idle_timeout() {
     app.stop().await;
 }
 
+/// Every page of the list at `path`, `limit` items a page, following
+/// `next_cursor` (each page answered 200): how many pages, and the items in
+/// order.
+async fn walk(app: &TestApp, path: &str, token: &str, limit: usize) -> (usize, Vec<Value>) {
+    let (mut items, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
+    loop {
+        let url = match &cursor {
+            None => format!("{path}?limit={limit}"),
+            Some(c) => format!("{path}?limit={limit}&cursor={c}"),
+        };
+        let (s, v) = app.get(&url, token).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        pages += 1;
+        items.extend(v["items"].as_array().unwrap().iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return (pages, items),
+        }
+    }
+}
+
+/// The string `field` of each item.
+fn texts(items: &[Value], field: &str) -> Vec<String> {
+    items
+        .iter()
+        .map(|i| i[field].as_str().unwrap().to_string())
+        .collect()
+}
+
 // Lists are paginated (API.md): ?limit= (default 100, max 1,000) and an
 // opaque ?cursor=; next_cursor is null on the last page.
 #[tokio::test]
@@ -229,66 +258,20 @@ async fn lists_are_paginated_with_an_opaque_cursor() {
         app.add_evidence(&a.user, case, json!({ "title": format!("item {i}") }))
             .await;
     }
-    let mut seen = Vec::new();
-    let mut cursor: Option<String> = None;
-    let mut pages = 0;
-    loop {
-        let path = match &cursor {
-            None => format!("/v1/cases/{case}/evidence?limit=2"),
-            Some(c) => format!("/v1/cases/{case}/evidence?limit=2&cursor={c}"),
-        };
-        let (s, v) = app.get(&path, &a.user).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        pages += 1;
-        seen.extend(
-            v["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["title"].as_str().unwrap().to_string()),
-        );
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let (pages, items) = walk(&app, &format!("/v1/cases/{case}/evidence"), &a.user, 2).await;
     assert_eq!(pages, 3);
     assert_eq!(
-        seen,
+        texts(&items, "title"),
         (0..5).map(|i| format!("item {i}")).collect::<Vec<_>>()
     );
     // The audit trail pages by keyset too: every entry once, in order.
     let (_, whole) = app
         .get(&format!("/v1/cases/{case}/audit?limit=1000"), &a.user)
         .await;
-    let all: Vec<i64> = whole["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["id"].as_i64().unwrap())
-        .collect();
+    let all = whole["items"].as_array().unwrap();
     assert!(all.len() >= 6, "{whole}");
-    let (mut paged, mut cursor) = (Vec::new(), None::<String>);
-    loop {
-        let path = match &cursor {
-            None => format!("/v1/cases/{case}/audit?limit=4"),
-            Some(c) => format!("/v1/cases/{case}/audit?limit=4&cursor={c}"),
-        };
-        let (s, v) = app.get(&path, &a.user).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        paged.extend(
-            v["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["id"].as_i64().unwrap()),
-        );
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
-    assert_eq!(paged, all);
+    let (_, paged) = walk(&app, &format!("/v1/cases/{case}/audit"), &a.user, 4).await;
+    assert_eq!(&paged, all);
     let (_, v) = app.get("/v1/cases?limit=1", &a.user).await;
     assert_eq!(v["items"].as_array().unwrap().len(), 1);
     assert!(v["next_cursor"].is_string());
@@ -300,32 +283,13 @@ async fn lists_are_paginated_with_an_opaque_cursor() {
     for i in 0..3 {
         app.create_case(&a.user, &format!("More {i}")).await;
     }
-    let ids = |v: &Value| -> Vec<String> {
-        v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_str().unwrap().to_string())
-            .collect()
-    };
     let (_, whole) = app.get("/v1/cases", &a.user).await;
-    let (mut paged, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
-    loop {
-        let path = match &cursor {
-            None => "/v1/cases?limit=2".to_string(),
-            Some(c) => format!("/v1/cases?limit=2&cursor={c}"),
-        };
-        let (s, v) = app.get(&path, &a.user).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        pages += 1;
-        paged.extend(ids(&v));
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let (pages, paged) = walk(&app, "/v1/cases", &a.user, 2).await;
     assert_eq!((pages, paged.len()), (3, 5));
-    assert_eq!(paged, ids(&whole));
+    assert_eq!(
+        texts(&paged, "id"),
+        texts(whole["items"].as_array().unwrap(), "id")
+    );
     let stranger = hex::encode(format!("v1:{}", Uuid::new_v4()));
     let (s, v) = app
         .get(&format!("/v1/cases?cursor={stranger}"), &a.user)
@@ -367,30 +331,16 @@ async fn r10_r18_external_evidence_pages_by_keyset_and_stays_filtered() {
         .await;
     }
     app.drain().await;
-    let (mut seen, mut cursor, mut pages) = (Vec::new(), None::<String>, 0);
-    loop {
-        let path = match &cursor {
-            None => format!("/v1/cases/{case}/evidence?limit=2"),
-            Some(c) => format!("/v1/cases/{case}/evidence?limit=2&cursor={c}"),
-        };
-        let (s, v) = app.get(&path, &b.admin).await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        pages += 1;
-        for item in v["items"].as_array().unwrap() {
-            assert!(
-                item.get("gps").is_none() || item["gps"].is_null(),
-                "R10: {item}"
-            );
-            seen.push(item["title"].as_str().unwrap().to_string());
-        }
-        match v["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => break,
-        }
-    }
+    let (pages, items) = walk(&app, &format!("/v1/cases/{case}/evidence"), &b.admin, 2).await;
     assert_eq!(pages, 3);
+    for item in &items {
+        assert!(
+            item.get("gps").is_none() || item["gps"].is_null(),
+            "R10: {item}"
+        );
+    }
     assert_eq!(
-        seen,
+        texts(&items, "title"),
         (0..5).map(|i| format!("item {i}")).collect::<Vec<_>>()
     );
     // A cursor built from an item of another case of the sharer.

@@ -73,6 +73,20 @@ async fn send_and_hang_up(
     drop(socket);
 }
 
+/// Send `body` twice under one new key: the first is accepted (202), the
+/// second is its answer replayed. Returns the first answer's body.
+async fn sent_twice(app: &TestApp, path: &str, token: &str, body: &Value) -> Value {
+    let key = Uuid::new_v4().to_string();
+    let first = keyed(app, path, token, &key, body).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    assert!(!first.replayed);
+    let again = keyed(app, path, token, &key, body).await;
+    assert_eq!(again.status, first.status);
+    assert_eq!(again.body, first.body, "the first answer, replayed");
+    assert!(again.replayed, "Idempotent-Replayed: true");
+    first.body
+}
+
 async fn count(app: &TestApp, sql: &str, id: Uuid) -> i64 {
     sqlx::query_scalar(sql)
         .bind(id)
@@ -108,17 +122,8 @@ async fn r32_a_share_sent_twice_with_one_key_is_one_share_one_answer_one_email()
     let (a, b, case) = two_partners(&app, policy(true)).await;
     let path = format!("/v1/cases/{case}/shares");
     let body = partner_share(b.id, json!([{ "user_id": b.user_id }]));
-    let key = Uuid::new_v4().to_string();
-
-    let first = keyed(&app, &path, &a.user, &key, &body).await;
-    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
-    assert!(!first.replayed);
-    let again = keyed(&app, &path, &a.user, &key, &body).await;
-    assert_eq!(again.status, first.status);
-    assert_eq!(again.body, first.body, "the first answer, replayed");
-    assert!(again.replayed, "Idempotent-Replayed: true");
-    app.wait_share(&a.user, first.body["id"].as_str().unwrap())
-        .await;
+    let first = sent_twice(&app, &path, &a.user, &body).await;
+    app.wait_share(&a.user, first["id"].as_str().unwrap()).await;
     app.drain().await;
     assert_eq!(shares_of(&app, case).await, 1);
     assert_eq!(mails_to(&app, &app.user_email(b.user_id).await).len(), 1);
@@ -126,7 +131,7 @@ async fn r32_a_share_sent_twice_with_one_key_is_one_share_one_answer_one_email()
     // Without a key, the same body is a new command.
     let (s, v) = app.post(&path, &a.user, body.clone()).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{v}");
-    assert_ne!(v["id"], first.body["id"]);
+    assert_ne!(v["id"], first["id"]);
     assert_eq!(shares_of(&app, case).await, 2);
     app.stop().await;
 }
@@ -334,12 +339,7 @@ async fn r24_imports_link_shares_and_evidence_sent_twice_happen_once() {
 
     // Evidence without a client id.
     let ev = json!({ "title": "Photo 1" });
-    let path = format!("/v1/cases/{case}/evidence");
-    let key = Uuid::new_v4().to_string();
-    let e1 = keyed(&app, &path, &a.user, &key, &ev).await;
-    assert_eq!(e1.status, StatusCode::ACCEPTED, "{}", e1.body);
-    let e2 = keyed(&app, &path, &a.user, &key, &ev).await;
-    assert_eq!((e2.body.clone(), e2.replayed), (e1.body.clone(), true));
+    sent_twice(&app, &format!("/v1/cases/{case}/evidence"), &a.user, &ev).await;
     assert_eq!(
         count(
             &app,
@@ -354,12 +354,13 @@ async fn r24_imports_link_shares_and_evidence_sent_twice_happen_once() {
     // Import by the partner.
     let (_, received) = app.get("/v1/received", &b.admin).await;
     let rid = received["items"][0]["id"].as_str().unwrap().to_string();
-    let ipath = format!("/v1/received/{rid}/import");
-    let key = Uuid::new_v4().to_string();
-    let i1 = keyed(&app, &ipath, &b.admin, &key, &json!({})).await;
-    assert_eq!(i1.status, StatusCode::ACCEPTED, "{}", i1.body);
-    let i2 = keyed(&app, &ipath, &b.admin, &key, &json!({})).await;
-    assert_eq!((i2.body.clone(), i2.replayed), (i1.body.clone(), true));
+    sent_twice(
+        &app,
+        &format!("/v1/received/{rid}/import"),
+        &b.admin,
+        &json!({}),
+    )
+    .await;
     app.drain().await;
     assert_eq!(
         count(&app, "SELECT count(*) FROM cases WHERE org_id = $1", b.id).await,
@@ -375,11 +376,7 @@ async fn r24_imports_link_shares_and_evidence_sent_twice_happen_once() {
         "package": "zip",
         "duration_hours": 24
     });
-    let key = Uuid::new_v4().to_string();
-    let l1 = keyed(&app, &lpath, &a.user, &key, &link).await;
-    assert_eq!(l1.status, StatusCode::ACCEPTED, "{}", l1.body);
-    let l2 = keyed(&app, &lpath, &a.user, &key, &link).await;
-    assert_eq!((l2.body.clone(), l2.replayed), (l1.body.clone(), true));
+    sent_twice(&app, &lpath, &a.user, &link).await;
     assert_eq!(
         count(
             &app,

@@ -1388,13 +1388,15 @@ async fn r40_download_tokens_are_not_stored_only_their_hash() {
     // The token is the credential: one character off is not found.
     let last = token.chars().last().unwrap();
     let forged = format!("{}{}", &token[..63], if last == '0' { '1' } else { '0' });
-    let res = app
-        .client
-        .get(format!("{}/v1/downloads/{forged}", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let (s, _) = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/downloads/{forged}"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(
         package_bytes(app, &done).await.len() as i64,
         done["size_bytes"].as_i64().unwrap()
