@@ -303,7 +303,8 @@ pub async fn name_for_share_tx(
     Ok(())
 }
 
-/// R28: a principal added onward by the receiver. True when it is new.
+/// R28: a principal added onward by the receiver. True when it is new, or
+/// was added before a collaboration that ended (R51) and is added again.
 pub async fn name_onward_tx(
     tx: &mut PgConnection,
     received: &ReceivedRow,
@@ -313,7 +314,10 @@ pub async fn name_onward_tx(
     let (id, kind) = named.parts();
     let done = sqlx::query(
         "INSERT INTO case_access (case_id, org_id, principal_id, principal_kind, received_id, added_by)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (received_id, principal_id) WHERE received_id IS NOT NULL DO UPDATE
+            SET revoked_at = NULL, added_by = EXCLUDED.added_by, added_at = now()
+          WHERE case_access.revoked_at IS NOT NULL",
     )
     .bind(received.case_id)
     .bind(received.receiver_org_id)
@@ -324,6 +328,21 @@ pub async fn name_onward_tx(
     .execute(tx)
     .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// R51, R57: the onward recipients (R28) of those of `received_ids` that
+/// have ended lose the external view; the rows stay for the imported copy
+/// (R30) and for the dissemination log.
+pub async fn end_onward_tx(tx: &mut PgConnection, received_ids: &[Uuid]) -> Result<()> {
+    sqlx::query(
+        "UPDATE case_access a SET revoked_at = r.revoked_at FROM received r
+         WHERE a.received_id = r.id AND r.id = ANY($1) AND r.revoked_at IS NOT NULL
+           AND a.revoked_at IS NULL",
+    )
+    .bind(received_ids)
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// Revoked shares name no one any more for the external view (R29); the

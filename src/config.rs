@@ -48,6 +48,10 @@ pub struct Settings {
     pub production: bool,
     /// The most recipients one share may name (a cap on email fan-out).
     pub max_recipients_per_share: u32,
+    /// Link shares one user may create in 24 hours (0: no limit): each one
+    /// mails a download link from the agency's sender and stores a package,
+    /// so an account cannot turn the service into a relay or fill the store.
+    pub max_link_shares_per_user_per_day: u32,
     pub retry_delays_ms: Vec<u64>,
     pub log_format: LogFormat,
     pub migrate_on_start: bool,

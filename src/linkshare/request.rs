@@ -89,15 +89,17 @@ pub async fn create(
     if req.message.as_ref().is_some_and(|m| m.len() > 10_000) {
         return Err(Error::validation("message is longer than 10000 characters"));
     }
-    let mut recipient_org = None;
-    let recipient_kind = match &req.recipient {
+    quota(&mut tx, settings, user).await?;
+    let (recipient_kind, recipient_org) = match &req.recipient {
         LinkRecipient::Email { email } => {
             if !orgs::valid_email(email) {
                 return Err(Error::validation(format!(
                     "{email:?} is not a valid email address"
                 )));
             }
-            "email"
+            // R58: an address of a partner's user, or at a partner's
+            // domains, is that partner's, and its policy governs the link.
+            ("email", email_org(&mut tx, user.org_id, email).await?)
         }
         LinkRecipient::User { user_id: id } | LinkRecipient::Group { group_id: id } => {
             let (table, kind) = match &req.recipient {
@@ -118,14 +120,13 @@ pub async fn create(
                     "recipient {kind}_id must be a {kind} of this organization or of a partner organization"
                 )));
             };
-            recipient_org = Some(org);
-            kind
+            (kind, Some(org))
         }
     };
     let policy = governing_policy(&mut tx, user.org_id, recipient_org).await?;
     check_attachments(&req.attachments, policy.as_ref())?;
-    // R45: a link share is a download; a partner's users get one only where
-    // the policy for that partner allows copy/download.
+    // R45, R58: a link share is a download; a partner's users and addresses
+    // get one only where the policy for that partner allows copy/download.
     if recipient_org.is_some_and(|org| org != user.org_id)
         && policy
             .as_ref()
@@ -196,11 +197,65 @@ pub async fn create(
     })
 }
 
-/// The sharing policy that governs what a link share may carry (R10, R40):
-/// for a user of a partner org, the policy for that partner (its override or
-/// the default); for an email address, the default policy; for a user of the
-/// sharer's own org, none (nothing leaves the org). `None` also when the org
-/// has set up no policy: classic sharing does not require one.
+/// R58: the org an email recipient belongs to: the sharer's own org or a
+/// partner's when a user of it has exactly this address (a partner first), else
+/// the partner whose `email_domains` hold the address's domain; none for
+/// anyone else. One statement.
+async fn email_org(db: &mut PgConnection, org_id: Uuid, email: &str) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "WITH partners AS (
+             SELECT CASE WHEN p.org_a = $1 THEN p.org_b ELSE p.org_a END AS id
+               FROM partnerships p WHERE p.org_a = $1 OR p.org_b = $1),
+         domain AS (SELECT lower(split_part($2, '@', 2)) AS d)
+         SELECT org_id FROM (
+             SELECT u.org_id, CASE WHEN u.org_id = $1 THEN 1 ELSE 0 END AS rank
+               FROM users u
+              WHERE lower(u.email) = lower($2)
+                AND (u.org_id = $1 OR u.org_id IN (SELECT id FROM partners))
+             UNION ALL
+             SELECT o.id, 2 FROM orgs o, domain
+              WHERE o.id IN (SELECT id FROM partners)
+                AND EXISTS (SELECT 1 FROM unnest(o.email_domains) AS x (d)
+                             WHERE domain.d = lower(x.d) OR domain.d LIKE '%.' || lower(x.d))) m
+         ORDER BY rank, org_id LIMIT 1",
+    )
+    .bind(org_id)
+    .bind(email)
+    .fetch_optional(db)
+    .await?)
+}
+
+/// A user creates at most `max_link_shares_per_user_per_day` link shares in
+/// 24 hours (each mails the agency's sender and stores a package), else 429.
+async fn quota(
+    db: &mut PgConnection,
+    settings: &crate::config::Settings,
+    user: &UserPrincipal,
+) -> Result<()> {
+    let limit = settings.max_link_shares_per_user_per_day;
+    if limit == 0 {
+        return Ok(());
+    }
+    let made: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT 1 FROM link_shares
+          WHERE created_by = $1 AND created_at > now() - interval '24 hours' LIMIT $2) l",
+    )
+    .bind(user.user_id)
+    .bind(i64::from(limit))
+    .fetch_one(db)
+    .await?;
+    if made >= i64::from(limit) {
+        return Err(Error::RateLimited(3600));
+    }
+    Ok(())
+}
+
+/// The sharing policy that governs what a link share may carry (R10, R40,
+/// R58): for a user, group or address of a partner org, the policy for that
+/// partner (its override or the default); for anyone else, the default
+/// policy; for the sharer's own org, none (nothing leaves the org). `None`
+/// also when the org has set up no policy: classic sharing does not require
+/// one.
 async fn governing_policy(
     db: &mut PgConnection,
     org_id: Uuid,

@@ -68,3 +68,22 @@ pub async fn principal_emails(
     .fetch_all(db)
     .await
 }
+
+/// R57: the addresses of the recipients added onward (R28) to collaboration
+/// `received_id`, when it has ended (they lose the external view with it);
+/// none while it lasts.
+pub async fn onward_emails_if_ended(
+    db: &mut PgConnection,
+    received_id: Uuid,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT u.email FROM received r
+           JOIN case_access a ON a.received_id = r.id
+           JOIN users u ON u.id = a.principal_id OR u.id IN (
+                SELECT m.user_id FROM group_members m WHERE m.group_id = a.principal_id)
+          WHERE r.id = $1 AND r.revoked_at IS NOT NULL",
+    )
+    .bind(received_id)
+    .fetch_all(db)
+    .await
+}

@@ -99,17 +99,18 @@ pub enum Onward {
     Outside,
 }
 
-/// R45: while its collaboration lasts, an imported copy gains recipients
-/// only under `internal_share`, and leaves its org (another org, a link)
-/// only under `copy_download`, of the collaboration's governing policy.
-/// Returns the collaboration when `case_id` is such a copy.
+/// R45, R51: an imported copy gains recipients only under `internal_share`,
+/// and leaves its org (another org, a link) only under `copy_download`, of
+/// the collaboration's governing policy — also after the collaboration
+/// ended: a revocation never widens what the copy may do. Returns the
+/// collaboration when `case_id` is such a copy.
 pub async fn check_onward(
     db: &mut sqlx::PgConnection,
     case_id: Uuid,
     onward: Onward,
 ) -> Result<Option<ReceivedRow>> {
     let r: Option<ReceivedRow> = sqlx::query_as(&format!(
-        "SELECT {} FROM received WHERE imported_case_id = $1 AND revoked_at IS NULL",
+        "SELECT {} FROM received WHERE imported_case_id = $1",
         super::RECEIVED_COLUMNS
     ))
     .bind(case_id)

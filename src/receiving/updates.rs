@@ -144,8 +144,9 @@ pub(super) async fn pending_updates(db: &mut PgConnection, r: &ReceivedRow) -> R
         "SELECT u.id, u.evidence_id, e.title, u.kind FROM evidence_updates u
          JOIN evidence e ON e.id = u.evidence_id
          JOIN grants g ON g.received_id = u.received_id AND g.evidence_id = u.evidence_id
-         JOIN shares s ON s.id = g.share_id AND s.status = 'complete'
-         WHERE u.received_id = $1 AND u.applied_at IS NULL ORDER BY u.created_at, u.id",
+         WHERE u.received_id = $1 AND u.applied_at IS NULL
+           AND g.covering && ARRAY(SELECT s.id FROM shares s WHERE s.received_id = $1 AND s.status = 'complete')
+         ORDER BY u.created_at, u.id",
     )
     .bind(r.id)
     .fetch_all(&mut *db)
@@ -197,7 +198,17 @@ pub async fn apply_updates(
     req: ApplyRequest,
 ) -> Result<ApplyResult> {
     let mut tx = crate::db::begin(db).await?;
-    let found = crate::access::received(&mut tx, user, case_id).await?;
+    // R41: case updates edit the copy itself, which only its owner and the
+    // org's admins may do; any reader of the copy may take evidence updates.
+    let (found, manage) = match crate::access::case(&mut tx, user, case_id).await? {
+        crate::access::Seen::External { received, .. } => (*received, false),
+        crate::access::Seen::Own { manage, .. } => (
+            super::for_case(&mut tx, user.org_id, case_id)
+                .await?
+                .ok_or(Error::NotFound("case"))?,
+            manage,
+        ),
+    };
     let r = lock(&mut tx, found.id).await?;
     let Some(imported) = r.imported_case_id.filter(|c| *c == case_id) else {
         return Err(Error::validation(
@@ -227,6 +238,11 @@ pub async fn apply_updates(
         pending.evidence.iter().map(|u| u.id).collect(),
         &req.evidence_update_ids,
     )?;
+    if !case_ids.is_empty() && !manage {
+        return Err(Error::Forbidden(
+            "only the case owner or an admin of its organization may apply case updates".into(),
+        ));
+    }
 
     for u in pending.case.iter().filter(|u| case_ids.contains(&u.id)) {
         let column = match u.field.as_str() {

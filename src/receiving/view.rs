@@ -129,15 +129,16 @@ pub(super) struct GrantedEvidence {
     share_id: Uuid,
 }
 
-/// The policy snapshots of a collaboration's live shares, by share: read
-/// once per view or import rather than once per item.
+/// The policy snapshots of a collaboration's shares, by share: read once
+/// per view or import rather than once per item. Revoked shares are among
+/// them: an item first granted by a share revoked since keeps that share's
+/// snapshot while another share covers it (R51).
 pub(super) async fn snapshots(
     db: &mut PgConnection,
     received_id: Uuid,
 ) -> Result<std::collections::HashMap<Uuid, PolicySnapshot>> {
     let rows: Vec<(Uuid, sqlx::types::Json<PolicySnapshot>)> = sqlx::query_as(
-        "SELECT id, policy FROM shares
-         WHERE received_id = $1 AND status IN ('processing', 'complete') AND policy IS NOT NULL",
+        "SELECT id, policy FROM shares WHERE received_id = $1 AND policy IS NOT NULL",
     )
     .bind(received_id)
     .fetch_all(db)
@@ -145,7 +146,7 @@ pub(super) async fn snapshots(
     Ok(rows.into_iter().map(|(id, p)| (id, p.0)).collect())
 }
 
-/// Granted evidence of a collaboration (live shares only: a share's grants
+/// Granted evidence of a collaboration (covered by a live share: a share's grants
 /// are written in the transaction that completes it, so a `processing` one is
 /// seen only by its own job, which must see it to auto-sync what it granted),
 /// with the receiver's folder for each (R23: a folder not copied at the
@@ -189,14 +190,17 @@ async fn granted_page(
 }
 
 /// The granted evidence of collaboration `$1` (optionally only the ids in
-/// `$2`), as [`GrantedEvidence`].
+/// `$2`), as [`GrantedEvidence`]: the items a live share covers (R29: a
+/// revoked share's items are gone the moment it commits, before its job
+/// takes them back).
 pub(super) const GRANTED_SQL: &str =
     "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, g.share_id
      FROM grants g
-     JOIN shares s ON s.id = g.share_id AND s.status IN ('processing', 'complete')
      JOIN evidence e ON e.id = g.evidence_id
      LEFT JOIN received_folders rf ON rf.received_id = g.received_id AND rf.source_folder_id = e.folder_id
-     WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))";
+     WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))
+       AND g.covering && ARRAY(SELECT s.id FROM shares s
+                                WHERE s.received_id = $1 AND s.status IN ('processing', 'complete'))";
 
 /// R43: each item filtered by its own share's snapshot, so a later, looser
 /// share to the same partner never widens what earlier items show. An item

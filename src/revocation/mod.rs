@@ -148,6 +148,10 @@ async fn revoke_tx(
     .bind(&received)
     .execute(&mut *tx)
     .await?;
+    // R51, R57: onward recipients of a collaboration that ended lose the
+    // external view with it; a later share to the same partner does not
+    // bring them back (an imported copy stays with them, R30).
+    crate::access::end_onward_tx(tx, &received).await?;
     for share in &revoked {
         audit::record(
             tx,
@@ -203,27 +207,22 @@ impl Job for RevokeShare {
             let Some(received_id) = share.received_id else {
                 continue;
             };
-            sqlx::query("DELETE FROM grants WHERE share_id = $1")
-                .bind(share.id)
-                .execute(&mut *tx)
-                .await?;
-            // Other live shares of the same collaboration keep what they cover.
-            let others: Vec<ShareRow> = sqlx::query_as(&format!(
-                "SELECT {SHARE_COLUMNS} FROM shares WHERE received_id = $1 AND status = 'complete' ORDER BY created_at"
-            ))
-            .bind(received_id)
-            .fetch_all(&mut *tx)
-            .await?;
-            for other in &others {
-                sharing::grant(&mut tx, received_id, other)
-                    .await
-                    .map_err(sharing::job_error)?;
-            }
+            // R29, R51: what only this share covered is taken back; nothing
+            // is re-granted from the other shares' scopes.
+            sharing::ungrant(&mut tx, received_id, share.id)
+                .await
+                .map_err(sharing::job_error)?;
             // R43: the governing policy is the strictest of the shares left.
             sharing::govern(&mut tx, received_id)
                 .await
                 .map_err(sharing::job_error)?;
-            let recipients = notify::share_recipients(&mut tx, share).await?;
+            let mut recipients = notify::share_recipients(&mut tx, share).await?;
+            // R57: when the collaboration ends with this share, the
+            // recipients its receiver added onward lose the external view
+            // too, and are told.
+            recipients.extend(notify::onward_emails_if_ended(&mut tx, received_id).await?);
+            recipients.sort();
+            recipients.dedup();
             notify::enqueue_tx(
                 &mut tx,
                 NoticeKind::Revoke,

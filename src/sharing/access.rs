@@ -78,8 +78,9 @@ pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result
 
 /// One onward share (R28, R45) as the owning org sees it: the secondary
 /// dissemination of its case by a receiver — a recipient added at the
-/// receiver, or, while the collaboration lasts, a share of the receiver's
-/// imported copy with another org or a link share of it.
+/// receiver, or a share of the receiver's imported copy with another org or
+/// a link share of it made while the collaboration lasted. Entries stay
+/// after the collaboration ends: they are history (R51).
 #[derive(Debug, Serialize, ToSchema, sqlx::FromRow)]
 pub struct Dissemination {
     /// recipient | share | link_share
@@ -120,7 +121,7 @@ pub async fn dissemination(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<D
          JOIN orgs o ON o.id = r.receiver_org_id
          JOIN users ab ON ab.id = s.created_by
          JOIN orgs t ON t.id = s.target_org_id
-         WHERE r.case_id = $1 AND r.revoked_at IS NULL
+         WHERE r.case_id = $1 AND s.created_at <= coalesce(r.revoked_at, 'infinity')
          UNION ALL
          SELECT 'link_share', r.id, r.share_id, o.id, o.name, l.created_by, ab.name,
                 CASE WHEN l.recipient ? 'email' THEN 'email' ELSE 'user' END,
@@ -131,7 +132,7 @@ pub async fn dissemination(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<D
          JOIN orgs o ON o.id = r.receiver_org_id
          JOIN users ab ON ab.id = l.created_by
          LEFT JOIN users lu ON lu.id = (l.recipient ->> 'user_id')::uuid
-         WHERE r.case_id = $1 AND r.revoked_at IS NULL
+         WHERE r.case_id = $1 AND l.created_at <= coalesce(r.revoked_at, 'infinity')
          ORDER BY added_at",
     )
     .bind(case_id)

@@ -178,9 +178,12 @@ async fn fan_out(
             ancestors.entry(start).or_default().push(id);
         }
     }
-    // One grant per collaboration and evidence (R17), from its first
-    // covering share; never through an evidence-subset share (R22).
-    let mut grants: HashMap<(Uuid, Uuid), (Uuid, bool)> = HashMap::new();
+    // One grant per collaboration and evidence (R17), first granted by its
+    // oldest covering share (its snapshot filters the item, R43), covered by
+    // every live share whose scope holds it (R51: revoking one leaves the
+    // item with the others); never through an evidence-subset share (R22).
+    // A caption redacted by any covering share stays redacted.
+    let mut grants: HashMap<(Uuid, Uuid), (Vec<Uuid>, bool)> = HashMap::new();
     for (evidence_id, folder_id) in items {
         let up = folder_id.and_then(|f| ancestors.get(&f));
         for (share_id, received_id, scope, redact) in &shares {
@@ -192,9 +195,9 @@ async fn fan_out(
                 Scope::Evidence { .. } => false,
             };
             if covers {
-                grants
-                    .entry((*received_id, *evidence_id))
-                    .or_insert((*share_id, redact.contains(evidence_id)));
+                let grant = grants.entry((*received_id, *evidence_id)).or_default();
+                grant.0.push(*share_id);
+                grant.1 |= redact.contains(evidence_id);
             }
         }
     }
@@ -209,27 +212,36 @@ async fn fan_out(
     let rows = receiving::share_lock(&mut *tx, &received_ids)
         .await
         .map_err(super::job_error)?;
+    // One row per (collaboration, evidence, covering share), in share age
+    // order; PostgreSQL folds them into one grant each.
     let (mut r, mut e, mut s, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for ((received, evidence), (share, redact)) in &grants {
-        r.push(*received);
-        e.push(*evidence);
-        s.push(*share);
-        c.push(*redact);
+    for ((received, evidence), (covering, redact)) in &grants {
+        for share in covering {
+            r.push(*received);
+            e.push(*evidence);
+            s.push(*share);
+            c.push(*redact);
+        }
     }
-    let granted: std::collections::HashSet<(Uuid, Uuid)> = sqlx::query_as::<_, (Uuid, Uuid)>(
-        "INSERT INTO grants (received_id, evidence_id, share_id, caption_redacted)
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[])
-         ON CONFLICT (received_id, evidence_id) DO NOTHING
-         RETURNING received_id, evidence_id",
-    )
-    .bind(&r)
-    .bind(&e)
-    .bind(&s)
-    .bind(&c)
-    .fetch_all(&mut *tx)
-    .await?
-    .into_iter()
-    .collect();
+    let granted: std::collections::HashSet<(Uuid, Uuid)> =
+        sqlx::query_as::<_, (Uuid, Uuid, bool)>(&format!(
+            "INSERT INTO grants (received_id, evidence_id, share_id, caption_redacted, covering)
+             SELECT r, e, (array_agg(s ORDER BY n))[1], bool_or(c), array_agg(s ORDER BY s)
+             FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::bool[]) WITH ORDINALITY AS t (r, e, s, c, n)
+             GROUP BY r, e
+             ON CONFLICT (received_id, evidence_id) DO UPDATE SET {}
+             RETURNING received_id, evidence_id, (xmax = 0)",
+            super::COVER_SQL
+        ))
+        .bind(&r)
+        .bind(&e)
+        .bind(&s)
+        .bind(&c)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .filter_map(|(r, e, inserted)| inserted.then_some((r, e)))
+        .collect();
     for row in &rows {
         // In the order the items came (the order they were added).
         let new: Vec<Uuid> = items

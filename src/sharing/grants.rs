@@ -90,9 +90,10 @@ pub(crate) fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) 
 /// R7, R49: the collaboration's snapshot of the sender's audit trail (`{taken_at,
 /// items: [AuditItem]}`), or none when the policy withholds it. Its items are
 /// the entries of the case that concern what this collaboration was given:
-/// case-level entries, entries about granted evidence, and entries about this
-/// collaboration's own shares; entries about other evidence or other
-/// partners' shares are left out. Built by PostgreSQL in one statement, so a
+/// the case's own entries (created, updated), entries about granted evidence,
+/// and entries about this collaboration's own shares; entries about other
+/// evidence, other partners' shares, link shares (their ids), content checks
+/// and stopped access are left out. Built by PostgreSQL in one statement, so a
 /// case with a long trail is never held in the worker's memory.
 async fn snapshot_audit(
     tx: &mut PgConnection,
@@ -115,7 +116,9 @@ async fn snapshot_audit(
                   AND (a.evidence_id IS NULL
                        OR EXISTS (SELECT 1 FROM grants g WHERE g.received_id = $3 AND g.evidence_id = a.evidence_id))
                   AND (a.share_id IS NULL
-                       OR EXISTS (SELECT 1 FROM shares s WHERE s.id = a.share_id AND s.received_id = $3))),
+                       OR EXISTS (SELECT 1 FROM shares s WHERE s.id = a.share_id AND s.received_id = $3))
+                  AND (a.share_id IS NOT NULL OR a.evidence_id IS NOT NULL
+                       OR a.action IN ('case_created', 'case_updated'))),
                 '[]'::jsonb)) END
            WHERE id = $3"#,
     )
@@ -128,14 +131,17 @@ async fn snapshot_audit(
     Ok(())
 }
 
-/// R43: case-level fields and permissions follow the most restrictive
-/// snapshot among the collaboration's live shares. Runs under the row lock
-/// the upsert took, so concurrent shares to the same partner see each other.
-/// Returns the governing snapshot (none when no share is live).
+/// R43, R51: case-level fields and permissions follow the most restrictive
+/// snapshot among the collaboration's shares, the revoked ones included: a
+/// revocation never widens (revoking the strictest share leaves the
+/// permissions where they were, and an imported copy kept after the end
+/// keeps them). Runs under the row lock the upsert took, so concurrent shares
+/// to the same partner see each other. Returns the governing snapshot (none
+/// when the collaboration has no share with a snapshot).
 pub async fn govern(tx: &mut PgConnection, received_id: Uuid) -> Result<Option<PolicySnapshot>> {
     let snapshots: Vec<sqlx::types::Json<PolicySnapshot>> = sqlx::query_scalar(
         "SELECT policy FROM shares
-         WHERE received_id = $1 AND status IN ('processing', 'complete') AND policy IS NOT NULL
+         WHERE received_id = $1 AND status <> 'failed' AND policy IS NOT NULL
          ORDER BY created_at, id",
     )
     .bind(received_id)
@@ -198,6 +204,12 @@ async fn copy_folders(
 
 /// Grant every in-scope evidence item in one statement. Returns the ids that
 /// were not granted before (R17: a repeated share adds no duplicate).
+///
+/// R43, R51: an item already granted keeps the share that first granted it
+/// (its snapshot filters the item); this share only joins the item's
+/// `covering` shares, so revoking either leaves it under its first snapshot
+/// while the other still covers it. An item whose covering shares are all
+/// revoked (their revoke job has not run yet) is granted anew by this share.
 pub async fn grant(
     tx: &mut PgConnection,
     received_id: Uuid,
@@ -205,15 +217,13 @@ pub async fn grant(
 ) -> Result<Vec<Uuid>> {
     let (kind, folder_ids, evidence_ids) = scope_args(&share.scope.0);
     let new: Vec<Uuid> = sqlx::query_as::<_, (Uuid, bool)>(&format!(
-        "INSERT INTO grants (received_id, evidence_id, share_id, caption_redacted)
-         SELECT $5, e.id, $6, e.id = ANY($7) FROM evidence e
+        "INSERT INTO grants (received_id, evidence_id, share_id, caption_redacted, covering)
+         SELECT $5, e.id, $6, e.id = ANY($7), ARRAY[$6::uuid] FROM evidence e
          WHERE e.case_id = $1 AND (
              $2 = 'case'
              OR ($2 = 'folders' AND e.folder_id IN ({SCOPE_FOLDERS_SQL}))
              OR ($2 = 'evidence' AND e.id = ANY($4)))
-         ON CONFLICT (received_id, evidence_id) DO UPDATE
-            SET share_id = EXCLUDED.share_id,
-                caption_redacted = grants.caption_redacted OR EXCLUDED.caption_redacted
+         ON CONFLICT (received_id, evidence_id) DO UPDATE SET {COVER_SQL}
          RETURNING evidence_id, (xmax = 0) AS inserted"
     ))
     .bind(share.case_id)
@@ -229,4 +239,44 @@ pub async fn grant(
     .filter_map(|(id, inserted)| inserted.then_some(id))
     .collect();
     Ok(new)
+}
+
+/// The `ON CONFLICT (received_id, evidence_id) DO UPDATE SET` of every grant
+/// upsert (a share's grants and the fan-out's): while a live share still
+/// covers the item, its first share stays and the new shares join
+/// `covering` (a redaction only ever narrows); otherwise the item is granted
+/// afresh, as if it had not been granted before.
+pub(crate) const COVER_SQL: &str = "
+    share_id = CASE WHEN grants.covering && ARRAY(SELECT id FROM shares
+                         WHERE received_id = grants.received_id AND status IN ('processing', 'complete'))
+                    THEN grants.share_id ELSE EXCLUDED.share_id END,
+    caption_redacted = CASE WHEN grants.covering && ARRAY(SELECT id FROM shares
+                         WHERE received_id = grants.received_id AND status IN ('processing', 'complete'))
+                    THEN grants.caption_redacted OR EXCLUDED.caption_redacted
+                    ELSE EXCLUDED.caption_redacted END,
+    covering = CASE WHEN grants.covering && ARRAY(SELECT id FROM shares
+                         WHERE received_id = grants.received_id AND status IN ('processing', 'complete'))
+                    THEN ARRAY(SELECT DISTINCT x FROM unnest(grants.covering || EXCLUDED.covering) AS x ORDER BY x)
+                    ELSE EXCLUDED.covering END";
+
+/// R29, R43, R51: revoking `share_id` takes back what only it covered: it
+/// leaves every item's `covering`, and items no other share covers go.
+/// Nothing is re-derived from the scopes of the shares that remain (a folder
+/// moved under one of them since is not granted by a revocation), and an
+/// item the revoked share granted first keeps that share's snapshot.
+/// Returns how many items were taken back.
+pub async fn ungrant(tx: &mut PgConnection, received_id: Uuid, share_id: Uuid) -> Result<u64> {
+    sqlx::query(
+        "UPDATE grants SET covering = array_remove(covering, $2)
+         WHERE received_id = $1 AND $2 = ANY(covering)",
+    )
+    .bind(received_id)
+    .bind(share_id)
+    .execute(&mut *tx)
+    .await?;
+    let taken = sqlx::query("DELETE FROM grants WHERE received_id = $1 AND covering = '{}'")
+        .bind(received_id)
+        .execute(&mut *tx)
+        .await?;
+    Ok(taken.rows_affected())
 }

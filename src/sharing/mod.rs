@@ -16,7 +16,8 @@ mod job;
 mod request;
 
 pub use access::{access_list, dissemination, list_for_case, AccessEntry, Dissemination};
-pub use grants::{govern, grant};
+pub(crate) use grants::COVER_SQL;
+pub use grants::{govern, grant, ungrant};
 pub(crate) use grants::{scope_args, SCOPE_FOLDERS_SQL};
 pub use job::{job_error, ShareCase};
 pub(crate) use request::validate_scope;

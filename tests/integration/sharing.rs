@@ -7,26 +7,6 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-fn full_evidence(title: &str) -> Value {
-    json!({
-        "title": title,
-        "description": "front door camera",
-        "categories": ["video", "burglary"],
-        "recorded_at": "2026-11-01T10:00:00Z",
-        "exif": { "make": "Axon" },
-        "clips": [{ "start": 1, "end": 5, "label": "clip-secret" }],
-        "markers": [{ "at": 3, "label": "marker-secret" }],
-        "notes": ["evidence-note-secret"],
-        "tags": ["evidence-tag-secret"],
-        "gps": { "lat": 47.6062, "lon": -122.3321 },
-        "custom_metadata": { "k": "custom-secret" },
-        "device_metadata": { "serial": "device-secret" },
-        "community_request": { "caption": "caption text", "pii": { "name": "Pii Name-secret", "date_of_birth": "1990-01-01", "email": "pii@secret.example", "phone": "+1-555-0100" } },
-        "transcript": "transcript-secret words",
-        "content": { "sha256": "a".repeat(64), "size_bytes": 1024, "uri": "s3://bucket/uri-secret" }
-    })
-}
-
 /// Alpha (LEA) owns a case and is partnered with Beta (LEA, no auto-import).
 async fn world(default_policy: Value) -> World {
     World::spawn(BETA_PD, default_policy, "Burglary on Main St").await

@@ -96,3 +96,25 @@ pub async fn create_group(app: &TestApp, org: Uuid, name: &str, members: &[Uuid]
 pub fn internal_share(recipients: Value) -> Value {
     json!({ "scope": { "kind": "case" }, "target": { "kind": "internal", "recipients": recipients } })
 }
+
+/// An evidence body carrying every field a policy governs (R6–R11), each
+/// with a recognizable secret value.
+pub fn full_evidence(title: &str) -> Value {
+    json!({
+        "title": title,
+        "description": "front door camera",
+        "categories": ["video", "burglary"],
+        "recorded_at": "2026-11-01T10:00:00Z",
+        "exif": { "make": "Axon" },
+        "clips": [{ "start": 1, "end": 5, "label": "clip-secret" }],
+        "markers": [{ "at": 3, "label": "marker-secret" }],
+        "notes": ["evidence-note-secret"],
+        "tags": ["evidence-tag-secret"],
+        "gps": { "lat": 47.6062, "lon": -122.3321 },
+        "custom_metadata": { "k": "custom-secret" },
+        "device_metadata": { "serial": "device-secret" },
+        "community_request": { "caption": "caption text", "pii": { "name": "Pii Name-secret", "date_of_birth": "1990-01-01", "email": "pii@secret.example", "phone": "+1-555-0100" } },
+        "transcript": "transcript-secret words",
+        "content": { "sha256": "a".repeat(64), "size_bytes": 1024, "uri": "s3://bucket/uri-secret" }
+    })
+}
