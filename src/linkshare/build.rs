@@ -288,7 +288,7 @@ async fn plan(
     }
     if allowed.audit_trails {
         let packaged: Vec<Uuid> = evidence.iter().map(|e| e.id).collect();
-        let items = packaged_audit(&mut *conn, row.org_id, row.case_id, &packaged).await?;
+        let items = packaged_audit(&mut *conn, row.org_id, row.case_id, row.id, &packaged).await?;
         let bytes = serde_json::to_vec_pretty(&serde_json::json!({ "items": items }))
             .map_err(|e| JobError::permanent(e.to_string()))?;
         extras.push(("audit.json".into(), bytes));
@@ -486,25 +486,29 @@ mod toc_tests {
 
 /// R58 (like R49): the audit attachment of a package covers the packaged
 /// items and their case only: the case's own entries (created, updated) and
-/// the entries about packaged evidence (added, content stored). Shares, link
-/// shares, partners, other evidence and revocations stay out.
+/// the entries about packaged evidence (added, content stored), and this
+/// link share's own creation. Shares, other link shares, partners, other
+/// evidence and revocations stay out.
 async fn packaged_audit(
     db: &mut sqlx::PgConnection,
     org_id: Uuid,
     case_id: Uuid,
+    link_share_id: Uuid,
     packaged: &[Uuid],
 ) -> sqlx::Result<Vec<audit::AuditItem>> {
     sqlx::query_as(&format!(
         "SELECT {} FROM audit_log a
          WHERE a.case_id = $1 AND a.org_id = $2 AND a.share_id IS NULL
            AND ((a.evidence_id IS NULL AND a.action IN ('case_created', 'case_updated'))
-                OR (a.evidence_id = ANY($3) AND a.action IN ('evidence_added', 'content_uploaded')))
+                OR (a.evidence_id = ANY($3) AND a.action IN ('evidence_added', 'content_uploaded'))
+                OR (a.action = 'link_share' AND a.details->>'link_share_id' = $4::text))
          ORDER BY a.id",
         audit::ITEM_COLUMNS
     ))
     .bind(case_id)
     .bind(org_id)
     .bind(packaged)
+    .bind(link_share_id)
     .fetch_all(db)
     .await
 }

@@ -651,7 +651,7 @@ async fn r26_r27_case_updates_are_offered_and_applied_by_selection() {
         .app
         .post(
             &format!("/v1/cases/{imported}/updates/apply"),
-            &w.b.user,
+            &w.b.admin,
             json!({ "case_update_ids": [title_update["id"]], "evidence_update_ids": [e1["id"]] }),
         )
         .await;
@@ -682,7 +682,7 @@ async fn r26_r27_case_updates_are_offered_and_applied_by_selection() {
         .app
         .post(
             &format!("/v1/cases/{imported}/updates/apply"),
-            &w.b.user,
+            &w.b.admin,
             json!({ "case_update_ids": [Uuid::new_v4()] }),
         )
         .await;
@@ -692,7 +692,7 @@ async fn r26_r27_case_updates_are_offered_and_applied_by_selection() {
         .app
         .post(
             &format!("/v1/cases/{imported}/updates/apply"),
-            &w.b.user,
+            &w.b.admin,
             json!({ "all": true }),
         )
         .await;

@@ -245,7 +245,8 @@ async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_s
     assert!(gps_of(&copy, "Second clip").is_some(), "{copy}");
 
     // Revoking the strict share takes back only its item; the governing
-    // policy is then the one left.
+    // policy stays the strictest the collaboration ever had (R51: a
+    // revocation never widens the copy).
     let (s, v) = w
         .app
         .post(
@@ -272,7 +273,7 @@ async fn r12_r43_a_looser_later_share_to_the_same_partner_leaves_earlier_items_s
         .get(&format!("/v1/cases/{}/import-details", w.case), &w.b.admin)
         .await;
     assert_eq!(
-        details["sharing_policy"]["evidence_terms"]["gps"], true,
+        details["sharing_policy"]["evidence_terms"]["gps"], false,
         "{details}"
     );
     w.app.stop().await;
