@@ -19,7 +19,7 @@ fn strict_terms() -> Value {
 }
 
 /// Create `body` as a policy of `org` and assign it to `partner`.
-async fn assign(app: &TestApp, admin: &str, partner: Uuid, body: Value) {
+pub(crate) async fn assign(app: &TestApp, admin: &str, partner: Uuid, body: Value) {
     let (s, p) = app.post("/v1/policies", admin, body).await;
     assert_eq!(s, StatusCode::CREATED, "{p}");
     let (s, v) = app

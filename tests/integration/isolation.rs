@@ -158,8 +158,19 @@ impl Model {
             .filter(|s| s.live)
             .filter_map(|s| s.target.map(|t| (s.case, t)))
             .collect();
+        let mut ended = Vec::new();
         for (key, k) in self.collabs.iter_mut() {
+            if k.live && !live.contains(key) {
+                ended.push(*key);
+            }
             k.live = k.live && live.contains(key);
+        }
+        // R51, R57: a collaboration's end ends its onward recipients too; a
+        // later share does not bring them back.
+        for r in &mut self.rows {
+            if r.cause == Cause::Onward && ended.contains(&(r.case, r.org)) {
+                r.revoked = true;
+            }
         }
     }
 }
@@ -517,14 +528,18 @@ async fn random_op(app: &TestApp, m: &mut Model, rng: &mut StdRng) -> Option<Str
                 )
                 .await;
             assert_eq!(s, StatusCode::CREATED, "{v}");
-            let exists = m.rows.iter().any(|r| {
+            // Named again, an onward recipient of an ended collaboration is
+            // back (R28); only a re-share alone does not bring it back (R57).
+            let existing = m.rows.iter_mut().find(|r| {
                 r.case == case
                     && r.org == org
                     && r.principal == who
                     && r.cause == Cause::Onward
                     && !r.deleted
             });
-            if !exists {
+            if let Some(r) = existing {
+                r.revoked = false;
+            } else {
                 m.rows.push(Row {
                     case,
                     org,

@@ -17,6 +17,7 @@ mod intake;
 mod isolation;
 mod link_sharing;
 mod metrics;
+mod model;
 mod notifications;
 mod observability;
 mod operations;
