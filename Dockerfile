@@ -15,9 +15,10 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin caseshare \
     && cp target/release/caseshare /usr/local/bin/caseshare
-# The local content store's directory, owned by the runtime user (the
-# runtime image has no shell to create it).
-RUN mkdir -p /var/lib/caseshare/content
+# The local content store's directory and the generated keys' directory
+# (R60), owned by the runtime user (the runtime image has no shell to
+# create them).
+RUN mkdir -p /var/lib/caseshare/content /var/lib/caseshare/keys
 
 # --- runtime -----------------------------------------------------------------
 # glibc, libgcc, CA certificates, no shell, no package manager; runs as

@@ -131,6 +131,17 @@ pub enum DeadLettersCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut settings = Settings::load(cli.config.as_deref())?;
     telemetry::init_logging(settings.log_format);
+    match crate::keys::resolve(&mut settings)? {
+        crate::keys::Resolved::Configured => {}
+        crate::keys::Resolved::Read(path) => tracing::info!(
+            key_file = %path.display(),
+            "keys not configured: using this installation's generated keys"
+        ),
+        crate::keys::Resolved::Generated(path) => tracing::warn!(
+            key_file = %path.display(),
+            "keys not configured: generated this installation's audit and download keys (mode 0600); set CASESHARE_AUDIT_KEY and CASESHARE_DOWNLOAD_KEY from a secret store for production"
+        ),
+    }
     if cli.no_migrate {
         settings.migrate_on_start = false;
     }

@@ -7,9 +7,6 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-/// The audit key of a deployment that set none (development and tests only).
-pub const DEVELOPMENT_AUDIT_KEY: &str = "caseshare-development-audit-key";
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -41,10 +38,17 @@ pub struct Settings {
     /// How long an upload may send nothing before it is refused (408).
     pub upload_idle_timeout_secs: u64,
     /// The key of the audit HMAC chain. Required when `production` is set;
-    /// otherwise a fixed development key is used, with a warning.
+    /// otherwise generated per installation into `key_file` (R60).
     pub audit_key: String,
+    /// The secret link-share download tokens are derived from (R60): the
+    /// audit key is not reused, so the two can be rotated apart. Required
+    /// when `production` is set; otherwise generated like the audit key.
+    pub download_key: String,
+    /// Where an installation keeps the keys it generated (empty: see
+    /// `keys::default_key_file`); read only when a key is not configured.
+    pub key_file: String,
     /// Production mode: refuse to start without the settings that protect
-    /// evidence (the audit key).
+    /// evidence (the audit and download keys).
     pub production: bool,
     /// The most recipients one share may name (a cap on email fan-out).
     pub max_recipients_per_share: u32,
@@ -110,13 +114,23 @@ pub enum ConfigError {
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 impl Settings {
-    /// The audit chain's key: the configured one, or the development key.
+    /// The audit chain's key (configured, or the installation's generated
+    /// one once `keys::resolve` ran; never a shared constant, R60).
     pub fn audit_key(&self) -> crate::audit::AuditKey {
-        if self.audit_key.is_empty() {
-            crate::audit::AuditKey::new(DEVELOPMENT_AUDIT_KEY.as_bytes())
-        } else {
-            crate::audit::AuditKey::new(self.audit_key.as_bytes())
-        }
+        assert!(
+            !self.audit_key.is_empty(),
+            "keys::resolve runs before the audit key is used"
+        );
+        crate::audit::AuditKey::new(self.audit_key.as_bytes())
+    }
+
+    /// The key link-share download tokens are derived from (R60).
+    pub fn download_key(&self) -> crate::audit::AuditKey {
+        assert!(
+            !self.download_key.is_empty(),
+            "keys::resolve runs before the download key is used"
+        );
+        crate::audit::AuditKey::new(self.download_key.as_bytes())
     }
 
     /// Load defaults, then the config file, then the environment. `file` is
@@ -252,10 +266,16 @@ impl Settings {
         if url::Url::parse(&self.public_url).is_err() {
             return Err(invalid("CASESHARE_PUBLIC_URL", "must be an absolute URL"));
         }
-        if self.production && self.audit_key.is_empty() {
+        if self.production && self.audit_key.len() < 32 {
             return Err(invalid(
                 "CASESHARE_AUDIT_KEY",
-                "is required in production (CASESHARE_PRODUCTION=true): the audit chain is keyed by it",
+                "is required in production (CASESHARE_PRODUCTION=true), at least 32 characters: the audit chain is keyed by it",
+            ));
+        }
+        if self.production && self.download_key.len() < 32 {
+            return Err(invalid(
+                "CASESHARE_DOWNLOAD_KEY",
+                "is required in production (CASESHARE_PRODUCTION=true), at least 32 characters: link download tokens are derived from it",
             ));
         }
         if self.event_batch_max == 0 {

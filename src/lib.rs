@@ -64,6 +64,7 @@ pub mod evidence;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;
+pub mod keys;
 pub mod limits;
 pub mod linkshare;
 pub mod mail;

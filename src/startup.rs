@@ -69,11 +69,6 @@ impl Application {
         let mut tasks = JoinSet::new();
 
         // Every process relays the outbox; SKIP LOCKED lets them share it.
-        if settings.audit_key.is_empty() {
-            tracing::warn!(
-                "CASESHARE_AUDIT_KEY is not set: the audit chain is keyed with the development key (refused with CASESHARE_PRODUCTION=true)"
-            );
-        }
         let relay = Relay {
             db: pool.clone(),
             amqp_url: settings.amqp_url.clone(),

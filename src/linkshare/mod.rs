@@ -140,14 +140,16 @@ const COLUMNS: &str =
     package_key, revoked_at, policy";
 
 /// A link share's download token: HMAC-SHA256 of its id under a key
-/// derived from `CASESHARE_AUDIT_KEY`, in hex. It is not stored anywhere:
+/// derived from `CASESHARE_DOWNLOAD_KEY`, a secret of its own (configured,
+/// or generated per installation, R60), in hex: knowing every id and every
+/// non-secret setting does not give it. It is not stored anywhere:
 /// the service recomputes it for emails and for the sharer's view, and the
 /// database holds only [`token_hash`], as for user tokens. Whoever can read
 /// the database cannot download; rotating the key invalidates every link.
 pub fn token(settings: &Settings, id: Uuid) -> String {
     hex::encode(
         settings
-            .audit_key()
+            .download_key()
             .derive("link share download token")
             .tag(id.as_bytes()),
     )

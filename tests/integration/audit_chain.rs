@@ -10,7 +10,7 @@ use sqlx::Connection;
 
 /// The key the test app seals with (no key configured: the development key).
 fn key() -> AuditKey {
-    AuditKey::new(caseshare::config::DEVELOPMENT_AUDIT_KEY.as_bytes())
+    AuditKey::new(crate::common::TEST_AUDIT_KEY.as_bytes())
 }
 
 async fn verify(app: &TestApp) -> Result<i64, audit::BrokenLink> {
@@ -193,9 +193,10 @@ async fn r39_checkpoint_catches_tail_deletion_and_truncation() {
     app.stop().await;
 }
 
-// R39: production refuses to start without an audit key.
+// R39, R60: production refuses to start without its own audit and download
+// keys (each at least 32 characters); nothing falls back to a constant.
 #[test]
-fn r39_production_needs_an_audit_key() {
+fn r39_r60_production_needs_audit_and_download_keys() {
     let env = |vars: &'static [(&'static str, &'static str)]| {
         move |k: &str| {
             vars.iter()
@@ -205,20 +206,32 @@ fn r39_production_needs_an_audit_key() {
     };
     let table =
         || toml::from_str::<toml::Table>(include_str!("../../config/default.toml")).unwrap();
-    let refused = caseshare::config::Settings::from_table_and_env(
-        table(),
-        env(&[("CASESHARE_PRODUCTION", "true")]),
+    let refused = |vars: &'static [(&'static str, &'static str)], var: &str| {
+        let e = caseshare::config::Settings::from_table_and_env(table(), env(vars)).unwrap_err();
+        assert!(e.to_string().contains(var), "{e}");
+    };
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+    refused(&[("CASESHARE_PRODUCTION", "true")], "CASESHARE_AUDIT_KEY");
+    refused(
+        &[
+            ("CASESHARE_PRODUCTION", "true"),
+            ("CASESHARE_AUDIT_KEY", "short"),
+        ],
+        "CASESHARE_AUDIT_KEY",
     );
-    assert!(refused.is_err());
-    assert!(refused
-        .unwrap_err()
-        .to_string()
-        .contains("CASESHARE_AUDIT_KEY"));
+    refused(
+        &[
+            ("CASESHARE_PRODUCTION", "true"),
+            ("CASESHARE_AUDIT_KEY", KEY),
+        ],
+        "CASESHARE_DOWNLOAD_KEY",
+    );
     assert!(caseshare::config::Settings::from_table_and_env(
         table(),
         env(&[
             ("CASESHARE_PRODUCTION", "true"),
-            ("CASESHARE_AUDIT_KEY", "k")
+            ("CASESHARE_AUDIT_KEY", KEY),
+            ("CASESHARE_DOWNLOAD_KEY", KEY),
         ]),
     )
     .is_ok());

@@ -666,3 +666,61 @@ async fn r41_only_the_copys_managers_apply_case_updates() {
     assert_eq!(v["applied_case_updates"], 1, "{v}");
     w.app.stop().await;
 }
+
+// R60 (issue item 4): a link's download token is derived from the dedicated
+// download key, not from the audit key or anything a partner can learn: the
+// token the old construction gives (the audit key, the link's id) opens
+// nothing, and the service's own URL does.
+#[tokio::test]
+async fn r60_download_tokens_come_from_the_dedicated_secret() {
+    use caseshare::audit::AuditKey;
+    let w = World::spawn(BETA_PD, policy(true), "Tokens").await;
+    let (app, a) = (&w.app, &w.a);
+    app.add_evidence(&a.user, w.case, full_evidence("Clip"))
+        .await;
+    app.drain().await;
+    let (s, v) = app
+        .post(
+            &format!("/v1/cases/{}/link-shares", w.case),
+            &a.user,
+            json!({ "scope": { "kind": "case" }, "recipient": { "email": "counsel@defence.example" },
+                    "package": "zip", "duration_hours": 24 }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let id: Uuid = v["id"].as_str().unwrap().parse().unwrap();
+    app.drain().await;
+    let (_, view) = app.get(&format!("/v1/link-shares/{id}"), &a.user).await;
+    let url = url::Url::parse(view["download_url"].as_str().unwrap()).unwrap();
+    let token = url.path().rsplit('/').next().unwrap().to_string();
+    let derived = |key: &str| {
+        hex::encode(
+            AuditKey::new(key.as_bytes())
+                .derive("link share download token")
+                .tag(id.as_bytes()),
+        )
+    };
+    assert_eq!(token, derived(TEST_DOWNLOAD_KEY));
+    let forged = derived(TEST_AUDIT_KEY);
+    assert_ne!(forged, token);
+    let resp = app
+        .send(
+            app.client
+                .get(format!("{}/v1/downloads/{forged}", app.base)),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::NOT_FOUND);
+    let resp = app
+        .send(app.client.get(format!("{}{}", app.base, url.path())))
+        .await;
+    assert_eq!(resp.status, StatusCode::OK);
+    // Nothing in the database gives the token either: only its hash is kept.
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM link_shares WHERE id = '{id}' AND token_hash IS NOT NULL"
+        ))
+        .await,
+        1
+    );
+    w.app.stop().await;
+}

@@ -50,6 +50,8 @@ fn command(app: &TestApp, args: &[&str]) -> Command {
         .env("CASESHARE_WORKER_CONCURRENCY", "8")
         .env("CASESHARE_DB_MAX_CONNECTIONS", "6")
         .env("CASESHARE_SERVICE_TOKENS", SERVICE_TOKEN)
+        .env("CASESHARE_AUDIT_KEY", TEST_AUDIT_KEY)
+        .env("CASESHARE_DOWNLOAD_KEY", TEST_DOWNLOAD_KEY)
         .env("CASESHARE_PUBLIC_URL", "http://caseshare.test")
         .env(
             "CASESHARE_CONTENT_DIR",

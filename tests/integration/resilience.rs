@@ -94,6 +94,8 @@ fn spawn_worker_with(app: &TestApp, log: &str, stdout: Stdio) -> WorkerProcess {
         .env("CASESHARE_AMQP_URL", &app.amqp_url)
         .env("CASESHARE_AMQP_PREFIX", &app.prefix)
         .env("CASESHARE_METRICS_ADDR", "127.0.0.1:0")
+        .env("CASESHARE_AUDIT_KEY", TEST_AUDIT_KEY)
+        .env("CASESHARE_DOWNLOAD_KEY", TEST_DOWNLOAD_KEY)
         .env("CASESHARE_RETRY_DELAYS_MS", "100,200,400")
         .env("CASESHARE_WORKER_CONCURRENCY", "8")
         .env("CASESHARE_DB_MAX_CONNECTIONS", "6")

@@ -34,6 +34,11 @@ pub use smtp::{Mail, Mode, SmtpSink};
 pub use world::*;
 
 pub const SERVICE_TOKEN: &str = "test-service-token";
+/// The audit key every test application runs with (tests only; a deployment
+/// configures its own or generates one per installation, R60).
+pub const TEST_AUDIT_KEY: &str = "caseshare-test-audit-key-0123456789abcdef";
+/// The download-token key of the test applications (tests only, R60).
+pub const TEST_DOWNLOAD_KEY: &str = "caseshare-test-download-key-0123456789abcdef";
 
 struct Services {
     /// A URL of the server's maintenance database; each test gets its own db.
@@ -237,6 +242,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     settings.http_addr = "127.0.0.1:0".parse().unwrap();
     settings.metrics_addr = "127.0.0.1:0".parse().unwrap();
     settings.service_tokens = vec![SERVICE_TOKEN.into()];
+    settings.audit_key = TEST_AUDIT_KEY.into();
+    settings.download_key = TEST_DOWNLOAD_KEY.into();
     settings.max_attempts = opts.max_attempts;
     settings.retry_delays_ms = opts.retry_delays_ms.clone();
     settings.worker_concurrency = opts.worker_concurrency.unwrap_or(8);
