@@ -184,3 +184,83 @@ pub async fn sweep(db: &PgPool) -> Result<u64> {
     .await?;
     Ok(done.rows_affected())
 }
+
+/// R60 (N6): a recorded answer can carry a secret (a new user's bearer
+/// token), so it is kept sealed: ChaCha20-Poly1305 under a key derived from
+/// the requester's own bearer token and the Idempotency-Key, with the
+/// request's hash as associated data. The table holds only the token's
+/// SHA-256 (the scope), so whoever reads it — a database reader, a backup —
+/// cannot open an answer; the client retrying with its token can.
+pub mod sealing {
+    use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+    use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+    use hmac::{Hmac, Mac};
+
+    const NONCE: usize = 12;
+
+    fn cipher(token: &[u8], key: &str) -> ChaCha20Poly1305 {
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(token).expect("any key length");
+        mac.update(b"caseshare idempotent answer\0");
+        mac.update(key.as_bytes());
+        let derived = mac.finalize().into_bytes();
+        ChaCha20Poly1305::new(Key::from_slice(&derived))
+    }
+
+    /// nonce || ciphertext of `body`.
+    pub fn seal(token: &[u8], key: &str, request_hash: &[u8; 32], body: &[u8]) -> Vec<u8> {
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = cipher(token, key)
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: body,
+                    aad: request_hash,
+                },
+            )
+            .expect("encryption of an in-memory answer");
+        [nonce.as_slice(), &sealed].concat()
+    }
+
+    /// The body sealed by [`seal`] with the same token, key and request, or
+    /// `None` (another token, a tampered or an unsealed record).
+    pub fn open(
+        token: &[u8],
+        key: &str,
+        request_hash: &[u8; 32],
+        stored: &[u8],
+    ) -> Option<Vec<u8>> {
+        if stored.len() < NONCE {
+            return None;
+        }
+        let (nonce, sealed) = stored.split_at(NONCE);
+        cipher(token, key)
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: request_hash,
+                },
+            )
+            .ok()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        // R60: only the same token, key and request open a sealed answer,
+        // and the stored bytes do not contain the answer.
+        #[test]
+        fn r60_answers_open_only_with_the_requesters_token() {
+            let body = br#"{"token":"secret-bearer-token"}"#;
+            let hash = [7u8; 32];
+            let stored = seal(b"Bearer t1", "k1", &hash, body);
+            assert!(!stored.windows(6).any(|w| w == b"secret"));
+            assert_eq!(open(b"Bearer t1", "k1", &hash, &stored).unwrap(), body);
+            assert!(open(b"Bearer t2", "k1", &hash, &stored).is_none());
+            assert!(open(b"Bearer t1", "k2", &hash, &stored).is_none());
+            assert!(open(b"Bearer t1", "k1", &[8u8; 32], &stored).is_none());
+            assert!(open(b"Bearer t1", "k1", &hash, body).is_none());
+        }
+    }
+}

@@ -77,7 +77,24 @@ pub async fn idempotent(State(s): State<AppState>, req: Request, next: Next) -> 
         }
         Ok(Some(found)) => {
             return match found.answer {
-                Some(answer) => replay(answer),
+                Some(mut answer) => {
+                    match idempotency::sealing::open(
+                        token.as_bytes(),
+                        &key,
+                        &request_hash,
+                        &answer.body,
+                    ) {
+                        Some(body) => {
+                            answer.body = body;
+                            replay(answer)
+                        }
+                        None => Error::Conflict(
+                            "the request with this Idempotency-Key was applied, but its answer cannot be replayed: read the resource instead of sending it again"
+                                .into(),
+                        )
+                        .into_response(),
+                    }
+                }
                 None => Error::Conflict(
                     "the request with this Idempotency-Key was applied, but its answer is not recorded yet (or was lost): read the resource instead of sending it again"
                         .into(),
@@ -88,7 +105,7 @@ pub async fn idempotent(State(s): State<AppState>, req: Request, next: Next) -> 
         Ok(None) => {}
     }
 
-    let claim = Arc::new(Claim::new(scope, key, request_hash));
+    let claim = Arc::new(Claim::new(scope, key.clone(), request_hash));
     let req = Request::from_parts(parts, Body::from(bytes));
     let request_id = super::error::REQUEST_ID
         .try_with(Clone::clone)
@@ -124,7 +141,8 @@ pub async fn idempotent(State(s): State<AppState>, req: Request, next: Next) -> 
                     .get(header::CONTENT_TYPE)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string),
-                body: bytes.to_vec(),
+                // R60: sealed under the requester's token (N6).
+                body: idempotency::sealing::seal(token.as_bytes(), &key, &request_hash, &bytes),
             };
             if let Err(e) = idempotency::record(&db, &claim, &answer).await {
                 tracing::warn!(error = %e, "cannot record the answer of an idempotent request");

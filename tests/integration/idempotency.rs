@@ -393,3 +393,37 @@ async fn r24_imports_link_shares_and_evidence_sent_twice_happen_once() {
     );
     app.stop().await;
 }
+
+// R60 (N6): a new user's bearer token is in the answer a retry replays, yet
+// not in the database: the recorded answer is sealed under the requester's
+// token, and another token's same key opens nothing.
+#[tokio::test]
+async fn r60_recorded_answers_keep_no_token_in_plain_text() {
+    let app = spawn_app().await;
+    let org = app.create_org("Alpha PD", "lea").await;
+    let path = format!("/v1/orgs/{}/users", org.id);
+    let body =
+        json!({ "name": "New Officer", "email": "new.officer@alpha.example", "role": "user" });
+    let key = Uuid::new_v4().to_string();
+    let first = keyed(&app, &path, SERVICE_TOKEN, &key, &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let token = first.body["token"].as_str().expect("a token").to_string();
+    let again = keyed(&app, &path, SERVICE_TOKEN, &key, &body).await;
+    assert!(again.replayed);
+    assert_eq!(again.body, first.body);
+    let stored: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT body FROM idempotency_keys WHERE key = $1 AND body IS NOT NULL")
+            .bind(&key)
+            .fetch_all(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert!(
+        !stored[0]
+            .windows(token.len())
+            .any(|w| w == token.as_bytes()),
+        "the token is stored in plain text"
+    );
+    assert!(!stored[0].windows(7).any(|w| w == b"Officer"));
+    app.stop().await;
+}
