@@ -142,6 +142,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             "keys not configured: generated this installation's audit and download keys (mode 0600); set CASESHARE_AUDIT_KEY and CASESHARE_DOWNLOAD_KEY from a secret store for production"
         ),
     }
+    if !settings.publisher_bindings().is_configured() {
+        if settings.production {
+            tracing::warn!("no upstream publisher is bound to an org (CASESHARE_EVENT_PUBLISHERS): upstream evidence events are refused");
+        } else {
+            tracing::info!("no upstream publisher is bound to an org (CASESHARE_EVENT_PUBLISHERS): upstream evidence events are accepted from any publisher");
+        }
+    }
     if cli.no_migrate {
         settings.migrate_on_start = false;
     }

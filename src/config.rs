@@ -56,6 +56,10 @@ pub struct Settings {
     /// mails a download link from the agency's sender and stores a package,
     /// so an account cannot turn the service into a relay or fill the store.
     pub max_link_shares_per_user_per_day: u32,
+    /// Upstream publishers bound to orgs, `amqp_user=org_id` each (see
+    /// `crate::publishers`); empty: events from any publisher, except in
+    /// production mode.
+    pub event_publishers: Vec<String>,
     pub retry_delays_ms: Vec<u64>,
     pub log_format: LogFormat,
     pub migrate_on_start: bool,
@@ -122,6 +126,12 @@ impl Settings {
             "keys::resolve runs before the audit key is used"
         );
         crate::audit::AuditKey::new(self.audit_key.as_bytes())
+    }
+
+    /// Which orgs each upstream publisher may publish events for.
+    pub fn publisher_bindings(&self) -> crate::publishers::PublisherBindings {
+        crate::publishers::PublisherBindings::parse(&self.event_publishers, self.production)
+            .expect("validated when the settings were loaded")
     }
 
     /// The key link-share download tokens are derived from (R60).
@@ -277,6 +287,11 @@ impl Settings {
                 "CASESHARE_DOWNLOAD_KEY",
                 "is required in production (CASESHARE_PRODUCTION=true), at least 32 characters: link download tokens are derived from it",
             ));
+        }
+        if let Err(reason) =
+            crate::publishers::PublisherBindings::parse(&self.event_publishers, self.production)
+        {
+            return Err(invalid("CASESHARE_EVENT_PUBLISHERS", &reason));
         }
         if self.event_batch_max == 0 {
             return Err(invalid("CASESHARE_EVENT_BATCH_MAX", "must be at least 1"));

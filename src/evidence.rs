@@ -11,9 +11,10 @@ use uuid::Uuid;
 use crate::access;
 use crate::audit::{self, Action};
 use crate::error::{Error, Result};
-use crate::jobs::{Job, Requester};
+use crate::jobs::{Job, Requester, Upstream};
 use crate::limits;
 use crate::principal::UserPrincipal;
+use crate::publishers::PublisherBindings;
 use crate::sharing::fanout::EvidenceAdded;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -401,13 +402,22 @@ fn same_error(e: &Error) -> Error {
 /// R38, batched: record many upstream events in one transaction. Each
 /// delivery gets its own answer: recorded (or recorded before), invalid for
 /// good (dead-letter it alone), or unavailable (the database: retry all).
-pub async fn ingest_events(db: &PgPool, bodies: &[&[u8]]) -> Vec<Result<(), IngestError>> {
-    let mut out: Vec<Option<Result<(), IngestError>>> = (0..bodies.len()).map(|_| None).collect();
+/// An event acts for the org it names only if its publisher is bound to it.
+pub async fn ingest_events(
+    db: &PgPool,
+    publishers: &PublisherBindings,
+    events: &[Upstream<'_>],
+) -> Vec<Result<(), IngestError>> {
+    let mut out: Vec<Option<Result<(), IngestError>>> = (0..events.len()).map(|_| None).collect();
     let mut items = Vec::new();
     let mut index = Vec::new();
-    for (i, body) in bodies.iter().enumerate() {
-        match serde_json::from_slice::<EvidenceEvent>(body) {
+    for (i, upstream) in events.iter().enumerate() {
+        match serde_json::from_slice::<EvidenceEvent>(upstream.body) {
             Ok(event) => {
+                if let Err(reason) = publishers.admits(upstream.user_id, event.org_id) {
+                    out[i] = Some(Err(IngestError::Invalid(reason)));
+                    continue;
+                }
                 index.push(i);
                 items.push(BatchItem {
                     case_id: event.case_id,

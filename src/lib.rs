@@ -73,6 +73,7 @@ pub mod operations;
 pub mod orgs;
 pub mod policy;
 pub mod principal;
+pub mod publishers;
 pub mod receiving;
 pub mod revocation;
 pub mod sharing;

@@ -10,7 +10,7 @@ use crate::amqp::Topology;
 use crate::config::Settings;
 use crate::context::JobContext;
 use crate::evidence::{self, IngestError};
-use crate::jobs::{EventError, Registry};
+use crate::jobs::{EventError, Registry, Upstream};
 use crate::{linkshare, notify, receiving, revocation, sharing};
 
 /// The kind name that dead-lettered upstream evidence events carry
@@ -42,10 +42,10 @@ pub fn topology(settings: &Settings) -> Topology {
 /// /v1/cases/{id}/evidence` records it, and each answered on its own.
 fn ingest_events<'a>(
     ctx: &'a JobContext,
-    bodies: &'a [&'a [u8]],
+    events: &'a [Upstream<'a>],
 ) -> BoxFuture<'a, Vec<Result<(), EventError>>> {
     Box::pin(async move {
-        evidence::ingest_events(&ctx.db, bodies)
+        evidence::ingest_events(&ctx.db, &ctx.settings.publisher_bindings(), events)
             .await
             .into_iter()
             .map(|r| match r {

@@ -26,11 +26,17 @@ fn bearer(parts: &Parts) -> Result<&str, Error> {
     let value = header
         .to_str()
         .map_err(|_| Error::Unauthorized("malformed Authorization header".into()))?;
+    bearer_token(value)
+        .ok_or_else(|| Error::Unauthorized("expected Authorization: Bearer <token>".into()))
+}
+
+/// The token of an `Authorization: Bearer <token>` value, as authentication
+/// reads it (the rate limit keys on the same string).
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     value
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::Unauthorized("expected Authorization: Bearer <token>".into()))
 }
 
 impl FromRequestParts<AppState> for Principal {

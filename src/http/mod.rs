@@ -76,10 +76,13 @@ async fn rate_limited(State(s): State<AppState>, req: Request, next: Next) -> Re
     use axum::response::IntoResponse;
     use sha2::Digest;
     if let Some(limit) = &s.rate_limit {
+        // The token as authentication reads it, so that spacing the
+        // header differently does not open a new budget.
         let token = req
             .headers()
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
+            .map(|v| auth::bearer_token(v).unwrap_or(v))
             .unwrap_or_default();
         let key: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
         if let Err(secs) = limit.check(key) {

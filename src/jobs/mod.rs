@@ -25,7 +25,7 @@ use sqlx::{PgConnection, PgPool};
 use std::future::Future;
 use uuid::Uuid;
 
-pub use registry::{EventError, Registry};
+pub use registry::{EventError, Registry, Upstream};
 
 /// A job row's status (`job_status` in PostgreSQL).
 #[derive(

@@ -85,18 +85,27 @@ pub async fn republish(tx: &mut PgConnection, id: Uuid, kind: &str) -> sqlx::Res
     Ok(())
 }
 
-/// Record a status event (R15); the relay publishes it to `<prefix>.status`
-/// with `routing_key` such as `share.complete`. Events carry ids and status
-/// only, never evidence fields (R10).
+/// Record a status event (R15) once for each org it concerns (R59): the
+/// relay publishes it to `<prefix>.status` with the routing key
+/// `status.<org_id>.<event>` (`event` such as `share.complete`), so a
+/// reader can be confined to its own org's events by a topic permission on
+/// its bindings. Events carry ids and status only, never evidence fields
+/// (R10).
 pub async fn status_event(
     tx: &mut PgConnection,
-    routing_key: &str,
+    orgs: &[Uuid],
+    event: &str,
     payload: serde_json::Value,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO outbox (exchange, routing_key, payload) VALUES ('status', $1, $2)")
-        .bind(routing_key)
-        .bind(payload)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO outbox (exchange, routing_key, payload)
+         SELECT 'status', 'status.' || o || '.' || $2, $3
+         FROM (SELECT DISTINCT o FROM unnest($1::uuid[]) o) orgs",
+    )
+    .bind(orgs)
+    .bind(event)
+    .bind(payload)
+    .execute(&mut *tx)
+    .await?;
     relay::notify_tx(tx).await
 }

@@ -14,9 +14,17 @@ type RunFn<C> = for<'a> fn(Uuid, serde_json::Value, &'a C) -> BoxFuture<'a, Resu
 type DeadFn<C> = for<'a> fn(serde_json::Value, &'a C, &'a str) -> BoxFuture<'a, ()>;
 type RequeueFn =
     for<'a> fn(serde_json::Value, &'a mut PgConnection) -> BoxFuture<'a, sqlx::Result<Reopened>>;
-/// Records a batch of upstream event bodies, answering for each.
+/// Records a batch of upstream events, answering for each.
 pub type EventFn<C> =
-    for<'a> fn(&'a C, &'a [&'a [u8]]) -> BoxFuture<'a, Vec<Result<(), EventError>>>;
+    for<'a> fn(&'a C, &'a [Upstream<'a>]) -> BoxFuture<'a, Vec<Result<(), EventError>>>;
+
+/// One upstream delivery: its body and the AMQP `user_id` it carries, which
+/// RabbitMQ has checked against the publishing connection's user.
+#[derive(Debug, Clone, Copy)]
+pub struct Upstream<'a> {
+    pub user_id: Option<&'a str>,
+    pub body: &'a [u8],
+}
 
 /// Why an upstream event could not be recorded.
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +55,9 @@ impl<C> Events<C> {
     pub fn handle<'a>(
         &self,
         ctx: &'a C,
-        bodies: &'a [&'a [u8]],
+        events: &'a [Upstream<'a>],
     ) -> BoxFuture<'a, Vec<Result<(), EventError>>> {
-        (self.handle)(ctx, bodies)
+        (self.handle)(ctx, events)
     }
 }
 

@@ -14,7 +14,7 @@
 
 use crate::amqp::{self, Publisher, Topology};
 pub use crate::jobs::faults::Faults;
-use crate::jobs::registry::{EventError, Registry};
+use crate::jobs::registry::{EventError, Registry, Upstream};
 use crate::jobs::retry::{
     jittered_delay, publish_with_expiration, reconnect_backoff, retry_headers, step_for_attempt,
 };
@@ -285,8 +285,14 @@ impl<C: Send + Sync + 'static> Worker<C> {
         let Some(events) = self.registry.event_handler() else {
             return Ok(());
         };
-        let bodies: Vec<&[u8]> = batch.iter().map(|d| d.data.as_slice()).collect();
-        let results = events.handle(&self.ctx, &bodies).await;
+        let upstream: Vec<Upstream> = batch
+            .iter()
+            .map(|d| Upstream {
+                user_id: d.properties.user_id().as_ref().map(|u| u.as_str()),
+                body: d.data.as_slice(),
+            })
+            .collect();
+        let results = events.handle(&self.ctx, &upstream).await;
         // Fault injection (crash tests): the batch is recorded, not yet acked.
         if self.faults.take(events.kind) {
             return Err(HandleError::Crash);

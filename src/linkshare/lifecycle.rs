@@ -164,6 +164,7 @@ pub async fn status_event_tx(
 ) -> sqlx::Result<()> {
     crate::jobs::outbox::status_event(
         tx,
+        &[org_id],
         &format!("link_share.{}", status.as_str()),
         serde_json::json!({
             "type": "link_share",

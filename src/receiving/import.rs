@@ -173,13 +173,14 @@ pub async fn import_tx(
         },
     )
     .await?;
-    jobs::outbox::status_event(
-        tx,
-        "import.complete",
-        serde_json::json!({ "type": "import", "received_id": r.id, "share_id": r.share_id, "imported_case_id": case_id,
-                             "org_id": r.receiver_org_id, "status": ImportStatus::Complete, "at": chrono::Utc::now() }),
-    )
-    .await?;
+    // R59: the receiver learns its new case; the sharer that the share was
+    // imported, not the id of the receiver's case.
+    let event = serde_json::json!({ "type": "import", "received_id": r.id, "share_id": r.share_id,
+                                    "org_id": r.receiver_org_id, "status": ImportStatus::Complete, "at": chrono::Utc::now() });
+    jobs::outbox::status_event(tx, &[r.sharer_org_id], "import.complete", event.clone()).await?;
+    let mut own = event;
+    own["imported_case_id"] = serde_json::json!(case_id);
+    jobs::outbox::status_event(tx, &[r.receiver_org_id], "import.complete", own).await?;
     Ok(case_id)
 }
 

@@ -16,7 +16,7 @@ use crate::access;
 use crate::audit::{self, Action};
 use crate::context::JobContext;
 use crate::error::{Error, Result};
-use crate::jobs::{self, Job, JobError};
+use crate::jobs::{Job, JobError};
 use crate::notify::{self, NoticeKind};
 use crate::principal::UserPrincipal;
 use crate::sharing::{self, ShareRow, ShareStatus, ShareView, SHARE_COLUMNS};
@@ -165,12 +165,7 @@ async fn revoke_tx(
             },
         )
         .await?;
-        jobs::outbox::status_event(
-            tx,
-            "share.revoked",
-            sharing::status_payload(share, ShareStatus::Revoked),
-        )
-        .await?;
+        sharing::status_event_tx(tx, share, ShareStatus::Revoked).await?;
     }
     let job_id = RevokeShare { share_ids: ids }
         .enqueue_for_tx(tx, Some(user.org_id))

@@ -11,11 +11,11 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::grants::materialize;
-use super::{status_payload, ShareRow, ShareStatus, SHARE_COLUMNS};
+use super::{status_event_tx, ShareRow, ShareStatus, SHARE_COLUMNS};
 use crate::audit::{self, Action};
 use crate::context::JobContext;
 use crate::error::{Error, Result};
-use crate::jobs::{self, Job, JobError, Reopened};
+use crate::jobs::{Job, JobError, Reopened};
 use crate::notify::{self, NoticeKind};
 use crate::receiving;
 
@@ -74,12 +74,7 @@ impl Job for ShareCase {
             },
         )
         .await?;
-        jobs::outbox::status_event(
-            &mut tx,
-            "share.complete",
-            status_payload(&share, ShareStatus::Complete),
-        )
-        .await?;
+        status_event_tx(&mut tx, &share, ShareStatus::Complete).await?;
         let recipients = notify::share_recipients(&mut tx, &share).await?;
         notify::enqueue_tx(
             &mut tx,
@@ -121,12 +116,7 @@ impl Job for ShareCase {
                 share_id: Some(self.share_id),
             });
         };
-        jobs::outbox::status_event(
-            tx,
-            "share.processing",
-            status_payload(&share, ShareStatus::Processing),
-        )
-        .await?;
+        status_event_tx(tx, &share, ShareStatus::Processing).await?;
         Ok(Reopened {
             subject: Some(format!("share {}: failed -> processing", share.id)),
             share_id: Some(share.id),
@@ -152,12 +142,7 @@ async fn fail(db: &PgPool, share_id: Uuid, reason: &str) -> Result<()> {
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(share) = share {
-        jobs::outbox::status_event(
-            &mut tx,
-            "share.failed",
-            status_payload(&share, ShareStatus::Failed),
-        )
-        .await?;
+        status_event_tx(&mut tx, &share, ShareStatus::Failed).await?;
     }
     tx.commit().await?;
     Ok(())

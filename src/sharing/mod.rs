@@ -242,7 +242,21 @@ pub async fn load_owned(
 }
 
 /// The body of a `share.<status>` event (R15): ids and status only (R10).
-pub fn status_payload(share: &ShareRow, status: ShareStatus) -> serde_json::Value {
+/// Publish `share.<status>` to the sharer and the receiving org (R15, R59).
+pub async fn status_event_tx(
+    tx: &mut PgConnection,
+    share: &ShareRow,
+    status: ShareStatus,
+) -> sqlx::Result<()> {
+    let orgs: Vec<Uuid> = std::iter::once(share.org_id)
+        .chain(share.target_org_id)
+        .collect();
+    let payload = status_payload(share, status);
+    let event = format!("share.{}", payload["status"].as_str().unwrap_or_default());
+    crate::jobs::outbox::status_event(tx, &orgs, &event, payload).await
+}
+
+fn status_payload(share: &ShareRow, status: ShareStatus) -> serde_json::Value {
     serde_json::json!({
         "type": "share",
         "share_id": share.id,

@@ -11,14 +11,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{
-    status_payload, Recipient, Scope, ShareCase, ShareRow, ShareStatus, ShareView, Target,
+    status_event_tx, Recipient, Scope, ShareCase, ShareRow, ShareStatus, ShareView, Target,
     SHARE_COLUMNS,
 };
 use crate::access::{self, Named};
 use crate::audit::{self, Action};
 use crate::cases;
 use crate::error::{Error, Result};
-use crate::jobs::{self, Job};
+use crate::jobs::Job;
 use crate::orgs::{self, OrgKind};
 use crate::policy;
 use crate::principal::UserPrincipal;
@@ -169,12 +169,7 @@ pub async fn create(
     let job_id = ShareCase { share_id: id }
         .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
         .await?;
-    jobs::outbox::status_event(
-        &mut tx,
-        "share.processing",
-        status_payload(&row, ShareStatus::Processing),
-    )
-    .await?;
+    status_event_tx(&mut tx, &row, ShareStatus::Processing).await?;
     tx.commit().await?;
     Ok(row.view(Some(job_id)))
 }

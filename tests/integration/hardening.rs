@@ -397,6 +397,21 @@ async fn a_token_over_its_rate_gets_429_with_retry_after() {
     assert!(statuses.contains(&429), "{statuses:?}");
     assert_eq!(statuses[0], 200);
     assert!(retry_after.is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+    // Issue 19 item 5: spaces around the token are the same token, not a
+    // new budget.
+    for spaced in [
+        format!("Bearer  {}", a.user),
+        format!("Bearer {}   ", a.user),
+    ] {
+        let res = app
+            .send(
+                app.client
+                    .get(format!("{}/v1/cases", app.base))
+                    .header("authorization", spaced),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::TOO_MANY_REQUESTS);
+    }
     let (s, _) = app.get("/v1/cases", &a.admin).await;
     assert_eq!(s, StatusCode::OK, "another token has its own budget");
     app.stop().await;

@@ -879,7 +879,7 @@ async fn r40_link_share_status_events_and_dead_letter_requeue() {
     })
     .await;
     let app = &w.app;
-    let listener = StatusListener::bind(app, &["link_share.#"]).await;
+    let listener = StatusListener::bind(app, w.a.id, &["link_share.#"]).await;
     let packages = content_dir(app).join("packages");
     std::fs::write(&packages, b"not a directory").unwrap();
     let (s, v) = app
@@ -1243,7 +1243,7 @@ async fn r40_a_link_share_is_listed_and_can_be_revoked_before_it_expires() {
     let w = world().await;
     let app = &w.app;
     let other = app.create_org("Other PD", "lea").await;
-    let listener = StatusListener::bind(app, &["link_share.revoked"]).await;
+    let listener = StatusListener::bind(app, w.a.id, &["link_share.revoked"]).await;
     let id = link_share(
         app,
         &w.a.user,

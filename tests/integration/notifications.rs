@@ -488,9 +488,9 @@ async fn r34_a_permanent_smtp_failure_marks_the_notice_failed_and_the_share_stay
 // R15
 // ---------------------------------------------------------------------------
 
-// R15, R10
+// R15, R10, R59
 #[tokio::test]
-async fn r15_status_events_carry_ids_and_status_but_no_evidence_fields() {
+async fn r15_r59_status_events_carry_ids_and_status_per_concerned_org() {
     let app = spawn_app().await;
     let a = app.create_org("Alpha PD", "lea").await;
     let da = app.create_org("County DA", "justice").await;
@@ -518,7 +518,10 @@ async fn r15_status_events_carry_ids_and_status_but_no_evidence_fields() {
     .await;
     app.drain().await;
 
-    let listener = StatusListener::bind(&app, &["share.#", "import.#"]).await;
+    // R59: each org reads its own events, bound by its id.
+    let sharer = StatusListener::bind(&app, a.id, &["share.#", "import.#"]).await;
+    let receiver = StatusListener::bind(&app, da.id, &["share.#", "import.#"]).await;
+    let all = StatusListener::bind_all(&app).await;
     let share = app
         .share(&a.user, case, partner_share(da.id, json!([])))
         .await;
@@ -526,20 +529,56 @@ async fn r15_status_events_carry_ids_and_status_but_no_evidence_fields() {
     app.wait_share(&a.user, &share_id).await;
 
     let wanted = ["share.processing", "share.complete", "import.complete"];
-    let events = listener.wait_for(&wanted).await;
-
-    for key in wanted {
-        let (_, v) = events.iter().find(|(k, _)| k == key).unwrap();
-        assert_eq!(v["share_id"], share_id.as_str(), "{key}: {v}");
-        let status = key.split_once('.').unwrap().1;
-        assert_eq!(v["status"], status, "{key}: {v}");
+    let mut seen = Vec::new();
+    for listener in [&sharer, &receiver] {
+        let events = listener.wait_for(&wanted).await;
+        for key in wanted {
+            let (_, v) = events.iter().find(|(k, _)| k == key).unwrap();
+            assert_eq!(v["share_id"], share_id.as_str(), "{key}: {v}");
+            let status = key.split_once('.').unwrap().1;
+            assert_eq!(v["status"], status, "{key}: {v}");
+        }
+        seen.push(events);
     }
-    for (key, body) in &events {
+    // The receiver learns its imported case; the sharer only that it was
+    // imported.
+    let import = |events: &[(String, Value)]| {
+        events
+            .iter()
+            .find(|(k, _)| k == "import.complete")
+            .unwrap()
+            .1
+            .clone()
+    };
+    assert!(import(&seen[1])["imported_case_id"].is_string(), "{seen:?}");
+    assert!(
+        import(&seen[0]).get("imported_case_id").is_none(),
+        "{seen:?}"
+    );
+    // One event per concerned org, and no other org's key carries any.
+    let everything = all
+        .wait_for(&[
+            &format!("status.{}.share.complete", a.id),
+            &format!("status.{}.share.complete", da.id),
+            &format!("status.{}.import.complete", a.id),
+            &format!("status.{}.import.complete", da.id),
+        ])
+        .await;
+    assert_eq!(everything.len(), 6, "{everything:?}");
+    for (key, body) in everything.iter().chain(seen.iter().flatten()) {
+        assert!(
+            key.starts_with(&format!("status.{}.", a.id))
+                || key.starts_with(&format!("status.{}.", da.id))
+                || !key.starts_with("status."),
+            "{key}"
+        );
         let body = body.to_string();
         for value in evidence_values {
             assert!(!body.contains(value), "{value:?} leaked into {key}: {body}");
         }
     }
-    listener.close().await;
+    for listener in [sharer, receiver, all] {
+        listener.close().await;
+    }
     app.stop().await;
 }

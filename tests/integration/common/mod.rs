@@ -772,17 +772,30 @@ async fn cleanup_broker(amqp_url: &str, prefix: &str) {
 }
 
 /// A listener on the deployment's status exchange (`<prefix>.status`), bound
-/// to some routing keys, collecting every event as (routing key, JSON body).
+/// to some events of one org (R59: `status.<org_id>.<event>`), collecting
+/// every event as (event, JSON body), the event without the
+/// `status.<org_id>.` prefix.
 pub struct StatusListener {
     conn: lapin::Connection,
     channel: lapin::Channel,
     queue: String,
+    prefix: String,
     events: std::sync::Mutex<Vec<(String, Value)>>,
 }
 
 impl StatusListener {
-    /// Bind an exclusive queue to `keys` (e.g. `share.#`).
-    pub async fn bind(app: &TestApp, keys: &[&str]) -> StatusListener {
+    /// Bind an exclusive queue to `org`'s events matching `keys` (e.g.
+    /// `share.#`).
+    pub async fn bind(app: &TestApp, org: Uuid, keys: &[&str]) -> StatusListener {
+        Self::bind_keys(app, format!("status.{org}."), keys).await
+    }
+
+    /// Bind to every event of every org; events keep their whole routing key.
+    pub async fn bind_all(app: &TestApp) -> StatusListener {
+        Self::bind_keys(app, String::new(), &["#"]).await
+    }
+
+    async fn bind_keys(app: &TestApp, prefix: String, keys: &[&str]) -> StatusListener {
         use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
         use lapin::types::FieldTable;
         let exchange = format!("{}.status", app.prefix);
@@ -826,7 +839,7 @@ impl StatusListener {
                 .queue_bind(
                     queue.clone().into(),
                     exchange.clone().into(),
-                    (*key).into(),
+                    format!("{prefix}{key}").into(),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )
@@ -837,6 +850,7 @@ impl StatusListener {
             conn,
             channel,
             queue,
+            prefix,
             events: Default::default(),
         }
     }
@@ -853,10 +867,11 @@ impl StatusListener {
             {
                 let body: Value =
                     serde_json::from_slice(&m.delivery.data).expect("a JSON event body");
-                self.events
-                    .lock()
-                    .unwrap()
-                    .push((m.delivery.routing_key.to_string(), body));
+                let key = m.delivery.routing_key.as_str();
+                let event = key
+                    .strip_prefix(self.prefix.as_str())
+                    .unwrap_or_else(|| panic!("{key} reached a listener bound to {}", self.prefix));
+                self.events.lock().unwrap().push((event.to_string(), body));
             }
             let got = self.events.lock().unwrap();
             keys.iter()
