@@ -142,13 +142,14 @@ pub async fn admin(
 /// written by a job that declared itself (`act_as_job`) names that job as its
 /// actor (R50: automatic actions are audited with the job as actor).
 pub async fn record(db: &mut PgConnection, action: Action, e: Entry) -> sqlx::Result<()> {
-    sqlx::query(
+    let rows: Vec<SealRow> = sqlx::query_as(&format!(
         "INSERT INTO audit_log (org_id, actor_user_id, action, case_id, evidence_id, share_id, details)
-         VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, '{}'::jsonb)
+         VALUES ($1, $2, $3, $4, $5, $6, coalesce($7, '{{}}'::jsonb)
                  || CASE WHEN $2::uuid IS NULL AND coalesce(current_setting('caseshare.job_id', true), '') <> ''
                          THEN jsonb_build_object('actor', jsonb_build_object('job', current_setting('caseshare.job_id', true)))
-                         ELSE '{}'::jsonb END)",
-    )
+                         ELSE '{{}}'::jsonb END)
+         RETURNING {SEAL_COLUMNS}"
+    ))
     .bind(e.org_id)
     .bind(e.actor_user_id)
     .bind(action.as_str())
@@ -156,9 +157,9 @@ pub async fn record(db: &mut PgConnection, action: Action, e: Entry) -> sqlx::Re
     .bind(e.evidence_id)
     .bind(e.share_id)
     .bind(e.details)
-    .execute(db)
+    .fetch_all(&mut *db)
     .await?;
-    Ok(())
+    stamp(db, &rows).await
 }
 
 /// Many entries of one action in one statement (UNNEST), with `record`'s
@@ -176,14 +177,15 @@ pub async fn record_many(
         .iter()
         .map(|e| e.details.clone().unwrap_or_else(|| serde_json::json!({})))
         .collect();
-    sqlx::query(
+    let rows: Vec<SealRow> = sqlx::query_as(&format!(
         "INSERT INTO audit_log (org_id, actor_user_id, action, case_id, evidence_id, share_id, details)
          SELECT o, u, $1, c, e, s, d
                 || CASE WHEN u IS NULL AND coalesce(current_setting('caseshare.job_id', true), '') <> ''
                         THEN jsonb_build_object('actor', jsonb_build_object('job', current_setting('caseshare.job_id', true)))
-                        ELSE '{}'::jsonb END
-         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::jsonb[]) AS x (o, u, c, e, s, d)",
-    )
+                        ELSE '{{}}'::jsonb END
+         FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], $6::uuid[], $7::jsonb[]) AS x (o, u, c, e, s, d)
+         RETURNING {SEAL_COLUMNS}"
+    ))
     .bind(action.as_str())
     .bind(col(|e| e.org_id))
     .bind(col(|e| e.actor_user_id))
@@ -191,10 +193,50 @@ pub async fn record_many(
     .bind(col(|e| e.evidence_id))
     .bind(col(|e| e.share_id))
     .bind(&details)
+    .fetch_all(&mut *db)
+    .await?;
+    stamp(db, &rows).await
+}
+
+/// The key entries are signed with where they are written, installed once
+/// per process from the audit key (`install_key`). Every writer of the trail
+/// goes through `record`/`record_many`, deep in domain code that has a
+/// transaction but no settings, hence a process-wide value.
+static ENTRY_KEY: std::sync::RwLock<Option<AuditKey>> = std::sync::RwLock::new(None);
+
+/// Sign the entries this process writes with (a key derived from) `key`.
+pub fn install_key(key: &AuditKey) {
+    *ENTRY_KEY.write().unwrap_or_else(|e| e.into_inner()) = Some(key.entry_key());
+}
+
+fn entry_key() -> sqlx::Result<AuditKey> {
+    ENTRY_KEY
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .ok_or_else(|| {
+            sqlx::Error::Configuration("the audit key is not installed (audit::install_key)".into())
+        })
+}
+
+/// Set the MAC of entries just inserted, in the inserting transaction.
+async fn stamp(db: &mut PgConnection, rows: &[SealRow]) -> sqlx::Result<()> {
+    let key = entry_key()?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let macs: Vec<Vec<u8>> = rows.iter().map(|r| key.entry_mac(r)).collect();
+    sqlx::query(
+        "UPDATE audit_log a SET mac = u.m FROM unnest($1::bigint[], $2::bytea[]) AS u (id, m) WHERE a.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&macs)
     .execute(db)
     .await?;
     Ok(())
 }
+
+/// SQL condition over `audit_log a`: the entry was not refused by the sealer
+/// (written outside the service). Every read of the trail carries it.
+pub const GENUINE: &str = "NOT EXISTS (SELECT 1 FROM audit_refused r WHERE r.id = a.id)";
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize, sqlx::FromRow, ToSchema)]
 pub struct AuditItem {
@@ -220,7 +262,7 @@ pub async fn for_case(
     case_id: Uuid,
 ) -> sqlx::Result<Vec<AuditItem>> {
     sqlx::query_as(
-        &format!("SELECT {ITEM_COLUMNS} FROM audit_log a WHERE a.case_id = $1 AND a.org_id = $2 ORDER BY a.id"),
+        &format!("SELECT {ITEM_COLUMNS} FROM audit_log a WHERE a.case_id = $1 AND a.org_id = $2 AND {GENUINE} ORDER BY a.id"),
     )
     .bind(case_id)
     .bind(org_id)
@@ -240,7 +282,7 @@ pub async fn page_for_case(
 ) -> sqlx::Result<Vec<AuditItem>> {
     sqlx::query_as(&format!(
         "SELECT {ITEM_COLUMNS} FROM audit_log a
-         WHERE a.case_id = $1 AND a.org_id = $2 AND ($3::bigint IS NULL OR a.id > $3)
+         WHERE a.case_id = $1 AND a.org_id = $2 AND ($3::bigint IS NULL OR a.id > $3) AND {GENUINE}
          ORDER BY a.id LIMIT $4"
     ))
     .bind(case_id)
@@ -281,17 +323,34 @@ impl AuditKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// The key entries are signed with when written (not the chain's own).
+    fn entry_key(&self) -> AuditKey {
+        self.derive("audit entry")
+    }
+
+    /// An entry's MAC: every column but its place in the chain.
+    fn entry_mac(&self, e: &SealRow) -> Vec<u8> {
+        use hmac::Mac;
+        let mut mac = self.mac();
+        field(&mut mac, Some(b"caseshare audit entry"));
+        for part in e.content() {
+            field(&mut mac, part.as_deref());
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
     fn mac(&self) -> hmac::Hmac<sha2::Sha256> {
         use hmac::Mac;
         hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length")
     }
 
     /// HMAC(key, prev || fields), the fields encoded by position.
-    fn link(&self, prev: Option<&[u8]>, e: &SealRow) -> Vec<u8> {
+    fn link(&self, prev: Option<&[u8]>, seq: i64, e: &SealRow) -> Vec<u8> {
         use hmac::Mac;
         let mut mac = self.mac();
         field(&mut mac, prev);
-        for part in e.fields() {
+        field(&mut mac, Some(&seq.to_be_bytes()));
+        for part in e.content() {
             field(&mut mac, part.as_deref());
         }
         mac.finalize().into_bytes().to_vec()
@@ -325,7 +384,7 @@ fn field(mac: &mut hmac::Hmac<sha2::Sha256>, value: Option<&[u8]>) {
 /// since the epoch and `details` in PostgreSQL's canonical jsonb text.
 #[derive(sqlx::FromRow)]
 struct SealRow {
-    seq: i64,
+    seq: Option<i64>,
     id: i64,
     at_us: i64,
     org_id: Option<Uuid>,
@@ -337,17 +396,18 @@ struct SealRow {
     details: String,
     prev_hash: Option<Vec<u8>>,
     hash: Option<Vec<u8>>,
+    mac: Option<Vec<u8>>,
 }
 
 const SEAL_COLUMNS: &str =
     "seq, id, (extract(epoch FROM at) * 1000000)::bigint AS at_us, org_id, actor_user_id,
-    action, case_id, evidence_id, share_id, details::text AS details, prev_hash, hash";
+    action, case_id, evidence_id, share_id, details::text AS details, prev_hash, hash, mac";
 
 impl SealRow {
-    fn fields(&self) -> [Option<Vec<u8>>; 10] {
+    /// Every column of the entry itself, by position, NULL explicit.
+    fn content(&self) -> [Option<Vec<u8>>; 9] {
         let uuid = |u: Option<Uuid>| u.map(|u| u.as_bytes().to_vec());
         [
-            Some(self.seq.to_be_bytes().to_vec()),
             Some(self.id.to_be_bytes().to_vec()),
             Some(self.at_us.to_be_bytes().to_vec()),
             uuid(self.org_id),
@@ -364,7 +424,10 @@ impl SealRow {
 /// Seal unsealed entries into the chain, in id order, continuing from the
 /// last sealed one. One sealer at a time (an advisory lock); returns how
 /// many entries were sealed. Chain order is `seq`, assigned here, so an entry
-/// that commits late is still sealed, just further along the chain.
+/// that commits late is still sealed, just further along the chain. An entry
+/// whose MAC (set where it was written, `record`) does not hold was written
+/// behind the service's back: it is refused, listed in `audit_refused` with
+/// the reason and left out of the chain and of every trail.
 pub async fn seal(db: &sqlx::PgPool, key: &AuditKey) -> sqlx::Result<u64> {
     let mut tx = db.begin().await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7243601)")
@@ -373,46 +436,76 @@ pub async fn seal(db: &sqlx::PgPool, key: &AuditKey) -> sqlx::Result<u64> {
     if !locked {
         return Ok(0);
     }
-    let sealed = sqlx::query(
-        "WITH last AS (SELECT seq FROM audit_log WHERE seq IS NOT NULL ORDER BY seq DESC LIMIT 1),
-              todo AS (SELECT id, (SELECT coalesce(max(seq), 0) FROM last) + row_number() OVER (ORDER BY id) AS seq
-                       FROM audit_log WHERE seq IS NULL ORDER BY id LIMIT 5000)
-         UPDATE audit_log a SET seq = todo.seq FROM todo WHERE a.id = todo.id",
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if sealed > 0 {
-        let mut prev: Option<Vec<u8>> = sqlx::query_scalar(
-            "SELECT hash FROM audit_log WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let rows: Vec<SealRow> = sqlx::query_as(&format!(
-            "SELECT {SEAL_COLUMNS} FROM audit_log WHERE seq IS NOT NULL AND hash IS NULL ORDER BY seq"
-        ))
-        .fetch_all(&mut *tx)
-        .await?;
-        let (mut ids, mut prevs, mut hashes) = (Vec::new(), Vec::new(), Vec::new());
-        for row in &rows {
-            let hash = key.link(prev.as_deref(), row);
-            ids.push(row.id);
-            prevs.push(prev.clone());
-            hashes.push(hash.clone());
-            prev = Some(hash);
-        }
-        sqlx::query(
-            "UPDATE audit_log a SET prev_hash = u.p, hash = u.h
-             FROM unnest($1::bigint[], $2::bytea[], $3::bytea[]) AS u (id, p, h) WHERE a.id = u.id",
-        )
-        .bind(&ids)
-        .bind(&prevs)
-        .bind(&hashes)
-        .execute(&mut *tx)
-        .await?;
+    let rows: Vec<SealRow> = sqlx::query_as(&format!(
+        "SELECT {SEAL_COLUMNS} FROM audit_log a
+         WHERE seq IS NULL AND {GENUINE} ORDER BY id LIMIT 5000"
+    ))
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
     }
+    let legacy: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM audit_legacy_unsealed WHERE id = ANY($1)")
+            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?;
+    let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, hash FROM audit_log WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (mut seq, mut prev) = head.map_or((0, None), |(s, h)| (s, Some(h)));
+    let entry_key = key.entry_key();
+    let (mut ids, mut seqs, mut prevs, mut hashes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut refused, mut reasons) = (Vec::new(), Vec::new());
+    for row in &rows {
+        let signed = match &row.mac {
+            Some(mac) => *mac == entry_key.entry_mac(row),
+            None => legacy.contains(&row.id),
+        };
+        if !signed {
+            let reason = if row.mac.is_some() {
+                "its MAC does not match its content: written or changed outside the service"
+            } else {
+                "it has no MAC: written outside the service"
+            };
+            tracing::error!(entry_id = row.id, reason, "audit entry refused");
+            metrics::counter!("caseshare_audit_entries_refused_total").increment(1);
+            refused.push(row.id);
+            reasons.push(reason);
+            continue;
+        }
+        seq += 1;
+        let hash = key.link(prev.as_deref(), seq, row);
+        ids.push(row.id);
+        seqs.push(seq);
+        prevs.push(prev.clone());
+        hashes.push(hash.clone());
+        prev = Some(hash);
+    }
+    sqlx::query(
+        "UPDATE audit_log a SET seq = u.s, prev_hash = u.p, hash = u.h
+         FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS u (id, s, p, h)
+         WHERE a.id = u.id",
+    )
+    .bind(&ids)
+    .bind(&seqs)
+    .bind(&prevs)
+    .bind(&hashes)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "INSERT INTO audit_refused (id, reason) SELECT * FROM unnest($1::bigint[], $2::text[])
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&refused)
+    .bind(&reasons)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
-    Ok(sealed)
+    Ok(ids.len() as u64)
 }
 
 /// The first place where the chain is broken, if any.
@@ -476,23 +569,20 @@ pub async fn verify(
     let mut previous: Option<Vec<u8>> = None;
     for (i, row) in rows.iter().enumerate() {
         let expected_seq = i as i64 + 1;
-        if row.seq != expected_seq {
+        let seq = row.seq.unwrap_or_default();
+        if seq != expected_seq {
             return broken(
-                row.seq,
+                seq,
                 row.id,
                 "sequence gap: an entry before this one is missing",
             );
         }
         if row.prev_hash != previous {
-            return broken(
-                row.seq,
-                row.id,
-                "previous hash does not match the entry before",
-            );
+            return broken(seq, row.id, "previous hash does not match the entry before");
         }
-        if row.hash.as_deref() != Some(key.link(previous.as_deref(), row).as_slice()) {
+        if row.hash.as_deref() != Some(key.link(previous.as_deref(), seq, row).as_slice()) {
             return broken(
-                row.seq,
+                seq,
                 row.id,
                 "entry content does not match its hash (or the key is not the chain's)",
             );
@@ -511,7 +601,8 @@ pub async fn verify(
             );
         };
         match rows.get((cp.seq - 1).max(0) as usize) {
-            Some(row) if row.seq == cp.seq && row.hash.as_deref() == Some(hash.as_slice()) => {}
+            Some(row)
+                if row.seq == Some(cp.seq) && row.hash.as_deref() == Some(hash.as_slice()) => {}
             Some(row) => return broken(cp.seq, row.id, "the entry at the checkpoint was replaced"),
             None => {
                 return broken(
@@ -521,6 +612,14 @@ pub async fn verify(
                 )
             }
         }
+    }
+    // Entries the sealer refused were written behind the service's back.
+    let refused: Option<(i64, String)> =
+        sqlx::query_as("SELECT id, reason FROM audit_refused ORDER BY id LIMIT 1")
+            .fetch_optional(db)
+            .await?;
+    if let Some((id, reason)) = refused {
+        return broken(0, id, &format!("entry refused by the sealer: {reason}"));
     }
     Ok(Ok(rows.len() as i64))
 }

@@ -142,6 +142,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             "keys not configured: generated this installation's audit and download keys (mode 0600); set CASESHARE_AUDIT_KEY and CASESHARE_DOWNLOAD_KEY from a secret store for production"
         ),
     }
+    crate::audit::install_key(&settings.audit_key());
     if !settings.publisher_bindings().is_configured() {
         if settings.production {
             tracing::warn!("no upstream publisher is bound to an org (CASESHARE_EVENT_PUBLISHERS): upstream evidence events are refused");

@@ -61,6 +61,8 @@ impl Application {
             db::migrate(&pool).await?;
         }
         let settings = Arc::new(settings);
+        // Entries this process writes are signed where they are written.
+        crate::audit::install_key(&settings.audit_key());
         let store = ContentStore::from_settings(&settings)?;
         let registry = Arc::new(worker::registry());
         let topology = worker::topology(&settings);

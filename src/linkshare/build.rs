@@ -498,12 +498,13 @@ async fn packaged_audit(
 ) -> sqlx::Result<Vec<audit::AuditItem>> {
     sqlx::query_as(&format!(
         "SELECT {} FROM audit_log a
-         WHERE a.case_id = $1 AND a.org_id = $2 AND a.share_id IS NULL
+         WHERE a.case_id = $1 AND a.org_id = $2 AND a.share_id IS NULL AND {}
            AND ((a.evidence_id IS NULL AND a.action IN ('case_created', 'case_updated'))
                 OR (a.evidence_id = ANY($3) AND a.action IN ('evidence_added', 'content_uploaded'))
                 OR (a.action = 'link_share' AND a.details->>'link_share_id' = $4::text))
          ORDER BY a.id",
-        audit::ITEM_COLUMNS
+        audit::ITEM_COLUMNS,
+        audit::GENUINE
     ))
     .bind(case_id)
     .bind(org_id)

@@ -112,7 +112,7 @@ async fn snapshot_audit(
                     'case_id', a.case_id, 'evidence_id', a.evidence_id, 'share_id', a.share_id,
                     'details', a.details) ORDER BY a.id)
                 FROM audit_log a
-                WHERE a.case_id = $1 AND a.org_id = $2
+                WHERE a.case_id = $1 AND a.org_id = $2 AND NOT EXISTS (SELECT 1 FROM audit_refused r WHERE r.id = a.id)
                   AND (a.evidence_id IS NULL
                        OR EXISTS (SELECT 1 FROM grants g WHERE g.received_id = $3 AND g.evidence_id = a.evidence_id))
                   AND (a.share_id IS NULL

@@ -19,10 +19,12 @@ async fn verify(app: &TestApp) -> Result<i64, audit::BrokenLink> {
 
 async fn all_sealed(app: &TestApp) {
     eventually("audit entries sealed", || async {
-        let unsealed: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE hash IS NULL")
-            .fetch_one(&app.db)
-            .await
-            .ok()?;
+        let unsealed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM audit_log WHERE hash IS NULL AND id NOT IN (SELECT id FROM audit_refused)",
+        )
+        .fetch_one(&app.db)
+        .await
+        .ok()?;
         (unsealed == 0).then_some(())
     })
     .await;
@@ -144,6 +146,79 @@ async fn r39_audit_chain_catches_reordering_insertion_and_a_foreign_key() {
     let broken = verify(&app).await.unwrap_err();
     assert_eq!(broken.seq, 8);
     assert!(broken.reason.contains("content"), "{broken:?}");
+    app.stop().await;
+}
+
+// R39, issue 19: each entry is signed in the transaction that writes it, and
+// the sealer chains only signed entries. Rows written by a plain INSERT, with
+// no MAC or with another entry's, are refused: never sealed, absent from the
+// case's trail and from a partner's audit snapshot, reported by `verify`;
+// genuine entries written around them are sealed as before.
+#[tokio::test]
+async fn r39_rows_forged_by_insert_are_refused_not_sealed() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    all_sealed(&app).await;
+    let sealed = verify(&app).await.unwrap();
+    // The service's own database role may insert (it writes the trail)...
+    for mac in [
+        "NULL",
+        "(SELECT mac FROM audit_log WHERE mac IS NOT NULL ORDER BY id DESC LIMIT 1)",
+    ] {
+        sqlx::query(&format!(
+            "INSERT INTO audit_log (org_id, action, case_id, details, mac)
+             VALUES ($1, 'case_updated', $2, '{{\"forged\": true}}', {mac})"
+        ))
+        .bind(a.id)
+        .bind(case)
+        .execute(&app.db)
+        .await
+        .unwrap();
+    }
+    // ...and genuine entries follow.
+    app.add_evidence(&a.user, case, json!({ "title": "after the forgery" }))
+        .await;
+    eventually("the forged rows refused", || async {
+        (app.count("SELECT count(*) FROM audit_refused").await == 2).then_some(())
+    })
+    .await;
+    all_sealed(&app).await;
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE details ? 'forged' AND seq IS NOT NULL")
+            .await,
+        0,
+        "a forged row is never sealed"
+    );
+    let reasons: Vec<String> = sqlx::query_scalar("SELECT reason FROM audit_refused ORDER BY id")
+        .fetch_all(&app.db)
+        .await
+        .unwrap();
+    assert!(reasons[0].contains("no MAC"), "{reasons:?}");
+    assert!(reasons[1].contains("does not match"), "{reasons:?}");
+    // The chain grew by the genuine entries only, and verify names the forgery.
+    let broken = verify(&app).await.unwrap_err();
+    assert!(broken.reason.contains("refused"), "{broken:?}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE seq IS NOT NULL")
+            .await,
+        sealed + 1
+    );
+    // Neither the owner's trail nor the partner's snapshot shows them.
+    let (_, trail) = app.get(&format!("/v1/cases/{case}/audit"), &a.user).await;
+    assert!(
+        trail["items"].as_array().is_some_and(|i| !i.is_empty()),
+        "{trail}"
+    );
+    assert!(!trail.to_string().contains("forged"), "{trail}");
+    app.share_case_with(&a.user, case, b.id).await;
+    let (_, external) = app.get(&format!("/v1/cases/{case}/audit"), &b.admin).await;
+    assert!(
+        external["sender_snapshot"]["items"]
+            .as_array()
+            .is_some_and(|i| !i.is_empty()),
+        "{external}"
+    );
+    assert!(!external.to_string().contains("forged"), "{external}");
     app.stop().await;
 }
 
