@@ -35,6 +35,13 @@ pub struct Settings {
     /// How long a request may take (0: no limit); streaming uploads and
     /// downloads have `upload_idle_timeout_secs` instead.
     pub request_timeout_secs: u64,
+    /// How long a client may take to send a request's headers before the
+    /// connection is closed (slowloris).
+    pub header_read_timeout_secs: u64,
+    /// How often `/metrics` refreshes the gauges that cost a query (queue
+    /// depths, jobs and notices by status); scrapes in between render the
+    /// last values (0: every scrape).
+    pub metrics_refresh_secs: u64,
     /// How long an upload may send nothing before it is refused (408).
     pub upload_idle_timeout_secs: u64,
     /// The key of the audit HMAC chain. Required when `production` is set;
@@ -292,6 +299,12 @@ impl Settings {
             crate::publishers::PublisherBindings::parse(&self.event_publishers, self.production)
         {
             return Err(invalid("CASESHARE_EVENT_PUBLISHERS", &reason));
+        }
+        if self.header_read_timeout_secs == 0 {
+            return Err(invalid(
+                "CASESHARE_HEADER_READ_TIMEOUT_SECS",
+                "must be at least 1",
+            ));
         }
         if self.event_batch_max == 0 {
             return Err(invalid("CASESHARE_EVENT_BATCH_MAX", "must be at least 1"));

@@ -183,14 +183,13 @@ impl Application {
             .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}"))?;
         let bound = listener.local_addr()?;
         let stop = shutdown.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.wait().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "http server failed");
-            }
-        });
+        let header_read_timeout = std::time::Duration::from_secs(settings.header_read_timeout_secs);
+        tasks.spawn(http::server::serve(
+            listener,
+            app,
+            header_read_timeout,
+            stop,
+        ));
         tracing::info!(addr = %bound, "{what} listening");
         let (addr, ops_addr) = if roles.api {
             (Some(bound), bound)

@@ -12,6 +12,7 @@ pub mod links;
 pub mod ops;
 pub mod page;
 pub mod receiving;
+pub mod server;
 pub mod sharing;
 
 use axum::extract::{MatchedPath, Request, State};

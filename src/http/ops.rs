@@ -27,6 +27,10 @@ use crate::jobs::{self, JobView};
 #[derive(Default)]
 pub struct BrokerProbe {
     inner: tokio::sync::Mutex<Option<(lapin::Connection, lapin::Channel)>>,
+    /// When the gauges that cost a query (queues, jobs, notices) were last
+    /// collected: `/metrics` is unauthenticated, so a scrape storm must not
+    /// become a storm of passive declares and table aggregates.
+    collected: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -37,6 +41,18 @@ pub struct QueueStats {
 }
 
 impl BrokerProbe {
+    /// True at most once per `every` (always when `every` is zero): this
+    /// caller collects, the others render the gauges' last values.
+    fn collect_due(&self, every: std::time::Duration) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.collected.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|at| now.duration_since(at) < every) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+
     async fn channel(&self, url: &str) -> anyhow::Result<lapin::Channel> {
         let mut guard = self.inner.lock().await;
         if let Some((conn, ch)) = guard.as_ref() {
@@ -128,27 +144,30 @@ pub async fn readyz(State(s): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "ops", security(()),
     responses((status = 200, body = String, content_type = "text/plain", description = "Prometheus text format (version 0.0.4)")))]
 pub async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
-    if let Ok(stats) = s
-        .probe
-        .queue_stats(&s.settings.amqp_url, &s.topology.all_queues())
-        .await
-    {
-        for q in stats {
-            metrics::gauge!("caseshare_queue_messages", "queue" => q.queue.clone())
-                .set(q.messages as f64);
-            metrics::gauge!("caseshare_queue_consumers", "queue" => q.queue)
-                .set(q.consumers as f64);
+    let every = std::time::Duration::from_secs(s.settings.metrics_refresh_secs);
+    if s.probe.collect_due(every) {
+        if let Ok(stats) = s
+            .probe
+            .queue_stats(&s.settings.amqp_url, &s.topology.all_queues())
+            .await
+        {
+            for q in stats {
+                metrics::gauge!("caseshare_queue_messages", "queue" => q.queue.clone())
+                    .set(q.messages as f64);
+                metrics::gauge!("caseshare_queue_consumers", "queue" => q.queue)
+                    .set(q.consumers as f64);
+            }
         }
-    }
-    if let Ok(rows) = job_counts(&s).await {
-        for ((kind, status), n) in rows {
-            metrics::gauge!("caseshare_jobs_by_status", "kind" => kind, "status" => status)
-                .set(n as f64);
+        if let Ok(rows) = job_counts(&s).await {
+            for ((kind, status), n) in rows {
+                metrics::gauge!("caseshare_jobs_by_status", "kind" => kind, "status" => status)
+                    .set(n as f64);
+            }
         }
-    }
-    if let Ok(rows) = notice_counts(&s).await {
-        for (status, n) in rows {
-            metrics::gauge!("caseshare_notices", "status" => status).set(n as f64);
+        if let Ok(rows) = notice_counts(&s).await {
+            for (status, n) in rows {
+                metrics::gauge!("caseshare_notices", "status" => status).set(n as f64);
+            }
         }
     }
     crate::telemetry::collect_process_metrics();

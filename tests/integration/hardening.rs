@@ -822,3 +822,56 @@ async fn every_operation_refuses_invalid_input_with_4xx_never_5xx() {
     );
     app.stop().await;
 }
+
+// Issue 19 item 5 (slowloris): a client that dribbles its request headers is
+// disconnected once the header-read timeout passes, while a client that
+// sends its request at once on another connection is answered meanwhile.
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_headers_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(Options {
+        tune: Some(std::sync::Arc::new(|s| s.header_read_timeout_secs = 1)),
+        ..Default::default()
+    })
+    .await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    // One header byte a few times a second: never a complete request.
+    let dribble = async {
+        let mut buf = [0u8; 256];
+        loop {
+            tokio::select! {
+                read = slow.read(&mut buf) => break read,
+                _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {
+                    if slow.write_all(b"X").await.is_err() {
+                        break Ok(0);
+                    }
+                }
+            }
+        }
+    };
+    let (status, _) = app.get("/healthz", "").await;
+    assert_eq!(status, StatusCode::OK, "others are served meanwhile");
+    // The server gives up on the headers: the connection ends (hyper may
+    // first answer 408), well before this generous bound.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(15), dribble)
+        .await
+        .expect("the slow connection is still open after 15 s");
+    match ended {
+        Ok(0) | Err(_) => {}
+        Ok(n) => {
+            let mut rest = Vec::new();
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                slow.read_to_end(&mut rest),
+            )
+            .await
+            .expect("closed after its answer");
+            assert!(n > 0);
+        }
+    }
+    app.stop().await;
+}

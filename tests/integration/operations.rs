@@ -325,7 +325,12 @@ async fn r36_requeue_of_a_dead_share_case_job_reopens_its_share() {
         .execute(&api.db)
         .await
         .unwrap();
-    let processing_events = "SELECT count(*) FROM outbox WHERE routing_key = 'share.processing'";
+    // R59: the sharer's own status event of the share.
+    let processing_events = format!(
+        "SELECT count(*) FROM outbox WHERE routing_key = 'status.{}.share.processing'",
+        a.id
+    );
+    let processing_events = processing_events.as_str();
     let before = api.count(processing_events).await;
 
     let requeued = operations::requeue(&ops, RequeueTarget::AllDead)

@@ -241,6 +241,8 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     settings.amqp_prefix = prefix.clone();
     settings.http_addr = "127.0.0.1:0".parse().unwrap();
     settings.metrics_addr = "127.0.0.1:0".parse().unwrap();
+    // Tests read gauges right after what changes them.
+    settings.metrics_refresh_secs = 0;
     settings.service_tokens = vec![SERVICE_TOKEN.into()];
     settings.audit_key = TEST_AUDIT_KEY.into();
     settings.download_key = TEST_DOWNLOAD_KEY.into();
