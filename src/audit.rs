@@ -38,6 +38,10 @@ pub enum Action {
     /// Stored evidence content re-hashed against its recorded SHA-256
     /// (`caseshare content verify`), one entry per case.
     ContentVerified,
+    /// R53: an import's files copied into the copy (counts per outcome).
+    ContentCopied,
+    /// R52: an evidence file read (actor, item, byte range).
+    ContentRead,
     /// R50: admin changes, with the admin as actor.
     SetupCompleted,
     SettingsChanged,
@@ -78,6 +82,8 @@ impl Action {
             Action::LinkPackageDeleted => "link_package_deleted",
             Action::LinkShareRevoked => "link_share_revoked",
             Action::ContentVerified => "content_verified",
+            Action::ContentCopied => "content_copied",
+            Action::ContentRead => "content_read",
             Action::SetupCompleted => "setup_completed",
             Action::SettingsChanged => "settings_changed",
             Action::PolicyCreated => "policy_created",

@@ -43,7 +43,7 @@ pub struct CommunityRequest {
     pub pii: Option<Pii>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
 pub struct Content {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
@@ -51,6 +51,9 @@ pub struct Content {
     pub size_bytes: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uri: Option<String>,
+    /// The media type the file was uploaded with (R52), served with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
 }
 
 /// Every field of the evidence body (API.md) but `id` and `folder_id`.

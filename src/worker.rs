@@ -23,6 +23,7 @@ pub fn registry() -> Registry<JobContext> {
         .register::<sharing::fanout::EvidenceAdded>()
         .register::<sharing::ShareCase>()
         .register::<receiving::ImportCase>()
+        .register::<receiving::files::CopyContent>()
         .register::<revocation::RevokeShare>()
         .register::<revocation::StopSharingJob>()
         .register::<notify::SendNotice>()

@@ -6,6 +6,8 @@
 //!   that knows no domain module;
 //! - `upload`: `PUT /v1/evidence/{id}/content`, stored only when its SHA-256
 //!   and size match what the evidence declares, and audited (R39);
+//! - `read`: `GET /v1/evidence/{id}/content`, who may read a file and its
+//!   audit (R52);
 //! - `verify`: `caseshare content verify`, re-hashing what is stored, so the
 //!   chain of custody behind the R40 manifests can be proven (R39).
 
@@ -13,6 +15,7 @@ use uuid::Uuid;
 
 use crate::error::Error;
 
+pub mod read;
 pub mod store;
 pub mod upload;
 pub mod verify;

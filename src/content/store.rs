@@ -29,6 +29,9 @@ pub enum Object<'a> {
     Evidence(uuid::Uuid),
     /// A built package, by its key (unique per build).
     Package(&'a str),
+    /// Verified bytes by their SHA-256 (hex), kept once however many
+    /// copies hold them (R53; the local store's copies are links to it).
+    Blob(&'a str),
 }
 
 #[derive(Clone)]
@@ -145,6 +148,7 @@ impl ContentStore {
         match object {
             Object::Evidence(id) => dir.join(id.to_string()),
             Object::Package(key) => dir.join("packages").join(key),
+            Object::Blob(sha256) => dir.join("blobs").join(sha256),
         }
     }
 
@@ -152,6 +156,7 @@ impl ContentStore {
         match object {
             Object::Evidence(id) => format!("evidence/{id}").into(),
             Object::Package(key) => format!("packages/{key}").into(),
+            Object::Blob(sha256) => format!("blobs/{sha256}").into(),
         }
     }
 
@@ -215,6 +220,41 @@ impl ContentStore {
                 }
                 tokio::fs::remove_file(file).await
             }
+        }
+    }
+
+    /// Make `dest` hold the bytes of the finished local file `file`, whose
+    /// SHA-256 (hex) the caller has checked to be `sha256` (R53). The local
+    /// store keeps the bytes once per SHA-256 (`blobs/<sha256>`) and makes
+    /// `dest` a hard link to them, so copies of the same file share one, and
+    /// each copy outlives the sender's own object; S3 uploads `file` as
+    /// `dest`. Idempotent: a `dest` already there is kept. `file` is gone
+    /// afterwards.
+    pub async fn put_verified(
+        &self,
+        file: &Path,
+        sha256: &str,
+        dest: Object<'_>,
+    ) -> io::Result<()> {
+        match self {
+            ContentStore::Local { dir } => {
+                let blob = Self::local_path(dir, Object::Blob(sha256));
+                let target = Self::local_path(dir, dest);
+                for parent in [blob.parent(), target.parent()].into_iter().flatten() {
+                    private_dir_all(parent).await?;
+                }
+                if tokio::fs::try_exists(&blob).await? {
+                    tokio::fs::remove_file(file).await?;
+                } else {
+                    // Two copies at once rename the same bytes: either wins.
+                    tokio::fs::rename(file, &blob).await?;
+                }
+                match tokio::fs::hard_link(&blob, &target).await {
+                    Err(e) if e.kind() != io::ErrorKind::AlreadyExists => Err(e),
+                    _ => Ok(()),
+                }
+            }
+            ContentStore::S3 { .. } => self.put_file(file, dest).await,
         }
     }
 

@@ -37,6 +37,7 @@ pub async fn upload<S, E>(
     user: &UserPrincipal,
     evidence_id: Uuid,
     content_length: Option<u64>,
+    content_type: Option<&str>,
     body: S,
 ) -> Result<StoredContent>
 where
@@ -61,6 +62,7 @@ where
             Error::NotFound(_) => Error::NotFound("evidence"),
             e => e,
         })?;
+    let content_type = content_type.map(checked_media_type).transpose()?;
     let max = settings.max_upload_bytes;
     if content_length.is_some_and(|n| n > max) {
         return Err(too_large(max));
@@ -72,13 +74,48 @@ where
     let idle = std::time::Duration::from_secs(settings.upload_idle_timeout_secs.max(1));
     match receive(&mut upload, max, idle, body).await {
         Ok((sha256, size)) => {
-            record_upload(db, user, case_id, evidence_id, upload, sha256, size).await
+            let stored = Stored {
+                sha256,
+                size,
+                content_type,
+            };
+            record_upload(db, user, case_id, evidence_id, upload, stored).await
         }
         Err(e) => {
             upload.abort().await;
             Err(e)
         }
     }
+}
+
+/// A media type as uploaded (R52: served back as `Content-Type`): `type/subtype`
+/// with optional parameters, visible ASCII, at most 255 characters; else 422.
+fn checked_media_type(value: &str) -> Result<String> {
+    let value = value.trim();
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    let valid = value.len() <= 255
+        && value.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && essence
+            .split_once('/')
+            .is_some_and(|(t, sub)| token(t) && token(sub));
+    if !valid {
+        return Err(Error::validation(format!(
+            "Content-Type {value:?} is not a media type (type/subtype)"
+        )));
+    }
+    Ok(value.to_string())
+}
+
+/// What an upload stored: its SHA-256, size and media type.
+struct Stored {
+    sha256: String,
+    size: u64,
+    content_type: Option<String>,
 }
 
 fn too_large(max: u64) -> Error {
@@ -131,9 +168,13 @@ async fn record_upload(
     case_id: Uuid,
     evidence_id: Uuid,
     upload: Upload,
-    sha256: String,
-    size: u64,
+    stored: Stored,
 ) -> Result<StoredContent> {
+    let Stored {
+        sha256,
+        size,
+        content_type,
+    } = stored;
     let size_bytes = size as i64;
     let checked = async {
         let mut tx = db.begin().await?;
@@ -179,9 +220,13 @@ async fn record_upload(
          WHERE id = $1",
     )
     .bind(evidence_id)
-    .bind(serde_json::json!({ "sha256": sha256, "size_bytes": size_bytes, "uri": store_uri(evidence_id) }))
+    .bind(serde_json::json!({ "sha256": sha256, "size_bytes": size_bytes, "uri": store_uri(evidence_id),
+                              "content_type": content_type }))
     .execute(&mut *tx)
     .await?;
+    // R53: imported copies of this item made before its file arrived get it
+    // now, while their collaboration is live and a live share covers it.
+    crate::receiving::files::pend_copies_tx(&mut tx, evidence_id).await?;
     audit::record(
         &mut tx,
         Action::ContentUploaded,

@@ -12,7 +12,7 @@ use super::error::ErrorBody;
 use super::extract::{Json, Path, Query};
 use super::page::PageQuery;
 use super::AppState;
-use crate::content::store::Object;
+use crate::content::{self, store::Object};
 use crate::error::{Error, Result};
 use crate::linkshare::{
     self, LinkShareAccepted, LinkShareList, LinkShareRequest, LinkShareView, StoredContent,
@@ -42,6 +42,9 @@ pub async fn put_content(
         &u,
         evidence_id,
         length,
+        headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}")),
         body.into_data_stream(),
     )
     .await?;
@@ -142,28 +145,11 @@ pub async fn download(
 ) -> Result<Response> {
     let row = linkshare::for_download(&s.db, &token).await?;
     let key = row.package_key();
-    let package = Object::Package(&key);
-    let total = match s.store.size(package).await {
-        Ok(n) => n,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound("download"))
-        }
-        Err(e) => {
-            return Err(Error::Unavailable(format!(
-                "the content store cannot serve the package now: {e}"
-            )))
-        }
-    };
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_range(v, total));
     let mut response_headers = HeaderMap::new();
     response_headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(row.package.content_type()),
     );
-    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&format!(
         "attachment; filename=\"linkshare-{}.{}\"",
         row.id,
@@ -171,38 +157,139 @@ pub async fn download(
     )) {
         response_headers.insert(header::CONTENT_DISPOSITION, v);
     }
-    let (status, start, len) = match range {
-        None => (StatusCode::OK, 0, total),
-        Some(None) => {
-            response_headers.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{total}")).expect("ascii"),
-            );
-            response_headers.remove(header::CONTENT_TYPE);
-            return Ok((StatusCode::RANGE_NOT_SATISFIABLE, response_headers).into_response());
-        }
-        Some(Some((a, b))) => {
-            response_headers.insert(
-                header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes {a}-{b}/{total}")).expect("ascii"),
-            );
-            (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
-        }
+    let served = Served {
+        object: Object::Package(&key),
+        what: "download",
+        method: &method,
+        request: &headers,
+        headers: response_headers,
     };
-    // A HEAD request learns the size; it downloads nothing and is not audited.
-    if method == axum::http::Method::HEAD {
-        response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        return Ok((status, response_headers).into_response());
+    served
+        .answer(&s, async |bytes, range| {
+            linkshare::record_download(&s.db, &row, bytes, range).await
+        })
+        .await
+}
+
+/// An object of the store answered whole or by one `Range` (206, or 416
+/// outside it), with `Accept-Ranges`, `Content-Length` and the caller's
+/// `headers` (type, disposition, tag). A `HEAD` answers the same headers,
+/// reads nothing and is not audited.
+struct Served<'a> {
+    object: Object<'a>,
+    /// What a missing object is called in the 404.
+    what: &'static str,
+    method: &'a axum::http::Method,
+    request: &'a HeaderMap,
+    headers: HeaderMap,
+}
+
+impl Served<'_> {
+    /// `audit` is given the bytes and the range served before they stream.
+    async fn answer(
+        self,
+        s: &AppState,
+        audit: impl AsyncFnOnce(u64, Option<(u64, u64)>) -> Result<()>,
+    ) -> Result<Response> {
+        let unavailable = |e: std::io::Error| {
+            Error::Unavailable(format!("the content store cannot serve it now: {e}"))
+        };
+        let total = match s.store.size(self.object).await {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::NotFound(self.what))
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
+        let range = self
+            .request
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_range(v, total));
+        let mut headers = self.headers;
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        let (status, start, len) = match range {
+            None => (StatusCode::OK, 0, total),
+            Some(None) => {
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{total}")).expect("ascii"),
+                );
+                headers.remove(header::CONTENT_TYPE);
+                return Ok((StatusCode::RANGE_NOT_SATISFIABLE, headers).into_response());
+            }
+            Some(Some((a, b))) => {
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes {a}-{b}/{total}")).expect("ascii"),
+                );
+                (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
+            }
+        };
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        if self.method == axum::http::Method::HEAD {
+            return Ok((status, headers).into_response());
+        }
+        let stream = s
+            .store
+            .read_range(self.object, start, len)
+            .await
+            .map_err(unavailable)?;
+        let range = (status == StatusCode::PARTIAL_CONTENT).then(|| (start, start + len - 1));
+        audit(len, range).await?;
+        Ok((status, headers, Body::from_stream(stream)).into_response())
     }
-    let stream = s.store.read_range(package, start, len).await.map_err(|e| {
-        Error::Unavailable(format!(
-            "the content store cannot serve the package now: {e}"
-        ))
-    })?;
-    response_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    let range_audit = (status == StatusCode::PARTIAL_CONTENT).then(|| (start, start + len - 1));
-    linkshare::record_download(&s.db, &row, len, range_audit).await?;
-    Ok((status, response_headers, Body::from_stream(stream)).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/evidence/{evidence_id}/content", tag = "evidence",
+    params(("Range" = Option<String>, Header, description = "one byte range, `bytes=a-b`, `bytes=a-` or `bytes=-n`")),
+    responses((status = 200, description = "the file, streamed; `ETag` is its SHA-256 recorded at upload, `Content-Type` the one uploaded (`application/octet-stream` when none was)",
+                content(("*/*"))),
+              (status = 206, description = "the requested byte range", content(("*/*"))),
+              (status = 403, body = ErrorBody, description = "`policy_forbids`: an external case whose policy does not allow copy/download"),
+              (status = 404, body = ErrorBody, description = "no such item for this user, or no stored file"),
+              (status = 409, body = ErrorBody, description = "an imported copy's file is still being copied, or did not match the sender's SHA-256 (`content_mismatch`)"),
+              (status = 416, description = "the range is outside the file")))]
+pub async fn get_content(
+    method: axum::http::Method,
+    User(u): User,
+    State(s): State<AppState>,
+    Path(evidence_id): Path<Uuid>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let file = content::read::readable(&mut *s.db.acquire().await?, &u, evidence_id).await?;
+    let mut response_headers = HeaderMap::new();
+    let content_type = file
+        .content_type
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(t).ok())
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    response_headers.insert(header::CONTENT_TYPE, content_type);
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", file.sha256.to_ascii_lowercase())) {
+        response_headers.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        content::read::file_name(&file)
+    )) {
+        response_headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    response_headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    let served = Served {
+        object: Object::Evidence(evidence_id),
+        what: "content",
+        method: &method,
+        request: &headers,
+        headers: response_headers,
+    };
+    served
+        .answer(&s, async |bytes, range| {
+            content::read::record_read(&mut *s.db.acquire().await?, &u, &file, bytes, range).await
+        })
+        .await
 }
 
 #[cfg(test)]

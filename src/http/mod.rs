@@ -108,7 +108,7 @@ async fn rate_limited(State(s): State<AppState>, req: Request, next: Next) -> Re
         sharing::share_notices, sharing::revoke_many, sharing::dissemination, sharing::stop_sharing,
         receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
         receiving::add_recipient,
-        links::put_content, links::create_link_share, links::get_link_share, links::download,
+        links::put_content, links::get_content, links::create_link_share, links::get_link_share, links::download,
         links::list_link_shares, links::revoke_link_share,
         ops::healthz, ops::readyz, ops::metrics, ops::get_job,
     ),
@@ -277,7 +277,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/evidence/{evidence_id}/content",
-            put(links::put_content),
+            put(links::put_content).get(links::get_content),
         )
         .route(
             "/v1/cases/{case_id}/link-shares",

@@ -154,6 +154,7 @@ mod tests {
                 sha256: Some("ab".repeat(32)),
                 size_bytes: Some(10),
                 uri: Some(m("uri")),
+                content_type: Some("video/mp4".into()),
             }),
         }
     }

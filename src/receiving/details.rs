@@ -47,6 +47,24 @@ pub struct ImportDetails {
     pub sharing_policy: PolicySnapshot,
     pub state: ReceivedState,
     pub updates: Updates,
+    /// R53: the evidence files of the imported copy by how their copy went;
+    /// absent while the case is not imported.
+    pub files: Option<FileCounts>,
+}
+
+/// The imported copy's items with a file, by the state of its copy (R53).
+#[derive(Debug, Default, Serialize, ToSchema, sqlx::FromRow)]
+pub struct FileCounts {
+    /// Being copied.
+    pub pending: i64,
+    /// Copied; the bytes hash to the SHA-256 the sender recorded.
+    #[serde(rename = "match")]
+    pub matched: i64,
+    /// `content_mismatch`: the sender's stored bytes did not hash to its
+    /// recorded SHA-256; no file was kept.
+    pub mismatch: i64,
+    /// The sender's file was gone.
+    pub missing: i64,
 }
 
 /// R20, R48: import details of a received or imported case.
@@ -88,6 +106,21 @@ pub async fn import_details(
     .fetch_all(&mut *db)
     .await?;
     let sharer = org_ref(db, r.sharer_org_id).await?;
+    let files = match r.imported_case_id {
+        Some(copy) => Some(
+            sqlx::query_as::<_, FileCounts>(
+                "SELECT count(*) FILTER (WHERE content_state = 'pending') AS pending,
+                        count(*) FILTER (WHERE content_state = 'match') AS matched,
+                        count(*) FILTER (WHERE content_state = 'content_mismatch') AS mismatch,
+                        count(*) FILTER (WHERE content_state = 'missing') AS missing
+                   FROM evidence WHERE case_id = $1 AND content_state IS NOT NULL",
+            )
+            .bind(copy)
+            .fetch_one(&mut *db)
+            .await?,
+        ),
+        None => None,
+    };
     Ok(ImportDetails {
         received_id: r.id,
         sender: Sender {
@@ -104,5 +137,6 @@ pub async fn import_details(
         sharing_policy: r.policy.0.clone(),
         state: r.state(),
         updates: pending_updates(db, &r).await?,
+        files,
     })
 }

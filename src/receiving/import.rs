@@ -70,41 +70,54 @@ pub(super) async fn copy_evidence_tx(
     .execute(&mut *tx)
     .await?;
     let fetch = format!("FETCH {COPY_CHUNK} FROM granted_copy");
-    let mut copied = 0;
+    let (mut copied, mut files) = (0, 0);
     loop {
         let rows: Vec<GrantedEvidence> = sqlx::query_as(&fetch).fetch_all(&mut *tx).await?;
         if rows.is_empty() {
             break;
         }
-        copied += insert_copies(tx, case_id, filtered(rows, &snapshots)).await?;
+        let (n, f) = insert_copies(tx, case_id, filtered(rows, &snapshots)).await?;
+        copied += n;
+        files += f;
     }
     sqlx::query("CLOSE granted_copy").execute(&mut *tx).await?;
+    // R53: the files follow, copied and checked by a job of their own.
+    if files > 0 {
+        super::files::queue_tx(tx, r.receiver_org_id, case_id).await?;
+    }
     Ok(copied)
 }
 
-/// Insert filtered copies into `case_id` in one statement (UNNEST).
+/// Insert filtered copies into `case_id` in one statement (UNNEST). Returns
+/// how many were new, and how many of those have a file to copy (R53).
 async fn insert_copies(
     tx: &mut PgConnection,
     case_id: Uuid,
     views: Vec<EvidenceView>,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let n = views.len();
     let mut ids = Vec::with_capacity(n);
     let mut sources = Vec::with_capacity(n);
     let mut folders = Vec::with_capacity(n);
     let mut titles = Vec::with_capacity(n);
     let mut data = Vec::with_capacity(n);
-    for v in views {
+    let mut states = Vec::with_capacity(n);
+    for mut v in views {
+        states.push(super::files::detach_content(&mut v));
         ids.push(Uuid::new_v4());
         sources.push(v.id);
         folders.push(v.folder_id);
         titles.push(v.data.title.clone());
         data.push(serde_json::to_value(&v.data).map_err(anyhow::Error::from)?);
     }
-    let done = sqlx::query(
-        "INSERT INTO evidence (id, case_id, folder_id, title, data, source_evidence_id)
-         SELECT i, $1, f, t, d, s FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[]) AS u(i, f, t, d, s)
-         ON CONFLICT (case_id, source_evidence_id) DO NOTHING",
+    let (copied, files): (i64, i64) = sqlx::query_as(
+        "WITH ins AS (
+            INSERT INTO evidence (id, case_id, folder_id, title, data, source_evidence_id, content_state)
+            SELECT i, $1, f, t, d, s, st::content_state
+              FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[], $7::text[]) AS u(i, f, t, d, s, st)
+            ON CONFLICT (case_id, source_evidence_id) DO NOTHING
+            RETURNING content_state)
+         SELECT count(*), count(content_state) FROM ins",
     )
     .bind(case_id)
     .bind(&ids)
@@ -112,9 +125,10 @@ async fn insert_copies(
     .bind(&titles)
     .bind(&data)
     .bind(&sources)
-    .execute(&mut *tx)
+    .bind(&states)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(done.rows_affected())
+    Ok((copied as u64, files as u64))
 }
 
 /// R19: import a received case: a new case owned by the receiver, with the

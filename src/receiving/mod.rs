@@ -8,13 +8,15 @@
 //! - `updates`: new evidence and case changes for imported copies, and
 //!   applying them (R25–R27, R30);
 //! - `details`: import details (R20);
-//! - `onward`: onward sharing within the receiving org (R28).
+//! - `onward`: onward sharing within the receiving org (R28);
+//! - `files`: the evidence files an import carries, the `CopyContent` job (R53).
 //!
 //! This file holds what they share: the collaboration row (`ReceivedRow`) and
 //! its state, the row locks, and the org reference. Every public item stays
 //! reachable as `receiving::…`.
 
 mod details;
+pub mod files;
 mod import;
 mod onward;
 mod updates;
@@ -28,8 +30,8 @@ pub use updates::{
     ApplyResult, CaseUpdate, EvidenceUpdate, Updates,
 };
 pub use view::{
-    audit_external_read, case_view, external, external_evidence, external_folders, list, CaseView,
-    ExternalMark, ImportedFrom, ReceivedItem,
+    audit_external_read, case_view, external, external_evidence, external_folders, granted, list,
+    CaseView, ExternalMark, ImportedFrom, ReceivedItem,
 };
 
 use serde::Serialize;

@@ -163,14 +163,7 @@ async fn granted_page(
     limit: usize,
 ) -> Result<Option<Vec<GrantedEvidence>>> {
     if let Some(after) = after {
-        let known: bool =
-            sqlx::query_scalar(&format!("SELECT EXISTS ({GRANTED_SQL} AND e.id = $3)"))
-                .bind(received_id)
-                .bind(None::<Vec<Uuid>>)
-                .bind(after)
-                .fetch_one(&mut *db)
-                .await?;
-        if !known {
+        if !granted(&mut *db, received_id, after).await? {
             return Ok(None);
         }
     }
@@ -220,6 +213,19 @@ pub(super) fn filtered(
             })
         })
         .collect()
+}
+
+/// Whether a live share of collaboration `received_id` covers `evidence_id`
+/// (the item is in the external view).
+pub async fn granted(db: &mut PgConnection, received_id: Uuid, evidence_id: Uuid) -> Result<bool> {
+    Ok(
+        sqlx::query_scalar(&format!("SELECT EXISTS ({GRANTED_SQL} AND e.id = $3)"))
+            .bind(received_id)
+            .bind(None::<Vec<Uuid>>)
+            .bind(evidence_id)
+            .fetch_one(db)
+            .await?,
+    )
 }
 
 /// R18, R24: a page of the external view's evidence (see `granted_page`),

@@ -10,6 +10,7 @@ mod audit_chain;
 mod broker_permissions;
 mod cluster;
 mod disclosure;
+mod evidence_files;
 mod foundation;
 mod hardening;
 mod idempotency;

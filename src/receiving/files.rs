@@ -1,0 +1,286 @@
+//! Imports carry the evidence files (R53). A copied item whose sender had
+//! stored its content is written `pending` in the transaction that copies
+//! it, which also queues a [`CopyContent`] job for the copy's case (outbox).
+//! The job re-hashes the sender's stored bytes against the SHA-256 the
+//! sender recorded and gives the copy its own stored object: `match`. Bytes
+//! that hash otherwise are `content_mismatch` (nothing is kept, nothing is
+//! passed off as good), an object that is gone is `missing`. The copy's
+//! object outlives revocation and the sender's own object (the local store
+//! keeps one file per SHA-256 and links copies to it).
+//!
+//! Set-based and streaming: pending items are read [`CHUNK`] at a time, the
+//! bytes are read, hashed and written on a blocking thread (never on the
+//! async runtime's workers, never whole in memory), and each chunk's outcomes
+//! are recorded by one UNNEST update. Idempotent: only `pending` rows are
+//! touched, and the stored object is content-addressed.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgConnection;
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use uuid::Uuid;
+
+use crate::audit::{self, Action};
+use crate::content::store::{ContentStore, Object};
+use crate::content::store_uri;
+use crate::context::JobContext;
+use crate::error::Result;
+use crate::evidence::EvidenceView;
+use crate::jobs::{Job, JobError};
+
+/// Items copied per round trip and blocking task.
+const CHUNK: i64 = 64;
+
+/// Prepare a filtered item for the copy: its sender's object is not the
+/// copy's (the `uri` goes until the copy has its own), and whether a file is
+/// to be copied (`pending`): the sender had stored content under its SHA-256.
+pub(super) fn detach_content(view: &mut EvidenceView) -> Option<&'static str> {
+    let content = view.data.content.as_mut()?;
+    let stored =
+        content.sha256.is_some() && content.uri.as_deref() == Some(store_uri(view.id).as_str());
+    content.uri = None;
+    stored.then_some("pending")
+}
+
+/// Queue the copy of `case_id`'s pending files (an imported copy of
+/// `org_id`'s); several queued for one case are harmless (only `pending`
+/// rows are copied, the later ones find none).
+pub(super) async fn queue_tx(tx: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<()> {
+    CopyContent { case_id }
+        .enqueue_for_case_tx(tx, org_id, case_id)
+        .await?;
+    Ok(())
+}
+
+/// R53: content uploaded after an item was copied reaches the copies made
+/// of it while their collaboration is live and a live share covers the item
+/// (a revoked collaboration gets nothing new, R30). Copies that already hold
+/// the file are left alone.
+pub async fn pend_copies_tx(tx: &mut PgConnection, evidence_id: Uuid) -> Result<()> {
+    let cases: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "WITH src AS (SELECT data->'content' AS content FROM evidence WHERE id = $1)
+         UPDATE evidence c
+            SET content_state = 'pending',
+                data = jsonb_set(c.data, '{content}',
+                                 coalesce(c.data->'content', '{}'::jsonb)
+                                 || (jsonb_strip_nulls(jsonb_build_object(
+                                        'sha256', src.content->'sha256',
+                                        'size_bytes', src.content->'size_bytes',
+                                        'content_type', src.content->'content_type')))
+                                 - 'uri')
+           FROM src, received r
+          WHERE c.source_evidence_id = $1
+            AND c.content_state IS DISTINCT FROM 'match'
+            AND r.imported_case_id = c.case_id AND r.revoked_at IS NULL
+            AND EXISTS (SELECT 1 FROM grants g
+                         WHERE g.received_id = r.id AND g.evidence_id = $1
+                           AND g.covering && ARRAY(SELECT s.id FROM shares s
+                                                    WHERE s.received_id = r.id
+                                                      AND s.status IN ('processing', 'complete')))
+         RETURNING r.receiver_org_id, c.case_id",
+    )
+    .bind(evidence_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    for (org_id, case_id) in cases {
+        queue_tx(tx, org_id, case_id).await?;
+    }
+    Ok(())
+}
+
+/// Copy the pending files of an imported case (R53).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CopyContent {
+    pub case_id: Uuid,
+}
+
+#[derive(sqlx::FromRow)]
+struct Pending {
+    id: Uuid,
+    source: Uuid,
+    sha256: String,
+    size_bytes: Option<i64>,
+}
+
+/// What the copy of one item came to.
+enum Outcome {
+    /// The bytes hash to the recorded SHA-256: the verified file to store.
+    Match(PathBuf),
+    Mismatch,
+    Missing,
+}
+
+impl Outcome {
+    fn state(&self) -> &'static str {
+        match self {
+            Outcome::Match(_) => "match",
+            Outcome::Mismatch => "content_mismatch",
+            Outcome::Missing => "missing",
+        }
+    }
+}
+
+impl Job for CopyContent {
+    const NAME: &'static str = "copy-content";
+    type Context = JobContext;
+
+    async fn run(&self, job_id: Uuid, ctx: &JobContext) -> Result<(), JobError> {
+        let mut after = Uuid::nil();
+        let mut counts = [0u64; 3];
+        loop {
+            let rows: Vec<Pending> = sqlx::query_as(
+                "SELECT id, source_evidence_id AS source, data->'content'->>'sha256' AS sha256,
+                        (data->'content'->>'size_bytes')::bigint AS size_bytes
+                   FROM evidence
+                  WHERE case_id = $1 AND content_state = 'pending' AND id > $2
+                    AND source_evidence_id IS NOT NULL AND data->'content'->>'sha256' IS NOT NULL
+                  ORDER BY id LIMIT $3",
+            )
+            .bind(self.case_id)
+            .bind(after)
+            .bind(CHUNK)
+            .fetch_all(&ctx.db)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.id;
+            let outcomes = copy_chunk(&ctx.store, rows)
+                .await
+                .map_err(|e| JobError::transient(format!("copying evidence files: {e}")))?;
+            for (_, outcome) in &outcomes {
+                counts[match outcome {
+                    Outcome::Match(_) => 0,
+                    Outcome::Mismatch => 1,
+                    Outcome::Missing => 2,
+                }] += 1;
+            }
+            record(ctx, job_id, self.case_id, &outcomes).await?;
+        }
+        if counts.iter().any(|n| *n > 0) {
+            tracing::info!(case_id = %self.case_id, matched = counts[0], mismatched = counts[1],
+                           missing = counts[2], "evidence files copied");
+        }
+        Ok(())
+    }
+}
+
+/// Read, hash and write one chunk's files on a blocking thread, then move
+/// each verified file into the store as the copy's object.
+async fn copy_chunk(store: &ContentStore, rows: Vec<Pending>) -> io::Result<Vec<(Uuid, Outcome)>> {
+    let mut sources = store.evidence_in_order(rows.iter().map(|r| r.source).collect());
+    let scratch = store
+        .temp_path("copy")
+        .await?
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let checked = tokio::task::spawn_blocking(move || {
+        rows.into_iter()
+            .map(|r| {
+                let outcome = match sources.open(r.source) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Outcome::Missing,
+                    Err(e) => return Err(e),
+                    Ok((reader, _)) => {
+                        let tmp = scratch.join(format!("copy-{}-{}", r.id, Uuid::new_v4()));
+                        let (sha256, size) = hash_into(reader, &tmp)?;
+                        let size_ok = r.size_bytes.is_none_or(|n| n as u64 == size);
+                        if size_ok && sha256.eq_ignore_ascii_case(&r.sha256) {
+                            Outcome::Match(tmp)
+                        } else {
+                            std::fs::remove_file(&tmp)?;
+                            tracing::warn!(evidence_id = %r.id, source = %r.source, expected = %r.sha256,
+                                           actual = %sha256, "content_mismatch: the sender's stored bytes do not hash to its recorded SHA-256");
+                            Outcome::Mismatch
+                        }
+                    }
+                };
+                Ok((r.id, r.sha256, outcome))
+            })
+            .collect::<io::Result<Vec<_>>>()
+    })
+    .await
+    .map_err(io::Error::other)??;
+    let mut outcomes = Vec::with_capacity(checked.len());
+    for (id, sha256, outcome) in checked {
+        if let Outcome::Match(tmp) = &outcome {
+            store
+                .put_verified(tmp, &sha256.to_ascii_lowercase(), Object::Evidence(id))
+                .await?;
+        }
+        outcomes.push((id, outcome));
+    }
+    Ok(outcomes)
+}
+
+/// Copy `reader` into a new private file at `path`, durably, hashing it.
+fn hash_into(reader: Box<dyn Read>, path: &std::path::Path) -> io::Result<(String, u64)> {
+    let mut reader = io::BufReader::with_capacity(256 * 1024, reader);
+    let mut out =
+        io::BufWriter::with_capacity(256 * 1024, crate::content::store::private_file_sync(path)?);
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    loop {
+        let buf = io::BufRead::fill_buf(&mut reader)?;
+        if buf.is_empty() {
+            break;
+        }
+        hasher.update(buf);
+        out.write_all(buf)?;
+        let n = buf.len();
+        size += n as u64;
+        io::BufRead::consume(&mut reader, n);
+    }
+    out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    Ok((hex::encode(hasher.finalize()), size))
+}
+
+/// Record a chunk's outcomes in one statement (a matched copy's `uri` names
+/// its own object), and audit them on the copy's case.
+async fn record(
+    ctx: &JobContext,
+    job_id: Uuid,
+    case_id: Uuid,
+    outcomes: &[(Uuid, Outcome)],
+) -> Result<(), JobError> {
+    let ids: Vec<Uuid> = outcomes.iter().map(|(id, _)| *id).collect();
+    let states: Vec<&str> = outcomes.iter().map(|(_, o)| o.state()).collect();
+    let mut tx = ctx.db.begin().await?;
+    audit::act_as_job(&mut tx, job_id).await?;
+    let org_id: Option<Uuid> = sqlx::query_scalar(
+        "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS u(id, state)),
+              done AS (
+                UPDATE evidence e
+                   SET content_state = u.state::content_state,
+                       data = CASE WHEN u.state = 'match'
+                                   THEN jsonb_set(e.data, '{content,uri}', to_jsonb('store://' || e.id::text))
+                                   ELSE e.data END
+                  FROM u WHERE e.id = u.id AND e.content_state = 'pending'
+                RETURNING e.case_id)
+         SELECT c.org_id FROM cases c WHERE c.id = $3 AND EXISTS (SELECT 1 FROM done)",
+    )
+    .bind(&ids)
+    .bind(&states)
+    .bind(case_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(org_id) = org_id {
+        let count = |s: &str| states.iter().filter(|x| **x == s).count();
+        audit::record(
+            &mut tx,
+            Action::ContentCopied,
+            audit::Entry {
+                org_id: Some(org_id),
+                case_id: Some(case_id),
+                details: Some(serde_json::json!({
+                    "match": count("match"),
+                    "content_mismatch": count("content_mismatch"),
+                    "missing": count("missing"),
+                })),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

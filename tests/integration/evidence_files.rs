@@ -1,0 +1,423 @@
+//! Evidence files travel (R52, R53): reading a file by every principal
+//! (owner, external receiver with and without copy/download, imported copy,
+//! stranger) with GET, HEAD and Range, on the local and the S3 store; imports
+//! carry the files, checked against the sender's SHA-256 (a tampered file is
+//! `content_mismatch`, never passed off as good); the copy keeps its files
+//! after revocation and after the sender's file is gone; every read audited.
+
+use crate::common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+fn sha(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// A file of `n` bytes that differ along their length.
+fn bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+async fn upload(app: &TestApp, token: &str, evidence: Uuid, body: Vec<u8>, media: &str) {
+    let res = app
+        .send(
+            app.client
+                .put(format!("{}/v1/evidence/{evidence}/content", app.base))
+                .bearer_auth(token)
+                .header("content-type", media)
+                .body(body),
+        )
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::OK,
+        "{:?}",
+        String::from_utf8_lossy(&res.body)
+    );
+}
+
+/// `GET` (or `HEAD`) the file of `evidence` as `token`, with `range`.
+async fn read(
+    app: &TestApp,
+    method: reqwest::Method,
+    token: &str,
+    evidence: Uuid,
+    range: Option<&str>,
+) -> Response {
+    let mut req = app
+        .client
+        .request(
+            method,
+            format!("{}/v1/evidence/{evidence}/content", app.base),
+        )
+        .bearer_auth(token);
+    if let Some(r) = range {
+        req = req.header("range", r);
+    }
+    app.send(req).await
+}
+
+fn header<'a>(res: &'a Response, name: &str) -> &'a str {
+    res.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
+fn error_code(res: &Response) -> Value {
+    serde_json::from_slice::<Value>(&res.body).unwrap_or(Value::Null)["error"].clone()
+}
+
+/// The imported copy of Beta (auto-import) and its copy of the item titled `title`.
+async fn copy_of(app: &TestApp, token: &str, title: &str) -> (Uuid, Uuid) {
+    let (_, received) = app.get("/v1/received", token).await;
+    let copy: Uuid = received["items"][0]["imported_case_id"]
+        .as_str()
+        .expect("imported")
+        .parse()
+        .unwrap();
+    let (s, items) = app.get(&format!("/v1/cases/{copy}/evidence"), token).await;
+    assert_eq!(s, StatusCode::OK, "{items}");
+    let item = items["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["title"] == title)
+        .unwrap_or_else(|| panic!("no copy of {title}: {items}"));
+    (copy, item["id"].as_str().unwrap().parse().unwrap())
+}
+
+/// R52, R53 on one store: the owner reads whole, by range and by HEAD; a
+/// Justice partner with copy/download reads the external item, gets it
+/// imported with its file and reads its copy; a stranger gets 404 for both;
+/// revocation ends the external read but not the copy, and the copy
+/// outlives the sender's own file (local store).
+async fn files_travel(s3: bool) {
+    let app = spawn_with(Options {
+        s3,
+        ..Default::default()
+    })
+    .await;
+    let (a, b, case) =
+        partners_with_case(&app, ("Justice", "justice"), policy(true), "Bodycam").await;
+    let c = app.create_org("Gamma PD", "lea").await;
+    let video = bytes(300_000);
+    let (item, _) = app
+        .add_evidence(
+            &a.user,
+            case,
+            json!({ "title": "Body cam: 12/01 ünit 7", "content": { "sha256": sha(&video) } }),
+        )
+        .await;
+    upload(&app, &a.user, item, video.clone(), "video/mp4").await;
+
+    // The owner: whole, HEAD, a range, a suffix range, outside the file.
+    let whole = read(&app, reqwest::Method::GET, &a.user, item, None).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(whole.body, video);
+    assert_eq!(header(&whole, "etag"), format!("\"{}\"", sha(&video)));
+    assert_eq!(header(&whole, "content-type"), "video/mp4");
+    assert_eq!(header(&whole, "accept-ranges"), "bytes");
+    let disposition = header(&whole, "content-disposition");
+    assert_eq!(
+        disposition,
+        format!("attachment; filename=\"Body cam_ 12_01 _nit 7-{item}\""),
+        "a file name safe in a header and on every file system"
+    );
+    let head = read(&app, reqwest::Method::HEAD, &a.user, item, None).await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(header(&head, "content-length"), "300000");
+    assert_eq!(header(&head, "etag"), header(&whole, "etag"));
+    let part = read(
+        &app,
+        reqwest::Method::GET,
+        &a.user,
+        item,
+        Some("bytes=1000-1999"),
+    )
+    .await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.body, video[1000..2000]);
+    assert_eq!(header(&part, "content-range"), "bytes 1000-1999/300000");
+    let tail = read(&app, reqwest::Method::GET, &a.user, item, Some("bytes=-10")).await;
+    assert_eq!(tail.body, video[video.len() - 10..]);
+    let outside = read(
+        &app,
+        reqwest::Method::GET,
+        &a.user,
+        item,
+        Some("bytes=300000-"),
+    )
+    .await;
+    assert_eq!(outside.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(header(&outside, "content-range"), "bytes */300000");
+
+    // Shared with the Justice partner (auto-import on), naming its user.
+    let share = app
+        .share_and_settle(
+            &a.user,
+            case,
+            to_partner_naming(
+                b.id,
+                json!({ "kind": "case" }),
+                json!([{ "user_id": b.user_id }]),
+            ),
+        )
+        .await;
+    let external = read(
+        &app,
+        reqwest::Method::GET,
+        &b.user,
+        item,
+        Some("bytes=0-99"),
+    )
+    .await;
+    assert_eq!(
+        external.status,
+        StatusCode::PARTIAL_CONTENT,
+        "R52: copy/download allows it"
+    );
+    assert_eq!(external.body, video[..100]);
+    let (copy, copied) = copy_of(&app, &b.user, "Body cam: 12/01 ünit 7").await;
+    let from_copy = read(&app, reqwest::Method::GET, &b.user, copied, None).await;
+    assert_eq!(
+        from_copy.status,
+        StatusCode::OK,
+        "R53: the import carried the file"
+    );
+    assert_eq!(from_copy.body, video);
+    assert_eq!(header(&from_copy, "etag"), header(&whole, "etag"));
+    assert_eq!(header(&from_copy, "content-type"), "video/mp4");
+    let (_, details) = app
+        .get(&format!("/v1/cases/{copy}/import-details"), &b.user)
+        .await;
+    assert_eq!(
+        details["files"],
+        json!({ "pending": 0, "match": 1, "mismatch": 0, "missing": 0 }),
+        "{details}"
+    );
+
+    // A stranger sees neither (404, like a missing item).
+    for id in [item, copied, Uuid::new_v4()] {
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let res = read(&app, method.clone(), &c.user, id, None).await;
+            assert_eq!(res.status, StatusCode::NOT_FOUND, "{method} {id}");
+        }
+    }
+
+    // R50, R52: each read audited with actor, item and range; the
+    // receiver's read of the external item on the owner's case. HEAD reads
+    // nothing and is not audited.
+    let reads: Vec<(Uuid, Option<Uuid>, Option<Uuid>, Value)> = sqlx::query_as(
+        "SELECT case_id, actor_user_id, evidence_id, details FROM audit_log
+          WHERE action = 'content_read' ORDER BY id",
+    )
+    .fetch_all(&app.db)
+    .await
+    .unwrap();
+    let reads: Vec<(Uuid, Option<Uuid>, Option<Uuid>, Value)> = reads
+        .into_iter()
+        .map(|(c, a, e, d)| (c, a, e, d["range"].clone()))
+        .collect();
+    assert_eq!(
+        reads,
+        vec![
+            (case, Some(a.user_id), Some(item), Value::Null),
+            (case, Some(a.user_id), Some(item), json!("1000-1999")),
+            (case, Some(a.user_id), Some(item), json!("299990-299999")),
+            (case, Some(b.user_id), Some(item), json!("0-99")),
+            (copy, Some(b.user_id), Some(copied), Value::Null),
+        ]
+    );
+
+    // Revocation ends the external read (404); the copy keeps its file (R30, R53).
+    let (s, v) = app
+        .post(
+            &format!("/v1/shares/{}/revoke", share["id"].as_str().unwrap()),
+            &a.user,
+            json!({}),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    app.drain().await;
+    let gone = read(&app, reqwest::Method::GET, &b.user, item, None).await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let kept = read(&app, reqwest::Method::GET, &b.user, copied, None).await;
+    assert_eq!((kept.status, kept.body == video), (StatusCode::OK, true));
+    if !s3 {
+        // The sender's own file gone: the copy's is its own.
+        std::fs::remove_file(content_dir(&app).join(item.to_string())).unwrap();
+        let kept = read(&app, reqwest::Method::GET, &b.user, copied, None).await;
+        assert_eq!((kept.status, kept.body == video), (StatusCode::OK, true));
+        let lost = read(&app, reqwest::Method::GET, &a.user, item, None).await;
+        assert_eq!(lost.status, StatusCode::NOT_FOUND);
+    }
+    app.stop().await;
+}
+
+fn content_dir(app: &TestApp) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("caseshare-test-{}", app.prefix))
+}
+
+// R52, R53 on the local store.
+#[tokio::test]
+async fn r52_r53_files_are_read_imported_and_kept_local_store() {
+    files_travel(false).await;
+}
+
+// R52, R53 on the S3 store.
+#[tokio::test]
+async fn r52_r53_files_are_read_imported_and_kept_s3_store() {
+    files_travel(true).await;
+}
+
+// R52, R7: a receiver without copy/download sees the item but not its file
+// (403 policy_forbids), and an item outside the share is 404 even with it.
+#[tokio::test]
+async fn r52_external_reads_need_copy_download_and_a_covering_share() {
+    let app = spawn_app().await;
+    let mut strict = policy(true);
+    set(&mut strict, "permissions.copy_download", false);
+    let (a, b, case) = partners_with_case(&app, BETA_PD, strict, "Robbery").await;
+    let file = bytes(1000);
+    let (shared, _) = app
+        .add_evidence(
+            &a.user,
+            case,
+            json!({ "title": "Shared", "content": { "sha256": sha(&file) } }),
+        )
+        .await;
+    let (unshared, _) = app
+        .add_evidence(
+            &a.user,
+            case,
+            json!({ "title": "Kept", "content": { "sha256": sha(&file) } }),
+        )
+        .await;
+    upload(&app, &a.user, shared, file.clone(), "image/jpeg").await;
+    upload(&app, &a.user, unshared, file.clone(), "image/jpeg").await;
+    app.share_and_settle(
+        &a.user,
+        case,
+        to_partner_naming(
+            b.id,
+            json!({ "kind": "evidence", "evidence_ids": [shared] }),
+            json!([{ "user_id": b.user_id }]),
+        ),
+    )
+    .await;
+    // The receiver sees the item (the view lists it) but may not read the file.
+    let (s, items) = app
+        .get(&format!("/v1/cases/{case}/evidence"), &b.user)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(items["items"].as_array().unwrap().len(), 1, "{items}");
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let res = read(&app, method.clone(), &b.user, shared, None).await;
+        assert_eq!(res.status, StatusCode::FORBIDDEN, "{method}");
+        if method == reqwest::Method::GET {
+            assert_eq!(error_code(&res), "policy_forbids");
+        }
+        let res = read(&app, method.clone(), &b.user, unshared, None).await;
+        assert_eq!(res.status, StatusCode::NOT_FOUND, "{method}: not shared");
+    }
+    // Nothing was read, nothing audited as read.
+    assert_eq!(
+        app.count("SELECT count(*) FROM audit_log WHERE action = 'content_read'")
+            .await,
+        0
+    );
+    // Beta's admin does not see a collaboration that names only its user? It
+    // does (an admin sees its org's collaborations, R42): the same refusal.
+    let res = read(&app, reqwest::Method::GET, &b.admin, shared, None).await;
+    assert_eq!(res.status, StatusCode::FORBIDDEN);
+    app.stop().await;
+}
+
+// R53: an item whose stored bytes do not hash to the SHA-256 the sender
+// recorded is imported as content_mismatch: counted in the import details,
+// no file kept, a read answers 409 naming it. An item whose file arrives
+// after the import gets it then.
+#[tokio::test]
+async fn r53_tampered_bytes_are_imported_as_content_mismatch() {
+    let app = spawn_app().await;
+    let (a, b, case) =
+        partners_with_case(&app, ("Justice", "justice"), policy(true), "Fraud").await;
+    let good = bytes(5000);
+    let (tampered, _) = app
+        .add_evidence(
+            &a.user,
+            case,
+            json!({ "title": "Ledger", "content": { "sha256": sha(&good) } }),
+        )
+        .await;
+    upload(&app, &a.user, tampered, good.clone(), "application/pdf").await;
+    // Someone with access to the store changes the file behind the service.
+    let mut bad = good.clone();
+    bad[4321] ^= 1;
+    std::fs::write(content_dir(&app).join(tampered.to_string()), &bad).unwrap();
+    let later = bytes(777);
+    let (late, _) = app
+        .add_evidence(
+            &a.user,
+            case,
+            json!({ "title": "Late", "content": { "sha256": sha(&later) } }),
+        )
+        .await;
+    app.share_and_settle(
+        &a.user,
+        case,
+        to_partner_naming(
+            b.id,
+            json!({ "kind": "case" }),
+            json!([{ "user_id": b.user_id }]),
+        ),
+    )
+    .await;
+    let (copy, copied) = copy_of(&app, &b.user, "Ledger").await;
+    let state: String =
+        sqlx::query_scalar("SELECT content_state::text FROM evidence WHERE id = $1")
+            .bind(copied)
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(state, "content_mismatch");
+    let res = read(&app, reqwest::Method::GET, &b.user, copied, None).await;
+    assert_eq!(res.status, StatusCode::CONFLICT);
+    assert!(
+        String::from_utf8_lossy(&res.body).contains("content_mismatch"),
+        "{}",
+        String::from_utf8_lossy(&res.body)
+    );
+    let (_, details) = app
+        .get(&format!("/v1/cases/{copy}/import-details"), &b.user)
+        .await;
+    assert_eq!(
+        details["files"],
+        json!({ "pending": 0, "match": 0, "mismatch": 1, "missing": 0 }),
+        "{details}"
+    );
+    // No object was stored for the copy.
+    assert!(!content_dir(&app).join(copied.to_string()).exists());
+
+    // The late item was copied without a file; its upload brings it.
+    let (_, late_copy) = copy_of(&app, &b.user, "Late").await;
+    let res = read(&app, reqwest::Method::GET, &b.user, late_copy, None).await;
+    assert_eq!(res.status, StatusCode::NOT_FOUND, "no file yet");
+    upload(&app, &a.user, late, later.clone(), "text/plain").await;
+    app.drain().await;
+    let res = read(&app, reqwest::Method::GET, &b.user, late_copy, None).await;
+    assert_eq!((res.status, res.body == later), (StatusCode::OK, true));
+    let (_, details) = app
+        .get(&format!("/v1/cases/{copy}/import-details"), &b.user)
+        .await;
+    assert_eq!(
+        details["files"],
+        json!({ "pending": 0, "match": 1, "mismatch": 1, "missing": 0 }),
+        "{details}"
+    );
+    app.stop().await;
+}
