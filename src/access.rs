@@ -237,16 +237,26 @@ pub async fn sees_received(
     if r.receiver_org_id != user.org_id {
         return Ok(false);
     }
-    Ok(sqlx::query_scalar(&format!(
-        "SELECT {} FROM received r WHERE r.id = $4",
+    sees_received_id(db, user, r.id).await
+}
+
+/// [`sees_received`] by the collaboration's id: false for one of another org.
+pub async fn sees_received_id(
+    db: &mut PgConnection,
+    user: &UserPrincipal,
+    received_id: Uuid,
+) -> Result<bool> {
+    Ok(sqlx::query_scalar::<_, bool>(&format!(
+        "SELECT {} FROM received r WHERE r.id = $4 AND r.receiver_org_id = $2",
         received_visible_sql()
     ))
     .bind(user.user_id)
     .bind(user.org_id)
     .bind(is_admin(user))
-    .bind(r.id)
-    .fetch_one(db)
-    .await?)
+    .bind(received_id)
+    .fetch_optional(db)
+    .await?
+    .unwrap_or(false))
 }
 
 /// `CASE_COLUMNS` qualified with `c.`.

@@ -65,6 +65,16 @@ pub enum Command {
         #[command(subcommand)]
         command: ContentCommand,
     },
+    /// Custody receipts (R54).
+    Receipt {
+        #[command(subcommand)]
+        command: ReceiptCommand,
+    },
+    /// Orgs' receipt signing keys (R54).
+    SigningKeys {
+        #[command(subcommand)]
+        command: SigningKeysCommand,
+    },
     /// Exit 0 when this deployment's process answers GET /healthz (for
     /// container health checks; runtime images have no curl).
     Healthcheck {
@@ -82,6 +92,30 @@ pub enum JobsCommand {
         #[arg(long, default_value_t = 24)]
         window_hours: u32,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ReceiptCommand {
+    /// Check a receipt offline (the JSON of `GET /v1/shares/{id}/receipt`):
+    /// the manifest's and the acknowledgement's signatures, the payloads as
+    /// signed, the acknowledgement naming this manifest. Non-zero exit naming
+    /// the first failure.
+    Verify {
+        /// The receipt, as served.
+        file: std::path::PathBuf,
+        /// JWK Sets (`GET /v1/orgs/{id}/keys`) of the sharing and the
+        /// receiving org; repeat for both. Without it, the keys are read from
+        /// this deployment's database.
+        #[arg(long)]
+        keys: Vec<std::path::PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SigningKeysCommand {
+    /// Retire the org's signing key and make a new one; the retired key stays
+    /// published, so what it signed stays verifiable.
+    Rotate { org_id: Uuid },
 }
 
 #[derive(Subcommand, Debug)]
@@ -194,6 +228,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Content {
             command: ContentCommand::Verify { case },
         } => return content_verify(&settings, case).await,
+        Command::Receipt {
+            command: ReceiptCommand::Verify { file, keys },
+        } => return receipt_verify(&settings, &file, &keys).await,
+        Command::SigningKeys {
+            command: SigningKeysCommand::Rotate { org_id },
+        } => {
+            let pool = db::connect(&settings.database_url, 2).await?;
+            let seal = crate::custody::seal_key(&settings.audit_key());
+            let kid = crate::custody::rotate(&pool, &seal, org_id).await?;
+            println!("org {org_id} now signs with key {kid}; the retired key stays published");
+            return Ok(());
+        }
     };
     let app = Application::build(settings, roles).await?;
     app.shutdown().on_signals();
@@ -277,6 +323,45 @@ async fn content_verify(settings: &Settings, case: Option<Uuid>) -> anyhow::Resu
             report.problems.len()
         );
     }
+    Ok(())
+}
+
+/// `caseshare receipt verify`: exit 0 when both signatures and the hashes
+/// binding them check out.
+async fn receipt_verify(
+    settings: &Settings,
+    file: &std::path::Path,
+    key_files: &[std::path::PathBuf],
+) -> anyhow::Result<()> {
+    use crate::custody::{Jwks, Receipt};
+    let receipt: Receipt = serde_json::from_slice(&std::fs::read(file)?)
+        .map_err(|e| anyhow::anyhow!("{} is not a receipt: {e}", file.display()))?;
+    let mut keys = Jwks { keys: vec![] };
+    for path in key_files {
+        let set: Jwks = serde_json::from_slice(&std::fs::read(path)?)
+            .map_err(|e| anyhow::anyhow!("{} is not a JWK Set: {e}", path.display()))?;
+        keys.keys.extend(set.keys);
+    }
+    if key_files.is_empty() {
+        let pool = db::connect(&settings.database_url, 2).await?;
+        let mut conn = pool.acquire().await?;
+        let orgs = [
+            &receipt.manifest["sharing_org_id"],
+            &receipt
+                .acknowledgement
+                .as_ref()
+                .map_or(serde_json::Value::Null, |a| {
+                    a.content["receiving_org_id"].clone()
+                }),
+        ];
+        for org in orgs.iter().filter_map(|o| o.as_str()?.parse::<Uuid>().ok()) {
+            keys.keys
+                .extend(crate::custody::jwks(&mut conn, org).await?.keys);
+        }
+    }
+    let checked = crate::custody::verify_receipt(&receipt, &keys)
+        .map_err(|e| anyhow::anyhow!("receipt {}: {e}", file.display()))?;
+    println!("{checked}");
     Ok(())
 }
 

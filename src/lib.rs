@@ -49,6 +49,14 @@
 //! | R49 | `sharing/grants.rs` (`audit_in_scope`: the sender audit snapshot limited to the collaboration's grants and shares) |
 //! | R50 | `audit.rs` (`admin`, `act_as_job`), `receiving/view.rs` (`audit_external_read`), `sharing/fanout.rs` (`auto_share`), `receiving/updates.rs` (`auto_sync`), `orgs.rs`, `policy/mod.rs` |
 //! | R48 | `receiving/details.rs` |
+//! | R51 | `sharing/grants.rs` (`covering`), `receiving/view.rs` (`snapshots`), `receiving/onward.rs` |
+//! | R52 | `content/read.rs`, `http/links.rs` (`get_content`, `Served`) |
+//! | R53 | `receiving/files.rs` (`CopyContent`), `receiving/import.rs`, `content/store.rs` (`put_verified`) |
+//! | R54 | `custody.rs` (keys, manifests, acknowledgements), `sharing/job.rs`, `receiving/files.rs`, `cli.rs` (`receipt verify`) |
+//! | R57 | `revocation/`, `access.rs` (`end_onward_tx`) |
+//! | R58 | `linkshare/request.rs` (`email_org`, `governing_policy`), `linkshare/build.rs` (`packaged_audit`) |
+//! | R59 | `jobs/outbox.rs` (`status_event`), `publishers.rs` |
+//! | R60 | `keys.rs`, `linkshare/mod.rs` (`token`), `idempotency.rs` |
 
 pub mod access;
 pub mod amqp;
@@ -58,6 +66,7 @@ pub mod cli;
 pub mod config;
 pub mod content;
 pub mod context;
+pub mod custody;
 pub mod db;
 pub mod error;
 pub mod evidence;

@@ -105,7 +105,7 @@ async fn rate_limited(State(s): State<AppState>, req: Request, next: Next) -> Re
         admin::get_policy, admin::put_policy, admin::list_partners, admin::assign_partner_policy,
         admin::remove_partner_policy, admin::get_partner_policy,
         sharing::create_share, sharing::get_share, sharing::list_shares, sharing::access_list, sharing::revoke_share,
-        sharing::share_notices, sharing::revoke_many, sharing::dissemination, sharing::stop_sharing,
+        sharing::share_notices, sharing::revoke_many, sharing::dissemination, sharing::get_receipt, sharing::org_keys, sharing::stop_sharing,
         receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
         receiving::add_recipient,
         links::put_content, links::get_content, links::create_link_share, links::get_link_share, links::download,
@@ -252,6 +252,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/shares/{share_id}", get(sharing::get_share))
         .route("/v1/shares/{share_id}/revoke", post(sharing::revoke_share))
         .route("/v1/shares/{share_id}/notices", get(sharing::share_notices))
+        .route("/v1/shares/{share_id}/receipt", get(sharing::get_receipt))
+        .route("/v1/orgs/{org_id}/keys", get(sharing::org_keys))
         .route("/v1/cases/{case_id}/access", get(sharing::access_list))
         .route(
             "/v1/cases/{case_id}/access/revoke",

@@ -12,6 +12,7 @@ use super::extract::{Json, Path, Query};
 use super::page::PageQuery;
 use super::AppState;
 use crate::access;
+use crate::custody::{self, Jwks, Receipt};
 use crate::error::Result;
 use crate::notify::{self, NoticeView};
 use crate::revocation::{self, BulkRevoke, BulkRevoked, StopAccepted, StopSharing};
@@ -142,5 +143,30 @@ pub async fn stop_sharing(
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(revocation::stop_sharing(&s.db, &u, case_id, body).await?),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/shares/{share_id}/receipt", tag = "sharing",
+    responses((status = 200, body = Receipt, description = "the manifest the sharing org signed, and the receiving org's signed acknowledgement once its import copied the files (R54); JWS compact serializations (EdDSA) verifiable with `GET /v1/orgs/{org_id}/keys`"),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "no such share for this user, or no receipt (an internal share, or one not complete)")))]
+pub async fn get_receipt(
+    User(u): User,
+    State(s): State<AppState>,
+    Path(share_id): Path<Uuid>,
+) -> Result<axum::Json<Receipt>> {
+    Ok(axum::Json(
+        custody::receipt_for(&mut *s.db.acquire().await?, &u, share_id).await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/orgs/{org_id}/keys", tag = "sharing", security(()),
+    responses((status = 200, body = Jwks, description = "the org's public signing keys (RFC 7517 JWK Set, Ed25519), newest first; retired keys stay listed with `retired_at`, so the receipts they signed stay verifiable (R54)"),
+              (status = 404, body = ErrorBody)))]
+pub async fn org_keys(
+    State(s): State<AppState>,
+    Path(org_id): Path<Uuid>,
+) -> Result<axum::Json<Jwks>> {
+    Ok(axum::Json(
+        custody::jwks(&mut *s.db.acquire().await?, org_id).await?,
     ))
 }

@@ -50,6 +50,27 @@ pub struct ImportDetails {
     /// R53: the evidence files of the imported copy by how their copy went;
     /// absent while the case is not imported.
     pub files: Option<FileCounts>,
+    /// R54: the custody receipt of the share that opened the collaboration,
+    /// once the receiving org acknowledged it.
+    pub receipt: Option<ReceiptSummary>,
+}
+
+/// What the receiving org signed in its acknowledgement (R54).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptSummary {
+    pub share_id: Uuid,
+    /// Whether the sharer's manifest signature verified.
+    pub manifest_ok: bool,
+    /// Manifest items by result.
+    pub items: ReceiptItems,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReceiptItems {
+    #[serde(rename = "match")]
+    pub matched: usize,
+    pub mismatch: usize,
+    pub missing: usize,
 }
 
 /// The imported copy's items with a file, by the state of its copy (R53).
@@ -138,5 +159,26 @@ pub async fn import_details(
         state: r.state(),
         updates: pending_updates(db, &r).await?,
         files,
+        receipt: receipt_summary(db, r.share_id).await?,
     })
+}
+
+async fn receipt_summary(db: &mut PgConnection, share_id: Uuid) -> Result<Option<ReceiptSummary>> {
+    let Some(ack) = crate::custody::receipt(db, share_id)
+        .await?
+        .and_then(|r| r.acknowledgement)
+    else {
+        return Ok(None);
+    };
+    let items = ack.content["items"].as_array().cloned().unwrap_or_default();
+    let count = |result: &str| items.iter().filter(|i| i["result"] == result).count();
+    Ok(Some(ReceiptSummary {
+        share_id,
+        manifest_ok: ack.content["manifest_ok"] == serde_json::json!(true),
+        items: ReceiptItems {
+            matched: count("match"),
+            mismatch: count("mismatch"),
+            missing: count("missing"),
+        },
+    }))
 }

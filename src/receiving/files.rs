@@ -44,8 +44,9 @@ pub(super) fn detach_content(view: &mut EvidenceView) -> Option<&'static str> {
 }
 
 /// Queue the copy of `case_id`'s pending files (an imported copy of
-/// `org_id`'s); several queued for one case are harmless (only `pending`
-/// rows are copied, the later ones find none).
+/// `org_id`'s) and the acknowledgement of its receipts (R54); several
+/// queued for one case are harmless (only `pending` rows are copied, only
+/// unacknowledged receipts acknowledged).
 pub(super) async fn queue_tx(tx: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<()> {
     CopyContent { case_id }
         .enqueue_for_case_tx(tx, org_id, case_id)
@@ -156,6 +157,12 @@ impl Job for CopyContent {
             }
             record(ctx, job_id, self.case_id, &outcomes).await?;
         }
+        // R54: with every file copied, the receiving org acknowledges what
+        // arrived against the manifests it was sent.
+        let seal = crate::custody::seal_key(&ctx.settings.audit_key());
+        crate::custody::acknowledge(&ctx.db, &seal, self.case_id)
+            .await
+            .map_err(crate::sharing::job_error)?;
         if counts.iter().any(|n| *n > 0) {
             tracing::info!(case_id = %self.case_id, matched = counts[0], mismatched = counts[1],
                            missing = counts[2], "evidence files copied");

@@ -81,8 +81,9 @@ pub(super) async fn copy_evidence_tx(
         files += f;
     }
     sqlx::query("CLOSE granted_copy").execute(&mut *tx).await?;
-    // R53: the files follow, copied and checked by a job of their own.
-    if files > 0 {
+    // R53: the files follow, copied and checked by a job of their own,
+    // which then acknowledges the receipts (R54): always after an import.
+    if files > 0 || only.is_none() {
         super::files::queue_tx(tx, r.receiver_org_id, case_id).await?;
     }
     Ok(copied)

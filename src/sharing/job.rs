@@ -74,6 +74,12 @@ impl Job for ShareCase {
             },
         )
         .await?;
+        // R54: the sharing org signs what this share grants, before an
+        // auto-import (below) can acknowledge it.
+        let seal = crate::custody::seal_key(&ctx.settings.audit_key());
+        crate::custody::sign_manifest_tx(&mut tx, &seal, share.id)
+            .await
+            .map_err(job_error)?;
         status_event_tx(&mut tx, &share, ShareStatus::Complete).await?;
         let recipients = notify::share_recipients(&mut tx, &share).await?;
         notify::enqueue_tx(

@@ -9,6 +9,7 @@ mod access;
 mod audit_chain;
 mod broker_permissions;
 mod cluster;
+mod custody;
 mod disclosure;
 mod evidence_files;
 mod foundation;

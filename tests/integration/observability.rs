@@ -86,6 +86,8 @@ async fn start(app: &TestApp, role: &str) -> Process {
     };
     let child = command(app, &[role, "--no-migrate"])
         .env(addr_var, format!("127.0.0.1:{port}"))
+        // The test reads gauges right after what changes them.
+        .env("CASESHARE_METRICS_REFRESH_SECS", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
