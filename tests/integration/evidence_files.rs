@@ -200,6 +200,39 @@ async fn files_travel(s3: bool) {
         "{details}"
     );
 
+    // R53, R40: a link share of the imported copy packages the copy's file.
+    let (s, link) = app
+        .post(
+            &format!("/v1/cases/{copy}/link-shares"),
+            &b.admin,
+            json!({ "scope": { "kind": "case" }, "recipient": { "user_id": b.user_id },
+                    "package": "zip", "duration_hours": 24 }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{link}");
+    let done = eventually("the link share to be built", || async {
+        let (_, v) = app
+            .get(&format!("/v1/link-shares/{}", link["id"].as_str().unwrap()), &b.admin)
+            .await;
+        (v["status"] != "processing").then_some(v)
+    })
+    .await;
+    assert_eq!(done["status"], "complete", "{done}");
+    let url = url::Url::parse(done["download_url"].as_str().unwrap()).unwrap();
+    let package = app
+        .send(app.client.get(format!("{}{}", app.base, url.path())))
+        .await;
+    assert_eq!(package.status, StatusCode::OK);
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(package.body)).unwrap();
+    let name = zip
+        .file_names()
+        .find(|n| n.starts_with("evidence/") && n.ends_with(&copied.to_string()))
+        .expect("the copy's file in the package")
+        .to_string();
+    let mut packaged = Vec::new();
+    std::io::Read::read_to_end(&mut zip.by_name(&name).unwrap(), &mut packaged).unwrap();
+    assert!(packaged == video, "the packaged file is the copied bytes");
+
     // A stranger sees neither (404, like a missing item).
     for id in [item, copied, Uuid::new_v4()] {
         for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
