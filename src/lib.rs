@@ -49,6 +49,7 @@
 //! | R49 | `sharing/grants.rs` (`audit_in_scope`: the sender audit snapshot limited to the collaboration's grants and shares) |
 //! | R50 | `audit.rs` (`admin`, `act_as_job`), `receiving/view.rs` (`audit_external_read`), `sharing/fanout.rs` (`auto_share`), `receiving/updates.rs` (`auto_sync`), `orgs.rs`, `policy/mod.rs` |
 //! | R48 | `receiving/details.rs` |
+//! | R56 | `directory.rs` (recipient lookup: own-org prefixes, partners' exact email or badge), `http/directory.rs`, migration 0019 |
 
 pub mod access;
 pub mod amqp;
@@ -59,6 +60,7 @@ pub mod config;
 pub mod content;
 pub mod context;
 pub mod db;
+pub mod directory;
 pub mod error;
 pub mod evidence;
 pub mod http;

@@ -9,6 +9,7 @@ mod access;
 mod audit_chain;
 mod broker_permissions;
 mod cluster;
+mod directory;
 mod disclosure;
 mod foundation;
 mod hardening;
