@@ -1076,7 +1076,6 @@ fn proc_status_mib(field: &str) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-
 // ---------------------------------------------------------------------------
 // R52: reading a 1 GiB evidence file through the API, as a ratio of reading
 // the same file from disk in the same run (goal >= 0.8).

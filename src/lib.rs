@@ -53,6 +53,7 @@
 //! | R52 | `content/read.rs`, `http/links.rs` (`get_content`, `Served`) |
 //! | R53 | `receiving/files.rs` (`CopyContent`), `receiving/import.rs`, `content/store.rs` (`put_verified`) |
 //! | R54 | `custody.rs` (keys, manifests, acknowledgements), `sharing/job.rs`, `receiving/files.rs`, `cli.rs` (`receipt verify`) |
+//! | R56 | `directory.rs` (recipient lookup: own-org prefixes, partners' exact email or badge), `http/directory.rs`, migration 0019 |
 //! | R57 | `revocation/`, `access.rs` (`end_onward_tx`) |
 //! | R58 | `linkshare/request.rs` (`email_org`, `governing_policy`), `linkshare/build.rs` (`packaged_audit`) |
 //! | R59 | `jobs/outbox.rs` (`status_event`), `publishers.rs` |
@@ -68,6 +69,7 @@ pub mod content;
 pub mod context;
 pub mod custody;
 pub mod db;
+pub mod directory;
 pub mod error;
 pub mod evidence;
 pub mod http;

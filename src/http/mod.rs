@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod bootstrap;
 pub mod cases;
+pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -107,7 +108,7 @@ async fn rate_limited(State(s): State<AppState>, req: Request, next: Next) -> Re
         sharing::create_share, sharing::get_share, sharing::list_shares, sharing::access_list, sharing::revoke_share,
         sharing::share_notices, sharing::revoke_many, sharing::dissemination, sharing::get_receipt, sharing::org_keys, sharing::stop_sharing,
         receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
-        receiving::add_recipient,
+        receiving::add_recipient, directory::search,
         links::put_content, links::get_content, links::create_link_share, links::get_link_share, links::download,
         links::list_link_shares, links::revoke_link_share,
         ops::healthz, ops::readyz, ops::metrics, ops::get_job,
@@ -238,6 +239,7 @@ pub fn router(state: AppState) -> Router {
             get(admin::get_policy).put(admin::put_policy),
         )
         .route("/v1/partners", get(admin::list_partners))
+        .route("/v1/directory", get(directory::search))
         .route(
             "/v1/partners/{org_id}/policy",
             put(admin::assign_partner_policy)

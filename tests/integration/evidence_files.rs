@@ -212,7 +212,10 @@ async fn files_travel(s3: bool) {
     assert_eq!(s, StatusCode::ACCEPTED, "{link}");
     let done = eventually("the link share to be built", || async {
         let (_, v) = app
-            .get(&format!("/v1/link-shares/{}", link["id"].as_str().unwrap()), &b.admin)
+            .get(
+                &format!("/v1/link-shares/{}", link["id"].as_str().unwrap()),
+                &b.admin,
+            )
             .await;
         (v["status"] != "processing").then_some(v)
     })

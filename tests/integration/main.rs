@@ -10,6 +10,7 @@ mod audit_chain;
 mod broker_permissions;
 mod cluster;
 mod custody;
+mod directory;
 mod disclosure;
 mod evidence_files;
 mod foundation;
