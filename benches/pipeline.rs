@@ -1144,10 +1144,10 @@ async fn content_read_1gib() -> BenchResult<()> {
             if !res.status().is_success() {
                 return Err(format!("GET content answered {}", res.status()));
             }
-            let mut body = res.bytes_stream();
+            let mut res = res;
             let mut m = 0usize;
-            while let Some(chunk) = body.next().await {
-                m += chunk.map_err(|e| e.to_string())?.len();
+            while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+                m += chunk.len();
             }
             let api = m as f64 / t.elapsed().as_secs_f64() / 1e6;
             if m != SIZE {

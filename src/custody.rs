@@ -196,15 +196,17 @@ pub async fn rotate(db: &sqlx::PgPool, seal: &AuditKey, org_id: Uuid) -> Result<
 
 /// The org's public keys, newest first; 404 for an org that does not exist.
 pub async fn jwks(db: &mut PgConnection, org_id: Uuid) -> Result<Jwks> {
-    let rows: Vec<(
-        Option<String>,
-        Option<String>,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    )> = sqlx::query_as(
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        kid: Option<String>,
+        public_x: Option<String>,
+        created_at: Option<chrono::DateTime<chrono::Utc>>,
+        retired_at: Option<chrono::DateTime<chrono::Utc>>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT k.kid, k.public_x, k.created_at, k.retired_at
-               FROM orgs o LEFT JOIN org_signing_keys k ON k.org_id = o.id
-              WHERE o.id = $1 ORDER BY k.created_at DESC",
+           FROM orgs o LEFT JOIN org_signing_keys k ON k.org_id = o.id
+          WHERE o.id = $1 ORDER BY k.created_at DESC",
     )
     .bind(org_id)
     .fetch_all(db)
@@ -215,16 +217,16 @@ pub async fn jwks(db: &mut PgConnection, org_id: Uuid) -> Result<Jwks> {
     Ok(Jwks {
         keys: rows
             .into_iter()
-            .filter_map(|(kid, x, created_at, retired_at)| {
+            .filter_map(|r| {
                 Some(Jwk {
                     kty: "OKP".into(),
                     crv: "Ed25519".into(),
-                    x: x?,
-                    kid: kid?,
+                    x: r.public_x?,
+                    kid: r.kid?,
                     alg: "EdDSA".into(),
                     use_: "sig".into(),
-                    created_at: created_at?,
-                    retired_at,
+                    created_at: r.created_at?,
+                    retired_at: r.retired_at,
                 })
             })
             .collect(),

@@ -131,7 +131,6 @@ pub async fn record_read(
                 "bytes": bytes,
                 "range": range.map(|(a, b)| format!("{a}-{b}")),
             })),
-            ..Default::default()
         },
     )
     .await?;

@@ -26,6 +26,15 @@ pub struct StoredContent {
     pub size_bytes: i64,
 }
 
+/// What an upload's request headers declare.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UploadHeaders<'a> {
+    /// `Content-Length`, refused at once when over the limit.
+    pub content_length: Option<u64>,
+    /// `Content-Type`, kept and served with the file (R52).
+    pub content_type: Option<&'a str>,
+}
+
 /// Store the content of `evidence_id` (evidence of a case owned by the
 /// caller's org), streamed from `body`: hashed while written, refused (and
 /// nothing kept) when larger than `max_upload_bytes` or when its SHA-256 or
@@ -36,8 +45,7 @@ pub async fn upload<S, E>(
     store: &ContentStore,
     user: &UserPrincipal,
     evidence_id: Uuid,
-    content_length: Option<u64>,
-    content_type: Option<&str>,
+    headers: UploadHeaders<'_>,
     body: S,
 ) -> Result<StoredContent>
 where
@@ -62,6 +70,10 @@ where
             Error::NotFound(_) => Error::NotFound("evidence"),
             e => e,
         })?;
+    let UploadHeaders {
+        content_length,
+        content_type,
+    } = headers;
     let content_type = content_type.map(checked_media_type).transpose()?;
     let max = settings.max_upload_bytes;
     if content_length.is_some_and(|n| n > max) {

@@ -41,10 +41,12 @@ pub async fn put_content(
         &s.store,
         &u,
         evidence_id,
-        length,
-        headers
-            .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap_or("\u{fffd}")),
+        content::upload::UploadHeaders {
+            content_length: length,
+            content_type: headers
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.to_str().unwrap_or("\u{fffd}")),
+        },
         body.into_data_stream(),
     )
     .await?;
