@@ -19,7 +19,7 @@ pub mod sharing;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, patch, post, put};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
@@ -108,7 +108,7 @@ async fn rate_limited(State(s): State<AppState>, req: Request, next: Next) -> Re
         sharing::create_share, sharing::get_share, sharing::list_shares, sharing::access_list, sharing::revoke_share,
         sharing::share_notices, sharing::revoke_many, sharing::dissemination, sharing::get_receipt, sharing::org_keys, sharing::stop_sharing,
         receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
-        receiving::add_recipient, directory::search,
+        receiving::add_recipient, receiving::remove_recipient, directory::search,
         links::put_content, links::get_content, links::create_link_share, links::get_link_share, links::download,
         links::list_link_shares, links::revoke_link_share,
         ops::healthz, ops::readyz, ops::metrics, ops::get_job,
@@ -278,6 +278,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v1/cases/{case_id}/recipients",
             post(receiving::add_recipient),
+        )
+        .route(
+            "/v1/cases/{case_id}/recipients/{kind}/{id}",
+            delete(receiving::remove_recipient),
         )
         .route(
             "/v1/evidence/{evidence_id}/content",

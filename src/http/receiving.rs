@@ -16,6 +16,7 @@ use crate::error::Result;
 use crate::receiving::{
     self, ApplyRequest, ApplyResult, ImportDetails, ImportStatus, OnwardRecipient, ReceivedItem,
 };
+use crate::revocation::{RecipientKind, StopAccepted};
 
 #[utoipa::path(get, path = "/v1/received", tag = "receiving", params(PageQuery),
     responses((status = 200, body = Items<ReceivedItem>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -89,4 +90,18 @@ pub async fn add_recipient(
 ) -> Result<StatusCode> {
     receiving::add_recipient(&s.db, &u, case_id, body).await?;
     Ok(StatusCode::CREATED)
+}
+
+#[utoipa::path(delete, path = "/v1/cases/{case_id}/recipients/{kind}/{id}", tag = "receiving",
+    params(("kind" = RecipientKind, Path, description = "`user` or `group`")),
+    responses((status = 202, body = StopAccepted, description = "removed at once (the next read is a 404); the job mails the recipient (none when there was nothing to remove)"),
+              (status = 403, body = ErrorBody, description = "neither an admin nor the user who added the recipient"),
+              (status = 404, body = ErrorBody)))]
+pub async fn remove_recipient(
+    User(u): User,
+    State(s): State<AppState>,
+    Path((case_id, kind, id)): Path<(Uuid, RecipientKind, Uuid)>,
+) -> Result<(StatusCode, axum::Json<StopAccepted>)> {
+    let accepted = crate::revocation::remove_onward(&s.db, &u, case_id, kind, id).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(accepted)))
 }

@@ -28,18 +28,12 @@ pub async fn enqueue_tx(
 /// key is the stop's own id, so a rerun adds nothing and a later stop mails again.
 pub async fn enqueue_access_revoked_tx(
     tx: &mut PgConnection,
+    kind: NoticeKind,
     share_id: Uuid,
     stop_id: Uuid,
     recipients: &[String],
 ) -> sqlx::Result<()> {
-    enqueue_keyed(
-        tx,
-        NoticeKind::AccessRevoked,
-        [Some(share_id), None, None],
-        stop_id,
-        recipients,
-    )
-    .await
+    enqueue_keyed(tx, kind, [Some(share_id), None, None], stop_id, recipients).await
 }
 
 /// R40: email the download link of a built link share to its recipient

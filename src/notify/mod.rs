@@ -33,6 +33,8 @@ pub enum NoticeKind {
     Revoke,
     /// R44: sharing with this principal stopped.
     AccessRevoked,
+    /// R57: a receiving org removed this recipient it had added onward.
+    RecipientRemoved,
     OnwardShare,
     LinkShare,
     LinkShareReminder,
@@ -45,6 +47,7 @@ impl NoticeKind {
             NoticeKind::InternalShare => "internal_share",
             NoticeKind::Revoke => "revoke",
             NoticeKind::AccessRevoked => "access_revoked",
+            NoticeKind::RecipientRemoved => "recipient_removed",
             NoticeKind::OnwardShare => "onward_share",
             NoticeKind::LinkShare => "link_share",
             NoticeKind::LinkShareReminder => "link_share_reminder",

@@ -116,13 +116,16 @@ pub(super) async fn render(
     let view_url = format!("{base}/cases/{case_id}");
     let template = match n.kind.as_str() {
         "share" => "share",
-        "revoke" | "access_revoked" => "revoke",
+        "revoke" | "access_revoked" | "recipient_removed" => "revoke",
         _ => "internal_share",
     };
     let subject = match n.kind.as_str() {
         "share" => format!("{sharing_org} shared a case with you: {case_title}"),
         "revoke" => format!("{sharing_org} revoked a shared case: {case_title}"),
         "access_revoked" => format!("{sharing_org} stopped sharing a case with you: {case_title}"),
+        "recipient_removed" => {
+            format!("{receiving_org} removed your access to a case shared by {sharing_org}: {case_title}")
+        }
         _ => format!("A case was shared with you: {case_title}"),
     };
     let vars = [

@@ -5,7 +5,9 @@
 
 mod stop;
 
-pub use stop::{stop_sharing, StopAccepted, StopKind, StopSharing, StopSharingJob};
+pub use stop::{
+    remove_onward, stop_sharing, RecipientKind, StopAccepted, StopKind, StopSharing, StopSharingJob,
+};
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};

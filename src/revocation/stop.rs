@@ -77,6 +77,7 @@ pub async fn stop_sharing(
                 StopSharingJob {
                     principal: None,
                     share_id: None,
+                    by_receiver: false,
                 }
                 .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
                 .await?
@@ -150,6 +151,7 @@ pub async fn stop_sharing(
     let job_id = StopSharingJob {
         principal: (!removed.is_empty()).then_some(named),
         share_id: removed.first().copied(),
+        by_receiver: false,
     }
     .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
     .await?;
@@ -164,6 +166,10 @@ pub struct StopSharingJob {
     pub principal: Option<Named>,
     /// A share the principal had access through (names case and sharer).
     pub share_id: Option<Uuid>,
+    /// R57: the receiving org removed a recipient it had added onward (the
+    /// mail says who did it); absent in jobs queued before.
+    #[serde(default)]
+    pub by_receiver: bool,
 }
 
 impl Job for StopSharingJob {
@@ -180,8 +186,111 @@ impl Job for StopSharingJob {
             Named::Group(id) => (None, Some(id)),
         };
         let emails = notify::principal_emails(&mut tx, user, group).await?;
-        notify::enqueue_access_revoked_tx(&mut tx, share_id, job_id, &emails).await?;
+        let kind = if self.by_receiver {
+            notify::NoticeKind::RecipientRemoved
+        } else {
+            notify::NoticeKind::AccessRevoked
+        };
+        notify::enqueue_access_revoked_tx(&mut tx, kind, share_id, job_id, &emails).await?;
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Which kind of principal a receiver removes (R57).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipientKind {
+    User,
+    Group,
+}
+
+/// R57: the receiver's admin, or the user who added them, removes a
+/// recipient added onward (R28) to `case_id` (the external case or its
+/// imported copy), with R44's guarantees: access ends in this transaction,
+/// it is audited, and a job mails the principal. Idempotent: removing one
+/// no longer there changes nothing and mails no one. 404 for a principal
+/// that is not of the caller's org, 403 for a user who neither is an admin
+/// nor added it.
+pub async fn remove_onward(
+    db: &PgPool,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    kind: RecipientKind,
+    id: Uuid,
+) -> Result<StopAccepted> {
+    let mut tx = crate::db::begin(db).await?;
+    let r = access::received(&mut tx, user, case_id).await?;
+    let exists: bool = sqlx::query_scalar(match kind {
+        RecipientKind::User => "SELECT EXISTS (SELECT 1 FROM users WHERE id = $1 AND org_id = $2)",
+        RecipientKind::Group => {
+            "SELECT EXISTS (SELECT 1 FROM groups WHERE id = $1 AND org_id = $2)"
+        }
+    })
+    .bind(id)
+    .bind(user.org_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    if !exists {
+        return Err(Error::NotFound("recipient"));
+    }
+    let added_by: Option<Option<Uuid>> = sqlx::query_scalar(
+        "SELECT added_by FROM case_access WHERE received_id = $1 AND principal_id = $2 FOR UPDATE",
+    )
+    .bind(r.id)
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(added_by) = added_by {
+        if user.role != crate::principal::Role::Admin && added_by != Some(user.user_id) {
+            return Err(Error::Forbidden(
+                "only an admin or the user who added a recipient removes it".into(),
+            ));
+        }
+    }
+    // The onward row goes, for the external view and the imported copy alike
+    // (an explicit removal, unlike a revocation, R30).
+    let removed = sqlx::query(
+        "DELETE FROM case_access WHERE received_id = $1 AND principal_id = $2 AND principal_kind = $3",
+    )
+    .bind(r.id)
+    .bind(id)
+    .bind(match kind {
+        RecipientKind::User => "user",
+        RecipientKind::Group => "group",
+    })
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        > 0;
+    if removed {
+        audit::record(
+            &mut tx,
+            Action::AccessRevoked,
+            audit::Entry {
+                org_id: Some(user.org_id),
+                actor_user_id: Some(user.user_id),
+                case_id: Some(case_id),
+                share_id: Some(r.share_id),
+                details: Some(serde_json::json!({
+                    "kind": kind, "id": id, "onward": true, "received_id": r.id,
+                })),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let named = match kind {
+        RecipientKind::User => Named::User(id),
+        RecipientKind::Group => Named::Group(id),
+    };
+    let job_id = StopSharingJob {
+        principal: removed.then_some(named),
+        share_id: removed.then_some(r.share_id),
+        by_receiver: true,
+    }
+    .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
+    .await?;
+    tx.commit().await?;
+    Ok(StopAccepted { job_id })
 }

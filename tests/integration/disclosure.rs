@@ -453,6 +453,120 @@ async fn r57_onward_recipients_are_told_and_stay_out_after_a_reshare() {
     w.app.stop().await;
 }
 
+// R57 (first half): a receiver's admin, or the user who added them, removes
+// a recipient it added onward: access ends at once (external view), the
+// removal is audited and the recipient emailed; anyone else is refused, and
+// a repeat changes nothing and mails no one.
+#[tokio::test]
+async fn r57_a_receiver_removes_a_recipient_it_added_onward() {
+    let w = World::spawn(BETA_PD, policy(true), "Onward removal").await;
+    let (app, a, b, case) = (&w.app, &w.a, &w.b, w.case);
+    app.add_evidence(&a.user, case, full_evidence("First"))
+        .await;
+    app.share_and_settle(
+        &a.user,
+        case,
+        to_partner_naming(
+            b.id,
+            json!({ "kind": "case" }),
+            json!([{ "user_id": b.user_id }]),
+        ),
+    )
+    .await;
+    let (bob, bob_token) = app.create_user(b.id, "Bob Onward", "user").await;
+    let (dave, dave_token) = app.create_user(b.id, "Dave Other", "user").await;
+    let (s, v) = app
+        .post(
+            &format!("/v1/cases/{case}/recipients"),
+            &b.user,
+            json!({ "user_id": bob }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    app.drain().await;
+    assert_eq!(external(app, &bob_token, case).await.len(), 1);
+    let path = format!("/v1/cases/{case}/recipients/user/{bob}");
+    let delete = |token: String| {
+        let path = path.clone();
+        async move {
+            app.call(reqwest::Method::DELETE, &path, Some(&token), None)
+                .await
+        }
+    };
+    // Dave sees nothing of it (404); Gamma's admin neither.
+    let (s, _) = delete(dave_token.clone()).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "dave was not named");
+    // Beta's user who added Bob may; first an unknown principal.
+    let (s, _) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/cases/{case}/recipients/user/{}", Uuid::new_v4()),
+            Some(&b.user),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = delete(b.user.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (s, _) = app
+        .get(&format!("/v1/cases/{case}/evidence"), &bob_token)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "access ends with the answer");
+    app.drain().await;
+    let bob_mail = app.user_email(bob).await;
+    let told = mails_to(app, &bob_mail)
+        .iter()
+        .filter(|m| subject(m).contains("Beta PD removed your access"))
+        .count();
+    assert_eq!(told, 1, "the removed recipient is told once");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log WHERE action = 'access_revoked' AND actor_user_id = $1
+            AND details->>'onward' = 'true'",
+    )
+    .bind(b.user_id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+    // Again: nothing to remove, nobody mailed.
+    let (s, _) = delete(b.admin.clone()).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    app.drain().await;
+    assert_eq!(
+        mails_to(app, &bob_mail)
+            .iter()
+            .filter(|m| subject(m).contains("Beta PD removed your access"))
+            .count(),
+        1
+    );
+    // Added by Beta's user, Dave (a plain user) may not remove Carol.
+    let (carol, _) = app.create_user(b.id, "Carol Onward", "user").await;
+    app.post(
+        &format!("/v1/cases/{case}/recipients"),
+        &b.user,
+        json!({ "user_id": carol }),
+    )
+    .await;
+    let (s, v) = app
+        .post(
+            &format!("/v1/cases/{case}/recipients"),
+            &b.user,
+            json!({ "user_id": dave }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = app
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/cases/{case}/recipients/user/{carol}"),
+            Some(&dave_token),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    w.app.stop().await;
+}
+
 // R58 (issue item 3): a link to a partner's user is governed by that
 // partner's policy whether the user is named by id, by its address, or
 // reached through an address at the partner's domains; anyone else gets the
