@@ -66,8 +66,14 @@ pub fn visible_sql() -> String {
 #[derive(Debug)]
 pub enum Seen {
     /// A case of the user's org: its own or an imported copy. `manage`: the
-    /// user is its owner or an admin of the org.
-    Own { case: CaseRow, manage: bool },
+    /// user is its owner or an admin of the org. `scope`: R55, the internal
+    /// shares whose scopes (folders, a subset) are all the user sees of the
+    /// case's items; `None` when it sees them all.
+    Own {
+        case: CaseRow,
+        manage: bool,
+        scope: Option<Vec<Uuid>>,
+    },
     /// Another org's case through a live collaboration (R18, R42).
     External {
         case: CaseRow,
@@ -88,6 +94,45 @@ struct Checked {
     #[sqlx(flatten)]
     case: CaseRow,
     visible: bool,
+    /// R55: see [`Seen::Own`]'s `scope`.
+    scoped_shares: Option<Vec<Uuid>>,
+}
+
+/// R55: for a user (`$1`, org `$2`, admin iff `$3`) who is neither an admin
+/// nor the owner of its org's case `c` (not an imported copy, whose
+/// recipients see it whole, R30), and is named for it only by internal
+/// shares with a folders or evidence scope: those shares. NULL otherwise.
+fn scoped_shares_sql() -> String {
+    format!(
+        "CASE WHEN c.org_id = $2 AND NOT $3 AND c.owner_id IS DISTINCT FROM $1
+                   AND NOT EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = c.id)
+                   AND NOT EXISTS (SELECT 1 FROM case_access a LEFT JOIN shares s ON s.id = a.share_id
+                                    WHERE a.case_id = c.id AND a.org_id = $2 AND a.revoked_at IS NULL
+                                      AND a.principal_id IN ({PRINCIPALS_SQL})
+                                      AND (s.id IS NULL OR s.scope->>'kind' = 'case'))
+              THEN ARRAY(SELECT DISTINCT a.share_id FROM case_access a
+                          WHERE a.case_id = c.id AND a.org_id = $2 AND a.revoked_at IS NULL
+                            AND a.principal_id IN ({PRINCIPALS_SQL}))
+         END"
+    )
+}
+
+/// R55: whether evidence `e` (a row of `evidence e`) lies in the scope of one
+/// of the internal shares `{shares}` (a `uuid[]` parameter): one of its
+/// evidence ids, or in one of its folders or their subfolders (so evidence
+/// added later to a shared folder is seen too, R22).
+pub fn in_scope_sql(shares: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM shares s WHERE s.id = ANY({shares}) AND (
+             (s.scope->>'kind' = 'evidence' AND s.scope->'evidence_ids' ? e.id::text)
+             OR (s.scope->>'kind' = 'folders' AND e.folder_id IN (
+                 WITH RECURSIVE sub AS (
+                     SELECT f.id FROM folders f
+                      WHERE f.id IN (SELECT x::uuid FROM jsonb_array_elements_text(s.scope->'folder_ids') AS x)
+                     UNION
+                     SELECT f.id FROM folders f JOIN sub ON f.parent_id = sub.id)
+                 SELECT id FROM sub))))"
+    )
 }
 
 fn is_admin(user: &UserPrincipal) -> bool {
@@ -100,9 +145,11 @@ pub async fn case(db: &mut PgConnection, user: &UserPrincipal, case_id: Uuid) ->
     // Built once: every request that names a case runs it.
     static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         format!(
-            "SELECT {CASE_COLUMNS}, {visible} AS visible FROM cases c WHERE c.id = $4",
+            "SELECT {CASE_COLUMNS}, {visible} AS visible, {scoped} AS scoped_shares
+               FROM cases c WHERE c.id = $4",
             CASE_COLUMNS = prefixed(CASE_COLUMNS),
             visible = visible_sql(),
+            scoped = scoped_shares_sql(),
         )
     });
     let found: Option<Checked> = sqlx::query_as(SQL.as_str())
@@ -115,13 +162,18 @@ pub async fn case(db: &mut PgConnection, user: &UserPrincipal, case_id: Uuid) ->
     let Some(Checked {
         case,
         visible: true,
+        scoped_shares,
     }) = found
     else {
         return Err(Error::NotFound("case"));
     };
     if case.org_id == user.org_id {
         let manage = is_admin(user) || case.owner_id == Some(user.user_id);
-        return Ok(Seen::Own { case, manage });
+        return Ok(Seen::Own {
+            case,
+            manage,
+            scope: scoped_shares,
+        });
     }
     let received = receiving::external(db, user.org_id, case_id).await?;
     Ok(Seen::External {
@@ -153,7 +205,9 @@ pub async fn managed(
     external: impl FnOnce() -> Error,
 ) -> Result<CaseRow> {
     match case(db, user, case_id).await? {
-        Seen::Own { case, manage: true } => Ok(case),
+        Seen::Own {
+            case, manage: true, ..
+        } => Ok(case),
         Seen::Own { manage: false, .. } => Err(not_manager()),
         Seen::External { .. } => Err(external()),
     }
@@ -172,7 +226,7 @@ pub async fn own_case(
     case_id: Uuid,
 ) -> Result<(CaseRow, bool)> {
     match case(db, user, case_id).await? {
-        Seen::Own { case, manage } => Ok((case, manage)),
+        Seen::Own { case, manage, .. } => Ok((case, manage)),
         Seen::External { .. } => Err(Error::NotFound("case")),
     }
 }

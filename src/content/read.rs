@@ -66,6 +66,24 @@ pub async fn readable(
         .await
         .map_err(not_found)?
     {
+        // R55: a user given folders or a subset reads the files of those.
+        Seen::Own {
+            scope: Some(shares),
+            ..
+        } => {
+            let in_scope: bool = sqlx::query_scalar(&format!(
+                "SELECT {} FROM evidence e WHERE e.id = $1",
+                access::in_scope_sql("$2")
+            ))
+            .bind(evidence_id)
+            .bind(&shares)
+            .fetch_one(&mut *db)
+            .await?;
+            if !in_scope {
+                return Err(Error::NotFound("evidence"));
+            }
+            (row.case_id, None)
+        }
         Seen::Own { .. } => (row.case_id, None),
         Seen::External { received, .. } => {
             if !receiving::granted(db, received.id, evidence_id).await? {

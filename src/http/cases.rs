@@ -394,7 +394,9 @@ pub async fn list_evidence(
     // (and filters) one page.
     let (limit, after) = (page.limit()?, page.after_key()?);
     let rows = match access::case(&mut conn, &u, case_id).await? {
-        Seen::Own { .. } => evidence::page_owned(&mut conn, case_id, after, limit).await?,
+        Seen::Own { scope, .. } => {
+            evidence::page_owned(&mut conn, case_id, scope.as_deref(), after, limit).await?
+        }
         Seen::External { received, .. } => {
             receiving::audit_external_read(&mut conn, &u, &received, "evidence").await?;
             receiving::external_evidence(&mut conn, &received, after, limit).await?

@@ -457,3 +457,121 @@ async fn r53_tampered_bytes_are_imported_as_content_mismatch() {
     );
     app.stop().await;
 }
+
+/// The titles `token` sees in `case`'s evidence list.
+async fn titles(app: &TestApp, token: &str, case: Uuid) -> Vec<String> {
+    let (s, v) = app.get(&format!("/v1/cases/{case}/evidence"), token).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut t: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_string())
+        .collect();
+    t.sort();
+    t
+}
+
+// R55: internal shares have scopes. A user given a folder sees that
+// folder's items (and its subfolders', and evidence added there later) and
+// reads their files, nothing else of the case; a group given a subset sees
+// that subset; a whole-case internal share, the owner and an admin see
+// everything.
+#[tokio::test]
+async fn r55_internal_shares_give_their_scope_only() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    app.setup(&a, policy(true), false).await;
+    let case = app.create_case(&a.user, "Scoped").await;
+    let scene = app.create_folder(&a.user, case, "Scene", None).await;
+    let cam = app.create_folder(&a.user, case, "Cam", Some(scene)).await;
+    let other = app.create_folder(&a.user, case, "Other", None).await;
+    let file = bytes(64);
+    let add = async |title: &str, folder: Option<Uuid>| {
+        let (id, _) = app
+            .add_evidence(
+                &a.user,
+                case,
+                json!({ "title": title, "folder_id": folder, "content": { "sha256": sha(&file) } }),
+            )
+            .await;
+        upload(&app, &a.user, id, file.clone(), "image/png").await;
+        id
+    };
+    let photo = add("Photo", Some(scene)).await;
+    let clip = add("Clip", Some(cam)).await;
+    let memo = add("Memo", Some(other)).await;
+    let root = add("Root", None).await;
+    let (folder_user, folder_token) = app.create_user(a.id, "Folder Reader", "user").await;
+    let (group_user, group_token) = app.create_user(a.id, "Group Reader", "user").await;
+    let (whole_user, whole_token) = app.create_user(a.id, "Whole Reader", "user").await;
+    let group = create_group(&app, a.id, "Subset readers", &[group_user]).await;
+    let internal = |scope: Value, recipients: Value| json!({ "scope": scope, "target": { "kind": "internal", "recipients": recipients } });
+    app.share_and_settle(
+        &a.user,
+        case,
+        internal(
+            json!({ "kind": "folders", "folder_ids": [scene] }),
+            json!([{ "user_id": folder_user }]),
+        ),
+    )
+    .await;
+    app.share_and_settle(
+        &a.user,
+        case,
+        internal(
+            json!({ "kind": "evidence", "evidence_ids": [root, memo] }),
+            json!([{ "group_id": group }]),
+        ),
+    )
+    .await;
+    app.share_and_settle(
+        &a.user,
+        case,
+        internal(
+            json!({ "kind": "case" }),
+            json!([{ "user_id": whole_user }]),
+        ),
+    )
+    .await;
+    let all = vec!["Clip", "Memo", "Photo", "Root"];
+    assert_eq!(
+        titles(&app, &folder_token, case).await,
+        vec!["Clip", "Photo"]
+    );
+    assert_eq!(titles(&app, &group_token, case).await, vec!["Memo", "Root"]);
+    assert_eq!(titles(&app, &whole_token, case).await, all);
+    assert_eq!(titles(&app, &a.user, case).await, all);
+    assert_eq!(titles(&app, &a.admin, case).await, all);
+    // Files follow the same scope (R52 with R55).
+    for (token, id, want) in [
+        (&folder_token, photo, StatusCode::OK),
+        (&folder_token, clip, StatusCode::OK),
+        (&folder_token, memo, StatusCode::NOT_FOUND),
+        (&folder_token, root, StatusCode::NOT_FOUND),
+        (&group_token, root, StatusCode::OK),
+        (&group_token, photo, StatusCode::NOT_FOUND),
+        (&whole_token, memo, StatusCode::OK),
+    ] {
+        let res = read(&app, reqwest::Method::GET, token, id, None).await;
+        assert_eq!(res.status, want, "{id}");
+    }
+    // New evidence in the shared folder's subfolder is seen at once (R22).
+    add("Later", Some(cam)).await;
+    assert_eq!(
+        titles(&app, &folder_token, case).await,
+        vec!["Clip", "Later", "Photo"]
+    );
+    // Given the whole case as well, the folder reader sees everything.
+    app.share_and_settle(
+        &a.user,
+        case,
+        internal(
+            json!({ "kind": "case" }),
+            json!([{ "user_id": folder_user }]),
+        ),
+    )
+    .await;
+    assert_eq!(titles(&app, &folder_token, case).await.len(), 5);
+    app.stop().await;
+}
