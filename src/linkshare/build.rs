@@ -296,6 +296,26 @@ async fn plan(
     if allowed.table_of_contents {
         extras.push(("toc.txt".into(), toc.into_bytes()));
     }
+    // R54: a package of an imported copy carries the custody receipts of the
+    // collaboration it came from (the copy's own chain of custody; nothing
+    // about other partners), each as served by `GET /v1/shares/{id}/receipt`.
+    let shares: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT s.id FROM received r JOIN shares s ON s.received_id = r.id
+          WHERE r.imported_case_id = $1 ORDER BY s.created_at",
+    )
+    .bind(row.case_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    for share_id in shares {
+        if let Some(receipt) = crate::custody::receipt(&mut *conn, share_id)
+            .await
+            .map_err(sharing::job_error)?
+        {
+            let bytes = serde_json::to_vec_pretty(&receipt)
+                .map_err(|e| JobError::permanent(e.to_string()))?;
+            extras.push((format!("receipts/{share_id}.json"), bytes));
+        }
+    }
     let output = store
         .temp_path(&format!("{}-{}.partial", row.id, Uuid::new_v4()))
         .await

@@ -164,13 +164,18 @@ async fn r41_case_access_is_per_principal_inside_the_org() {
         case_reads(case)
             .iter()
             .map(|p| Call::get(p, &late_token).status(StatusCode::NOT_FOUND))
-            .chain([Call::raw(
-                Method::PUT,
-                format!("/v1/evidence/{ev}/content"),
-                &late_token,
-                "bytes",
-            )
-            .status(StatusCode::NOT_FOUND)]),
+            .chain([
+                Call::raw(
+                    Method::PUT,
+                    format!("/v1/evidence/{ev}/content"),
+                    &late_token,
+                    "bytes",
+                )
+                .status(StatusCode::NOT_FOUND),
+                // R52: nor read the file.
+                Call::get(format!("/v1/evidence/{ev}/content"), &late_token)
+                    .status(StatusCode::NOT_FOUND),
+            ]),
     )
     .await;
     // Group membership acts at once, both ways (a directory sync writes it).

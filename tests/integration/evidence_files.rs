@@ -235,6 +235,20 @@ async fn files_travel(s3: bool) {
     let mut packaged = Vec::new();
     std::io::Read::read_to_end(&mut zip.by_name(&name).unwrap(), &mut packaged).unwrap();
     assert!(packaged == video, "the packaged file is the copied bytes");
+    // R54: and the custody receipt of the collaboration it came from.
+    let share_id = share["id"].as_str().unwrap();
+    let mut receipt = Vec::new();
+    std::io::Read::read_to_end(
+        &mut zip
+            .by_name(&format!("receipts/{share_id}.json"))
+            .expect("the receipt in the package"),
+        &mut receipt,
+    )
+    .unwrap();
+    let (_, served) = app
+        .get(&format!("/v1/shares/{share_id}/receipt"), &b.user)
+        .await;
+    assert_eq!(serde_json::from_slice::<Value>(&receipt).unwrap(), served);
 
     // A stranger sees neither (404, like a missing item).
     for id in [item, copied, Uuid::new_v4()] {
