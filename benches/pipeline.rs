@@ -1115,8 +1115,8 @@ async fn content_read_1gib() -> BenchResult<()> {
         .execute(&app.db)
         .await
         .map_err(db_err)?;
-        let mut best = (0.0f64, 0.0f64);
-        for round in 1..=3 {
+        let mut rounds = Vec::new();
+        for round in 1..=5 {
             // From disk (warm page cache after the first round, like the API's read).
             let t = Instant::now();
             let mut f = tokio::fs::File::open(&path).await.map_err(|e| e.to_string())?;
@@ -1154,16 +1154,15 @@ async fn content_read_1gib() -> BenchResult<()> {
                 return Err(format!("GET content sent {m} bytes of {SIZE}"));
             }
             println!("  round {round}: disk {disk:.0} MB/s, API {api:.0} MB/s");
-            if api / disk > best.1 / best.0.max(1e-9) || round == 1 {
-                best = (disk, api);
-            }
+            rounds.push((api / disk, disk, api));
         }
+        // The median round: the page cache is warm after the first.
+        rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (r, disk, api) = rounds[rounds.len() / 2];
         println!(
-            "content_read_1gib: GET /v1/evidence/{{id}}/content at {:.0} MB/s = {:.2} of reading the file from disk ({:.0} MB/s) [goal >= 0.8: {}]",
-            best.1,
-            ratio(best.1, best.0),
-            best.0,
-            if best.1 / best.0 >= 0.8 { "met" } else { "NOT met" }
+            "content_read_1gib: GET /v1/evidence/{{id}}/content at {api:.0} MB/s = {r:.2} of reading the file from disk ({disk:.0} MB/s), median of {} rounds [goal >= 0.8: {}]",
+            rounds.len(),
+            if r >= 0.8 { "met" } else { "NOT met" }
         );
         let _ = std::fs::remove_file(&path);
         Ok(())

@@ -332,7 +332,7 @@ impl ContentStore {
                 }
                 Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(
                     file.take(len),
-                    256 * 1024,
+                    1024 * 1024,
                 )))
             }
             ContentStore::S3 { store, .. } => {
