@@ -14,7 +14,8 @@ fn job_message(id: Uuid, kind: &str) -> serde_json::Value {
     serde_json::json!({ "job_id": id, "kind": kind })
 }
 
-/// One job: its row, its outbox row and the relays' wake-up, one statement.
+/// One job: its row and its outbox row, one statement; this process's relay
+/// is woken (no NOTIFY: see `relay`).
 pub async fn enqueue(
     tx: &mut PgConnection,
     kind: &str,
@@ -23,19 +24,19 @@ pub async fn enqueue(
     requester: super::Requester,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "WITH job AS (INSERT INTO jobs (id, kind, payload, org_id, case_id) VALUES ($1, $2, $3, $4, $7)),
+        "WITH job AS (INSERT INTO jobs (id, kind, payload, org_id, case_id) VALUES ($1, $2, $3, $4, $6)),
               out AS (INSERT INTO outbox (exchange, routing_key, payload, job_id) VALUES ('jobs', $2, $5, $1))
-         SELECT pg_notify($6, '')",
+         SELECT 1",
     )
     .bind(id)
     .bind(kind)
     .bind(payload)
     .bind(requester.org_id)
     .bind(job_message(id, kind))
-    .bind(relay::CHANNEL)
     .bind(requester.case_id)
     .execute(&mut *tx)
     .await?;
+    relay::wake();
     Ok(())
 }
 
@@ -67,12 +68,12 @@ pub async fn enqueue_many(
     .bind(&messages)
     .execute(&mut *tx)
     .await?;
-    relay::notify_tx(tx).await?;
+    relay::wake();
     Ok(ids)
 }
 
 /// Publish an existing job again under its own id (a dead-letter requeue).
-/// The caller wakes the relays once for all its rows (`relay::notify_tx`).
+/// The relays find the rows by their poll (a requeue runs in the CLI).
 pub async fn republish(tx: &mut PgConnection, id: Uuid, kind: &str) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO outbox (exchange, routing_key, payload, job_id) VALUES ('jobs', $1, $2, $3)",
@@ -107,5 +108,6 @@ pub async fn status_event(
     .bind(payload)
     .execute(&mut *tx)
     .await?;
-    relay::notify_tx(tx).await
+    relay::wake();
+    Ok(())
 }

@@ -6,26 +6,34 @@
 //! after the broker confirmed it; a crash in between republishes it, which is
 //! harmless because consumers are idempotent. A broker outage leaves rows in
 //! the table until the broker is back: nothing accepted is lost.
+//!
+//! Waking: no `NOTIFY` on the commit path. PostgreSQL takes one global lock
+//! at the commit of every transaction that notified (to keep notifications
+//! in commit order), so every intake commit of the database would serialize
+//! through it. A process's own rows wake its relay in-process ([`wake`],
+//! called where a row is written): the relay then looks again after 1, 2,
+//! 4 … 64 ms, by when the writing transaction has committed; rows written by
+//! other processes (a CLI requeue, a relay that died) are found by the poll
+//! every [`POLL`].
 
 use crate::amqp::{self, Publisher, Topology};
 use crate::jobs::retry::reconnect_backoff;
 use crate::shutdown::Shutdown;
 use lapin::types::FieldTable;
-use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use std::time::Duration;
 
-/// The NOTIFY channel that wakes relays.
-pub const CHANNEL: &str = "caseshare_outbox";
 const BATCH: i64 = 500;
+/// How often a relay looks for rows nobody woke it for.
+pub const POLL: Duration = Duration::from_millis(100);
 
-/// Wake relays after commit (NOTIFY is delivered only if the transaction commits).
-pub async fn notify_tx(tx: &mut PgConnection) -> sqlx::Result<()> {
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+/// This process's relay wake-up (one relay per process).
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Wake this process's relay: an outbox row is being written (the relay
+/// looks again shortly, by when the writing transaction has committed).
+pub fn wake() {
+    WAKE.notify_one();
 }
 
 pub struct Relay {
@@ -71,11 +79,9 @@ impl Relay {
         .await?;
         let publisher = Publisher::open(&conn).await?;
         self.topology.declare(publisher.channel()).await?;
-        let mut listener = PgListener::connect_with(&self.db).await?;
-        listener.listen(CHANNEL).await?;
         loop {
-            // Drain everything that is waiting, then sleep until notified (or
-            // a short poll interval, in case a notification was missed).
+            // Drain everything that is waiting, then sleep until woken (or
+            // the poll interval, for rows written by other processes).
             while self.publish_batch(&publisher).await? == BATCH as usize {}
             self.record_backlog().await;
             // Seal new audit entries into the hash chain while we are here.
@@ -87,8 +93,17 @@ impl Relay {
                     let _ = conn.close(200, "shutdown".into()).await;
                     return Ok(());
                 }
-                n = listener.recv() => { n?; }
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = WAKE.notified() => {
+                    // The row's transaction commits right after it was
+                    // written: look again until it is there (or 127 ms).
+                    for delay in [1, 2, 4, 8, 16, 32, 64] {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                        if self.publish_batch(&publisher).await? > 0 {
+                            break;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep(POLL) => {}
             }
         }
     }

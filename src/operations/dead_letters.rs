@@ -292,10 +292,11 @@ async fn requeue_in(db: &PgPool, target: RequeueTarget) -> anyhow::Result<Vec<Re
     for job in jobs {
         out.push(requeue_one(&mut tx, &registry, job).await?);
     }
-    if !out.is_empty() {
-        relay::notify_tx(&mut tx).await?;
-    }
     tx.commit().await?;
+    // A relay in this process looks now; the others find the rows by their poll.
+    if !out.is_empty() {
+        relay::wake();
+    }
     Ok(out)
 }
 

@@ -18,7 +18,7 @@
 //!   `last_error` are kept as history (the runner overwrites `last_error` if
 //!   the job fails again; a success keeps it, as for any retried job);
 //! - a `jobs` outbox row exactly like `Job::enqueue_tx` writes for the existing
-//!   job id, and a relay wake-up (`relay::notify_tx`);
+//!   job id (the relays find them by their poll, `relay::POLL`);
 //! - what the job's dead-letter hook (`Job::on_dead`) marked is made workable
 //!   again, because the handlers only act on live subjects:
 //!   `send-notice` sets its notice from `failed` back to `pending` (`deliver`
