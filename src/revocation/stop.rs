@@ -130,23 +130,12 @@ pub async fn stop_sharing(
     .fetch_all(&mut *tx)
     .await?;
     if !removed.is_empty() {
-        audit::record(
-            &mut tx,
-            Action::AccessRevoked,
-            audit::Entry {
-                org_id: Some(user.org_id),
-                actor_user_id: Some(user.user_id),
-                case_id: Some(case_id),
-                // The share access was through: the entry stays out of
-                // other partners' audit snapshots (R49).
-                share_id: removed.first().copied(),
-                details: Some(serde_json::json!({
-                    "kind": req.kind, "id": req.id, "principal_org_id": org_id, "entries": removed.len(),
-                })),
-                ..Default::default()
-            },
-        )
-        .await?;
+        // The share access was through: the entry stays out of other
+        // partners' audit snapshots (R49).
+        let details = serde_json::json!({
+            "kind": req.kind, "id": req.id, "principal_org_id": org_id, "entries": removed.len(),
+        });
+        audit_removed(&mut tx, user, case_id, removed.first().copied(), details).await?;
     }
     let job_id = StopSharingJob {
         principal: (!removed.is_empty()).then_some(named),
@@ -157,6 +146,30 @@ pub async fn stop_sharing(
     .await?;
     tx.commit().await?;
     Ok(StopAccepted { job_id })
+}
+
+/// Audit that `user` ended a principal's access to `case_id` (R44, R57).
+async fn audit_removed(
+    tx: &mut sqlx::PgConnection,
+    user: &UserPrincipal,
+    case_id: Uuid,
+    share_id: Option<Uuid>,
+    details: serde_json::Value,
+) -> Result<()> {
+    audit::record(
+        tx,
+        Action::AccessRevoked,
+        audit::Entry {
+            org_id: Some(user.org_id),
+            actor_user_id: Some(user.user_id),
+            case_id: Some(case_id),
+            share_id,
+            details: Some(details),
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// The email to the principal sharing stopped with (none when nothing was
@@ -264,21 +277,9 @@ pub async fn remove_onward(
     .rows_affected()
         > 0;
     if removed {
-        audit::record(
-            &mut tx,
-            Action::AccessRevoked,
-            audit::Entry {
-                org_id: Some(user.org_id),
-                actor_user_id: Some(user.user_id),
-                case_id: Some(case_id),
-                share_id: Some(r.share_id),
-                details: Some(serde_json::json!({
-                    "kind": kind, "id": id, "onward": true, "received_id": r.id,
-                })),
-                ..Default::default()
-            },
-        )
-        .await?;
+        let details =
+            serde_json::json!({ "kind": kind, "id": id, "onward": true, "received_id": r.id });
+        audit_removed(&mut tx, user, case_id, Some(r.share_id), details).await?;
     }
     let named = match kind {
         RecipientKind::User => Named::User(id),

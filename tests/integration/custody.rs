@@ -11,13 +11,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::process::Command;
 use uuid::Uuid;
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 /// Verify a JWS compact serialization with ed25519-dalek against a JWK Set:
 /// the payload when the signature holds under the key its header names.
@@ -55,18 +50,6 @@ fn tampered(jws: &str) -> String {
     body[at] ^= 0x01;
     parts[1] = URL_SAFE_NO_PAD.encode(body);
     parts.join(".")
-}
-
-async fn upload(app: &TestApp, token: &str, evidence: Uuid, body: Vec<u8>) {
-    let res = app
-        .send(
-            app.client
-                .put(format!("{}/v1/evidence/{evidence}/content", app.base))
-                .bearer_auth(token)
-                .body(body),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::OK);
 }
 
 /// `caseshare receipt verify FILE --keys A --keys B` as an operator runs it.
@@ -110,7 +93,14 @@ async fn r54_receipts_are_signed_acknowledged_and_verify_with_a_third_party_libr
             json!({ "title": "Video", "content": { "sha256": sha(&good) } }),
         )
         .await;
-    upload(&app, &a.user, intact, good.clone()).await;
+    put_file(
+        &app,
+        &a.user,
+        intact,
+        good.clone(),
+        "application/octet-stream",
+    )
+    .await;
     let (broken, _) = app
         .add_evidence(
             &a.user,
@@ -118,14 +108,15 @@ async fn r54_receipts_are_signed_acknowledged_and_verify_with_a_third_party_libr
             json!({ "title": "Photo", "content": { "sha256": sha(&good) } }),
         )
         .await;
-    upload(&app, &a.user, broken, good.clone()).await;
-    std::fs::write(
-        std::env::temp_dir()
-            .join(format!("caseshare-test-{}", app.prefix))
-            .join(broken.to_string()),
-        b"not the video",
+    put_file(
+        &app,
+        &a.user,
+        broken,
+        good.clone(),
+        "application/octet-stream",
     )
-    .unwrap();
+    .await;
+    std::fs::write(content_dir(&app).join(broken.to_string()), b"not the video").unwrap();
     let (plain, _) = app
         .add_evidence(&a.user, case, json!({ "title": "Note" }))
         .await;

@@ -8,34 +8,11 @@
 use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
 
 /// A file of `n` bytes that differ along their length.
 fn bytes(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i * 31 % 251) as u8).collect()
-}
-
-async fn upload(app: &TestApp, token: &str, evidence: Uuid, body: Vec<u8>, media: &str) {
-    let res = app
-        .send(
-            app.client
-                .put(format!("{}/v1/evidence/{evidence}/content", app.base))
-                .bearer_auth(token)
-                .header("content-type", media)
-                .body(body),
-        )
-        .await;
-    assert_eq!(
-        res.status,
-        StatusCode::OK,
-        "{:?}",
-        String::from_utf8_lossy(&res.body)
-    );
 }
 
 /// `GET` (or `HEAD`) the file of `evidence` as `token`, with `range`.
@@ -111,7 +88,7 @@ async fn files_travel(s3: bool) {
             json!({ "title": "Body cam: 12/01 ünit 7", "content": { "sha256": sha(&video) } }),
         )
         .await;
-    upload(&app, &a.user, item, video.clone(), "video/mp4").await;
+    put_file(&app, &a.user, item, video.clone(), "video/mp4").await;
 
     // The owner: whole, HEAD, a range, a suffix range, outside the file.
     let whole = read(&app, reqwest::Method::GET, &a.user, item, None).await;
@@ -308,10 +285,6 @@ async fn files_travel(s3: bool) {
     app.stop().await;
 }
 
-fn content_dir(app: &TestApp) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("caseshare-test-{}", app.prefix))
-}
-
 // R52, R53 on the local store.
 #[tokio::test]
 async fn r52_r53_files_are_read_imported_and_kept_local_store() {
@@ -347,8 +320,8 @@ async fn r52_external_reads_need_copy_download_and_a_covering_share() {
             json!({ "title": "Kept", "content": { "sha256": sha(&file) } }),
         )
         .await;
-    upload(&app, &a.user, shared, file.clone(), "image/jpeg").await;
-    upload(&app, &a.user, unshared, file.clone(), "image/jpeg").await;
+    put_file(&app, &a.user, shared, file.clone(), "image/jpeg").await;
+    put_file(&app, &a.user, unshared, file.clone(), "image/jpeg").await;
     app.share_and_settle(
         &a.user,
         case,
@@ -404,7 +377,7 @@ async fn r53_tampered_bytes_are_imported_as_content_mismatch() {
             json!({ "title": "Ledger", "content": { "sha256": sha(&good) } }),
         )
         .await;
-    upload(&app, &a.user, tampered, good.clone(), "application/pdf").await;
+    put_file(&app, &a.user, tampered, good.clone(), "application/pdf").await;
     // Someone with access to the store changes the file behind the service.
     let mut bad = good.clone();
     bad[4321] ^= 1;
@@ -457,7 +430,7 @@ async fn r53_tampered_bytes_are_imported_as_content_mismatch() {
     let (_, late_copy) = copy_of(&app, &b.user, "Late").await;
     let res = read(&app, reqwest::Method::GET, &b.user, late_copy, None).await;
     assert_eq!(res.status, StatusCode::NOT_FOUND, "no file yet");
-    upload(&app, &a.user, late, later.clone(), "text/plain").await;
+    put_file(&app, &a.user, late, later.clone(), "text/plain").await;
     app.drain().await;
     let res = read(&app, reqwest::Method::GET, &b.user, late_copy, None).await;
     assert_eq!((res.status, res.body == later), (StatusCode::OK, true));
@@ -509,7 +482,7 @@ async fn r55_internal_shares_give_their_scope_only() {
                 json!({ "title": title, "folder_id": folder, "content": { "sha256": sha(&file) } }),
             )
             .await;
-        upload(&app, &a.user, id, file.clone(), "image/png").await;
+        put_file(&app, &a.user, id, file.clone(), "image/png").await;
         id
     };
     let photo = add("Photo", Some(scene)).await;

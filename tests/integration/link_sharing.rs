@@ -10,34 +10,8 @@
 use crate::common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::io::Read;
 use uuid::Uuid;
-
-fn sha(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-fn content_dir(app: &TestApp) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("caseshare-test-{}", app.prefix))
-}
-
-async fn upload(app: &TestApp, token: &str, evidence: Uuid, bytes: Vec<u8>) -> (StatusCode, Value) {
-    let res = app
-        .send(
-            app.client
-                .put(format!("{}/v1/evidence/{evidence}/content", app.base))
-                .bearer_auth(token)
-                .header("content-type", "application/octet-stream")
-                .body(bytes),
-        )
-        .await;
-    let status = res.status;
-    (
-        status,
-        serde_json::from_slice(&res.body).unwrap_or(Value::Null),
-    )
-}
 
 /// The files in the scratch space's temporary directory.
 fn temp_files(app: &TestApp) -> Vec<std::ffi::OsString> {

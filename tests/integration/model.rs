@@ -196,20 +196,9 @@ async fn fixture() -> Fixture {
             body["folder_id"] = json!(folders[f]);
         }
         let bytes = file(i);
-        body["content"] = json!({
-            "sha256": hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-            "size_bytes": bytes.len(),
-        });
+        body["content"] = json!({ "sha256": sha(&bytes), "size_bytes": bytes.len() });
         let (id, _) = app.add_evidence(&a.user, case, body).await;
-        let res = app
-            .send(
-                app.client
-                    .put(format!("{}/v1/evidence/{id}/content", app.base))
-                    .bearer_auth(&a.user)
-                    .body(bytes),
-            )
-            .await;
-        assert_eq!(res.status, StatusCode::OK);
+        put_file(&app, &a.user, id, bytes, "application/octet-stream").await;
         ids.push(id);
     }
     app.drain().await;
