@@ -120,17 +120,7 @@ async fn r54_receipts_are_signed_acknowledged_and_verify_with_a_third_party_libr
     let (plain, _) = app
         .add_evidence(&a.user, case, json!({ "title": "Note" }))
         .await;
-    let share = app
-        .share_and_settle(
-            &a.user,
-            case,
-            to_partner_naming(
-                b.id,
-                json!({ "kind": "case" }),
-                json!([{ "user_id": b.user_id }]),
-            ),
-        )
-        .await;
+    let share = share_naming_user(&app, &a, case, &b, json!({ "kind": "case" })).await;
     let share_id = share["id"].as_str().unwrap();
     let path = format!("/v1/shares/{share_id}/receipt");
 
@@ -275,17 +265,7 @@ async fn r54_receipts_are_signed_acknowledged_and_verify_with_a_third_party_libr
         String::from_utf8_lossy(&out.stderr)
     );
     let (second_case, _) = (app.create_case(&a.user, "Second").await, ());
-    let second = app
-        .share_and_settle(
-            &a.user,
-            second_case,
-            to_partner_naming(
-                b.id,
-                json!({ "kind": "case" }),
-                json!([{ "user_id": b.user_id }]),
-            ),
-        )
-        .await;
+    let second = share_naming_user(&app, &a, second_case, &b, json!({ "kind": "case" })).await;
     let (_, second) = app
         .get(
             &format!("/v1/shares/{}/receipt", second["id"].as_str().unwrap()),

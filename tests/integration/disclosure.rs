@@ -95,29 +95,16 @@ async fn r43_r51_a_covering_share_never_widens_an_item_shared_earlier() {
         app.add_evidence(&a.user, case, full_evidence("Loose clip"))
             .await;
         app.drain().await;
-        let strict = app
-            .share_and_settle(
-                &a.user,
-                case,
-                to_partner_naming(
-                    b.id,
-                    json!({ "kind": "evidence", "evidence_ids": [strict_item] }),
-                    json!([{ "user_id": b.user_id }]),
-                ),
-            )
-            .await;
+        let strict = share_naming_user(
+            app,
+            a,
+            case,
+            b,
+            json!({ "kind": "evidence", "evidence_ids": [strict_item] }),
+        )
+        .await;
         unassign(app, &a.admin, b.id).await;
-        let whole = app
-            .share_and_settle(
-                &a.user,
-                case,
-                to_partner_naming(
-                    b.id,
-                    json!({ "kind": "case" }),
-                    json!([{ "user_id": b.user_id }]),
-                ),
-            )
-            .await;
+        let whole = share_naming_user(app, a, case, b, json!({ "kind": "case" })).await;
         let items = external(app, &b.user, case).await;
         assert_eq!(items.len(), 2, "{items:?}");
         assert_strict(titled(&items, "Strict clip"));
@@ -188,27 +175,22 @@ async fn r51_revoking_a_sibling_share_grants_nothing_new() {
         .add_evidence(&a.user, case, full_evidence("Invoice"))
         .await;
     app.drain().await;
-    app.share_and_settle(
-        &a.user,
+    share_naming_user(
+        app,
+        a,
         case,
-        to_partner_naming(
-            b.id,
-            json!({ "kind": "folders", "folder_ids": [shared] }),
-            json!([{ "user_id": b.user_id }]),
-        ),
+        b,
+        json!({ "kind": "folders", "folder_ids": [shared] }),
     )
     .await;
-    let second = app
-        .share_and_settle(
-            &a.user,
-            case,
-            to_partner_naming(
-                b.id,
-                json!({ "kind": "evidence", "evidence_ids": [other] }),
-                json!([{ "user_id": b.user_id }]),
-            ),
-        )
-        .await;
+    let second = share_naming_user(
+        app,
+        a,
+        case,
+        b,
+        json!({ "kind": "evidence", "evidence_ids": [other] }),
+    )
+    .await;
     let (s, v) = app
         .patch(
             &format!("/v1/folders/{private}"),
@@ -232,17 +214,7 @@ async fn imported_then_narrowed(w: &World) -> (Uuid, Vec<Value>) {
     app.add_evidence(&a.user, case, full_evidence("First"))
         .await;
     app.drain().await;
-    let first = app
-        .share_and_settle(
-            &a.user,
-            case,
-            to_partner_naming(
-                b.id,
-                json!({ "kind": "case" }),
-                json!([{ "user_id": b.user_id }]),
-            ),
-        )
-        .await;
+    let first = share_naming_user(app, a, case, b, json!({ "kind": "case" })).await;
     let (_, received) = app.get("/v1/received", &b.admin).await;
     let received_id = received["items"][0]["id"].as_str().unwrap().to_string();
     let (s, v) = app
@@ -399,17 +371,7 @@ async fn r57_onward_recipients_are_told_and_stay_out_after_a_reshare() {
     app.add_evidence(&a.user, case, full_evidence("First"))
         .await;
     app.drain().await;
-    let share = app
-        .share_and_settle(
-            &a.user,
-            case,
-            to_partner_naming(
-                b.id,
-                json!({ "kind": "case" }),
-                json!([{ "user_id": b.user_id }]),
-            ),
-        )
-        .await;
+    let share = share_naming_user(app, a, case, b, json!({ "kind": "case" })).await;
     let (bob, bob_token) = app.create_user(b.id, "Bob Onward", "user").await;
     let (s, v) = app
         .post(
@@ -463,16 +425,7 @@ async fn r57_a_receiver_removes_a_recipient_it_added_onward() {
     let (app, a, b, case) = (&w.app, &w.a, &w.b, w.case);
     app.add_evidence(&a.user, case, full_evidence("First"))
         .await;
-    app.share_and_settle(
-        &a.user,
-        case,
-        to_partner_naming(
-            b.id,
-            json!({ "kind": "case" }),
-            json!([{ "user_id": b.user_id }]),
-        ),
-    )
-    .await;
+    share_naming_user(app, a, case, b, json!({ "kind": "case" })).await;
     let (bob, bob_token) = app.create_user(b.id, "Bob Onward", "user").await;
     let (dave, dave_token) = app.create_user(b.id, "Dave Other", "user").await;
     let (s, v) = app
@@ -735,16 +688,7 @@ async fn r40_link_shares_have_a_daily_quota_per_user() {
 async fn r41_only_the_copys_managers_apply_case_updates() {
     let w = World::spawn(BETA_PD, policy(true), "Updates").await;
     let (app, a, b, case) = (&w.app, &w.a, &w.b, w.case);
-    app.share_and_settle(
-        &a.user,
-        case,
-        to_partner_naming(
-            b.id,
-            json!({ "kind": "case" }),
-            json!([{ "user_id": b.user_id }]),
-        ),
-    )
-    .await;
+    share_naming_user(app, a, case, b, json!({ "kind": "case" })).await;
     let (_, received) = app.get("/v1/received", &b.admin).await;
     let received_id = received["items"][0]["id"].as_str().unwrap().to_string();
     app.post(

@@ -133,17 +133,7 @@ async fn files_travel(s3: bool) {
     assert_eq!(header(&outside, "content-range"), "bytes */300000");
 
     // Shared with the Justice partner (auto-import on), naming its user.
-    let share = app
-        .share_and_settle(
-            &a.user,
-            case,
-            to_partner_naming(
-                b.id,
-                json!({ "kind": "case" }),
-                json!([{ "user_id": b.user_id }]),
-            ),
-        )
-        .await;
+    let share = share_naming_user(&app, &a, case, &b, json!({ "kind": "case" })).await;
     let external = read(
         &app,
         reqwest::Method::GET,
@@ -322,14 +312,12 @@ async fn r52_external_reads_need_copy_download_and_a_covering_share() {
         .await;
     put_file(&app, &a.user, shared, file.clone(), "image/jpeg").await;
     put_file(&app, &a.user, unshared, file.clone(), "image/jpeg").await;
-    app.share_and_settle(
-        &a.user,
+    share_naming_user(
+        &app,
+        &a,
         case,
-        to_partner_naming(
-            b.id,
-            json!({ "kind": "evidence", "evidence_ids": [shared] }),
-            json!([{ "user_id": b.user_id }]),
-        ),
+        &b,
+        json!({ "kind": "evidence", "evidence_ids": [shared] }),
     )
     .await;
     // The receiver sees the item (the view lists it) but may not read the file.
@@ -390,16 +378,7 @@ async fn r53_tampered_bytes_are_imported_as_content_mismatch() {
             json!({ "title": "Late", "content": { "sha256": sha(&later) } }),
         )
         .await;
-    app.share_and_settle(
-        &a.user,
-        case,
-        to_partner_naming(
-            b.id,
-            json!({ "kind": "case" }),
-            json!([{ "user_id": b.user_id }]),
-        ),
-    )
-    .await;
+    share_naming_user(&app, &a, case, &b, json!({ "kind": "case" })).await;
     let (copy, copied) = copy_of(&app, &b.user, "Ledger").await;
     let state: String =
         sqlx::query_scalar("SELECT content_state::text FROM evidence WHERE id = $1")

@@ -64,6 +64,23 @@ pub fn to_partner(org: Uuid, scope: Value) -> Value {
     to_partner_naming(org, scope, json!([]))
 }
 
+/// Share `scope` of `from`'s `case` with `to`, naming `to`'s user (R42: so
+/// it sees the case), and wait until everything settled; the share.
+pub async fn share_naming_user(
+    app: &TestApp,
+    from: &Org,
+    case: Uuid,
+    to: &Org,
+    scope: Value,
+) -> Value {
+    app.share_and_settle(
+        &from.user,
+        case,
+        to_partner_naming(to.id, scope, json!([{ "user_id": to.user_id }])),
+    )
+    .await
+}
+
 /// A share body: `scope` to a partner org, naming `recipients` there.
 pub fn to_partner_naming(org: Uuid, scope: Value, recipients: Value) -> Value {
     json!({ "scope": scope, "target": { "kind": "partner", "org_id": org, "recipients": recipients } })
