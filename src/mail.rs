@@ -36,7 +36,8 @@ struct NoDelayPool {
     permits: tokio::sync::Semaphore,
 }
 
-const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Each SMTP step (connecting, sending one message) gives up after this.
+pub(crate) const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl NoDelayPool {
     async fn connect(&self) -> Result<AsyncSmtpConnection, MailError> {

@@ -70,39 +70,80 @@ impl Job for SendNotice {
     }
 }
 
-/// How long a claimed notice is reserved for the worker sending it.
-const SEND_LEASE: &str = "60 seconds";
+/// How long a claimed notice is reserved for the worker sending it: as short
+/// as the sending allows (connecting and sending, each bounded by the SMTP
+/// timeout, and rendering), so a claim left by a killed worker ends soon.
+const SEND_LEASE: std::time::Duration =
+    std::time::Duration::from_secs(2 * crate::mail::SMTP_TIMEOUT.as_secs() + 5);
+
+/// What claiming a notice found.
+enum Claim {
+    Claimed(NoticeRow),
+    /// Sent (or given up) before: never a second copy (R33).
+    Done,
+    /// Another worker holds the lease for this much longer.
+    Held(std::time::Duration),
+}
+
+async fn claim(db: &sqlx::PgPool, notice_id: Uuid) -> Result<Claim, JobError> {
+    let claimed: Option<NoticeRow> = sqlx::query_as(
+        "UPDATE notices SET attempts = attempts + 1, claimed_until = now() + make_interval(secs => $2)
+         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+         RETURNING kind, recipient, message_id, share_id, link_share_id",
+    )
+    .bind(notice_id)
+    .bind(SEND_LEASE.as_secs_f64())
+    .fetch_optional(db)
+    .await?;
+    if let Some(notice) = claimed {
+        return Ok(Claim::Claimed(notice));
+    }
+    let state: Option<(NoticeStatus, f64)> = sqlx::query_as(
+        "SELECT status, greatest(EXTRACT(EPOCH FROM claimed_until - now()), 0)::float8
+           FROM notices WHERE id = $1",
+    )
+    .bind(notice_id)
+    .fetch_optional(db)
+    .await?;
+    match state {
+        None => Err(JobError::permanent(format!(
+            "notice {notice_id} does not exist"
+        ))),
+        Some((NoticeStatus::Sent | NoticeStatus::Failed, _)) => Ok(Claim::Done),
+        Some((_, left)) => Ok(Claim::Held(std::time::Duration::from_secs_f64(left))),
+    }
+}
 
 /// Send one notice unless it was sent before. The notice is claimed with a
-/// lease (`claimed_until`), so a redelivery racing the first attempt backs off
-/// instead of sending a second copy, and no database connection is held while
-/// the SMTP server answers. Only a process killed between the server's accept
-/// and the `sent` record can cause a second copy, with the same Message-ID.
+/// lease (`claimed_until`), so a redelivery racing the first attempt does
+/// not send a second copy, and no database connection is held while the
+/// SMTP server answers. A delivery that finds the notice claimed waits for
+/// the lease, within this attempt: a live holder finishes (the notice is
+/// `sent`, nothing more to do), a killed one's lease ends and the notice is
+/// taken over at once, without spending the job's attempts on backoff.
+/// Only a process killed between the server's accept and the `sent` record
+/// can cause a second copy, with the same Message-ID.
 async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
-    let claimed: Option<NoticeRow> = sqlx::query_as(&format!(
-        "UPDATE notices SET attempts = attempts + 1, claimed_until = now() + interval '{SEND_LEASE}'
-         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
-         RETURNING kind, recipient, message_id, share_id, link_share_id"
-    ))
-    .bind(notice_id)
-    .fetch_optional(&ctx.db)
-    .await?;
-    let Some(notice) = claimed else {
-        let status: Option<NoticeStatus> =
-            sqlx::query_scalar("SELECT status FROM notices WHERE id = $1")
-                .bind(notice_id)
-                .fetch_optional(&ctx.db)
-                .await?;
-        return match status {
-            None => Err(JobError::permanent(format!(
-                "notice {notice_id} does not exist"
-            ))),
-            // Sent (or given up) before: never a second copy (R33).
-            Some(NoticeStatus::Sent | NoticeStatus::Failed) => Ok(()),
-            Some(_) => Err(JobError::transient(
-                "notice is being sent by another worker",
-            )),
-        };
+    let give_up = tokio::time::Instant::now() + SEND_LEASE + std::time::Duration::from_secs(5);
+    let notice = loop {
+        match claim(&ctx.db, notice_id).await? {
+            Claim::Claimed(notice) => break notice,
+            Claim::Done => return Ok(()),
+            Claim::Held(left) => {
+                let now = tokio::time::Instant::now();
+                if now >= give_up {
+                    return Err(JobError::transient(
+                        "notice is being sent by another worker",
+                    ));
+                }
+                // Just past the lease's end (or a short look, to see a live
+                // holder's `sent` sooner).
+                let nap = (left + std::time::Duration::from_millis(50))
+                    .min(std::time::Duration::from_secs(1))
+                    .min(give_up - now);
+                tokio::time::sleep(nap).await;
+            }
+        }
     };
     let outcome = send(&ctx, &notice).await;
     let release = match &outcome {

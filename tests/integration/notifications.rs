@@ -582,3 +582,70 @@ async fn r15_r59_status_events_carry_ids_and_status_per_concerned_org() {
     }
     app.stop().await;
 }
+
+// R33, R34 (issue 21, item 5): a notice claimed by a worker that was killed
+// mid-send is taken over when the claim's lease ends, by the delivery that
+// finds it: the mail goes out just after the lease, and no attempt is spent
+// on backoff. (Before, every redelivery within the lease failed as "being
+// sent by another worker": here the test's 4 attempts ran out at once and
+// the notice was given up on.)
+#[tokio::test]
+async fn r34_a_killed_workers_claim_is_taken_over_when_its_lease_ends() {
+    let app = spawn_app().await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let share = app.share_case_with(&a.user, case, b.id).await;
+    app.drain().await;
+    let share_id: Uuid = share["id"].as_str().unwrap().parse().unwrap();
+    let to = "clerk@beta.example".to_string();
+    // The notice and its job, with the claim a killed worker left: 3 s of
+    // its lease still to run.
+    let mut tx = app.db.begin().await.unwrap();
+    caseshare::notify::enqueue_tx(
+        &mut tx,
+        caseshare::notify::NoticeKind::Share,
+        Some(share_id),
+        None,
+        std::slice::from_ref(&to),
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "UPDATE notices SET claimed_until = now() + interval '3 seconds' WHERE recipient = $1",
+    )
+    .bind(&to)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let start = std::time::Instant::now();
+    let sink = app.smtp.as_ref().unwrap();
+    eventually("the taken-over notice to be mailed", || async {
+        sink.mails()
+            .iter()
+            .any(|m| m.to.iter().any(|t| t == &to))
+            .then_some(())
+    })
+    .await;
+    let after = start.elapsed();
+    assert!(
+        after >= std::time::Duration::from_millis(2_500)
+            && after < std::time::Duration::from_secs(6),
+        "mailed {after:?} after the commit; the lease had 3 s left"
+    );
+    app.drain().await;
+    let (job_attempts, notice_attempts, status): (i32, i32, String) = sqlx::query_as(
+        "SELECT j.attempts, n.attempts, n.status::text FROM notices n
+           JOIN jobs j ON j.kind = 'send-notice' AND j.payload->>'notice_id' = n.id::text
+          WHERE n.recipient = $1",
+    )
+    .bind(&to)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (job_attempts, notice_attempts, status.as_str()),
+        (1, 1, "sent"),
+        "one attempt, one claim, sent"
+    );
+    app.stop().await;
+}
