@@ -415,7 +415,6 @@ pub async fn acknowledge(db: &sqlx::PgPool, seal: &AuditKey, case_id: Uuid) -> R
             "manifest_sha256": jws_sha256(&manifest_jws),
             "manifest_ok": manifest_ok,
             "receiving_org_id": receiver,
-            "imported_case_id": case_id,
             "accepted_by": accepted_by.map_or_else(|| "auto-import".to_string(), |u| format!("user:{u}")),
             "at": chrono::Utc::now(),
             "items": results,
