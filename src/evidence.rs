@@ -500,7 +500,7 @@ pub struct EvidenceRow {
 pub async fn page_owned(
     db: &mut PgConnection,
     case_id: Uuid,
-    scope: Option<&[Uuid]>,
+    scope: Option<&crate::access::ItemScope>,
     after: Option<Uuid>,
     limit: usize,
 ) -> Result<Option<Vec<EvidenceView>>> {
@@ -516,22 +516,24 @@ pub async fn page_owned(
             return Ok(None);
         }
     }
-    // R55: a user given folders or a subset by internal shares sees those.
-    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        format!(
-            "SELECT e.id, e.folder_id, e.data FROM evidence e
-              WHERE e.case_id = $1
-                AND ($2::uuid IS NULL OR (e.created_at, e.id) > (SELECT created_at, id FROM evidence WHERE id = $2))
-                AND ($4::uuid[] IS NULL OR {})
-              ORDER BY e.created_at, e.id LIMIT $3",
-            crate::access::in_scope_sql("$4")
-        )
-    });
-    let rows: Vec<EvidenceRow> = sqlx::query_as(SQL.as_str())
-        .bind(case_id)
-        .bind(after)
-        .bind(limit as i64 + 1)
-        .bind(scope)
+    // R55: a user given folders or a subset by internal shares sees those
+    // (two arrays: the generic plan stays the unscoped one's).
+    let (folders, items) = match scope {
+        Some(scope) => (Some(&scope.folder_ids), Some(&scope.evidence_ids)),
+        None => (None, None),
+    };
+    let rows: Vec<EvidenceRow> = sqlx::query_as(
+        "SELECT id, folder_id, data FROM evidence
+         WHERE case_id = $1
+           AND ($2::uuid IS NULL OR (created_at, id) > (SELECT created_at, id FROM evidence WHERE id = $2))
+           AND ($4::uuid[] IS NULL OR folder_id = ANY($4) OR id = ANY($5))
+         ORDER BY created_at, id LIMIT $3",
+    )
+    .bind(case_id)
+    .bind(after)
+    .bind(limit as i64 + 1)
+    .bind(folders)
+    .bind(items)
         .fetch_all(db)
         .await?;
     Ok(Some(

@@ -36,6 +36,7 @@ pub struct Readable {
 #[derive(sqlx::FromRow)]
 struct Row {
     case_id: Uuid,
+    folder_id: Option<Uuid>,
     data: sqlx::types::Json<EvidenceData>,
     content_state: Option<String>,
 }
@@ -50,7 +51,7 @@ pub async fn readable(
     evidence_id: Uuid,
 ) -> Result<Readable> {
     let row: Option<Row> = sqlx::query_as(
-        "SELECT case_id, data, content_state::text AS content_state FROM evidence WHERE id = $1",
+        "SELECT case_id, folder_id, data, content_state::text AS content_state FROM evidence WHERE id = $1",
     )
     .bind(evidence_id)
     .fetch_optional(&mut *db)
@@ -71,15 +72,10 @@ pub async fn readable(
             scope: Some(shares),
             ..
         } => {
-            let in_scope: bool = sqlx::query_scalar(&format!(
-                "SELECT {} FROM evidence e WHERE e.id = $1",
-                access::in_scope_sql("$2")
-            ))
-            .bind(evidence_id)
-            .bind(&shares)
-            .fetch_one(&mut *db)
-            .await?;
-            if !in_scope {
+            let scope = access::item_scope(db, &shares).await?;
+            if !scope.evidence_ids.contains(&evidence_id)
+                && !row.folder_id.is_some_and(|f| scope.folder_ids.contains(&f))
+            {
                 return Err(Error::NotFound("evidence"));
             }
             (row.case_id, None)

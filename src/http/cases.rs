@@ -395,7 +395,11 @@ pub async fn list_evidence(
     let (limit, after) = (page.limit()?, page.after_key()?);
     let rows = match access::case(&mut conn, &u, case_id).await? {
         Seen::Own { scope, .. } => {
-            evidence::page_owned(&mut conn, case_id, scope.as_deref(), after, limit).await?
+            let scope = match scope {
+                Some(shares) => Some(access::item_scope(&mut conn, &shares).await?),
+                None => None,
+            };
+            evidence::page_owned(&mut conn, case_id, scope.as_ref(), after, limit).await?
         }
         Seen::External { received, .. } => {
             receiving::audit_external_read(&mut conn, &u, &received, "evidence").await?;
