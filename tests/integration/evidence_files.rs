@@ -424,20 +424,6 @@ async fn r53_tampered_bytes_are_imported_as_content_mismatch() {
     app.stop().await;
 }
 
-/// The titles `token` sees in `case`'s evidence list.
-async fn titles(app: &TestApp, token: &str, case: Uuid) -> Vec<String> {
-    let (s, v) = app.get(&format!("/v1/cases/{case}/evidence"), token).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let mut t: Vec<String> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["title"].as_str().unwrap().to_string())
-        .collect();
-    t.sort();
-    t
-}
-
 // R55: internal shares have scopes. A user given a folder sees that
 // folder's items (and its subfolders', and evidence added there later) and
 // reads their files, nothing else of the case; a group given a subset sees
@@ -502,13 +488,16 @@ async fn r55_internal_shares_give_their_scope_only() {
     .await;
     let all = vec!["Clip", "Memo", "Photo", "Root"];
     assert_eq!(
-        titles(&app, &folder_token, case).await,
+        evidence_titles(&app, &folder_token, case).await,
         vec!["Clip", "Photo"]
     );
-    assert_eq!(titles(&app, &group_token, case).await, vec!["Memo", "Root"]);
-    assert_eq!(titles(&app, &whole_token, case).await, all);
-    assert_eq!(titles(&app, &a.user, case).await, all);
-    assert_eq!(titles(&app, &a.admin, case).await, all);
+    assert_eq!(
+        evidence_titles(&app, &group_token, case).await,
+        vec!["Memo", "Root"]
+    );
+    assert_eq!(evidence_titles(&app, &whole_token, case).await, all);
+    assert_eq!(evidence_titles(&app, &a.user, case).await, all);
+    assert_eq!(evidence_titles(&app, &a.admin, case).await, all);
     // Files follow the same scope (R52 with R55).
     for (token, id, want) in [
         (&folder_token, photo, StatusCode::OK),
@@ -525,7 +514,7 @@ async fn r55_internal_shares_give_their_scope_only() {
     // New evidence in the shared folder's subfolder is seen at once (R22).
     add("Later", Some(cam)).await;
     assert_eq!(
-        titles(&app, &folder_token, case).await,
+        evidence_titles(&app, &folder_token, case).await,
         vec!["Clip", "Later", "Photo"]
     );
     // Given the whole case as well, the folder reader sees everything.
@@ -538,6 +527,6 @@ async fn r55_internal_shares_give_their_scope_only() {
         ),
     )
     .await;
-    assert_eq!(titles(&app, &folder_token, case).await.len(), 5);
+    assert_eq!(evidence_titles(&app, &folder_token, case).await.len(), 5);
     app.stop().await;
 }

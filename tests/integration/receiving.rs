@@ -37,19 +37,7 @@ impl World {
     }
 
     async fn evidence_titles(&self, case: Uuid) -> Vec<String> {
-        let (s, v) = self
-            .app
-            .get(&format!("/v1/cases/{case}/evidence"), &self.b.user)
-            .await;
-        assert_eq!(s, StatusCode::OK, "{v}");
-        let mut t: Vec<String> = v["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["title"].as_str().unwrap().to_string())
-            .collect();
-        t.sort();
-        t
+        evidence_titles(&self.app, &self.b.user, case).await
     }
 }
 

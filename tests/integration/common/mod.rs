@@ -380,6 +380,20 @@ pub struct Org {
     pub user_id: Uuid,
 }
 
+/// The titles `token` sees in `case`'s evidence list, sorted.
+pub async fn evidence_titles(app: &TestApp, token: &str, case: Uuid) -> Vec<String> {
+    let (s, v) = app.get(&format!("/v1/cases/{case}/evidence"), token).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut t: Vec<String> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_string())
+        .collect();
+    t.sort();
+    t
+}
+
 /// SHA-256 (hex) of `bytes`.
 pub fn sha(bytes: &[u8]) -> String {
     hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
