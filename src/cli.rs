@@ -354,10 +354,12 @@ async fn receipt_verify(
                     a.content["receiving_org_id"].clone()
                 }),
         ];
-        for org in orgs.iter().filter_map(|o| o.as_str()?.parse::<Uuid>().ok()) {
-            keys.keys
-                .extend(crate::custody::jwks(&mut conn, org).await?.keys);
-        }
+        let orgs: Vec<Uuid> = orgs
+            .iter()
+            .filter_map(|o| o.as_str()?.parse().ok())
+            .collect();
+        keys.keys
+            .extend(crate::custody::keys_of(&mut conn, &orgs).await?.keys);
     }
     let checked = crate::custody::verify_receipt(&receipt, &keys)
         .map_err(|e| anyhow::anyhow!("receipt {}: {e}", file.display()))?;

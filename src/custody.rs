@@ -339,7 +339,7 @@ pub async fn sign_manifest_tx(
 }
 
 /// The public keys of `org_ids` as one set (for verifying their receipts).
-async fn keys_of(db: &mut PgConnection, org_ids: &[Uuid]) -> Result<Jwks> {
+pub async fn keys_of(db: &mut PgConnection, org_ids: &[Uuid]) -> Result<Jwks> {
     let mut keys = Vec::new();
     for org in org_ids {
         keys.extend(jwks(&mut *db, *org).await?.keys);
@@ -367,8 +367,12 @@ pub async fn acknowledge(db: &sqlx::PgPool, seal: &AuditKey, case_id: Uuid) -> R
     .bind(case_id)
     .fetch_all(&mut *tx)
     .await?;
-    for (share_id, manifest_jws, sharer, receiver, accepted_by) in pending {
-        let keys = keys_of(&mut tx, &[sharer]).await?;
+    // One collaboration: one sharer, whose key set is read once.
+    let Some(&(_, _, sharer, _, _)) = pending.first() else {
+        return Ok(());
+    };
+    let keys = jwks(&mut tx, sharer).await?;
+    for (share_id, manifest_jws, _, receiver, accepted_by) in pending {
         let manifest = verify(&manifest_jws, MANIFEST_TYPE, &keys);
         let manifest_ok = manifest.is_ok();
         let items: Vec<serde_json::Value> = match &manifest {
