@@ -491,6 +491,30 @@ pub async fn receipt(db: &mut PgConnection, share_id: Uuid) -> Result<Option<Rec
     }))
 }
 
+/// The receiving org's acknowledgement of `share_id`'s manifest, if made:
+/// what the import details summarize, without reading the manifest (which
+/// lists every shared item).
+pub async fn acknowledgement(
+    db: &mut PgConnection,
+    share_id: Uuid,
+) -> Result<Option<Acknowledgement>> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT ack_jws, ack_kid FROM share_receipts
+          WHERE share_id = $1 AND ack_jws IS NOT NULL AND ack_kid IS NOT NULL",
+    )
+    .bind(share_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(|(jws, kid)| {
+        Ok(Acknowledgement {
+            content: payload(&jws)?,
+            signature: jws,
+            key_id: kid,
+        })
+    })
+    .transpose()
+}
+
 /// The receipt of `share_id` for `user` (R54): the sharer's users who see
 /// the share, and the receiver's who see its collaboration; 404 for anyone
 /// else, and for a share without a receipt (yet).

@@ -164,10 +164,7 @@ pub async fn import_details(
 }
 
 async fn receipt_summary(db: &mut PgConnection, share_id: Uuid) -> Result<Option<ReceiptSummary>> {
-    let Some(ack) = crate::custody::receipt(db, share_id)
-        .await?
-        .and_then(|r| r.acknowledgement)
-    else {
+    let Some(ack) = crate::custody::acknowledgement(db, share_id).await? else {
         return Ok(None);
     };
     let items = ack.content["items"].as_array().cloned().unwrap_or_default();
