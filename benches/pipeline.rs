@@ -821,6 +821,9 @@ struct Limits {
     consume_ack_per_s: f64,
     /// 1 KiB rows inserted by one UNNEST statement.
     unnest_rows_per_s: f64,
+    /// Single-statement (autocommit) inserts over 16 connections: the
+    /// database's commit rate, the bound of any one-commit-per-request intake.
+    commits_per_s: f64,
 }
 
 static LIMITS: std::sync::OnceLock<Limits> = std::sync::OnceLock::new();
@@ -909,20 +912,65 @@ async fn probe_limits() -> BenchResult<Limits> {
             .await
             .map_err(db_err)?;
         let unnest = N as f64 / start.elapsed().as_secs_f64();
+        let commits = commit_rate(&app.database_url).await?;
         let limits = Limits {
             publish_confirm_per_s: publish,
             consume_ack_per_s: consume,
             unnest_rows_per_s: unnest,
+            commits_per_s: commits,
         };
         println!(
-            "limits (probe, {N} each): publish+confirm {:.0} msg/s, consume+ack {:.0} msg/s, UNNEST {:.0} rows/s",
-            limits.publish_confirm_per_s, limits.consume_ack_per_s, limits.unnest_rows_per_s
+            "limits (probe, {N} each): publish+confirm {:.0} msg/s, consume+ack {:.0} msg/s, UNNEST {:.0} rows/s, \
+             single-statement commits over 16 connections {:.0}/s",
+            limits.publish_confirm_per_s, limits.consume_ack_per_s, limits.unnest_rows_per_s, limits.commits_per_s
         );
         Ok(limits)
     }
     .await;
     app.stop().await;
     result
+}
+
+/// Autocommit single-row inserts from 16 connections for 3 s: commits/s.
+async fn commit_rate(url: &str) -> BenchResult<f64> {
+    const CONNECTIONS: usize = 16;
+    let pool = PgPoolOptions::new()
+        .max_connections(CONNECTIONS as u32)
+        .min_connections(CONNECTIONS as u32)
+        .connect(url)
+        .await
+        .map_err(db_err)?;
+    sqlx::query(
+        "CREATE TABLE probe_commits (id uuid PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())",
+    )
+    .execute(&pool)
+    .await
+    .map_err(db_err)?;
+    let end = Instant::now() + Duration::from_secs(3);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..CONNECTIONS {
+        let pool = pool.clone();
+        tasks.spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < end {
+                sqlx::query("INSERT INTO probe_commits (id) VALUES ($1)")
+                    .bind(Uuid::new_v4())
+                    .execute(&pool)
+                    .await
+                    .map_err(db_err)?;
+                n += 1;
+            }
+            Ok::<u64, String>(n)
+        });
+    }
+    let mut total = 0;
+    for n in tasks.join_all().await {
+        total += n?;
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    pool.close().await;
+    Ok(rate)
 }
 
 // ---------------------------------------------------------------------------
@@ -992,6 +1040,9 @@ async fn intake_latency(offered_rps: u32) -> BenchResult<()> {
 /// hides the queueing it causes (no coordinated omission). Prints one JSON
 /// object: sent, accepted, statuses, achieved_rps and latency percentiles.
 async fn loadgen() {
+    if std::env::var_os("LOADGEN_CONNECTIONS").is_some() {
+        return loadgen_closed().await;
+    }
     let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
     let (url, token) = (var("LOADGEN_URL"), var("LOADGEN_TOKEN"));
     let rate: f64 = var("LOADGEN_RATE").parse().expect("LOADGEN_RATE");
@@ -1047,6 +1098,209 @@ async fn loadgen() {
             "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
         })
     );
+}
+
+/// `--loadgen` with `LOADGEN_CONNECTIONS`: closed loop, as `wrk -c N`:
+/// that many connections, each sending its next POST when the previous one
+/// is answered, for `LOADGEN_SECS`. Prints the same JSON as `loadgen`.
+async fn loadgen_closed() {
+    let var = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set"));
+    let (url, token) = (var("LOADGEN_URL"), var("LOADGEN_TOKEN"));
+    let connections: usize = var("LOADGEN_CONNECTIONS")
+        .parse()
+        .expect("LOADGEN_CONNECTIONS");
+    let secs: f64 = var("LOADGEN_SECS").parse().expect("LOADGEN_SECS");
+    let mut tasks = tokio::task::JoinSet::new();
+    let start = tokio::time::Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
+    for c in 0..connections {
+        let (url, token) = (url.clone(), token.clone());
+        tasks.spawn(async move {
+            // One client per connection: its own keep-alive connection, as wrk's.
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .expect("HTTP client");
+            let mut out = Vec::new();
+            let mut i = 0usize;
+            while tokio::time::Instant::now() < end {
+                let sent = tokio::time::Instant::now();
+                let status = match client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&json!({ "title": format!("Load item {c}-{i}"), "categories": ["video"], "tags": ["t"] }))
+                    .send()
+                    .await
+                {
+                    Ok(res) => {
+                        let status = res.status().as_u16();
+                        let _ = res.bytes().await;
+                        status
+                    }
+                    Err(_) => 0,
+                };
+                out.push((sent.elapsed(), status));
+                i += 1;
+            }
+            out
+        });
+    }
+    let results: Vec<(Duration, u16)> = tasks.join_all().await.into_iter().flatten().collect();
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut latencies: Vec<f64> = results
+        .iter()
+        .map(|(d, _)| d.as_secs_f64() * 1000.0)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
+    for (_, s) in &results {
+        *statuses.entry(s.to_string()).or_default() += 1;
+    }
+    println!(
+        "{}",
+        json!({
+            "sent": results.len(),
+            "accepted": statuses.get("202").copied().unwrap_or(0),
+            "statuses": statuses,
+            "achieved_rps": results.len() as f64 / elapsed,
+            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------
+// 7. Intake throughput, closed loop (`wrk -c N`), for `api` and `serve`.
+
+/// How long each closed-loop run lasts.
+const CLOSED_SECS: u32 = 10;
+
+/// POST evidence into a case shared with 5 partners from `connections`
+/// connections of another process, as fast as answers come, against an
+/// API-only process (`workers` false: the fan-out waits in its queue) or a
+/// `serve` one (the workers fan out meanwhile). Samples `pg_stat_activity`
+/// every 100 ms meanwhile, and prints req/s as a ratio of the probe's
+/// single-statement commit rate over 16 connections.
+async fn intake_closed(workers: bool, connections: usize) -> BenchResult<()> {
+    let roles = if workers {
+        caseshare::startup::Roles::SERVE
+    } else {
+        caseshare::startup::Roles::API
+    };
+    let app = spawn_with(Options {
+        roles,
+        // One token sends it all: the per-token rate limit is policy, not
+        // cost, and this measures cost.
+        tune: Some(std::sync::Arc::new(
+            |s: &mut caseshare::config::Settings| {
+                s.rate_limit_per_second = 0;
+            },
+        )),
+        ..options()
+    })
+    .await;
+    let obs = observer(&app).await?;
+    let result = async {
+        let a = app.create_org("Alpha PD", "lea").await;
+        app.setup(&a, policy(true), false).await;
+        let case = app.create_case(&a.user, "Busy case").await;
+        for i in 0..5 {
+            let p = app.create_org(&format!("Partner PD {i}"), "lea").await;
+            app.partner(a.id, p.id).await;
+            app.share(
+                &a.user,
+                case,
+                json!({ "scope": { "kind": "case" },
+                        "target": { "kind": "partner", "org_id": p.id, "recipients": [] } }),
+            )
+            .await;
+        }
+        if workers {
+            drain(&obs).await?;
+        }
+        let database: String = sqlx::query_scalar("SELECT current_database()")
+            .fetch_one(&obs)
+            .await
+            .map_err(db_err)?;
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let loadgen = tokio::process::Command::new(exe)
+            .arg("--loadgen")
+            .env("LOADGEN_URL", format!("{}/v1/cases/{case}/evidence", app.base))
+            .env("LOADGEN_TOKEN", &a.user)
+            .env("LOADGEN_CONNECTIONS", connections.to_string())
+            .env("LOADGEN_SECS", CLOSED_SECS.to_string())
+            .output();
+        let sampling = sample_activity(&obs, &database, Duration::from_secs(CLOSED_SECS as u64));
+        let (out, samples) = tokio::join!(loadgen, sampling);
+        let out = out.map_err(|e| format!("load generator: {e}"))?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
+            format!(
+                "load generator output ({e}): {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+        let answered = Instant::now();
+        let lag = if workers {
+            drain(&obs).await?;
+            format!("; fan-out done {:.2} s after the last answer", answered.elapsed().as_secs_f64())
+        } else {
+            String::new()
+        };
+        let ms = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
+        let rps = ms("achieved_rps");
+        println!(
+            "intake_closed_{}_{connections}c: {:.0} req/s = {:.2} of single-statement commits/16c, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, statuses {}{lag}; pg_stat_activity (app database, every 0.1 s): {samples}",
+            if workers { "serve" } else { "api" },
+            rps,
+            ratio(rps, limits().commits_per_s),
+            ms("p50_ms"),
+            ms("p99_ms"),
+            ms("max_ms"),
+            report["statuses"],
+        );
+        Ok(())
+    }
+    .await;
+    obs.close().await;
+    app.stop().await;
+    result
+}
+
+/// Sample the non-idle backends of `database` every 100 ms for `span`:
+/// counts by state and wait event ("active", "idle in transaction",
+/// "active/Lock:object", ...), most frequent first.
+async fn sample_activity(db: &PgPool, database: &str, span: Duration) -> String {
+    let end = Instant::now() + span;
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let mut n = 0;
+    while Instant::now() < end {
+        let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT state, wait_event_type, wait_event FROM pg_stat_activity
+              WHERE datname = $1 AND state <> 'idle' AND pid <> pg_backend_pid()",
+        )
+        .bind(database)
+        .fetch_all(db)
+        .await
+        .unwrap_or_default();
+        for (state, wtype, wevent) in rows {
+            let key = match (wtype, wevent) {
+                (Some(t), Some(e)) => format!("{state}/{t}:{e}"),
+                _ => state,
+            };
+            *counts.entry(key).or_default() += 1;
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut counts: Vec<_> = counts.into_iter().collect();
+    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    let top: Vec<String> = counts
+        .iter()
+        .take(6)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    format!("{n} samples: {}", top.join(", "))
 }
 
 /// Peak resident set size of this process (the bench runs the service
@@ -1353,6 +1607,19 @@ async fn main() {
         if wanted(&name) {
             if let Err(e) = intake_latency(rps).await {
                 failures.push(format!("{name}: {e}"));
+            }
+        }
+    }
+    for workers in [false, true] {
+        for connections in [16, 64] {
+            let name = format!(
+                "intake_closed_{}_{connections}c",
+                if workers { "serve" } else { "api" }
+            );
+            if wanted(&name) {
+                if let Err(e) = intake_closed(workers, connections).await {
+                    failures.push(format!("{name}: {e}"));
+                }
             }
         }
     }

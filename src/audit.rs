@@ -225,6 +225,58 @@ fn entry_key() -> sqlx::Result<AuditKey> {
         })
 }
 
+/// SQL select-list items that reserve one entry ahead of its insert:
+/// `audit_id` from the trail's sequence and `audit_at_us`, the database's
+/// clock in microseconds (see [`Reserved`]).
+pub const RESERVE_COLUMNS: &str = "nextval(pg_get_serial_sequence('audit_log', 'id')) AS audit_id,
+     (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS audit_at_us";
+
+/// An entry's id and time taken ahead of its insert, for a command that
+/// writes its whole effect in one statement: the MAC is computed here,
+/// before the statement, so the entry is inserted whole with its MAC (no
+/// stamping UPDATE, no transaction held open for it). Ids still come from
+/// the one sequence, so the trail's order is the order they were taken in,
+/// as for `record`.
+pub struct Reserved {
+    pub id: i64,
+    at_us: i64,
+}
+
+impl Reserved {
+    /// From the [`RESERVE_COLUMNS`] of a row.
+    pub fn new(id: i64, at_us: i64) -> Self {
+        Reserved { id, at_us }
+    }
+
+    /// The entry's `at`.
+    pub fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_micros(self.at_us).unwrap_or_default()
+    }
+
+    /// The MAC of `e` as this entry. Entries with details cannot be
+    /// reserved: the MAC covers PostgreSQL's canonical text of them, which
+    /// only the database writes; an entry made here has `{}`.
+    pub fn mac(&self, action: Action, e: &Entry) -> sqlx::Result<Vec<u8>> {
+        debug_assert!(e.details.is_none(), "a reserved entry has no details");
+        let row = SealRow {
+            seq: None,
+            id: self.id,
+            at_us: self.at_us,
+            org_id: e.org_id,
+            actor_user_id: e.actor_user_id,
+            action: action.as_str().to_string(),
+            case_id: e.case_id,
+            evidence_id: e.evidence_id,
+            share_id: e.share_id,
+            details: "{}".into(),
+            prev_hash: None,
+            hash: None,
+            mac: None,
+        };
+        Ok(entry_key()?.entry_mac(&row))
+    }
+}
+
 /// Set the MAC of entries just inserted, in the inserting transaction.
 async fn stamp(db: &mut PgConnection, rows: &[SealRow]) -> sqlx::Result<()> {
     let key = entry_key()?;

@@ -13,7 +13,7 @@ use crate::audit::{self, Action};
 use crate::error::{Error, Result};
 use crate::jobs::{Job, Requester, Upstream};
 use crate::limits;
-use crate::principal::UserPrincipal;
+use crate::principal::{ServiceScope, UserPrincipal};
 use crate::publishers::PublisherBindings;
 use crate::sharing::fanout::EvidenceAdded;
 
@@ -166,25 +166,176 @@ pub struct Accepted {
     pub job_id: Uuid,
 }
 
-/// Record evidence in `case_id` and its evidence-added job, in one
-/// transaction: `record_many` with one item. `by`: the user adding it, who
-/// must be able to add to the case (an external case is read-only: 403);
-/// `None` for a trusted service (the service token).
+/// Who adds one evidence item over HTTP.
+pub enum Writer<'a> {
+    /// A user, who must be able to add to the case (R41; an external case
+    /// is read-only: 403).
+    User(&'a UserPrincipal),
+    /// A trusted service, acting for the orgs its token is bound to.
+    Service(&'a ServiceScope),
+}
+
+/// Record one evidence item in `case_id` with its evidence-added job, its
+/// outbox row, its audit entry and the request's idempotency claim, all in
+/// **one statement** (a data-modifying CTE, committed on its own): two
+/// round trips in all, the first taking the audit entry's id and time (its
+/// MAC is computed between them) and the case's org. No transaction is
+/// held open across round trips, so a burst of intake does not park
+/// connections idle in transaction. Answers as `record_many` does for one
+/// item: 404/403 for the case, 422 for a folder of another case, 409 for an
+/// id used elsewhere or a key claimed by another request, and a resent
+/// client id answers as the first time.
 pub async fn record(
     db: &PgPool,
     case_id: Uuid,
-    by: Option<&UserPrincipal>,
+    by: Writer<'_>,
     new: NewEvidence,
 ) -> Result<Accepted> {
-    let item = BatchItem {
-        case_id,
-        org_id: None,
-        evidence: new,
+    new.data.validate()?;
+    let (audit_id, audit_at_us, case_org): (i64, i64, Option<Uuid>) = sqlx::query_as(&format!(
+        "SELECT {}, (SELECT org_id FROM cases WHERE id = $1)",
+        audit::RESERVE_COLUMNS
+    ))
+    .bind(case_id)
+    .fetch_one(db)
+    .await?;
+    let Some(case_org) = case_org else {
+        return Err(Error::NotFound("case"));
     };
-    record_many(db, by, vec![item])
-        .await?
-        .pop()
-        .expect("one answer per item")
+    // $1 user, $2 the org it acts in, $3 sees every case of it (as
+    // `access::visible_sql`): a service acts in the case's org, as an admin.
+    let (user, org, all) = match by {
+        Writer::User(u) => (
+            Some(u.user_id),
+            u.org_id,
+            u.role == crate::principal::Role::Admin,
+        ),
+        Writer::Service(scope) if scope.may_act_for(case_org) => (None, case_org, true),
+        Writer::Service(_) => return Err(Error::NotFound("case")),
+    };
+    let id = new.id.unwrap_or_else(Uuid::new_v4);
+    let job_id = Uuid::new_v4();
+    let reserved = audit::Reserved::new(audit_id, audit_at_us);
+    let mac = reserved
+        .mac(
+            Action::EvidenceAdded,
+            &audit::Entry {
+                org_id: Some(org),
+                actor_user_id: user,
+                case_id: Some(case_id),
+                evidence_id: Some(id),
+                ..Default::default()
+            },
+        )
+        .map_err(Error::Database)?;
+    let claim = crate::idempotency::pending();
+    let job = serde_json::to_value(EvidenceAdded {
+        evidence_id: id,
+        more: vec![],
+    })
+    .map_err(|e| Error::Internal(e.into()))?;
+    let data = serde_json::to_value(&new.data).map_err(|e| Error::Internal(e.into()))?;
+
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "WITH c AS (SELECT c.id, c.org_id, {visible} AS visible FROM cases c WHERE c.id = $4),
+                  folder_ok AS (SELECT $6::uuid IS NULL
+                                    OR EXISTS (SELECT 1 FROM folders f WHERE f.id = $6 AND f.case_id = $4) AS ok),
+                  ok AS (SELECT 1 FROM c, folder_ok WHERE c.visible AND c.org_id = $2 AND folder_ok.ok),
+                  claim AS ({claim}),
+                  go AS (SELECT 1 FROM ok WHERE $15::bytea IS NULL OR EXISTS (SELECT 1 FROM claim)),
+                  ev AS (INSERT INTO evidence (id, case_id, folder_id, title, data, job_id)
+                         SELECT $5, $4, $6, $7, $8, $9 FROM go
+                         ON CONFLICT (id) DO NOTHING RETURNING id),
+                  {jobs},
+                  aud AS (INSERT INTO audit_log (id, at, org_id, actor_user_id, action, case_id, evidence_id, mac)
+                          SELECT $12, $13, $2, $1, $20, $4, $5, $14 FROM ev)
+             SELECT (SELECT visible FROM c) AS visible,
+                    (SELECT c.org_id FROM c) AS org_id,
+                    (SELECT ok FROM folder_ok) AS folder_ok,
+                    EXISTS (SELECT 1 FROM claim) AS claimed,
+                    EXISTS (SELECT 1 FROM ev) AS inserted,
+                    (SELECT e.case_id FROM evidence e WHERE e.id = $5) AS earlier_case,
+                    (SELECT e.job_id FROM evidence e WHERE e.id = $5) AS earlier_job",
+            visible = access::visible_sql(),
+            claim = crate::idempotency::claim_sql(
+                "SELECT $15::bytea, $16::text, $17::bytea FROM ok WHERE $15::bytea IS NOT NULL",
+                "$18"
+            ),
+            jobs = crate::jobs::outbox::enqueue_ctes("ev", "$9", "$19", "$10", "$2", "$4", "$11"),
+        )
+    });
+    #[derive(sqlx::FromRow)]
+    struct Done {
+        visible: Option<bool>,
+        org_id: Option<Uuid>,
+        folder_ok: bool,
+        claimed: bool,
+        inserted: bool,
+        earlier_case: Option<Uuid>,
+        earlier_job: Option<Uuid>,
+    }
+    let done: Done = sqlx::query_as(SQL.as_str())
+        .bind(user)
+        .bind(org)
+        .bind(all)
+        .bind(case_id)
+        .bind(id)
+        .bind(new.folder_id)
+        .bind(new.data.title.trim())
+        .bind(&data)
+        .bind(job_id)
+        .bind(&job)
+        .bind(crate::jobs::outbox::message(job_id, EvidenceAdded::NAME))
+        .bind(reserved.id)
+        .bind(reserved.at())
+        .bind(&mac)
+        .bind(claim.as_ref().map(|c| c.scope.to_vec()))
+        .bind(claim.as_ref().map(|c| c.key.clone()))
+        .bind(claim.as_ref().map(|c| c.request_hash.to_vec()))
+        .bind(crate::idempotency::TTL_HOURS as i32)
+        .bind(EvidenceAdded::NAME)
+        .bind(Action::EvidenceAdded.as_str())
+        .fetch_one(db)
+        .await?;
+    match (done.visible, done.org_id) {
+        (Some(true), Some(o)) if o == org => {}
+        (Some(true), Some(_)) => {
+            return Err(Error::Forbidden("an external case is read-only".into()))
+        }
+        _ => return Err(Error::NotFound("case")),
+    }
+    if !done.folder_ok {
+        return Err(Error::validation(
+            "folder_id/parent_id does not name a folder of this case",
+        ));
+    }
+    if let Some(claim) = &claim {
+        claim.settle(done.claimed)?;
+    }
+    if done.inserted {
+        crate::jobs::relay::wake();
+        return Ok(Accepted { id, job_id });
+    }
+    // The id was recorded before (a resend answers as the first time), or
+    // by a statement that committed after this one's snapshot was taken.
+    let earlier = match (done.earlier_case, done.earlier_job) {
+        (Some(c), j) => Some((c, j)),
+        (None, _) => {
+            sqlx::query_as::<_, (Uuid, Option<Uuid>)>(
+                "SELECT case_id, job_id FROM evidence WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(db)
+            .await?
+        }
+    };
+    match earlier {
+        Some((c, Some(job_id))) if c == case_id => Ok(Accepted { id, job_id }),
+        _ => Err(Error::Conflict(
+            "an evidence item with this id already exists elsewhere".into(),
+        )),
+    }
 }
 
 /// One item of a batch: the case it goes to and the evidence.

@@ -69,6 +69,51 @@ impl Claim {
     }
 }
 
+/// The current request's key when no transaction claimed it yet, for a
+/// command that claims it in its own one statement (then [`Claim::settle`]).
+pub fn pending() -> Option<Arc<Claim>> {
+    CLAIM
+        .try_with(Arc::clone)
+        .ok()
+        .filter(|c| c.state() == ClaimState::Open)
+}
+
+/// SQL that claims a key, `RETURNING 1` when taken: [`claim`]'s statement,
+/// for commands that fold it into theirs. `rows` yields (scope, key,
+/// request hash) (a `VALUES` or a `SELECT`), `t` is the TTL in hours; both
+/// with the caller's placeholders.
+pub fn claim_sql(rows: &str, t: &str) -> String {
+    format!(
+        "INSERT INTO idempotency_keys (scope, key, request_hash) {rows}
+         ON CONFLICT (scope, key) DO UPDATE
+            SET request_hash = EXCLUDED.request_hash, created_at = now(),
+                status = NULL, content_type = NULL, body = NULL
+          WHERE idempotency_keys.created_at < now() - make_interval(hours => {t}::int)
+         RETURNING 1"
+    )
+}
+
+impl Claim {
+    /// Record what a command's own statement did with the key: taken, or
+    /// found claimed by another request (409, as [`claim`]).
+    pub fn settle(&self, taken: bool) -> Result<()> {
+        if taken {
+            self.set(ClaimState::Taken);
+            Ok(())
+        } else {
+            self.set(ClaimState::Lost);
+            Err(lost())
+        }
+    }
+}
+
+fn lost() -> Error {
+    Error::Conflict(
+        "another request with this Idempotency-Key was applied meanwhile; send it again to get its answer"
+            .into(),
+    )
+}
+
 /// Claim the current request's key in `tx`, the first time a transaction of
 /// this request asks; a no-op for requests without a key (and for workers).
 pub async fn claim(tx: &mut PgConnection) -> Result<()> {
@@ -79,30 +124,16 @@ pub async fn claim(tx: &mut PgConnection) -> Result<()> {
         return Ok(());
     }
     // An expired claim of the same key is replaced.
-    let taken: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3)
-         ON CONFLICT (scope, key) DO UPDATE
-            SET request_hash = EXCLUDED.request_hash, created_at = now(),
-                status = NULL, content_type = NULL, body = NULL
-          WHERE idempotency_keys.created_at < now() - make_interval(hours => $4::int)
-         RETURNING 1",
-    )
-    .bind(&claim.scope[..])
-    .bind(&claim.key)
-    .bind(&claim.request_hash[..])
-    .bind(TTL_HOURS as i32)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if taken.is_some() {
-        claim.set(ClaimState::Taken);
-        Ok(())
-    } else {
-        claim.set(ClaimState::Lost);
-        Err(Error::Conflict(
-            "another request with this Idempotency-Key was applied meanwhile; send it again to get its answer"
-                .into(),
-        ))
-    }
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| claim_sql("VALUES ($1, $2, $3)", "$4"));
+    let taken: Option<i32> = sqlx::query_scalar(SQL.as_str())
+        .bind(&claim.scope[..])
+        .bind(&claim.key)
+        .bind(&claim.request_hash[..])
+        .bind(TTL_HOURS as i32)
+        .fetch_optional(&mut *tx)
+        .await?;
+    claim.settle(taken.is_some())
 }
 
 /// A key's record, as a retry finds it.

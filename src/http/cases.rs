@@ -286,11 +286,8 @@ pub async fn add_evidence(
     Json(body): Json<NewEvidence>,
 ) -> Result<(StatusCode, axum::Json<Accepted>)> {
     let by = match &p {
-        Principal::Service(scope) => {
-            service_may_write(&s, scope, case_id).await?;
-            None
-        }
-        Principal::User(u) => Some(u),
+        Principal::Service(scope) => evidence::Writer::Service(scope),
+        Principal::User(u) => evidence::Writer::User(u),
     };
     let accepted = evidence::record(&s.db, case_id, by, body).await?;
     Ok((StatusCode::ACCEPTED, axum::Json(accepted)))

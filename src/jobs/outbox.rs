@@ -40,6 +40,33 @@ pub async fn enqueue(
     Ok(())
 }
 
+/// Two CTEs (`job`, `out`) that enqueue one job for each row of the CTE
+/// `source`, for a command that writes its whole effect in one statement:
+/// `id`, `kind`, `payload`, `org`, `case` and `message` are SQL expressions
+/// (placeholders), `message` bound to [`job_message`]. The caller wakes the
+/// relay after its statement.
+pub fn enqueue_ctes(
+    source: &str,
+    id: &str,
+    kind: &str,
+    payload: &str,
+    org: &str,
+    case: &str,
+    message: &str,
+) -> String {
+    format!(
+        "job AS (INSERT INTO jobs (id, kind, payload, org_id, case_id)
+                 SELECT {id}, {kind}, {payload}, {org}, {case} FROM {source}),
+         out AS (INSERT INTO outbox (exchange, routing_key, payload, job_id)
+                 SELECT 'jobs', {kind}, {message}, {id} FROM {source})"
+    )
+}
+
+/// The message of job `id` of `kind` on its queue (for [`enqueue_ctes`]).
+pub fn message(id: Uuid, kind: &str) -> serde_json::Value {
+    job_message(id, kind)
+}
+
 /// Many jobs of one kind: two statements (UNNEST), whatever their number.
 pub async fn enqueue_many(
     tx: &mut PgConnection,

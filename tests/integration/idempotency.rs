@@ -298,6 +298,71 @@ async fn concurrent_attempts_with_one_key_make_one_share() {
     app.stop().await;
 }
 
+// R35, R32: evidence intake is one statement that claims the key along with
+// its effect (evidence, job, outbox row, audit entry): of 8 attempts at once
+// with one key, one item is recorded, with one job and one audit entry, and
+// every answer is that item's or a 409.
+#[tokio::test]
+async fn r35_concurrent_evidence_attempts_with_one_key_record_one_item() {
+    let app = spawn_app().await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let case = app.create_case(&a.user, "Burglary").await;
+    let path = format!("/v1/cases/{case}/evidence");
+    let body = json!({ "title": "Doorbell video" });
+    let key = Uuid::new_v4().to_string();
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        let (path, token, key, body) = (path.clone(), a.user.clone(), key.clone(), body.clone());
+        attempts.spawn(async move { keyed_at(&client, &base, &path, &token, &key, &body).await });
+    }
+    let answers = attempts.join_all().await;
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::ACCEPTED)
+        .map(|a| a.body["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "every accepted answer names the one item");
+    for a in &answers {
+        assert!(
+            a.status == StatusCode::ACCEPTED || a.status == StatusCode::CONFLICT,
+            "{} {}",
+            a.status,
+            a.body
+        );
+    }
+    let id: Uuid = ids.iter().next().unwrap().parse().unwrap();
+    let n = |sql: &'static str| count(&app, sql, id);
+    assert_eq!(n("SELECT count(*) FROM evidence WHERE id = $1").await, 1);
+    assert_eq!(
+        n("SELECT count(*) FROM jobs WHERE payload->>'evidence_id' = $1::text").await,
+        1
+    );
+    assert_eq!(
+        n("SELECT count(*) FROM audit_log WHERE evidence_id = $1 AND action = 'evidence_added'")
+            .await,
+        1
+    );
+    // A retry with the key gets the answer; a case of another org is 404
+    // and records nothing.
+    let again = retry_until_answered(&app, &path, &a.user, &key, &body).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(again.body["id"].as_str().unwrap(), id.to_string());
+    let b = app.create_org("Beta PD", "lea").await;
+    let other = keyed(&app, &path, &b.user, &Uuid::new_v4().to_string(), &body).await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.body);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM evidence WHERE case_id = $1",
+            case
+        )
+        .await,
+        1
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_applied_request_whose_answer_was_lost_is_not_applied_again() {
     let app = spawn_app().await;
