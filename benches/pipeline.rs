@@ -1164,6 +1164,7 @@ async fn loadgen_closed() {
             "accepted": statuses.get("202").copied().unwrap_or(0),
             "statuses": statuses,
             "achieved_rps": results.len() as f64 / elapsed,
+            "cpu_s": cpu_seconds(&["self"]),
             "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
         })
     );
@@ -1231,7 +1232,11 @@ async fn intake_closed(workers: bool, connections: usize) -> BenchResult<()> {
             .env("LOADGEN_SECS", CLOSED_SECS.to_string())
             .output();
         let sampling = sample_activity(&obs, &database, Duration::from_secs(CLOSED_SECS as u64));
+        let cpu_before = CpuSplit::now();
+        let run = Instant::now();
         let (out, samples) = tokio::join!(loadgen, sampling);
+        let cpu_after = CpuSplit::now();
+        let secs = run.elapsed().as_secs_f64();
         let out = out.map_err(|e| format!("load generator: {e}"))?;
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
             format!(
@@ -1240,6 +1245,7 @@ async fn intake_closed(workers: bool, connections: usize) -> BenchResult<()> {
                 String::from_utf8_lossy(&out.stderr)
             )
         })?;
+        let cpu = cpu_after.since(&cpu_before, secs, report["cpu_s"].as_f64().unwrap_or(0.0));
         let answered = Instant::now();
         let lag = if workers {
             drain(&obs).await?;
@@ -1250,7 +1256,7 @@ async fn intake_closed(workers: bool, connections: usize) -> BenchResult<()> {
         let ms = |k: &str| report[k].as_f64().unwrap_or(f64::NAN);
         let rps = ms("achieved_rps");
         println!(
-            "intake_closed_{}_{connections}c: {:.0} req/s = {:.2} of single-statement commits/16c, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, statuses {}{lag}; pg_stat_activity (app database, every 0.1 s): {samples}",
+            "intake_closed_{}_{connections}c: {:.0} req/s = {:.2} of single-statement commits/16c, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, statuses {}{lag}; {cpu}; pg_stat_activity (app database, every 0.1 s): {samples}",
             if workers { "serve" } else { "api" },
             rps,
             ratio(rps, limits().commits_per_s),
@@ -1265,6 +1271,67 @@ async fn intake_closed(workers: bool, connections: usize) -> BenchResult<()> {
     obs.close().await;
     app.stop().await;
     result
+}
+
+/// CPU seconds used so far by processes whose command name starts with
+/// one of `names` ("self" is this process), from /proc (Linux).
+fn cpu_seconds(names: &[&str]) -> f64 {
+    let tick = 100.0; // USER_HZ on Linux
+    let parse = |stat: &str| -> Option<(String, f64)> {
+        let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let t: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some((comm.to_string(), t / tick))
+    };
+    let mut total = 0.0;
+    if names.contains(&"self") {
+        if let Some((_, t)) = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .as_deref()
+            .and_then(parse)
+        {
+            total += t;
+        }
+    }
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return total;
+    };
+    for entry in dir.flatten() {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        if let Some((comm, t)) = parse(&stat) {
+            if names.iter().any(|n| *n != "self" && comm.starts_with(n)) {
+                total += t;
+            }
+        }
+    }
+    total
+}
+
+/// Cores used during `secs` by the service (this process), PostgreSQL and
+/// RabbitMQ (beam), from two [`cpu_seconds`] readings.
+struct CpuSplit([f64; 3]);
+
+impl CpuSplit {
+    fn now() -> Self {
+        CpuSplit([
+            cpu_seconds(&["self"]),
+            cpu_seconds(&["postgres"]),
+            cpu_seconds(&["beam.smp", "erl"]),
+        ])
+    }
+
+    /// `loadgen`: the load generator's own CPU seconds.
+    fn since(&self, earlier: &CpuSplit, secs: f64, loadgen: f64) -> String {
+        let c = |i: usize| (self.0[i] - earlier.0[i]) / secs;
+        format!(
+            "cores used: service {:.2}, postgres {:.2}, rabbitmq {:.2}, load generator {:.2} (of {})",
+            c(0),
+            c(1),
+            c(2),
+            loadgen / secs,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        )
+    }
 }
 
 /// Sample the non-idle backends of `database` every 100 ms for `span`:

@@ -89,7 +89,7 @@ pub async fn create(
         "INSERT INTO cases (id, org_id, owner_id, case_number, title, description, notes, tags)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {CASE_COLUMNS}"
     ))
-    .bind(Uuid::new_v4())
+    .bind(Uuid::now_v7())
     .bind(org_id)
     .bind(owner_id)
     .bind(new.case_number.trim())
@@ -177,7 +177,7 @@ pub async fn create_folder(db: &mut PgConnection, case_id: Uuid, new: NewFolder)
     if let Some(parent) = new.parent_id {
         folder_in_case(db, case_id, parent).await?;
     }
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     sqlx::query("INSERT INTO folders (id, case_id, parent_id, name) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(case_id)

@@ -28,6 +28,9 @@ pub struct Settings {
     pub event_batch_max: u16,
     pub event_batch_wait_ms: u64,
     pub max_attempts: u32,
+    /// A job `running` with no sign of life (its worker touches it every
+    /// quarter of this) for this long is published again (`jobs::rescue`).
+    pub job_lease_secs: u64,
     /// Requests per second each bearer token may make (0: no limit), and
     /// the burst it may spend at once; over it: 429 with Retry-After.
     pub rate_limit_per_second: u32,
@@ -317,6 +320,9 @@ impl Settings {
         }
         if self.max_attempts == 0 {
             return Err(invalid("CASESHARE_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        if self.job_lease_secs == 0 {
+            return Err(invalid("CASESHARE_JOB_LEASE_SECS", "must be at least 1"));
         }
         if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
             return Err(invalid(

@@ -213,8 +213,8 @@ pub async fn record(
         Writer::Service(scope) if scope.may_act_for(case_org) => (None, case_org, true),
         Writer::Service(_) => return Err(Error::NotFound("case")),
     };
-    let id = new.id.unwrap_or_else(Uuid::new_v4);
-    let job_id = Uuid::new_v4();
+    let id = new.id.unwrap_or_else(Uuid::now_v7);
+    let job_id = Uuid::now_v7();
     let reserved = audit::Reserved::new(audit_id, audit_at_us);
     let mac = reserved
         .mac(
@@ -364,7 +364,7 @@ pub async fn record_many(
     let mut results: Vec<Option<Result<Accepted>>> = (0..items.len()).map(|_| None).collect();
     let ids: Vec<Uuid> = items
         .iter()
-        .map(|i| i.evidence.id.unwrap_or_else(Uuid::new_v4))
+        .map(|i| i.evidence.id.unwrap_or_else(Uuid::now_v7))
         .collect();
     for (i, item) in items.iter().enumerate() {
         if let Err(e) = item.evidence.data.validate() {
@@ -418,7 +418,7 @@ pub async fn record_many(
     };
     // One job per case: its id is written with the evidence.
     let jobs: std::collections::HashMap<Uuid, Uuid> =
-        orgs.keys().map(|c| (*c, Uuid::new_v4())).collect();
+        orgs.keys().map(|c| (*c, Uuid::now_v7())).collect();
     let mut seen = std::collections::HashSet::new();
     let (mut e_ids, mut e_cases, mut e_folders, mut e_titles, mut e_data, mut e_jobs) = (
         Vec::new(),

@@ -96,7 +96,7 @@ pub async fn create(db: &PgPool, new: NewOrg) -> Result<Org> {
         "INSERT INTO orgs (id, name, kind, notification_email, auto_import, email_domains) VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING id, name, kind, notification_email, email_domains, auto_import, auto_sync, default_policy_id",
     )
-    .bind(Uuid::new_v4())
+    .bind(Uuid::now_v7())
     .bind(new.name.trim())
     .bind(new.kind)
     .bind(&new.notification_email)
@@ -145,7 +145,7 @@ pub async fn create_user(db: &PgPool, org_id: Uuid, new: NewUser) -> Result<(Uui
     let mut tx = crate::db::begin(db).await?;
     get(&mut tx, org_id).await?;
     let token = format!("cs_{}", hex::encode(rand::random::<[u8; 32]>()));
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO users (id, org_id, name, email, badge_id, role, token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
@@ -193,7 +193,7 @@ pub async fn create_group(db: &PgPool, org_id: Uuid, new: NewGroup) -> Result<Uu
             "every member must be a user of this organization",
         ));
     }
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     sqlx::query("INSERT INTO groups (id, org_id, name) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(org_id)

@@ -107,8 +107,26 @@ impl Application {
                 },
                 max_attempts: settings.max_attempts,
                 faults: faults.clone(),
+                job_lease: std::time::Duration::from_secs(settings.job_lease_secs),
             });
             tasks.spawn(worker.run(shutdown.clone()));
+            // The rescuer: jobs left running past their lease go out again.
+            let (db, stop) = (pool.clone(), shutdown.clone());
+            let lease = std::time::Duration::from_secs(settings.job_lease_secs);
+            tasks.spawn(async move {
+                let mut tick =
+                    tokio::time::interval((lease / 2).min(std::time::Duration::from_secs(60)));
+                loop {
+                    tokio::select! {
+                        _ = stop.wait() => break,
+                        _ = tick.tick() => {
+                            if let Err(e) = crate::jobs::rescue::rescue(&db, lease).await {
+                                tracing::warn!(error = %e, "cannot rescue jobs");
+                            }
+                        }
+                    }
+                }
+            });
             // R40: expired packages leave the store within a minute, and
             // recipients are reminded before their links expire.
             let (db, settings, stop, store) = (

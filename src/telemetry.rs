@@ -49,6 +49,7 @@ pub const METRICS: &[(&str, MetricType, &str)] = {
         ("caseshare_jobs_retried_total", Counter, "Transient job failures this process scheduled on a retry queue."),
         ("caseshare_jobs_dead_lettered_total", Counter, "Jobs this process sent to the dead-letter queue (permanent failure, attempts exhausted, malformed message)."),
         ("caseshare_jobs_duplicate_deliveries_total", Counter, "Deliveries of jobs that had already finished (redelivery after a crash or a lost ack)."),
+        ("caseshare_jobs_rescued_total", Counter, "Jobs published again by the rescuer after showing no life for their lease (CASESHARE_JOB_LEASE_SECS)."),
         ("caseshare_http_rate_limited_total", Counter, "Requests refused with 429 because their token was over its rate."),
         ("caseshare_audit_entries_refused_total", Counter, "Audit entries the sealer refused: no valid MAC, written outside the service."),
         ("caseshare_event_batch_size", Histogram, "Upstream events (R38) recorded per transaction by the batched events consumer."),

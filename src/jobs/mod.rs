@@ -16,6 +16,7 @@ pub mod faults;
 pub mod outbox;
 pub mod registry;
 pub mod relay;
+pub mod rescue;
 pub mod retry;
 pub mod runner;
 
@@ -182,7 +183,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         org_id: Option<Uuid>,
     ) -> impl Future<Output = sqlx::Result<Uuid>> + Send {
         async move {
-            let id = Uuid::new_v4();
+            let id = Uuid::now_v7();
             self.enqueue_with_id_tx(tx, id, org_id).await?;
             Ok(id)
         }
@@ -197,7 +198,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         case_id: Uuid,
     ) -> impl Future<Output = sqlx::Result<Uuid>> + Send {
         async move {
-            let id = Uuid::new_v4();
+            let id = Uuid::now_v7();
             self.enqueue_with_id_tx(tx, id, Requester::case(org_id, case_id))
                 .await?;
             Ok(id)

@@ -77,7 +77,7 @@ pub async fn enqueue_many(
     if payloads.is_empty() {
         return Ok(vec![]);
     }
-    let ids: Vec<Uuid> = payloads.iter().map(|_| Uuid::new_v4()).collect();
+    let ids: Vec<Uuid> = payloads.iter().map(|_| Uuid::now_v7()).collect();
     let messages: Vec<serde_json::Value> = ids.iter().map(|id| job_message(*id, kind)).collect();
     sqlx::query("INSERT INTO jobs (id, kind, payload, org_id) SELECT i, $1, p, $2 FROM unnest($3::uuid[], $4::jsonb[]) AS u(i, p)")
         .bind(kind)

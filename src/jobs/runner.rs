@@ -53,6 +53,9 @@ pub struct Worker<C> {
     pub event_batch: EventBatch,
     pub max_attempts: u32,
     pub faults: Arc<Faults>,
+    /// A running job touches its row every quarter of this, so that the
+    /// rescuer (`jobs::rescue`) leaves it alone.
+    pub job_lease: Duration,
 }
 
 /// Batched broker intake (R38): at most `max` deliveries per transaction,
@@ -418,7 +421,25 @@ impl<C: Send + Sync + 'static> Worker<C> {
                 }
             }
             let started = Instant::now();
-            let outcome = self.registry.run(kind, job_id, payload.clone(), &self.ctx).await;
+            let outcome = {
+                let run = self.registry.run(kind, job_id, payload.clone(), &self.ctx);
+                tokio::pin!(run);
+                let every = (self.job_lease / 4).max(Duration::from_millis(100));
+                let mut alive = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+                loop {
+                    tokio::select! {
+                        outcome = &mut run => break outcome,
+                        _ = alive.tick() => {
+                            // A sign of life for the rescuer; a failure here
+                            // only risks a harmless second run.
+                            let _ = sqlx::query("UPDATE jobs SET updated_at = now() WHERE id = $1 AND status = 'running'")
+                                .bind(job_id)
+                                .execute(&self.db)
+                                .await;
+                        }
+                    }
+                }
+            };
             metrics::histogram!("caseshare_job_duration_seconds", "kind" => kind)
                 .record(started.elapsed().as_secs_f64());
             match outcome {

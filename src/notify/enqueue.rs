@@ -80,7 +80,7 @@ async fn enqueue_keyed(
         return Ok(());
     }
     let [share_id, received_id, link_share_id] = subjects;
-    let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::new_v4()).collect();
+    let ids: Vec<Uuid> = recipients.iter().map(|_| Uuid::now_v7()).collect();
     let keys: Vec<String> = recipients
         .iter()
         .map(|r| format!("{}:{}:{}", kind.as_str(), subject, r.to_lowercase()))

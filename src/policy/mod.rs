@@ -184,7 +184,7 @@ pub async fn create(
     policy: &Policy,
 ) -> Result<Uuid> {
     policy.validate()?;
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     sqlx::query("INSERT INTO policies (id, org_id, name, rules) VALUES ($1, $2, $3, $4)")
         .bind(id)
         .bind(org_id)

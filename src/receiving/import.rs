@@ -105,7 +105,7 @@ async fn insert_copies(
     let mut states = Vec::with_capacity(n);
     for mut v in views {
         states.push(super::files::detach_content(&mut v));
-        ids.push(Uuid::new_v4());
+        ids.push(Uuid::now_v7());
         sources.push(v.id);
         folders.push(v.folder_id);
         titles.push(v.data.title.clone());
@@ -154,7 +154,7 @@ pub async fn import_tx(
     }
     let source = cases::by_id(tx, r.case_id).await?;
     let data = filter::case(&r.policy.policy, &source.data());
-    let case_id = Uuid::new_v4();
+    let case_id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO cases (id, org_id, owner_id, case_number, title, description, notes, tags)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -66,7 +66,7 @@ pub async fn deliver_to(
         )
         .await?;
     } else {
-        let ids: Vec<Uuid> = evidence_ids.iter().map(|_| Uuid::new_v4()).collect();
+        let ids: Vec<Uuid> = evidence_ids.iter().map(|_| Uuid::now_v7()).collect();
         sqlx::query(
             "INSERT INTO evidence_updates (id, received_id, evidence_id)
              SELECT i, $1, e FROM unnest($2::uuid[], $3::uuid[]) AS u(i, e)

@@ -30,7 +30,7 @@ pub(super) async fn materialize(
             SET policy = EXCLUDED.policy, share_id = EXCLUDED.share_id, revoked_at = NULL
          RETURNING id, received_at",
     )
-    .bind(Uuid::new_v4())
+    .bind(Uuid::now_v7())
     .bind(share.case_id)
     .bind(share.org_id)
     .bind(partner)
@@ -223,6 +223,9 @@ pub async fn grant(
              $2 = 'case'
              OR ($2 = 'folders' AND e.folder_id IN ({SCOPE_FOLDERS_SQL}))
              OR ($2 = 'evidence' AND e.id = ANY($4)))
+         -- In key order: the primary key's btree is appended to, not split
+         -- at random (ids made before time-ordered UUIDv7 ids are random).
+         ORDER BY e.id
          ON CONFLICT (received_id, evidence_id) DO UPDATE SET {COVER_SQL}
          RETURNING evidence_id, (xmax = 0) AS inserted"
     ))

@@ -128,7 +128,7 @@ pub async fn create(
             ("partner", Some(*org_id), Some(snapshot))
         }
     };
-    let id = Uuid::new_v4();
+    let id = Uuid::now_v7();
     let row: ShareRow = sqlx::query_as(&format!(
         "INSERT INTO shares (id, case_id, org_id, created_by, target_kind, target_org_id, scope, target, message,
                              redact_caption_evidence_ids, policy)

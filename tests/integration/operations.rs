@@ -433,3 +433,63 @@ async fn r37_queues_lists_every_queue_with_depth_and_consumers() {
     ));
     app.stop().await;
 }
+
+// R35, #21: a job left `running` (its worker stopped without the broker
+// handing its message to another) is published again by the rescuer once
+// it has shown no life for its lease, and finishes once.
+#[tokio::test]
+async fn r35_a_job_left_running_past_its_lease_is_rescued() {
+    let app = spawn_with(Options {
+        tune: Some(std::sync::Arc::new(
+            |s: &mut caseshare::config::Settings| {
+                s.job_lease_secs = 1;
+            },
+        )),
+        ..Default::default()
+    })
+    .await;
+    let a = app.create_org("Alpha PD", "lea").await;
+    let case = app.create_case(&a.user, "Burglary").await;
+    let accepted = app
+        .add_evidence(&a.user, case, json!({ "title": "Doorbell video" }))
+        .await;
+    app.drain().await;
+    let job: Uuid = sqlx::query_scalar("SELECT job_id FROM evidence WHERE case_id = $1")
+        .bind(case)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let _ = accepted;
+    // As a worker that took the job and then froze leaves it.
+    sqlx::query(
+        "UPDATE jobs SET status = 'running', finished_at = NULL, updated_at = now() - interval '1 hour'
+          WHERE id = $1",
+    )
+    .bind(job)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (status, deliveries): (String, i32) =
+        eventually("the stuck job rescued and finished", || async {
+            let row: (String, i32) =
+                sqlx::query_as("SELECT status::text, deliveries FROM jobs WHERE id = $1")
+                    .bind(job)
+                    .fetch_one(&app.db)
+                    .await
+                    .ok()?;
+            (row.0 == "complete").then_some(row)
+        })
+        .await;
+    assert_eq!(status, "complete");
+    assert_eq!(deliveries, 2, "delivered once more, by the rescuer");
+    // Finished jobs are left alone: no third delivery.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    app.drain().await;
+    let deliveries: i32 = sqlx::query_scalar("SELECT deliveries FROM jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(deliveries, 2);
+    app.stop().await;
+}
