@@ -1361,7 +1361,7 @@ async fn sample_activity(db: &PgPool, database: &str, span: Duration) -> String 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let mut counts: Vec<_> = counts.into_iter().collect();
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     let top: Vec<String> = counts
         .iter()
         .take(6)
