@@ -82,6 +82,9 @@ pub enum Command {
         #[arg(long)]
         worker: bool,
     },
+    /// Print the OpenAPI document (the one `GET /openapi.json` serves), to
+    /// generate a client without a running service.
+    Openapi,
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,6 +166,10 @@ pub enum DeadLettersCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Openapi = cli.command {
+        println!("{:#}", crate::http::openapi::document());
+        return Ok(());
+    }
     let mut settings = Settings::load(cli.config.as_deref())?;
     telemetry::init_logging(settings.log_format);
     match crate::keys::resolve(&mut settings)? {
@@ -210,6 +217,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             return Ok(());
         }
+        Command::Openapi => unreachable!("answered before the settings are read"),
         Command::Healthcheck { worker } => {
             let addr = if worker {
                 settings.metrics_addr

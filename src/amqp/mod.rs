@@ -261,13 +261,42 @@ impl Publisher {
         body: &[u8],
         props: BasicProperties,
     ) -> Result<(), PublishError> {
+        self.send(exchange, routing_key, body, props, true).await
+    }
+
+    /// Publish a broadcast (status events, R15), confirmed but not
+    /// `mandatory`: with no reader bound, the broker drops it quietly
+    /// instead of returning it (lapin logs every returned message, body and
+    /// all, as a warning: a newcomer's log filled with one per event).
+    pub async fn broadcast(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        message_id: &str,
+    ) -> Result<(), PublishError> {
+        let props = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_content_type("application/json".into())
+            .with_message_id(message_id.into());
+        self.send(exchange, routing_key, body, props, false).await
+    }
+
+    async fn send(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        props: BasicProperties,
+        mandatory: bool,
+    ) -> Result<(), PublishError> {
         let confirm = self
             .channel
             .basic_publish(
                 exchange.into(),
                 routing_key.into(),
                 BasicPublishOptions {
-                    mandatory: true,
+                    mandatory,
                     ..Default::default()
                 },
                 body,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod links;
+pub mod openapi;
 pub mod ops;
 pub mod page;
 pub mod receiving;
@@ -113,6 +114,9 @@ async fn rate_limited(State(s): State<AppState>, req: Request, next: Next) -> Re
         links::list_link_shares, links::revoke_link_share,
         ops::healthz, ops::readyz, ops::metrics, ops::get_job,
     ),
+    // Schemas only a path parameter refers to (utoipa collects those of
+    // bodies by itself).
+    components(schemas(crate::revocation::RecipientKind)),
     modifiers(&BearerAuth, &ErrorStatuses, &IdempotencyHeader),
     security(("bearer" = [])),
 )]

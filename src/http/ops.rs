@@ -256,6 +256,5 @@ pub async fn get_job(
 }
 
 pub async fn openapi() -> impl IntoResponse {
-    use utoipa::OpenApi;
-    axum::Json(super::ApiDoc::openapi())
+    axum::Json(super::openapi::document())
 }

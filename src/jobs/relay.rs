@@ -132,15 +132,21 @@ impl Relay {
             let message_id = format!("outbox-{}", row.id);
             let p = publisher.clone();
             let routing_key = row.routing_key.clone();
+            let broadcast = row.exchange != "jobs";
             pending.push(async move {
-                p.publish(
-                    &exchange,
-                    &routing_key,
-                    &body,
-                    FieldTable::default(),
-                    Some(&message_id),
-                )
-                .await
+                if broadcast {
+                    p.broadcast(&exchange, &routing_key, &body, &message_id)
+                        .await
+                } else {
+                    p.publish(
+                        &exchange,
+                        &routing_key,
+                        &body,
+                        FieldTable::default(),
+                        Some(&message_id),
+                    )
+                    .await
+                }
             });
             ids.push(row.id);
         }

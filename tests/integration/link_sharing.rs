@@ -569,22 +569,8 @@ async fn r40_refuses_bad_link_share_requests() {
     finish(app).await;
 }
 
-/// A standard tool, if installed; with `CASESHARE_REQUIRE_TOOLS=1` (CI) a
-/// missing tool fails the test.
 fn tool(name: &str) -> Option<std::path::PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var("CASESHARE_REQUIRE_TOOLS").as_deref() != Ok("1"),
-            "{name} is required (apt-get install genisoimage p7zip-full unzip)"
-        );
-        eprintln!("note: {name} is not installed; that check is skipped");
-    }
-    found
+    crate::common::tool(name, "apt-get install genisoimage p7zip-full unzip")
 }
 
 fn run(tool: &std::path::Path, args: &[&str]) -> String {

@@ -955,3 +955,21 @@ impl StatusListener {
         let _ = self.conn.close(200, "bye".into()).await;
     }
 }
+
+/// A standard tool, if installed; with `CASESHARE_REQUIRE_TOOLS=1` (CI) a
+/// missing tool fails the test (`install` says how to get it).
+pub fn tool(name: &str, install: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CASESHARE_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "{name} is required ({install})"
+        );
+        eprintln!("note: {name} is not installed; that check is skipped");
+    }
+    found
+}
