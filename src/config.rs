@@ -17,7 +17,10 @@ pub struct Settings {
     /// Where a process without the API (`worker`) serves `/healthz`,
     /// `/readyz` and `/metrics`; `serve` and `api` serve them on `http_addr`.
     pub metrics_addr: SocketAddr,
+    /// The SMTP relay; empty outside production: emails are written as
+    /// `.eml` files to `mail_dir` instead.
     pub smtp_url: String,
+    pub mail_dir: String,
     pub mail_from: String,
     pub public_url: String,
     pub service_tokens: Vec<String>,
@@ -274,10 +277,17 @@ impl Settings {
                 "must be non-empty letters, digits, '-', '_' or '.'",
             ));
         }
-        if !self.smtp_url.starts_with("smtp://") && !self.smtp_url.starts_with("smtps://") {
+        if self.smtp_url.is_empty() {
+            if self.mail_dir.is_empty() {
+                return Err(invalid(
+                    "CASESHARE_MAIL_DIR",
+                    "must name a directory when CASESHARE_SMTP_URL is empty",
+                ));
+            }
+        } else if !self.smtp_url.starts_with("smtp://") && !self.smtp_url.starts_with("smtps://") {
             return Err(invalid(
                 "CASESHARE_SMTP_URL",
-                "must be an smtp:// or smtps:// URL",
+                "must be an smtp:// or smtps:// URL (or empty outside production: .eml files in CASESHARE_MAIL_DIR)",
             ));
         }
         if !self.mail_from.contains('@') {
@@ -296,6 +306,12 @@ impl Settings {
             return Err(invalid(
                 "CASESHARE_DOWNLOAD_KEY",
                 "is required in production (CASESHARE_PRODUCTION=true), at least 32 characters: link download tokens are derived from it",
+            ));
+        }
+        if self.production && self.smtp_url.is_empty() {
+            return Err(invalid(
+                "CASESHARE_SMTP_URL",
+                "is required in production (CASESHARE_PRODUCTION=true): recipients are emailed through it",
             ));
         }
         if let Err(reason) =
@@ -375,7 +391,8 @@ mod tests {
         assert_eq!(s.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.http_addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.metrics_addr.to_string(), "127.0.0.1:9464");
-        assert_eq!(s.smtp_url, "smtp://127.0.0.1:25");
+        assert_eq!(s.smtp_url, "");
+        assert_eq!(s.mail_dir, "data/mail");
         assert_eq!(s.mail_from, "caseshare@localhost");
         assert_eq!(s.public_url, "http://127.0.0.1:8080");
         assert_eq!(s.amqp_prefix, "caseshare");

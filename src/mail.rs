@@ -26,6 +26,9 @@ pub struct Mailer {
 enum Transport {
     Lettre(AsyncSmtpTransport<Tokio1Executor>),
     NoDelay(Arc<NoDelayPool>),
+    /// No relay configured (outside production): `.eml` files in a
+    /// directory, one per message (lettre's file transport).
+    Files(lettre::AsyncFileTransport<Tokio1Executor>),
 }
 
 /// Idle SMTP connections to a plain relay, at most `permits` in use.
@@ -144,6 +147,9 @@ impl Mailer {
     /// connections are reused, not reopened.
     pub fn new(smtp_url: &str, from: &str, pool_size: u32) -> anyhow::Result<Self> {
         let transport = match plain_relay(smtp_url) {
+            _ if smtp_url.is_empty() => {
+                anyhow::bail!("no SMTP relay: use Mailer::to_files")
+            }
             Some(addr) => Transport::NoDelay(Arc::new(NoDelayPool {
                 addr,
                 hello: ClientId::default(),
@@ -159,6 +165,16 @@ impl Mailer {
         };
         Ok(Self {
             transport,
+            from: from.parse()?,
+        })
+    }
+
+    /// Without a relay (outside production): each message is written as an
+    /// `.eml` file to `dir`, created if missing.
+    pub fn to_files(dir: &std::path::Path, from: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        Ok(Self {
+            transport: Transport::Files(lettre::AsyncFileTransport::<Tokio1Executor>::new(dir)),
             from: from.parse()?,
         })
     }
@@ -190,6 +206,11 @@ impl Mailer {
         match &self.transport {
             Transport::Lettre(t) => t.send(message).await.map(|_| ()).map_err(|e| classify(&e)),
             Transport::NoDelay(pool) => pool.send(message.envelope(), &message.formatted()).await,
+            Transport::Files(t) => t
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| MailError::Transient(format!("writing the .eml file: {e}"))),
         }
     }
 }

@@ -85,13 +85,22 @@ impl Application {
                 settings: settings.clone(),
                 topology: topology.clone(),
                 // As many pooled SMTP connections as notices in flight.
-                mailer: Mailer::new(
-                    &settings.smtp_url,
-                    &settings.mail_from,
-                    registry
-                        .prefetch(notify::SendNotice::NAME, settings.worker_concurrency)
-                        .into(),
-                )?,
+                mailer: if settings.smtp_url.is_empty() {
+                    let dir = std::path::Path::new(&settings.mail_dir);
+                    tracing::warn!(
+                        mail_dir = %dir.display(),
+                        "no SMTP relay configured (CASESHARE_SMTP_URL): emails are written as .eml files to mail_dir"
+                    );
+                    Mailer::to_files(dir, &settings.mail_from)?
+                } else {
+                    Mailer::new(
+                        &settings.smtp_url,
+                        &settings.mail_from,
+                        registry
+                            .prefetch(notify::SendNotice::NAME, settings.worker_concurrency)
+                            .into(),
+                    )?
+                },
                 store: store.clone(),
             };
             let worker = Arc::new(Worker {

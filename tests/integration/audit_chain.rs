@@ -301,12 +301,22 @@ fn r39_r60_production_needs_audit_and_download_keys() {
         ],
         "CASESHARE_DOWNLOAD_KEY",
     );
+    // #22: and without an SMTP relay (elsewhere, emails go to .eml files).
+    refused(
+        &[
+            ("CASESHARE_PRODUCTION", "true"),
+            ("CASESHARE_AUDIT_KEY", KEY),
+            ("CASESHARE_DOWNLOAD_KEY", KEY),
+        ],
+        "CASESHARE_SMTP_URL",
+    );
     assert!(caseshare::config::Settings::from_table_and_env(
         table(),
         env(&[
             ("CASESHARE_PRODUCTION", "true"),
             ("CASESHARE_AUDIT_KEY", KEY),
             ("CASESHARE_DOWNLOAD_KEY", KEY),
+            ("CASESHARE_SMTP_URL", "smtp://relay.example:25"),
         ]),
     )
     .is_ok());

@@ -649,3 +649,46 @@ async fn r34_a_killed_workers_claim_is_taken_over_when_its_lease_ends() {
     );
     app.stop().await;
 }
+
+// R32, #22: with no SMTP relay configured (outside production), a share's
+// email is written as an `.eml` file to the mail directory, sent once, not
+// retried into the dead letters.
+#[tokio::test]
+async fn r32_without_a_relay_emails_are_written_as_eml_files() {
+    let app = spawn_with(Options {
+        smtp: false,
+        tune: Some(std::sync::Arc::new(
+            |s: &mut caseshare::config::Settings| {
+                s.smtp_url = String::new();
+            },
+        )),
+        ..Default::default()
+    })
+    .await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    share_naming_user(&app, &a, case, &b, json!({ "kind": "case" })).await;
+    app.drain().await;
+    let dir = std::env::temp_dir()
+        .join(format!("caseshare-test-{}-mail", app.prefix))
+        .display()
+        .to_string();
+    let emails: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .flatten()
+        .filter(|f| f.path().extension().is_some_and(|x| x == "eml"))
+        .map(|f| std::fs::read_to_string(f.path()).unwrap())
+        .collect();
+    let to_b: Vec<&String> = emails
+        .iter()
+        .filter(|m| m.contains("beta.pd.user@beta-pd.example"))
+        .collect();
+    assert_eq!(to_b.len(), 1, "one email to the named user: {emails:?}");
+    assert!(to_b[0].contains("Subject:"), "{}", to_b[0]);
+    let sent: i64 = sqlx::query_scalar("SELECT count(*) FROM notices WHERE status::text = 'sent'")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert!(sent >= 1);
+    let _ = std::fs::remove_dir_all(&dir);
+    app.stop().await;
+}

@@ -259,6 +259,11 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     if let Some(s) = &smtp {
         settings.smtp_url = s.url();
     }
+    // Without the sink: .eml files, in a directory of this test's own.
+    settings.mail_dir = std::env::temp_dir()
+        .join(format!("caseshare-test-{prefix}-mail"))
+        .display()
+        .to_string();
     let s3 = if opts.s3 {
         let server = s3::S3Server::start().await;
         settings.content_store = caseshare::config::StoreKind::S3;
