@@ -396,9 +396,10 @@ pub async fn acknowledge(db: &sqlx::PgPool, seal: &AuditKey, case_id: Uuid) -> R
             })
             .map(|i| i["sha256"].as_str().map(str::to_string))
             .collect();
-        // Per manifest item: what the copy holds (one statement). LATERAL:
-        // one lookup in the (case_id, source_evidence_id) key per item,
-        // whatever the statistics say. A plain join, planned on the stale
+        // Per manifest item: what the copy holds (one statement). LATERAL
+        // with LIMIT 1 (which keeps the planner from flattening it into a
+        // join): one lookup in the (case_id, source_evidence_id) key per
+        // item, whatever the statistics say. A plain join, planned on the stale
         // statistics of a copy just written, put the copy's rows outside a
         // materialized manifest: 100,000 items took minutes (the bench's
         // 100k auto-import).
@@ -413,7 +414,8 @@ pub async fn acknowledge(db: &sqlx::PgPool, seal: &AuditKey, case_id: Uuid) -> R
                FROM unnest($2::uuid[], $3::text[]) WITH ORDINALITY AS m(id, sha256, n)
                LEFT JOIN LATERAL (
                    SELECT e.id, e.content_state, e.data->'content'->>'sha256' AS sha256
-                     FROM evidence e WHERE e.case_id = $1 AND e.source_evidence_id = m.id) e ON true
+                     FROM evidence e WHERE e.case_id = $1 AND e.source_evidence_id = m.id
+                    LIMIT 1) e ON true
               ORDER BY m.n",
         )
         .bind(case_id)

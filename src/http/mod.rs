@@ -9,6 +9,7 @@ pub mod directory;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod landing;
 pub mod links;
 pub mod openapi;
 pub mod ops;
@@ -301,6 +302,8 @@ pub fn router(state: AppState) -> Router {
             post(links::revoke_link_share),
         )
         .route("/v1/downloads/{token}", get(links::download))
+        .route("/links/{token}", get(landing::page))
+        .route("/links/assets/style.css", get(landing::style))
         .fallback(|| async { crate::error::Error::NotFound("route") })
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(middleware::from_fn_with_state(state.clone(), deadline))

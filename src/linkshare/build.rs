@@ -358,7 +358,7 @@ async fn complete(
         let mut tx = ctx.db.begin().await?;
         let done: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
             "UPDATE link_shares SET status = 'complete', manifest_sha256 = $2, size_bytes = $3,
-                    package_key = $4, completed_at = now(),
+                    package_key = $4, contents = $5, completed_at = now(),
                     expires_at = now() + make_interval(hours => duration_hours)
              WHERE id = $1 AND status = 'processing' RETURNING expires_at",
         )
@@ -366,6 +366,7 @@ async fn complete(
         .bind(&built.manifest_sha256)
         .bind(built.size_bytes as i64)
         .bind(&key)
+        .bind(&built.files)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(expires_at) = done else {

@@ -32,7 +32,7 @@ mod package;
 mod request;
 
 pub use build::BuildLinkShare;
-pub use download::{for_download, record_download};
+pub use download::{for_download, for_page, record_download, Landing};
 pub use lifecycle::{
     get_owned, list_for_case, queue_reminders, revoke, status_event_tx, sweep_expired,
 };
@@ -88,6 +88,10 @@ pub struct LinkShareView {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub download_url: Option<String>,
+    /// The recipient's landing page (what the emails link to): the sender,
+    /// the case, the files and sizes, the expiry and the download button.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
     /// SHA-256 of the package's `manifest.json`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_sha256: Option<String>,
@@ -161,6 +165,16 @@ pub fn token_hash(token: &str) -> [u8; 32] {
     sha2::Sha256::digest(token.as_bytes()).into()
 }
 
+/// The page a recipient lands on (#22): who sent what, until when, and the
+/// download button. Emails link here.
+pub fn page_url(settings: &Settings, id: Uuid) -> String {
+    format!(
+        "{}/links/{}",
+        settings.public_url.trim_end_matches('/'),
+        token(settings, id)
+    )
+}
+
 /// The URL a recipient downloads a link share's package from.
 pub fn download_url(settings: &Settings, id: Uuid) -> String {
     format!(
@@ -182,8 +196,9 @@ impl LinkShareRow {
     }
 
     pub fn view(self, settings: &Settings) -> LinkShareView {
-        let download_url = (self.status == LinkShareStatus::Complete && self.token_derived)
-            .then(|| download_url(settings, self.id));
+        let live = self.status == LinkShareStatus::Complete && self.token_derived;
+        let download_url = live.then(|| download_url(settings, self.id));
+        let page_url = live.then(|| page_url(settings, self.id));
         LinkShareView {
             id: self.id,
             case_id: self.case_id,
@@ -191,6 +206,7 @@ impl LinkShareRow {
             status: self.status,
             expires_at: self.expires_at,
             download_url,
+            page_url,
             manifest_sha256: self.manifest_sha256,
             size_bytes: self.size_bytes,
             failure: self.failure,

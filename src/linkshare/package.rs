@@ -95,6 +95,9 @@ impl From<zip::result::ZipError> for BuildError {
 pub struct Built {
     pub manifest_sha256: String,
     pub size_bytes: u64,
+    /// The files of the package as its manifest lists them (`[{path,
+    /// size_bytes, sha256}]`), for the recipient's landing page.
+    pub files: serde_json::Value,
 }
 
 /// A file of the package as the manifest lists it.
@@ -237,9 +240,13 @@ fn extra_entries(plan: &Plan, paths: impl Fn(usize) -> String) -> Vec<FileEntry>
 
 fn finish(file: std::fs::File, manifest: &[u8]) -> Result<Built, BuildError> {
     file.sync_all()?;
+    let files = serde_json::from_slice::<serde_json::Value>(manifest)
+        .map(|mut m| m["files"].take())
+        .map_err(io::Error::other)?;
     Ok(Built {
         manifest_sha256: hex::encode(Sha256::digest(manifest)),
         size_bytes: file.metadata()?.len(),
+        files,
     })
 }
 

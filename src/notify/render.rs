@@ -201,8 +201,10 @@ async fn render_link_share(
     .await?;
     // A link made before tokens were derived cannot be recomputed: its
     // reminder points at the first email.
+    // The landing page, not the raw package: the recipient sees who sent
+    // what before a multi-gigabyte download starts.
     let download_url = if token_derived {
-        crate::linkshare::download_url(&ctx.settings, id)
+        crate::linkshare::page_url(&ctx.settings, id)
     } else {
         "(the download link in the first email about this package)".to_string()
     };

@@ -624,7 +624,7 @@ async fn r45_r47_link_shares_to_partner_groups_follow_copy_download() {
     for member in [b.user_id, analyst] {
         let mails = mails_to(app, &app.user_email(member).await);
         assert_eq!(mails.len(), 1, "each member gets the link once");
-        assert!(readable(&mails[0]).contains("/v1/downloads/"));
+        assert!(readable(&mails[0]).contains("/links/"));
     }
 
     let mut no_copy = policy(true);

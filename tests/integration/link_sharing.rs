@@ -74,6 +74,12 @@ fn full_case_tree(w: &World) -> Vec<String> {
 }
 
 /// The path of a download URL (the public URL of the tests is not served).
+/// The path of a link share's landing page (what emails link to).
+fn page_path(view: &Value) -> String {
+    let url = url::Url::parse(view["page_url"].as_str().unwrap()).unwrap();
+    url.path().to_string()
+}
+
 fn download_path(view: &Value) -> String {
     let url = url::Url::parse(view["download_url"].as_str().unwrap()).unwrap();
     url.path().to_string()
@@ -292,8 +298,8 @@ async fn r40_link_share_packages_the_case_with_a_manifest_and_expires() {
     assert_eq!(mail.to, vec!["defense@firm.example".to_string()]);
     let text = readable(&mail);
     assert!(
-        text.contains(&download_path(&done)),
-        "the link is in the email"
+        text.contains(&page_path(&done)),
+        "the link (its landing page) is in the email"
     );
     assert!(
         text.contains(done["manifest_sha256"].as_str().unwrap()),
@@ -813,7 +819,7 @@ async fn r40_expiry_reminder_is_emailed_once_before_the_link_expires() {
     let (_, view) = app.get(&format!("/v1/link-shares/{long}"), &w.a.user).await;
     let text = readable(&reminder);
     assert!(
-        text.contains(&download_path(&view)),
+        text.contains(&page_path(&view)),
         "the link is in the reminder"
     );
     let expires: chrono::DateTime<chrono::Utc> =
@@ -1315,9 +1321,11 @@ async fn r40_download_tokens_are_not_stored_only_their_hash() {
     app.drain().await;
     let mails = mails_to(app, "defense@firm.example");
     assert_eq!(mails.len(), 1);
+    let page = done["page_url"].as_str().unwrap().to_string();
+    assert!(page.ends_with(&format!("/links/{token}")), "{page}");
     assert!(
-        readable(&mails[0]).contains(&url),
-        "the email carries the same URL"
+        readable(&mails[0]).contains(&page),
+        "the email carries the landing page of the same token"
     );
 
     let by_hash: i64 = sqlx::query_scalar(
@@ -1361,5 +1369,118 @@ async fn r40_download_tokens_are_not_stored_only_their_hash() {
         package_bytes(app, &done).await.len() as i64,
         done["size_bytes"].as_i64().unwrap()
     );
+    finish(w.app).await;
+}
+
+/// GET a landing page: status, headers and HTML.
+async fn landing(app: &TestApp, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    let res = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .send()
+        .await
+        .unwrap();
+    let (status, headers) = (res.status(), res.headers().clone());
+    (status, headers, res.text().await.unwrap())
+}
+
+// R40, #22: the emailed link opens a page for people: the sending agency,
+// the case, every file with its size and the total, the expiry, the
+// manifest's SHA-256 and a download button; a withdrawn, an expired and an
+// unknown link get pages saying so. No script, a strict CSP, noindex.
+#[tokio::test]
+async fn r40_a_link_opens_a_landing_page_for_people() {
+    let w = world().await;
+    let app = &w.app;
+    let id = link_share(
+        app,
+        &w.a.user,
+        w.case,
+        body(json!({ "kind": "case" }), true),
+    )
+    .await;
+    let done = wait_link(app, &w.a.user, &id).await;
+    let page = done["page_url"].as_str().unwrap();
+    let path = &page[page.find("/links/").unwrap()..];
+    let token = path.rsplit('/').next().unwrap();
+    let (status, headers, html) = landing(app, path).await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    // What a browser reads: minijinja escapes `/` too.
+    let html = html.replace("&#x2f;", "/");
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(!csp.contains("script-src"), "{csp}");
+    assert_eq!(headers["x-robots-tag"], "noindex, nofollow");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert!(!html.contains("<script"), "no script");
+    assert!(html.contains(r#"<html lang="en">"#));
+    assert!(html.contains("Alpha PD sent you a case package"), "{html}");
+    assert!(
+        html.contains(&format!("href=\"/v1/downloads/{token}\"")),
+        "{html}"
+    );
+    assert!(html.contains(done["manifest_sha256"].as_str().unwrap()));
+    // Every file of the manifest, with its size.
+    let bytes = package_bytes(app, &done).await;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+    let manifest: Value = serde_json::from_reader(zip.by_name("manifest.json").unwrap()).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert!(!files.is_empty());
+    for f in files {
+        let path = f["path"].as_str().unwrap();
+        let escaped = path
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;");
+        assert!(
+            html.contains(&format!("<td>{escaped}</td>")),
+            "{path} listed: {html}"
+        );
+    }
+    assert!(html.contains(&format!("{} file", files.len())), "{html}");
+    // The stylesheet is the only thing the page loads.
+    let (s, h, css) = landing(app, "/links/assets/style.css").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["content-type"], "text/css; charset=utf-8");
+    assert!(css.contains(".download"));
+
+    // Unknown: 404, a page, not JSON.
+    let (s, _, html) = landing(app, &format!("/links/{}", "0".repeat(64))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(html.contains("No package at this link"), "{html}");
+
+    // Expired: 410, says until when.
+    sqlx::query(
+        "UPDATE link_shares SET expires_at = now() - interval '1 hour' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (s, _, html) = landing(app, path).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert!(html.contains("This link has expired"), "{html}");
+    assert!(!html.contains("/v1/downloads/"), "no download button");
+
+    // Withdrawn: 410.
+    sqlx::query(
+        "UPDATE link_shares SET expires_at = now() + interval '1 hour' WHERE id = $1::uuid",
+    )
+    .bind(&id)
+    .execute(&app.db)
+    .await
+    .unwrap();
+    let (s, _) = app
+        .post(
+            &format!("/v1/link-shares/{id}/revoke"),
+            &w.a.user,
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, html) = landing(app, path).await;
+    assert_eq!(s, StatusCode::GONE);
+    assert!(html.contains("This link was withdrawn"), "{html}");
     finish(w.app).await;
 }
