@@ -8,6 +8,7 @@ mod common;
 mod access;
 mod audit_chain;
 mod broker_permissions;
+mod browser;
 mod clients;
 mod cluster;
 mod custody;
