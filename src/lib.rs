@@ -91,4 +91,5 @@ pub mod sharing;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod templating;
 pub mod worker;

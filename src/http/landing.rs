@@ -23,7 +23,7 @@ use crate::linkshare::{self, Landing};
 const LISTED: usize = 500;
 
 static TEMPLATES: LazyLock<minijinja::Environment<'static>> = LazyLock::new(|| {
-    let mut env = minijinja::Environment::new();
+    let mut env = crate::templating::environment();
     env.add_template(
         "link_landing.html",
         include_str!("../../templates/link_landing.html"),

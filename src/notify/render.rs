@@ -26,38 +26,6 @@ pub(super) struct Rendered {
     pub(super) html: String,
 }
 
-fn escape_html(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// Fill `{{name}}` placeholders in one pass over the template: a value is
-/// never read as a template (a case titled `{{view_url}}` stays that text),
-/// and a placeholder with no value is an error, not an empty string.
-fn fill(template: &str, vars: &[(&str, String)]) -> Result<String, String> {
-    let mut out = String::with_capacity(template.len() + 256);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| "unclosed {{ in a template".to_string())?;
-        let name = after[..end].trim();
-        let value = vars
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
-            .ok_or_else(|| format!("the template names {{{{{name}}}}}, which has no value"))?;
-        out.push_str(value);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 const TEMPLATES: &[(&str, &str, &str)] = &[
     (
         "share",
@@ -137,39 +105,48 @@ pub(super) async fn render(
     fill_template(template, subject, &vars, message.as_deref())
 }
 
-/// Fill a template's text and HTML parts: HTML gets escaped values, and the
-/// optional message becomes `message_block` / `message_html`.
+/// The email templates, text and HTML parts (`templating`: the HTML part
+/// escapes every value).
+static EMAILS: std::sync::LazyLock<minijinja::Environment<'static>> =
+    std::sync::LazyLock::new(|| {
+        let mut env = crate::templating::environment();
+        for (name, text, html) in TEMPLATES {
+            env.add_template_owned(format!("{name}.txt"), *text)
+                .expect("an email template parses");
+            env.add_template_owned(format!("{name}.html"), *html)
+                .expect("an email template parses");
+        }
+        env
+    });
+
+/// Render a template's text and HTML parts with `vars` and the optional
+/// message (blank: none).
 fn fill_template(
     template: &str,
     subject: String,
     vars: &[(&str, String)],
     message: Option<&str>,
 ) -> Result<Rendered, JobError> {
-    let (_, text, html) = TEMPLATES
+    let name = TEMPLATES
         .iter()
         .find(|(name, _, _)| *name == template)
-        .copied()
-        .unwrap_or(TEMPLATES[0]);
+        .map_or(TEMPLATES[0].0, |t| t.0);
     let message = message.filter(|m| !m.trim().is_empty());
-    let mut text_vars = vars.to_vec();
-    text_vars.push((
-        "message_block",
-        message
-            .map(|m| format!("\nMessage:\n{m}\n"))
-            .unwrap_or_default(),
-    ));
-    let mut html_vars: Vec<(&str, String)> =
-        vars.iter().map(|(k, v)| (*k, escape_html(v))).collect();
-    html_vars.push((
-        "message_html",
-        message
-            .map(|m| format!("<p>Message:<br>{}</p>", escape_html(m)))
-            .unwrap_or_default(),
-    ));
+    let mut context: std::collections::BTreeMap<&str, minijinja::Value> = vars
+        .iter()
+        .map(|(k, v)| (*k, minijinja::Value::from(v.as_str())))
+        .collect();
+    context.insert("message", minijinja::Value::from(message));
+    let render = |part: &str| {
+        EMAILS
+            .get_template(&format!("{name}.{part}"))
+            .and_then(|t| t.render(&context))
+            .map_err(|e| JobError::permanent(format!("rendering the {name} email: {e}")))
+    };
     Ok(Rendered {
         subject,
-        text: fill(text, &text_vars).map_err(JobError::permanent)?,
-        html: fill(html, &html_vars).map_err(JobError::permanent)?,
+        text: render("txt")?,
+        html: render("html")?,
     })
 }
 
@@ -239,20 +216,37 @@ async fn render_link_share(
 
 #[cfg(test)]
 mod tests {
-    use super::{fill, fill_template, TEMPLATES};
+    use super::{fill_template, TEMPLATES};
 
+    // A value is never read as a template, and HTML parts escape it.
     #[test]
-    fn values_are_never_read_as_templates_and_unknown_names_fail() {
-        let out = fill(
-            "Case: {{case_title}} at {{view_url}}",
-            &[
-                ("case_title", "{{view_url}}".into()),
-                ("view_url", "https://x/cases/1".into()),
-            ],
-        )
-        .unwrap();
-        assert_eq!(out, "Case: {{view_url}} at https://x/cases/1");
-        assert!(fill("{{nope}}", &[]).is_err());
+    fn values_stay_values_and_html_parts_escape_them() {
+        let vars = [
+            ("sharing_org", "Alpha <PD>".to_string()),
+            ("receiving_org", "Beta PD".to_string()),
+            ("case_title", "{{ view_url }}".to_string()),
+            ("view_url", "https://x.example/cases/1".to_string()),
+        ];
+        let out = fill_template("share", "s".into(), &vars, Some("see <this>")).unwrap();
+        assert!(out.text.contains("Case: {{ view_url }}"), "{}", out.text);
+        assert!(
+            out.text.contains("\nMessage:\nsee <this>\n"),
+            "{}",
+            out.text
+        );
+        assert!(out.html.contains("Alpha &lt;PD&gt;"), "{}", out.html);
+        assert!(out.html.contains("see &lt;this&gt;"), "{}", out.html);
+        assert!(
+            out.html.contains("href=\"https://x.example/cases/1\""),
+            "{}",
+            out.html
+        );
+        let none = fill_template("share", "s".into(), &vars, Some("  ")).unwrap();
+        assert!(!none.text.contains("Message:"));
+        assert!(
+            fill_template("share", "s".into(), &vars[..2], None).is_err(),
+            "a name with no value"
+        );
     }
 
     #[test]
