@@ -1059,25 +1059,36 @@ async fn loadgen() {
         tokio::time::sleep_until(due).await;
         let (client, url, token) = (client.clone(), url.clone(), token.clone());
         tasks.spawn(async move {
-            let status = match client
-                .post(&url)
-                .bearer_auth(&token)
-                .json(&json!({ "title": format!("Load item {i}"), "categories": ["video"], "tags": ["t"] }))
-                .send()
-                .await
-            {
-                Ok(res) => {
-                    let status = res.status().as_u16();
-                    let _ = res.bytes().await;
-                    status
-                }
-                Err(_) => 0,
-            };
+            let status = post_item(&client, &url, &token, &format!("Load item {i}")).await;
             (due.elapsed(), status)
         });
     }
     let issued = t0.elapsed().as_secs_f64();
     let results = tasks.join_all().await;
+    println!("{}", load_report(&results, issued));
+}
+
+/// One evidence POST of the load generators: its status (0: no answer).
+async fn post_item(client: &reqwest::Client, url: &str, token: &str, title: &str) -> u16 {
+    match client
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "title": title, "categories": ["video"], "tags": ["t"] }))
+        .send()
+        .await
+    {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let _ = res.bytes().await;
+            status
+        }
+        Err(_) => 0,
+    }
+}
+
+/// The load generators' report: count, statuses, rate over `secs`,
+/// latency percentiles and the generator's own CPU seconds.
+fn load_report(results: &[(Duration, u16)], secs: f64) -> serde_json::Value {
     let mut latencies: Vec<f64> = results
         .iter()
         .map(|(d, _)| d.as_secs_f64() * 1000.0)
@@ -1085,19 +1096,17 @@ async fn loadgen() {
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     let mut statuses = std::collections::BTreeMap::<String, usize>::new();
-    for (_, s) in &results {
+    for (_, s) in results {
         *statuses.entry(s.to_string()).or_default() += 1;
     }
-    println!(
-        "{}",
-        json!({
-            "sent": total,
-            "accepted": statuses.get("202").copied().unwrap_or(0),
-            "statuses": statuses,
-            "achieved_rps": total as f64 / issued.max(f64::EPSILON),
-            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
-        })
-    );
+    json!({
+        "sent": results.len(),
+        "accepted": statuses.get("202").copied().unwrap_or(0),
+        "statuses": statuses,
+        "achieved_rps": results.len() as f64 / secs.max(f64::EPSILON),
+        "cpu_s": cpu_seconds(&["self"]),
+        "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+    })
 }
 
 /// `--loadgen` with `LOADGEN_CONNECTIONS`: closed loop, as `wrk -c N`:
@@ -1125,20 +1134,7 @@ async fn loadgen_closed() {
             let mut i = 0usize;
             while tokio::time::Instant::now() < end {
                 let sent = tokio::time::Instant::now();
-                let status = match client
-                    .post(&url)
-                    .bearer_auth(&token)
-                    .json(&json!({ "title": format!("Load item {c}-{i}"), "categories": ["video"], "tags": ["t"] }))
-                    .send()
-                    .await
-                {
-                    Ok(res) => {
-                        let status = res.status().as_u16();
-                        let _ = res.bytes().await;
-                        status
-                    }
-                    Err(_) => 0,
-                };
+                let status = post_item(&client, &url, &token, &format!("Load item {c}-{i}")).await;
                 out.push((sent.elapsed(), status));
                 i += 1;
             }
@@ -1146,28 +1142,7 @@ async fn loadgen_closed() {
         });
     }
     let results: Vec<(Duration, u16)> = tasks.join_all().await.into_iter().flatten().collect();
-    let elapsed = start.elapsed().as_secs_f64();
-    let mut latencies: Vec<f64> = results
-        .iter()
-        .map(|(d, _)| d.as_secs_f64() * 1000.0)
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
-    let mut statuses = std::collections::BTreeMap::<String, usize>::new();
-    for (_, s) in &results {
-        *statuses.entry(s.to_string()).or_default() += 1;
-    }
-    println!(
-        "{}",
-        json!({
-            "sent": results.len(),
-            "accepted": statuses.get("202").copied().unwrap_or(0),
-            "statuses": statuses,
-            "achieved_rps": results.len() as f64 / elapsed,
-            "cpu_s": cpu_seconds(&["self"]),
-            "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99), "max_ms": pct(1.0),
-        })
-    );
+    println!("{}", load_report(&results, start.elapsed().as_secs_f64()));
 }
 
 // ---------------------------------------------------------------------------

@@ -87,6 +87,45 @@ async fn sent_twice(app: &TestApp, path: &str, token: &str, body: &Value) -> Val
     first.body
 }
 
+/// `n` attempts of the same keyed POST at once: every answer is 202 or
+/// 409, and every 202 names the same resource, whose id is returned.
+async fn at_once(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+    n: usize,
+) -> String {
+    let mut attempts = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let (client, base) = (app.client.clone(), app.base.clone());
+        let (path, token, key, body) = (
+            path.to_string(),
+            token.to_string(),
+            key.to_string(),
+            body.clone(),
+        );
+        attempts.spawn(async move { keyed_at(&client, &base, &path, &token, &key, &body).await });
+    }
+    let answers = attempts.join_all().await;
+    for a in &answers {
+        assert!(
+            a.status == StatusCode::ACCEPTED || a.status == StatusCode::CONFLICT,
+            "{} {}",
+            a.status,
+            a.body
+        );
+    }
+    let ids: std::collections::HashSet<String> = answers
+        .iter()
+        .filter(|a| a.status == StatusCode::ACCEPTED)
+        .map(|a| a.body["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), 1, "every accepted answer names the one effect");
+    ids.into_iter().next().unwrap()
+}
+
 async fn count(app: &TestApp, sql: &str, id: Uuid) -> i64 {
     sqlx::query_scalar(sql)
         .bind(id)
@@ -273,27 +312,7 @@ async fn concurrent_attempts_with_one_key_make_one_share() {
     let path = format!("/v1/cases/{case}/shares");
     let body = to_partner(b.id, json!({ "kind": "case" }));
     let key = Uuid::new_v4().to_string();
-    let mut attempts = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let (client, base) = (app.client.clone(), app.base.clone());
-        let (path, token, key, body) = (path.clone(), a.user.clone(), key.clone(), body.clone());
-        attempts.spawn(async move { keyed_at(&client, &base, &path, &token, &key, &body).await });
-    }
-    let answers = attempts.join_all().await;
-    let ids: std::collections::HashSet<String> = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::ACCEPTED)
-        .map(|a| a.body["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(ids.len(), 1, "every accepted answer names the one share");
-    for a in &answers {
-        assert!(
-            a.status == StatusCode::ACCEPTED || a.status == StatusCode::CONFLICT,
-            "{} {}",
-            a.status,
-            a.body
-        );
-    }
+    at_once(&app, &path, &a.user, &key, &body, 8).await;
     assert_eq!(shares_of(&app, case).await, 1);
     app.stop().await;
 }
@@ -310,28 +329,8 @@ async fn r35_concurrent_evidence_attempts_with_one_key_record_one_item() {
     let path = format!("/v1/cases/{case}/evidence");
     let body = json!({ "title": "Doorbell video" });
     let key = Uuid::new_v4().to_string();
-    let mut attempts = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let (client, base) = (app.client.clone(), app.base.clone());
-        let (path, token, key, body) = (path.clone(), a.user.clone(), key.clone(), body.clone());
-        attempts.spawn(async move { keyed_at(&client, &base, &path, &token, &key, &body).await });
-    }
-    let answers = attempts.join_all().await;
-    let ids: std::collections::HashSet<String> = answers
-        .iter()
-        .filter(|a| a.status == StatusCode::ACCEPTED)
-        .map(|a| a.body["id"].as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(ids.len(), 1, "every accepted answer names the one item");
-    for a in &answers {
-        assert!(
-            a.status == StatusCode::ACCEPTED || a.status == StatusCode::CONFLICT,
-            "{} {}",
-            a.status,
-            a.body
-        );
-    }
-    let id: Uuid = ids.iter().next().unwrap().parse().unwrap();
+    let accepted = at_once(&app, &path, &a.user, &key, &body, 8).await;
+    let id: Uuid = accepted.parse().unwrap();
     let n = |sql: &'static str| count(&app, sql, id);
     assert_eq!(n("SELECT count(*) FROM evidence WHERE id = $1").await, 1);
     assert_eq!(
