@@ -57,3 +57,28 @@ fn ingest_events<'a>(
             .collect()
     })
 }
+
+#[cfg(test)]
+mod job_kinds {
+    // The OpenAPI document's closed set of job kinds (`JobView.kind`) is
+    // exactly the registered kinds: a new job kind fails this until listed.
+    #[test]
+    fn the_documented_job_kinds_are_the_registered_ones() {
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(crate::jobs::JobKind::schema()).unwrap();
+        let mut documented: Vec<String> = schema["enum"]
+            .as_array()
+            .expect("an enum")
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        documented.sort();
+        let mut registered: Vec<String> = super::registry()
+            .names()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        registered.sort();
+        assert_eq!(documented, registered);
+    }
+}

@@ -123,7 +123,8 @@ pub struct PartnerOrg {
 pub struct PartnerItem {
     pub org: PartnerOrg,
     pub policy_id: Option<Uuid>,
-    /// default | partner
+    /// Which assignment supplies the partner's policy.
+    #[schema(value_type = crate::policy::schema::PolicySource)]
     pub policy_source: String,
 }
 

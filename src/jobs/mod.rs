@@ -283,6 +283,22 @@ pub struct JobMessage {
     pub job_id: Uuid,
 }
 
+/// The kinds of job (the OpenAPI document's closed set for `JobView.kind`;
+/// each is a [`Job::NAME`]).
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum JobKind {
+    BuildLinkShare,
+    CopyContent,
+    EvidenceAdded,
+    ImportCase,
+    RevokeShare,
+    SendNotice,
+    ShareCase,
+    StopSharing,
+}
+
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct JobView {
     pub id: Uuid,
@@ -290,6 +306,7 @@ pub struct JobView {
     pub org_id: Option<Uuid>,
     #[serde(skip)]
     pub case_id: Option<Uuid>,
+    #[schema(value_type = JobKind)]
     pub kind: String,
     pub status: JobStatus,
     pub attempts: i32,

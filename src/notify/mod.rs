@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
 pub enum NoticeKind {
     Share,
     InternalShare,
@@ -71,6 +72,7 @@ pub enum NoticeStatus {
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NoticeView {
     pub id: Uuid,
+    #[schema(value_type = NoticeKind)]
     pub kind: String,
     pub recipient: String,
     pub status: NoticeStatus,

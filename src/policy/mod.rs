@@ -138,13 +138,23 @@ pub mod schema {
         evidence_terms: EvidenceTerms,
     }
 
+    /// Which assignment supplied a policy: the org's default, or the one
+    /// assigned to the partner.
+    #[derive(ToSchema)]
+    #[schema(rename_all = "lowercase")]
+    #[allow(dead_code)]
+    pub enum PolicySource {
+        Default,
+        Partner,
+    }
+
     /// The policy recorded with a share (R12): the resolved policy at share time.
     #[derive(ToSchema)]
     #[allow(dead_code)]
     pub struct PolicySnapshot {
         policy_id: Uuid,
-        /// `default` or `partner` (which assignment supplied it).
-        source: String,
+        /// Which assignment supplied it.
+        source: PolicySource,
         name: String,
         permissions: Permissions,
         case_terms: CaseTerms,
