@@ -306,6 +306,9 @@ pub struct AuditItem {
     pub case_id: Option<Uuid>,
     pub evidence_id: Option<Uuid>,
     pub share_id: Option<Uuid>,
+    /// What the action concerned, by action (ids, counts, the actor when it
+    /// is a job or the service; never evidence field values, R10).
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub details: serde_json::Value,
 }
 

@@ -65,20 +65,31 @@ pub async fn create_group(
     Ok((StatusCode::CREATED, axum::Json(Created { id })))
 }
 
-#[derive(Deserialize, Serialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPartnership {
     pub org_ids: [Uuid; 2],
 }
 
+/// A partnership: the two orgs that may share with each other.
+#[derive(Serialize, ToSchema)]
+pub struct Partnership {
+    pub org_ids: [Uuid; 2],
+}
+
 #[utoipa::path(post, path = "/v1/partnerships", tag = "bootstrap", request_body = NewPartnership,
-    responses((status = 201, body = NewPartnership), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Partnership), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn create_partnership(
     service: Service,
     State(s): State<AppState>,
     Json(body): Json<NewPartnership>,
-) -> Result<(StatusCode, axum::Json<NewPartnership>)> {
+) -> Result<(StatusCode, axum::Json<Partnership>)> {
     service.unbound()?;
     orgs::create_partnership(&s.db, body.org_ids[0], body.org_ids[1]).await?;
-    Ok((StatusCode::CREATED, axum::Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(Partnership {
+            org_ids: body.org_ids,
+        }),
+    ))
 }

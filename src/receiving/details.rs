@@ -40,6 +40,7 @@ pub struct ImportDetails {
     pub partner_org: OrgRef,
     /// Recipients named by every live share of the collaboration, then those
     /// added onward (R28), each once; a stopped one (R44) is not listed.
+    #[schema(value_type = Vec<crate::sharing::Recipient>)]
     pub recipients: Vec<serde_json::Value>,
     pub received_on: chrono::DateTime<chrono::Utc>,
     pub access_level: AccessLevel,
