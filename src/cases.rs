@@ -219,7 +219,7 @@ pub async fn update_folder(
     user: &UserPrincipal,
     folder_id: Uuid,
     patch: FolderPatch,
-) -> Result<()> {
+) -> Result<Folder> {
     let case_id: Uuid = sqlx::query_scalar(
         "SELECT f.case_id FROM folders f JOIN cases c ON c.id = f.case_id WHERE f.id = $1 AND c.org_id = $2 FOR UPDATE OF f",
     )
@@ -257,13 +257,15 @@ pub async fn update_folder(
             return Err(Error::validation("a folder cannot be moved below itself"));
         }
     }
-    sqlx::query("UPDATE folders SET name = coalesce($2, name), parent_id = coalesce($3, parent_id) WHERE id = $1")
-        .bind(folder_id)
-        .bind(patch.name.as_deref().map(str::trim))
-        .bind(patch.parent_id)
-        .execute(db)
-        .await?;
-    Ok(())
+    Ok(sqlx::query_as(
+        "UPDATE folders SET name = coalesce($2, name), parent_id = coalesce($3, parent_id) WHERE id = $1
+         RETURNING id, name, parent_id",
+    )
+    .bind(folder_id)
+    .bind(patch.name.as_deref().map(str::trim))
+    .bind(patch.parent_id)
+    .fetch_one(db)
+    .await?)
 }
 
 pub async fn folders(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<Folder>> {

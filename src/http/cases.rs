@@ -243,17 +243,17 @@ pub async fn list_folders(
 }
 
 #[utoipa::path(patch, path = "/v1/folders/{folder_id}", tag = "cases", request_body = FolderPatch,
-    responses((status = 200, body = Created), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Folder, description = "the folder as it is now"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn patch_folder(
     User(u): User,
     State(s): State<AppState>,
     Path(folder_id): Path<Uuid>,
     Json(body): Json<FolderPatch>,
-) -> Result<axum::Json<Created>> {
+) -> Result<axum::Json<Folder>> {
     let mut tx = crate::db::begin(&s.db).await?;
-    cases::update_folder(&mut tx, &u, folder_id, body).await?;
+    let folder = cases::update_folder(&mut tx, &u, folder_id, body).await?;
     tx.commit().await?;
-    Ok(axum::Json(Created { id: folder_id }))
+    Ok(axum::Json(folder))
 }
 
 /// A bound service token writes only into its orgs' cases; another org's

@@ -80,16 +80,16 @@ pub async fn apply_updates(
 }
 
 #[utoipa::path(post, path = "/v1/cases/{case_id}/recipients", tag = "receiving", request_body = OnwardRecipient,
-    responses((status = 201), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    responses((status = 201, body = OnwardRecipient, description = "added: the recipient"), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 410, body = ErrorBody, description = "`share_revoked`: the share was revoked"), (status = 422, body = ErrorBody)))]
 pub async fn add_recipient(
     User(u): User,
     State(s): State<AppState>,
     Path(case_id): Path<Uuid>,
     Json(body): Json<OnwardRecipient>,
-) -> Result<StatusCode> {
-    receiving::add_recipient(&s.db, &u, case_id, body).await?;
-    Ok(StatusCode::CREATED)
+) -> Result<(StatusCode, axum::Json<OnwardRecipient>)> {
+    receiving::add_recipient(&s.db, &u, case_id, body.clone()).await?;
+    Ok((StatusCode::CREATED, axum::Json(body)))
 }
 
 #[utoipa::path(delete, path = "/v1/cases/{case_id}/recipients/{kind}/{id}", tag = "receiving",

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::notify::{self, NoticeKind};
 use crate::principal::UserPrincipal;
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum OnwardRecipient {
     User { user_id: Uuid },
