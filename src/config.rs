@@ -23,6 +23,11 @@ pub struct Settings {
     pub mail_dir: String,
     pub mail_from: String,
     pub public_url: String,
+    /// The "View" link of share emails: the host product's page of a case,
+    /// `{case_id}` the case as the recipient sees it (the imported copy
+    /// once there is one, else the shared case), `{public_url}` this
+    /// service's public URL.
+    pub case_url: String,
     pub service_tokens: Vec<String>,
     pub worker_concurrency: u16,
     /// Batched broker intake (R38): an events consumer takes up to this many
@@ -295,6 +300,9 @@ impl Settings {
         }
         if url::Url::parse(&self.public_url).is_err() {
             return Err(invalid("CASESHARE_PUBLIC_URL", "must be an absolute URL"));
+        }
+        if !self.case_url.contains("{case_id}") {
+            return Err(invalid("CASESHARE_CASE_URL", "must contain {case_id}"));
         }
         if self.production && self.audit_key.len() < 32 {
             return Err(invalid(

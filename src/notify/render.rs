@@ -64,6 +64,8 @@ pub(super) async fn render(
         return render_link_share(db, ctx, n).await;
     }
     // Only ids, names and the case title are read: nothing else can leak (R10).
+    // The case as the recipient sees it: the partner's imported copy once
+    // there is one, else the shared case (external, or the org's own).
     let (case_id, case_title, sharing_org, receiving_org, message): (
         Uuid,
         String,
@@ -71,17 +73,24 @@ pub(super) async fn render(
         Option<String>,
         Option<String>,
     ) = sqlx::query_as(
-        "SELECT c.id, c.title, so.name, ro.name, s.message
+        "SELECT coalesce(r.imported_case_id, c.id), c.title, so.name, ro.name, s.message
              FROM shares s JOIN cases c ON c.id = s.case_id JOIN orgs so ON so.id = s.org_id
              LEFT JOIN orgs ro ON ro.id = s.target_org_id
+             LEFT JOIN received r ON r.case_id = s.case_id AND r.receiver_org_id = s.target_org_id
              WHERE s.id = $1",
     )
     .bind(n.share_id)
     .fetch_one(db)
     .await?;
     let receiving_org = receiving_org.unwrap_or_else(|| sharing_org.clone());
-    let base = ctx.settings.public_url.trim_end_matches('/');
-    let view_url = format!("{base}/cases/{case_id}");
+    let view_url = ctx
+        .settings
+        .case_url
+        .replace(
+            "{public_url}",
+            ctx.settings.public_url.trim_end_matches('/'),
+        )
+        .replace("{case_id}", &case_id.to_string());
     let template = match n.kind.as_str() {
         "share" => "share",
         "revoke" | "access_revoked" | "recipient_removed" => "revoke",

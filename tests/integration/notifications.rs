@@ -692,3 +692,29 @@ async fn r32_without_a_relay_emails_are_written_as_eml_files() {
     let _ = std::fs::remove_dir_all(&dir);
     app.stop().await;
 }
+
+// R32, #22: the "View" link follows CASESHARE_CASE_URL (the case UI belongs
+// to the host product), with the case as the recipient sees it.
+#[tokio::test]
+async fn r32_the_view_link_follows_the_configured_case_url() {
+    let app = spawn_with(Options {
+        tune: Some(std::sync::Arc::new(
+            |s: &mut caseshare::config::Settings| {
+                s.case_url = "https://rms.example/#/cases/{case_id}?via=caseshare".into();
+            },
+        )),
+        ..Default::default()
+    })
+    .await;
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    share_naming_user(&app, &a, case, &b, json!({ "kind": "case" })).await;
+    app.drain().await;
+    let mails = mails_to(&app, &app.user_email(b.user_id).await);
+    assert_eq!(mails.len(), 1);
+    let text = readable(&mails[0]);
+    assert!(
+        text.contains(&format!("https://rms.example/#/cases/{case}?via=caseshare")),
+        "{text}"
+    );
+    app.stop().await;
+}
