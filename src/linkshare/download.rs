@@ -8,10 +8,16 @@ use super::{LinkShareRow, LinkShareStatus, COLUMNS};
 use crate::audit::{self, Action};
 use crate::error::{Error, Result};
 
+/// A token as the service makes them: 64 hex digits (anything else names
+/// no link, without a query).
+fn well_formed(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The link share behind a download token, if it may be downloaded now:
 /// unknown token or no package (yet) → 404, expired → 410 `expired`.
 pub async fn for_download(db: &PgPool, token: &str) -> Result<LinkShareRow> {
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !well_formed(token) {
         return Err(Error::NotFound("download"));
     }
     let row: Option<LinkShareRow> = sqlx::query_as(&format!(
@@ -90,7 +96,7 @@ pub enum Landing {
 
 /// The landing page's view of the link with `token`: one statement.
 pub async fn for_page(db: &PgPool, token: &str) -> Result<Landing> {
-    if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !well_formed(token) {
         return Ok(Landing::Unknown);
     }
     #[derive(sqlx::FromRow)]

@@ -134,6 +134,15 @@ async fn count(app: &TestApp, sql: &str, id: Uuid) -> i64 {
         .unwrap()
 }
 
+async fn evidence_of(app: &TestApp, case: Uuid) -> i64 {
+    count(
+        app,
+        "SELECT count(*) FROM evidence WHERE case_id = $1",
+        case,
+    )
+    .await
+}
+
 async fn shares_of(app: &TestApp, case: Uuid) -> i64 {
     count(app, "SELECT count(*) FROM shares WHERE case_id = $1", case).await
 }
@@ -350,15 +359,7 @@ async fn r35_concurrent_evidence_attempts_with_one_key_record_one_item() {
     let b = app.create_org("Beta PD", "lea").await;
     let other = keyed(&app, &path, &b.user, &Uuid::new_v4().to_string(), &body).await;
     assert_eq!(other.status, StatusCode::NOT_FOUND, "{}", other.body);
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM evidence WHERE case_id = $1",
-            case
-        )
-        .await,
-        1
-    );
+    assert_eq!(evidence_of(&app, case).await, 1);
     app.stop().await;
 }
 
@@ -404,15 +405,7 @@ async fn r24_imports_link_shares_and_evidence_sent_twice_happen_once() {
     // Evidence without a client id.
     let ev = json!({ "title": "Photo 1" });
     sent_twice(&app, &format!("/v1/cases/{case}/evidence"), &a.user, &ev).await;
-    assert_eq!(
-        count(
-            &app,
-            "SELECT count(*) FROM evidence WHERE case_id = $1",
-            case
-        )
-        .await,
-        1
-    );
+    assert_eq!(evidence_of(&app, case).await, 1);
     app.drain().await;
 
     // Import by the partner.
