@@ -20,6 +20,9 @@ pub struct Settings {
     /// The SMTP relay; empty outside production: emails are written as
     /// `.eml` files to `mail_dir` instead.
     pub smtp_url: String,
+    /// Each SMTP step (connecting, sending one message) gives up after
+    /// this; a notice being sent is leased for twice this plus 5 s.
+    pub smtp_timeout_secs: u64,
     pub mail_dir: String,
     pub mail_from: String,
     pub public_url: String,
@@ -344,6 +347,9 @@ impl Settings {
         }
         if self.max_attempts == 0 {
             return Err(invalid("CASESHARE_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        if self.smtp_timeout_secs == 0 {
+            return Err(invalid("CASESHARE_SMTP_TIMEOUT_SECS", "must be at least 1"));
         }
         if self.job_lease_secs == 0 {
             return Err(invalid("CASESHARE_JOB_LEASE_SECS", "must be at least 1"));

@@ -20,6 +20,7 @@ use std::time::Duration;
 pub struct Mailer {
     transport: Transport,
     from: Mailbox,
+    timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -37,15 +38,14 @@ struct NoDelayPool {
     hello: ClientId,
     idle: tokio::sync::Mutex<Vec<AsyncSmtpConnection>>,
     permits: tokio::sync::Semaphore,
+    /// Each SMTP step (connecting, sending one message) gives up after this.
+    timeout: Duration,
 }
-
-/// Each SMTP step (connecting, sending one message) gives up after this.
-pub(crate) const SMTP_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl NoDelayPool {
     async fn connect(&self) -> Result<AsyncSmtpConnection, MailError> {
         let transient = |e: String| MailError::Transient(format!("smtp: {e}"));
-        let stream = tokio::time::timeout(SMTP_TIMEOUT, tokio::net::TcpStream::connect(&self.addr))
+        let stream = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(&self.addr))
             .await
             .map_err(|_| transient(format!("connecting to {} timed out", self.addr)))?
             .map_err(|e| transient(format!("connecting to {}: {e}", self.addr)))?;
@@ -53,7 +53,7 @@ impl NoDelayPool {
             .set_nodelay(true)
             .map_err(|e| transient(format!("TCP_NODELAY: {e}")))?;
         tokio::time::timeout(
-            SMTP_TIMEOUT,
+            self.timeout,
             AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello),
         )
         .await
@@ -76,7 +76,7 @@ impl NoDelayPool {
             Some(c) if !c.has_broken() => c,
             _ => self.connect().await?,
         };
-        match tokio::time::timeout(SMTP_TIMEOUT, conn.send(envelope, raw)).await {
+        match tokio::time::timeout(self.timeout, conn.send(envelope, raw)).await {
             Ok(Ok(_)) => {
                 self.idle.lock().await.push(conn);
                 Ok(())
@@ -144,8 +144,14 @@ pub enum MailError {
 
 impl Mailer {
     /// `pool_size`: as many pooled connections as messages in flight, so
-    /// connections are reused, not reopened.
-    pub fn new(smtp_url: &str, from: &str, pool_size: u32) -> anyhow::Result<Self> {
+    /// connections are reused, not reopened. `timeout` bounds each step
+    /// (connecting, sending one message).
+    pub fn new(
+        smtp_url: &str,
+        from: &str,
+        pool_size: u32,
+        timeout: Duration,
+    ) -> anyhow::Result<Self> {
         let transport = match plain_relay(smtp_url) {
             _ if smtp_url.is_empty() => {
                 anyhow::bail!("no SMTP relay: use Mailer::to_files")
@@ -155,10 +161,11 @@ impl Mailer {
                 hello: ClientId::default(),
                 idle: tokio::sync::Mutex::new(Vec::new()),
                 permits: tokio::sync::Semaphore::new(pool_size.max(1) as usize),
+                timeout,
             })),
             None => Transport::Lettre(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)?
-                    .timeout(Some(SMTP_TIMEOUT))
+                    .timeout(Some(timeout))
                     .pool_config(lettre::transport::smtp::PoolConfig::new().max_size(pool_size))
                     .build(),
             ),
@@ -166,6 +173,7 @@ impl Mailer {
         Ok(Self {
             transport,
             from: from.parse()?,
+            timeout,
         })
     }
 
@@ -176,7 +184,17 @@ impl Mailer {
         Ok(Self {
             transport: Transport::Files(lettre::AsyncFileTransport::<Tokio1Executor>::new(dir)),
             from: from.parse()?,
+            // Writing a file has no server to wait for; the lease below
+            // still needs a bound.
+            timeout: Duration::from_secs(15),
         })
+    }
+
+    /// How long a notice being sent stays claimed by its worker: connecting
+    /// and sending, each bounded by the timeout, and rendering. A claim left
+    /// by a killed worker ends this soon.
+    pub fn send_lease(&self) -> Duration {
+        2 * self.timeout + Duration::from_secs(5)
     }
 
     pub async fn send(&self, email: Email) -> Result<(), MailError> {

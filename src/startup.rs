@@ -99,6 +99,7 @@ impl Application {
                         registry
                             .prefetch(notify::SendNotice::NAME, settings.worker_concurrency)
                             .into(),
+                        std::time::Duration::from_secs(settings.smtp_timeout_secs),
                     )?
                 },
                 store: store.clone(),

@@ -70,12 +70,6 @@ impl Job for SendNotice {
     }
 }
 
-/// How long a claimed notice is reserved for the worker sending it: as short
-/// as the sending allows (connecting and sending, each bounded by the SMTP
-/// timeout, and rendering), so a claim left by a killed worker ends soon.
-const SEND_LEASE: std::time::Duration =
-    std::time::Duration::from_secs(2 * crate::mail::SMTP_TIMEOUT.as_secs() + 5);
-
 /// What claiming a notice found.
 enum Claim {
     Claimed(NoticeRow),
@@ -85,14 +79,20 @@ enum Claim {
     Held(std::time::Duration),
 }
 
-async fn claim(db: &sqlx::PgPool, notice_id: Uuid) -> Result<Claim, JobError> {
+/// Claim the notice for `lease` (the mailer's [`crate::mail::Mailer::send_lease`]: as
+/// short as sending allows, so a claim left by a killed worker ends soon).
+async fn claim(
+    db: &sqlx::PgPool,
+    notice_id: Uuid,
+    lease: std::time::Duration,
+) -> Result<Claim, JobError> {
     let claimed: Option<NoticeRow> = sqlx::query_as(
         "UPDATE notices SET attempts = attempts + 1, claimed_until = now() + make_interval(secs => $2)
          WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
          RETURNING kind, recipient, message_id, share_id, link_share_id",
     )
     .bind(notice_id)
-    .bind(SEND_LEASE.as_secs_f64())
+    .bind(lease.as_secs_f64())
     .fetch_optional(db)
     .await?;
     if let Some(notice) = claimed {
@@ -124,9 +124,10 @@ async fn claim(db: &sqlx::PgPool, notice_id: Uuid) -> Result<Claim, JobError> {
 /// Only a process killed between the server's accept and the `sent` record
 /// can cause a second copy, with the same Message-ID.
 async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
-    let give_up = tokio::time::Instant::now() + SEND_LEASE + std::time::Duration::from_secs(5);
+    let lease = ctx.mailer.send_lease();
+    let give_up = tokio::time::Instant::now() + lease + std::time::Duration::from_secs(5);
     let notice = loop {
-        match claim(&ctx.db, notice_id).await? {
+        match claim(&ctx.db, notice_id, lease).await? {
             Claim::Claimed(notice) => break notice,
             Claim::Done => return Ok(()),
             Claim::Held(left) => {

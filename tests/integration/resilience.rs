@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use uuid::Uuid;
 
 /// Close every broker connection of this deployment, as a broker restart would.
@@ -73,48 +73,6 @@ async fn r35_broker_connection_loss_loses_no_accepted_evidence() {
     app.stop().await;
 }
 
-struct WorkerProcess(Child);
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn_worker(app: &TestApp) -> WorkerProcess {
-    spawn_worker_with(app, "warn", Stdio::null())
-}
-
-fn spawn_worker_with(app: &TestApp, log: &str, stdout: Stdio) -> WorkerProcess {
-    let child = Command::new(env!("CARGO_BIN_EXE_caseshare"))
-        .arg("worker")
-        .env_remove("CASESHARE_CONFIG")
-        .env("CASESHARE_DATABASE_URL", &app.database_url)
-        .env("CASESHARE_AMQP_URL", &app.amqp_url)
-        .env("CASESHARE_AMQP_PREFIX", &app.prefix)
-        .env("CASESHARE_METRICS_ADDR", "127.0.0.1:0")
-        .env("CASESHARE_AUDIT_KEY", TEST_AUDIT_KEY)
-        .env("CASESHARE_DOWNLOAD_KEY", TEST_DOWNLOAD_KEY)
-        .env("CASESHARE_RETRY_DELAYS_MS", "100,200,400")
-        .env("CASESHARE_WORKER_CONCURRENCY", "8")
-        .env("CASESHARE_DB_MAX_CONNECTIONS", "6")
-        .env(
-            "CASESHARE_SMTP_URL",
-            app.smtp
-                .as_ref()
-                .map(|s| s.url())
-                .unwrap_or_else(|| "smtp://127.0.0.1:1".into()),
-        )
-        .env("RUST_LOG", log)
-        .env("CASESHARE_LOG_FORMAT", "json")
-        .stdout(stdout)
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start a caseshare worker process");
-    WorkerProcess(child)
-}
-
 // R35, R36: two worker processes share a burst; one is killed midway; every job is done once.
 #[tokio::test]
 async fn r35_two_worker_processes_share_a_burst_and_survive_a_kill() {
@@ -144,8 +102,7 @@ async fn r35_two_worker_processes_share_a_burst_and_survive_a_kill() {
         ids.push(id);
         if i == 40 {
             // Kill one worker mid-burst, without any chance to clean up.
-            first.0.kill().expect("kill worker");
-            first.0.wait().expect("reap worker");
+            first.kill();
         }
     }
     app.drain().await;
@@ -183,6 +140,7 @@ async fn r37_worker_json_logs_carry_the_job_span_with_the_case_id() {
         &app,
         "warn,caseshare::jobs::runner=debug",
         Stdio::from(file),
+        &[],
     );
     let (a, _b, case) = case_shared_with_partner(&app, policy(true), "Case").await;
     let (evidence, _) = app
@@ -216,6 +174,66 @@ async fn r37_worker_json_logs_carry_the_job_span_with_the_case_id() {
     assert!(
         !text.contains("Zulu secret title"),
         "no evidence values in logs"
+    );
+    app.stop().await;
+}
+
+// R33, R34, R35: a worker process killed while the SMTP server holds its
+// message leaves the notice claimed; a new worker takes the claim over when
+// its lease (twice CASESHARE_SMTP_TIMEOUT_SECS plus 5 s) ends, in the same
+// delivery attempt, and the email goes out once.
+#[tokio::test]
+async fn r34_a_worker_killed_mid_send_is_taken_over_when_its_lease_ends() {
+    let app = spawn_with(Options {
+        roles: caseshare::startup::Roles::API,
+        ..Default::default()
+    })
+    .await;
+    let sink = app.smtp.clone().unwrap();
+    let env = [("CASESHARE_SMTP_TIMEOUT_SECS", "1")];
+    let lease = std::time::Duration::from_secs(2 + 5);
+    let mut worker = spawn_worker_with(&app, "error", Stdio::null(), &env);
+    let (a, b, case) = two_partners(&app, policy(true)).await;
+    let to = format!("clerk@{}", org_domain("Beta PD"));
+    sink.set_mode(Mode::Hold);
+    app.share(
+        &a.user,
+        case,
+        json!({ "scope": { "kind": "case" },
+                "target": { "kind": "partner", "org_id": b.id, "recipients": [{ "email": to }] } }),
+    )
+    .await;
+    eventually("the message held mid-send", || async {
+        (sink.held() == 1).then_some(())
+    })
+    .await;
+    worker.kill();
+    let killed = std::time::Instant::now();
+    sink.set_mode(Mode::Accept);
+    let _worker = spawn_worker_with(&app, "error", Stdio::null(), &env);
+    eventually("the email after the kill", || async {
+        sink.mails()
+            .iter()
+            .any(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(&to)))
+            .then_some(())
+    })
+    .await;
+    let after = killed.elapsed();
+    assert!(
+        after < lease + std::time::Duration::from_secs(5),
+        "mailed {after:?} after the kill; the lease is {lease:?}"
+    );
+    app.drain().await;
+    assert_eq!(sink.mails().len(), 1, "one email, not two");
+    let (status, attempts): (String, i32) =
+        sqlx::query_as("SELECT status::text, attempts FROM jobs WHERE kind = 'send-notice'")
+            .fetch_one(&app.db)
+            .await
+            .unwrap();
+    assert_eq!(
+        (status.as_str(), attempts),
+        ("complete", 2),
+        "the killed delivery and the takeover, no retry spent on backoff"
     );
     app.stop().await;
 }

@@ -12,6 +12,7 @@
 
 mod contract;
 mod mail;
+mod process;
 mod refused;
 pub mod s3;
 pub mod smtp;
@@ -29,6 +30,7 @@ use uuid::Uuid;
 
 pub use contract::{contract, Answer};
 pub use mail::*;
+pub use process::*;
 pub use refused::*;
 pub use smtp::{Mail, Mode, SmtpSink};
 pub use world::*;

@@ -19,6 +19,10 @@ pub enum Mode {
     Transient(u32),
     /// Answer `550` to RCPT TO for every message.
     Permanent,
+    /// Take each message's data, then answer nothing until the client goes
+    /// away: a sender caught mid-send (to be killed there). Nothing is
+    /// recorded as accepted; [`SmtpSink::held`] counts them.
+    Hold,
 }
 
 #[derive(Clone)]
@@ -27,6 +31,7 @@ pub struct SmtpSink {
     mails: Arc<Mutex<Vec<Mail>>>,
     mode: Arc<Mutex<Mode>>,
     rejected: Arc<Mutex<u32>>,
+    held: Arc<Mutex<u32>>,
 }
 
 impl SmtpSink {
@@ -40,6 +45,7 @@ impl SmtpSink {
             mails: Arc::default(),
             mode: Arc::new(Mutex::new(Mode::Accept)),
             rejected: Arc::default(),
+            held: Arc::default(),
         };
         let s = sink.clone();
         tokio::spawn(async move {
@@ -72,6 +78,11 @@ impl SmtpSink {
 
     pub fn rejected(&self) -> u32 {
         *self.rejected.lock().unwrap()
+    }
+
+    /// How many messages were held unanswered ([`Mode::Hold`]).
+    pub fn held(&self) -> u32 {
+        *self.held.lock().unwrap()
     }
 
     async fn session(&self, stream: tokio::net::TcpStream) -> std::io::Result<()> {
@@ -122,6 +133,14 @@ impl SmtpSink {
                             .filter(|_| line.starts_with(".."))
                             .unwrap_or(&line),
                     );
+                }
+                if *self.mode.lock().unwrap() == Mode::Hold {
+                    *self.held.lock().unwrap() += 1;
+                    // No answer, ever: wait for the sender to go away.
+                    while lines.read_line(&mut line).await? != 0 {
+                        line.clear();
+                    }
+                    return Ok(());
                 }
                 let transient = {
                     let mut mode = self.mode.lock().unwrap();
