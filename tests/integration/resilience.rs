@@ -113,7 +113,10 @@ async fn r35_broker_container_restart_loses_no_accepted_evidence() {
     let unpublished = app
         .count("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .await;
-    assert!(unpublished > 0, "nothing can be published while the broker is down");
+    assert!(
+        unpublished > 0,
+        "nothing can be published while the broker is down"
+    );
     broker.start_again().await;
     for i in 0..10 {
         app.add_evidence(&a.user, case, json!({ "title": format!("after {i}") }))

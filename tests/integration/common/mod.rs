@@ -71,7 +71,10 @@ struct Services {
     broker_container: Option<String>,
 }
 
-static SERVICES: OnceCell<Services> = OnceCell::const_new();
+/// The services, or why they could not be had: a failure is kept, so every
+/// later test fails at once with the same message (a container that never
+/// becomes ready is waited for once, not once per test).
+static SERVICES: OnceCell<Result<Services, String>> = OnceCell::const_new();
 /// The harness's containers (only when it uses containers). A static is
 /// never dropped: `remove_when_process_ends` removes them.
 static CONTAINERS: std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>> =
@@ -130,56 +133,63 @@ fn images() -> Images {
 }
 
 async fn services() -> &'static Services {
-    SERVICES
-        .get_or_init(|| async {
-            if containers_requested() {
-                assert!(
-                    docker_available(),
-                    "CASESHARE_TEST_CONTAINERS=1 but no Docker engine answers (`docker info`). \
-                     Start one (on this project's CI machines: `.ci/containers up`)."
-                );
-                let database_url = start_postgres_container().await;
-                let broker = BrokerContainer::start().await;
-                let services = Services {
-                    database_url,
-                    amqp_url: broker.amqp_url.clone(),
-                    broker_container: Some(broker.id().to_string()),
-                };
-                CONTAINERS.lock().unwrap().push(Box::new(broker));
-                return services;
-            }
-            let mut database_url = std::env::var("CASESHARE_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-            let mut amqp_url = std::env::var("CASESHARE_TEST_AMQP_URL")
-                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-            let mut broker_container = None;
-            if !pg_reachable(&database_url).await {
-                assert!(
-                    docker_available(),
-                    "PostgreSQL is not reachable at {database_url} and Docker is not available. \
-                     Start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) \
-                     or set CASESHARE_TEST_DATABASE_URL."
-                );
-                database_url = start_postgres_container().await;
-            }
-            if !amqp_reachable(&amqp_url).await {
-                assert!(
-                    docker_available(),
-                    "RabbitMQ is not reachable at {amqp_url} and Docker is not available. \
-                     Start it (e.g. `rabbitmq-server -detached`) or set CASESHARE_TEST_AMQP_URL."
-                );
-                let broker = BrokerContainer::start().await;
-                amqp_url = broker.amqp_url.clone();
-                broker_container = Some(broker.id().to_string());
-                CONTAINERS.lock().unwrap().push(Box::new(broker));
-            }
-            Services {
-                database_url,
-                amqp_url,
-                broker_container,
-            }
-        })
-        .await
+    match SERVICES.get_or_init(start_services).await {
+        Ok(services) => services,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn start_services() -> Result<Services, String> {
+    if containers_requested() {
+        if !docker_available() {
+            return Err(
+                "CASESHARE_TEST_CONTAINERS=1 but no Docker engine answers (`docker info`). \
+                        Start one (on this project's CI machines: `.ci/containers up`)."
+                    .into(),
+            );
+        }
+        let database_url = start_postgres_container().await?;
+        let broker = BrokerContainer::try_start().await?;
+        let services = Services {
+            database_url,
+            amqp_url: broker.amqp_url.clone(),
+            broker_container: Some(broker.id().to_string()),
+        };
+        CONTAINERS.lock().unwrap().push(Box::new(broker));
+        return Ok(services);
+    }
+    let mut database_url = std::env::var("CASESHARE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut amqp_url = std::env::var("CASESHARE_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let mut broker_container = None;
+    if !pg_reachable(&database_url).await {
+        if !docker_available() {
+            return Err(format!(
+                "PostgreSQL is not reachable at {database_url} and Docker is not available. \
+                 Start it (e.g. `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`) \
+                 or set CASESHARE_TEST_DATABASE_URL."
+            ));
+        }
+        database_url = start_postgres_container().await?;
+    }
+    if !amqp_reachable(&amqp_url).await {
+        if !docker_available() {
+            return Err(format!(
+                "RabbitMQ is not reachable at {amqp_url} and Docker is not available. \
+                 Start it (e.g. `rabbitmq-server -detached`) or set CASESHARE_TEST_AMQP_URL."
+            ));
+        }
+        let broker = BrokerContainer::try_start().await?;
+        amqp_url = broker.amqp_url.clone();
+        broker_container = Some(broker.id().to_string());
+        CONTAINERS.lock().unwrap().push(Box::new(broker));
+    }
+    Ok(Services {
+        database_url,
+        amqp_url,
+        broker_container,
+    })
 }
 
 /// A free TCP port on loopback, for a host-network container to listen on.
@@ -212,9 +222,11 @@ fn remove_when_process_ends(id: &str) {
 }
 
 const CONTAINER_LABEL: &str = "caseshare-test";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long a container may take to become ready (PostgreSQL takes about a
+/// second here, RabbitMQ about eight).
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 
-async fn start_postgres_container() -> String {
+async fn start_postgres_container() -> Result<String, String> {
     use testcontainers::core::WaitFor;
     use testcontainers::runners::AsyncRunner;
     use testcontainers::{GenericImage, ImageExt};
@@ -226,12 +238,12 @@ async fn start_postgres_container() -> String {
                 .with_label(CONTAINER_LABEL, "postgres")
                 .start()
                 .await
-                .expect("start PostgreSQL container (postgres:16-alpine)");
+                .map_err(|e| format!("start PostgreSQL container (postgres:16-alpine): {e}"))?;
             remove_when_process_ends(container.id());
             let port = container
                 .get_host_port_ipv4(5432)
                 .await
-                .expect("postgres port");
+                .map_err(|e| format!("PostgreSQL container's port: {e}"))?;
             (Box::new(container), port)
         }
         Images::Debian => {
@@ -248,18 +260,24 @@ async fn start_postgres_container() -> String {
                 .with_startup_timeout(STARTUP_TIMEOUT)
                 .start()
                 .await
-                .expect("start PostgreSQL container (caseshare-test/postgres:15; `.ci/containers up` builds it)");
+                .map_err(|e| {
+                    format!(
+                        "start PostgreSQL container (caseshare-test/postgres:15; \
+                         `.ci/containers up` builds it): {e}"
+                    )
+                })?;
             remove_when_process_ends(container.id());
             (Box::new(container), port)
         }
     };
     CONTAINERS.lock().unwrap().push(container);
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
-    assert!(
-        pg_reachable(&url).await,
-        "the PostgreSQL container is ready but {url} does not answer"
-    );
-    url
+    if !pg_reachable(&url).await {
+        return Err(format!(
+            "the PostgreSQL container is ready but {url} does not answer"
+        ));
+    }
+    Ok(url)
 }
 
 /// A RabbitMQ broker in a container of its own: the harness's when it uses
@@ -276,10 +294,15 @@ enum BrokerHandle {
 }
 
 impl BrokerContainer {
-    /// Start a broker with the harness's images (`CASESHARE_TEST_IMAGES`).
+    /// Start a broker with the harness's images (`CASESHARE_TEST_IMAGES`);
+    /// panics if it cannot be started or never accepts AMQP sessions.
+    pub async fn start() -> BrokerContainer {
+        Self::try_start().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Its AMQP port is fixed for its life, so a restart keeps the URL: a
     /// free port the broker listens on (host network) or is mapped to.
-    pub async fn start() -> BrokerContainer {
+    async fn try_start() -> Result<BrokerContainer, String> {
         use testcontainers::core::{IntoContainerPort, WaitFor};
         use testcontainers::runners::AsyncRunner;
         use testcontainers::{GenericImage, ImageExt};
@@ -292,7 +315,9 @@ impl BrokerContainer {
                     .with_label(CONTAINER_LABEL, "rabbitmq")
                     .start()
                     .await
-                    .expect("start RabbitMQ container (rabbitmq:3.13-management-alpine)"),
+                    .map_err(|e| {
+                        format!("start RabbitMQ container (rabbitmq:3.13-management-alpine): {e}")
+                    })?,
             ),
             Images::Debian => {
                 // The distribution port and epmd's port are the node's own
@@ -310,9 +335,12 @@ impl BrokerContainer {
                         .with_startup_timeout(STARTUP_TIMEOUT)
                         .start()
                         .await
-                        .expect(
-                            "start RabbitMQ container (caseshare-test/rabbitmq:3.10; `.ci/containers up` builds it)",
-                        ),
+                        .map_err(|e| {
+                            format!(
+                                "start RabbitMQ container (caseshare-test/rabbitmq:3.10; \
+                                 `.ci/containers up` builds it): {e}"
+                            )
+                        })?,
                 )
             }
         };
@@ -321,8 +349,8 @@ impl BrokerContainer {
             container,
         };
         remove_when_process_ends(broker.id());
-        broker.wait_until_reachable().await;
-        broker
+        broker.wait_until_reachable().await?;
+        Ok(broker)
     }
 
     pub fn id(&self) -> &str {
@@ -349,20 +377,24 @@ impl BrokerContainer {
             BrokerHandle::Debian(c) => c.start().await,
         }
         .expect("start the broker container again");
-        self.wait_until_reachable().await;
+        self.wait_until_reachable()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    async fn wait_until_reachable(&self) {
-        let url = self.amqp_url.clone();
+    async fn wait_until_reachable(&self) -> Result<(), String> {
+        let url = &self.amqp_url;
         let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
-        while !amqp_reachable(&url).await {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the RabbitMQ container {} does not accept AMQP sessions at {url}",
-                self.id()
-            );
+        while !amqp_reachable(url).await {
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!(
+                    "the RabbitMQ container {} does not accept AMQP sessions at {url}",
+                    self.id()
+                ));
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+        Ok(())
     }
 }
 
@@ -376,9 +408,9 @@ pub async fn uses_containers() -> bool {
 /// the harness's broker container (`docker exec`). Call after the harness's
 /// services are up (any `spawn_app`).
 pub fn rabbitmqctl() -> std::process::Command {
-    let services = SERVICES
-        .get()
-        .expect("rabbitmqctl(): start an app first (the harness's services are not up yet)");
+    let Some(Ok(services)) = SERVICES.get() else {
+        panic!("rabbitmqctl(): start an app first (the harness's services are not up yet)");
+    };
     match &services.broker_container {
         None => std::process::Command::new("rabbitmqctl"),
         Some(id) => {
