@@ -3,10 +3,20 @@
 # commands). Build from the repository root:
 #   docker build -t caseshare .
 # or let deploy/compose.yaml build it.
+#
+# The base images are build arguments; the defaults are the images this file
+# is meant for. CI (.ci/containers image), which reaches no image registry,
+# builds the runtime stage below on a Debian image of its own, with the
+# binary built on the machine in place of the builder stage's.
+
+# The toolchain matches Cargo.toml's rust-version.
+ARG BUILDER_IMAGE=rust:1.89-slim-bookworm
+# glibc, libgcc, CA certificates, no shell, no package manager; runs as
+# uid 65532 ("nonroot").
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 # --- build -------------------------------------------------------------------
-# The toolchain matches Cargo.toml's rust-version.
-FROM rust:1.89-slim-bookworm AS builder
+FROM ${BUILDER_IMAGE} AS builder
 WORKDIR /src
 COPY . .
 # Cache mounts keep the registry and the build between image builds; the
@@ -21,9 +31,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 RUN mkdir -p /var/lib/caseshare/content /var/lib/caseshare/keys
 
 # --- runtime -----------------------------------------------------------------
-# glibc, libgcc, CA certificates, no shell, no package manager; runs as
-# uid 65532 ("nonroot").
-FROM gcr.io/distroless/cc-debian12:nonroot
+# (.ci/containers image builds from this line to the end, verbatim.)
+FROM ${RUNTIME_IMAGE} AS runtime
 COPY --from=builder /usr/local/bin/caseshare /usr/local/bin/caseshare
 COPY --from=builder --chown=65532:65532 /var/lib/caseshare /var/lib/caseshare
 USER 65532:65532

@@ -1405,9 +1405,26 @@ fn cpu_seconds(names: &[&str]) -> f64 {
     total
 }
 
-/// Cores used during `secs` by the service (this process), PostgreSQL and
-/// RabbitMQ (beam), from two [`cpu_seconds`] readings.
-struct CpuSplit([f64; 3]);
+/// CPU seconds the whole machine spent busy (not idle or waiting for I/O),
+/// from `/proc/stat`.
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(cpu) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let f: Vec<f64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| f.get(*i)).sum();
+    busy / 100.0
+}
+
+/// Cores used during `secs` by the service (this process), PostgreSQL,
+/// RabbitMQ (beam) and the whole machine, from two readings.
+struct CpuSplit([f64; 4]);
 
 impl CpuSplit {
     fn now() -> Self {
@@ -1415,14 +1432,19 @@ impl CpuSplit {
             cpu_seconds(&["self"]),
             cpu_seconds(&["postgres"]),
             cpu_seconds(&["beam.smp", "erl"]),
+            machine_busy_seconds(),
         ])
     }
 
     /// `loadgen`: the load generator's own CPU seconds.
     fn since(&self, earlier: &CpuSplit, secs: f64, loadgen: f64) -> String {
         let c = |i: usize| (self.0[i] - earlier.0[i]) / secs;
+        // Whatever else ran meanwhile (a build, another test) competes for
+        // the same cores: printed so a run under load can be told apart.
+        let other = (c(3) - c(0) - c(1) - c(2) - loadgen / secs).max(0.0);
         format!(
-            "cores used: service {:.2}, postgres {:.2}, rabbitmq {:.2}, load generator {:.2} (of {})",
+            "cores used: service {:.2}, postgres {:.2}, rabbitmq {:.2}, load generator {:.2}, \
+             anything else {other:.2} (of {})",
             c(0),
             c(1),
             c(2),
