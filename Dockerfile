@@ -42,6 +42,7 @@ WORKDIR /var/lib/caseshare
 ENV CASESHARE_HTTP_ADDR=0.0.0.0:8080 \
     CASESHARE_METRICS_ADDR=0.0.0.0:9464 \
     CASESHARE_CONTENT_DIR=/var/lib/caseshare/content \
+    CASESHARE_KEY_FILE=/var/lib/caseshare/keys/keys \
     CASESHARE_LOG_FORMAT=json
 EXPOSE 8080 9464
 # The binary probes its own /healthz (no curl in this image). Workers serve
