@@ -17,7 +17,7 @@ use crate::jobs::runner::{EventBatch, Faults, Worker};
 use crate::jobs::Job;
 use crate::mail::Mailer;
 use crate::shutdown::Shutdown;
-use crate::{db, http, notify, orgs, telemetry, worker};
+use crate::{db, http, job_registry, notify, orgs, telemetry};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Roles {
@@ -64,8 +64,8 @@ impl Application {
         // Entries this process writes are signed where they are written.
         crate::audit::install_key(&settings.audit_key());
         let store = ContentStore::from_settings(&settings)?;
-        let registry = Arc::new(worker::registry());
-        let topology = worker::topology(&settings);
+        let registry = Arc::new(job_registry::registry());
+        let topology = job_registry::topology(&settings);
         let shutdown = Shutdown::new();
         let faults = Arc::new(Faults::default());
         let mut tasks = JoinSet::new();

@@ -1,7 +1,7 @@
 //! Jobs: one small serializable struct per kind, one idempotent handler each.
 //! This layer knows no domain: a job is anything implementing [`Job`], and the
 //! kinds a process runs are the ones registered in a [`Registry`] at the top
-//! of the application (`crate::worker`).
+//! of the application (`crate::job_registry`).
 //!
 //! A job is written to PostgreSQL (`jobs` + an `outbox` row, `outbox.rs`)
 //! inside the transaction of the request that caused it, so a job exists
@@ -12,6 +12,7 @@
 //! constraints, `ON CONFLICT DO NOTHING`), so a redelivery or a second worker
 //! changes nothing.
 
+mod events;
 pub mod faults;
 pub mod outbox;
 pub mod registry;
@@ -104,6 +105,20 @@ impl JobError {
             source = s.source();
         }
         out
+    }
+}
+
+/// The domain's error as a job's outcome: the database's errors as
+/// [`From<sqlx::Error>`] decides, an internal error transient, any other
+/// (a refusal, a missing row) permanent.
+impl From<crate::error::Error> for JobError {
+    fn from(e: crate::error::Error) -> Self {
+        use crate::error::Error;
+        match e {
+            Error::Database(e) => e.into(),
+            Error::Internal(e) => JobError::transient(e.to_string()),
+            other => JobError::permanent(other.to_string()),
+        }
     }
 }
 

@@ -19,7 +19,7 @@ mod render;
 mod send;
 
 pub use enqueue::{enqueue_access_revoked_tx, enqueue_link_share_tx, enqueue_tx};
-pub use recipients::{onward_emails_if_ended, principal_emails, share_recipients};
+pub use recipients::{onward_emails_if_ended, principal_emails};
 pub use send::SendNotice;
 
 use serde::{Deserialize, Serialize};

@@ -190,7 +190,7 @@ async fn render_link_share(
     // The landing page, not the raw package: the recipient sees who sent
     // what before a multi-gigabyte download starts.
     let download_url = if token_derived {
-        crate::linkshare::page_url(&ctx.settings, id)
+        crate::linktoken::page_url(&ctx.settings, id)
     } else {
         "(the download link in the first email about this package)".to_string()
     };

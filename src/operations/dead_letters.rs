@@ -12,8 +12,8 @@ use super::{broker, is_not_found, one_line, passive_declare, pool, time, topolog
 use crate::audit::{self, Action};
 use crate::config::Settings;
 use crate::context::JobContext;
+use crate::job_registry;
 use crate::jobs::{outbox, relay, JobStatus, Registry};
-use crate::worker;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeadJob {
@@ -261,7 +261,7 @@ pub async fn requeue(settings: &Settings, target: RequeueTarget) -> anyhow::Resu
 }
 
 async fn requeue_in(db: &PgPool, target: RequeueTarget) -> anyhow::Result<Vec<Requeued>> {
-    let registry = worker::registry();
+    let registry = job_registry::registry();
     let mut tx = db.begin().await?;
     let select = "SELECT id, kind, org_id, status, payload FROM jobs";
     let jobs: Vec<LockedJob> = match target {

@@ -36,7 +36,7 @@ pub struct JobStats {
 /// Every registered kind (and any other kind with rows), zero-filled.
 pub async fn job_stats(settings: &Settings, window_hours: u32) -> anyhow::Result<JobStats> {
     let db = pool(settings).await?;
-    let kinds: Vec<String> = crate::worker::registry()
+    let kinds: Vec<String> = crate::job_registry::registry()
         .names()
         .into_iter()
         .map(String::from)

@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::updates::{pending_updates, Updates};
-use super::{org_ref, OrgRef, ReceivedState};
+use super::{org_ref, OrgRef};
+use crate::collaboration::ReceivedState;
 use crate::error::Result;
 use crate::policy::{Permissions, PolicySnapshot};
 use crate::principal::UserPrincipal;
@@ -40,7 +41,7 @@ pub struct ImportDetails {
     pub partner_org: OrgRef,
     /// Recipients named by every live share of the collaboration, then those
     /// added onward (R28), each once; a stopped one (R44) is not listed.
-    #[schema(value_type = Vec<crate::sharing::Recipient>)]
+    #[schema(value_type = Vec<crate::collaboration::Recipient>)]
     pub recipients: Vec<serde_json::Value>,
     pub received_on: chrono::DateTime<chrono::Utc>,
     pub access_level: AccessLevel,

@@ -14,7 +14,6 @@
 //! are recorded by one UNNEST update. Idempotent: only `pending` rows are
 //! touched, and the stored object is content-addressed.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use std::io::{self, Read, Write};
@@ -47,53 +46,13 @@ pub(super) fn detach_content(view: &mut EvidenceView) -> Option<&'static str> {
 /// `org_id`'s) and the acknowledgement of its receipts (R54); several
 /// queued for one case are harmless (only `pending` rows are copied, only
 /// unacknowledged receipts acknowledged).
+pub use crate::collaboration::CopyContent;
+
 pub(super) async fn queue_tx(tx: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<()> {
     CopyContent { case_id }
         .enqueue_for_case_tx(tx, org_id, case_id)
         .await?;
     Ok(())
-}
-
-/// R53: content uploaded after an item was copied reaches the copies made
-/// of it while their collaboration is live and a live share covers the item
-/// (a revoked collaboration gets nothing new, R30). Copies that already hold
-/// the file are left alone.
-pub async fn pend_copies_tx(tx: &mut PgConnection, evidence_id: Uuid) -> Result<()> {
-    let cases: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "WITH src AS (SELECT data->'content' AS content FROM evidence WHERE id = $1)
-         UPDATE evidence c
-            SET content_state = 'pending',
-                data = jsonb_set(c.data, '{content}',
-                                 coalesce(c.data->'content', '{}'::jsonb)
-                                 || (jsonb_strip_nulls(jsonb_build_object(
-                                        'sha256', src.content->'sha256',
-                                        'size_bytes', src.content->'size_bytes',
-                                        'content_type', src.content->'content_type')))
-                                 - 'uri')
-           FROM src, received r
-          WHERE c.source_evidence_id = $1
-            AND c.content_state IS DISTINCT FROM 'match'
-            AND r.imported_case_id = c.case_id AND r.revoked_at IS NULL
-            AND EXISTS (SELECT 1 FROM grants g
-                         WHERE g.received_id = r.id AND g.evidence_id = $1
-                           AND g.covering && ARRAY(SELECT s.id FROM shares s
-                                                    WHERE s.received_id = r.id
-                                                      AND s.status IN ('processing', 'complete')))
-         RETURNING r.receiver_org_id, c.case_id",
-    )
-    .bind(evidence_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    for (org_id, case_id) in cases {
-        queue_tx(tx, org_id, case_id).await?;
-    }
-    Ok(())
-}
-
-/// Copy the pending files of an imported case (R53).
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CopyContent {
-    pub case_id: Uuid,
 }
 
 #[derive(sqlx::FromRow)]
@@ -162,7 +121,7 @@ impl Job for CopyContent {
         let seal = crate::custody::seal_key(&ctx.settings.audit_key());
         crate::custody::acknowledge(&ctx.db, &seal, self.case_id)
             .await
-            .map_err(crate::sharing::job_error)?;
+            .map_err(JobError::from)?;
         if counts.iter().any(|n| *n > 0) {
             tracing::info!(case_id = %self.case_id, matched = counts[0], mismatched = counts[1],
                            missing = counts[2], "evidence files copied");

@@ -10,10 +10,11 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::view::{filtered, snapshots, GrantedEvidence, GRANTED_SQL};
-use super::{lock, ReceivedRow};
+use super::view::{filtered, snapshots, GrantedEvidence};
 use crate::audit::{self, Action};
 use crate::cases;
+use crate::collaboration::GRANTED_SQL;
+use crate::collaboration::{lock, ReceivedRow};
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::evidence::EvidenceView;
@@ -169,11 +170,7 @@ pub async fn import_tx(
     .bind(sqlx::types::Json(data.tags.clone().unwrap_or_default()))
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE received SET imported_case_id = $2 WHERE id = $1")
-        .bind(r.id)
-        .bind(case_id)
-        .execute(&mut *tx)
-        .await?;
+    crate::collaboration::mark_imported_tx(tx, r.id, case_id).await?;
     let copied = copy_evidence_tx(tx, &r, case_id, None).await?;
     audit::record(
         tx,
@@ -266,7 +263,7 @@ impl Job for ImportCase {
         crate::audit::act_as_job(&mut tx, job_id).await?;
         import_tx(&mut tx, self.received_id, self.user_id)
             .await
-            .map_err(crate::sharing::job_error)?;
+            .map_err(JobError::from)?;
         tx.commit().await?;
         Ok(())
     }

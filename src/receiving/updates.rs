@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::import::copy_evidence_tx;
-use super::{lock, ReceivedRow};
 use crate::audit::{self, Action};
+use crate::collaboration::{lock, ReceivedRow};
 use crate::error::{Error, Result};
 use crate::orgs::{self, OrgKind};
 use crate::principal::UserPrincipal;
@@ -203,7 +203,7 @@ pub async fn apply_updates(
     let (found, manage) = match crate::access::case(&mut tx, user, case_id).await? {
         crate::access::Seen::External { received, .. } => (*received, false),
         crate::access::Seen::Own { manage, .. } => (
-            super::for_case(&mut tx, user.org_id, case_id)
+            crate::collaboration::for_case(&mut tx, user.org_id, case_id)
                 .await?
                 .ok_or(Error::NotFound("case"))?,
             manage,

@@ -9,7 +9,6 @@
 //! revoke committed first, the share is no longer live here; if this job
 //! locked first, the revoke waits for it and is acknowledged after it.
 
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -18,14 +17,8 @@ use crate::context::JobContext;
 use crate::jobs::{Job, JobError};
 use crate::receiving;
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EvidenceAdded {
-    pub evidence_id: Uuid,
-    /// More evidence of the same case recorded in the same batch (batched
-    /// intake: one job per case and batch).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub more: Vec<Uuid>,
-}
+/// Intake owns the payload (it writes the job); the handler is here.
+pub use crate::evidence::EvidenceAdded;
 
 /// At most this many other queued evidence-added jobs of the same case are
 /// done by one handler run (see `EvidenceAdded::run`).
@@ -209,9 +202,9 @@ async fn fan_out(
     received_ids.dedup();
     // Lock the collaborations in one order, shared: revokes and imports
     // wait for us, other evidence-added jobs do not.
-    let rows = receiving::share_lock(&mut *tx, &received_ids)
+    let rows = crate::collaboration::share_lock(&mut *tx, &received_ids)
         .await
-        .map_err(super::job_error)?;
+        .map_err(JobError::from)?;
     // One row per (collaboration, evidence, covering share), in share age
     // order; PostgreSQL folds them into one grant each.
     let (mut r, mut e, mut s, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -270,7 +263,7 @@ async fn fan_out(
         .await?;
         receiving::deliver_to(&mut *tx, row, &new)
             .await
-            .map_err(super::job_error)?;
+            .map_err(JobError::from)?;
     }
     Ok(())
 }

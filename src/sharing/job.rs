@@ -14,7 +14,7 @@ use super::grants::materialize;
 use super::{status_event_tx, ShareRow, ShareStatus, SHARE_COLUMNS};
 use crate::audit::{self, Action};
 use crate::context::JobContext;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::jobs::{Job, JobError, Reopened};
 use crate::notify::{self, NoticeKind};
 use crate::receiving;
@@ -53,7 +53,7 @@ impl Job for ShareCase {
             Some(partner) => {
                 let received_id = materialize(&mut tx, &share, partner)
                     .await
-                    .map_err(job_error)?;
+                    .map_err(JobError::from)?;
                 share.received_id = Some(received_id);
                 NoticeKind::Share
             }
@@ -79,9 +79,9 @@ impl Job for ShareCase {
         let seal = crate::custody::seal_key(&ctx.settings.audit_key());
         crate::custody::sign_manifest_tx(&mut tx, &seal, share.id)
             .await
-            .map_err(job_error)?;
+            .map_err(JobError::from)?;
         status_event_tx(&mut tx, &share, ShareStatus::Complete).await?;
-        let recipients = notify::share_recipients(&mut tx, &share).await?;
+        let recipients = super::share_recipients(&mut tx, &share).await?;
         notify::enqueue_tx(
             &mut tx,
             notice_kind,
@@ -94,7 +94,7 @@ impl Job for ShareCase {
         if let Some(received_id) = share.received_id {
             receiving::auto_import_tx(&mut tx, received_id)
                 .await
-                .map_err(job_error)?;
+                .map_err(JobError::from)?;
         }
         tx.commit().await?;
         Ok(())
@@ -127,14 +127,6 @@ impl Job for ShareCase {
             subject: Some(format!("share {}: failed -> processing", share.id)),
             share_id: Some(share.id),
         })
-    }
-}
-
-pub fn job_error(e: Error) -> JobError {
-    match e {
-        Error::Database(e) => e.into(),
-        Error::Internal(e) => JobError::transient(e.to_string()),
-        other => JobError::permanent(other.to_string()),
     }
 }
 
