@@ -5,6 +5,10 @@
 //! top-level module of `src/` must have its place here; `lib.rs` (the root,
 //! which declares them) and this file are not checked. Comment lines are not code and are
 //! skipped. Run by `cargo test` (`cargo test --lib layers`).
+//!
+//! The same walk over `src/` checks that no status is written in SQL by
+//! hand (#23): a status is bound as the enum it is, or, where a partial
+//! index needs it in the text, written from the enum (`db::PgEnum`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,7 +35,8 @@ pub const LAYERS: &[&[&str]] = &[
     &["policy"],
     &["cases"],
     // Infrastructure: it names no domain type.
-    &["jobs", "keys", "telemetry", "limits", "db", "linktoken"],
+    &["jobs", "keys", "telemetry", "limits", "linktoken"],
+    &["db"],
     &["idempotency", "config"],
     &[
         "amqp",
@@ -217,6 +222,79 @@ mod tests {
             found.is_empty(),
             "{} import(s) against the layer order (top first, src/layers.rs):\n{}",
             found.len(),
+            found.join("\n")
+        );
+    }
+
+    /// Every label of every status enum, quoted as SQL writes it. (Kinds are
+    /// left out: `'share'` or `'link_share'` are also audit actions and
+    /// dissemination kinds, which are not enums.)
+    fn status_literals() -> Vec<String> {
+        use crate::cases::ContentState;
+        use crate::db::PgEnum;
+        use crate::jobs::JobStatus;
+        use crate::linkshare::LinkShareStatus;
+        use crate::notify::NoticeStatus;
+        use crate::sharing::ShareStatus;
+        fn quoted<T: PgEnum>(all: &[T]) -> Vec<String> {
+            all.iter().map(|v| format!("'{}'", v.label())).collect()
+        }
+        [
+            quoted(&[
+                JobStatus::Queued,
+                JobStatus::Running,
+                JobStatus::Retrying,
+                JobStatus::Complete,
+                JobStatus::Dead,
+            ]),
+            quoted(&[
+                ShareStatus::Processing,
+                ShareStatus::Complete,
+                ShareStatus::Failed,
+                ShareStatus::Revoked,
+            ]),
+            quoted(&[
+                LinkShareStatus::Processing,
+                LinkShareStatus::Complete,
+                LinkShareStatus::Failed,
+                LinkShareStatus::Revoked,
+            ]),
+            quoted(&[
+                NoticeStatus::Pending,
+                NoticeStatus::Sent,
+                NoticeStatus::Failed,
+            ]),
+            quoted(&[
+                ContentState::Pending,
+                ContentState::Match,
+                ContentState::ContentMismatch,
+                ContentState::Missing,
+            ]),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn no_status_literal_in_sql() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let literals = status_literals();
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        let mut found = Vec::new();
+        for file in files.iter().filter(|f| module_of(&src, f).is_some()) {
+            let text = std::fs::read_to_string(file).expect("a source file is readable");
+            for (i, line) in text.lines().enumerate() {
+                if line.trim_start().starts_with("//") {
+                    continue;
+                }
+                for l in literals.iter().filter(|l| line.contains(l.as_str())) {
+                    found.push(format!("{}:{}: {l}", file.display(), i + 1));
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "status literals in SQL (bind the enum, or write `PgEnum::literal` where a partial index needs the value in the text):\n{}",
             found.join("\n")
         );
     }

@@ -46,11 +46,11 @@
 //! | R29–R31 | `revocation/mod.rs`, `collaboration/write.rs` (`end_without_live_share_tx`), `sharing/fanout.rs` (R31's race) |
 //! | R32, R33 | `sharing/recipients.rs` (whom a share names), `notify/recipients.rs`, `notify/enqueue.rs`, `notify/render.rs` |
 //! | R33, R34 | `notify/send.rs`, `mail.rs` |
-//! | R35 | `jobs/outbox.rs`, `jobs/relay.rs`, `jobs/runner.rs` |
-//! | R36 | `jobs/runner.rs`, `jobs/retry.rs`, `operations/dead_letters.rs` |
+//! | R35 | `jobs/outbox.rs`, `jobs/relay.rs`, `jobs/runner.rs`, `jobs/rows.rs` (every job-row update; coalescing: `take_queued`), `jobs/rescue.rs` |
+//! | R36 | `jobs/runner.rs`, `jobs/retry.rs`, `jobs/rows.rs`, `operations/dead_letters.rs` |
 //! | R37 | `telemetry.rs`, `http/ops.rs`, `operations/queues.rs` |
 //! | R38 | `evidence/events.rs`, `evidence/intake.rs`, `jobs/events.rs` (the batched consumer), `job_registry.rs` (the events handler) |
-//! | R39 | `audit/mod.rs` (recording), `audit/read.rs`, `audit/chain.rs` (the HMAC chain, sealing, verification) |
+//! | R39 | `audit/mod.rs` (recording), `audit/read.rs`, `audit/chain.rs` (the HMAC chain, sealing, verification), `startup/maintenance.rs` (the sealer task) |
 //! | R40 | `linkshare/{request,plan,build,lifecycle,download,package,iso9660}.rs`, `content/` |
 //! | R41, R42 | `access/mod.rs` (the visibility predicate), `access/named.rs` (`case_access` rows), `access/list.rs` (lists in one statement), asked by every route: `http/cases.rs`, `sharing/`, `receiving/`, `linkshare/`, `revocation/`, `content/upload.rs`, `http/ops.rs` (jobs), `http/cases.rs` (folders: `cases` never authorizes) |
 //! | R43 | `receiving/view.rs` (each item filtered by its granting share's snapshot), `sharing/grants.rs` (`govern`: the strictest live snapshot), `revocation/mod.rs` |
@@ -68,7 +68,7 @@
 //! | R56 | `directory.rs` (recipient lookup: own-org prefixes, partners' exact email or badge), `http/directory.rs`, migration 0019 |
 //! | R57 | `revocation/`, `access/named.rs` (`end_onward_tx`) |
 //! | R58 | `linkshare/request.rs` (`email_org`, `governing_policy`), `linkshare/plan.rs` (`packaged_audit`) |
-//! | R59 | `jobs/outbox.rs` (`status_event`), `publishers.rs` |
+//! | R59 | `jobs/outbox.rs` (`status_event_tx`: routing keys from the `StatusEvent` enums), `publishers.rs` |
 //! | R60 | `keys.rs`, `linktoken.rs` (`token`), `idempotency.rs` |
 
 pub mod access;

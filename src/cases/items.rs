@@ -49,6 +49,30 @@ pub struct Content {
     pub content_type: Option<String>,
 }
 
+/// Where the file of an imported copy of an item stands (`content_state` in
+/// PostgreSQL, R53): waiting for its copy, copied and matching the sender's
+/// SHA-256, bytes that hash otherwise, or gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(type_name = "content_state", rename_all = "snake_case")]
+pub enum ContentState {
+    Pending,
+    Match,
+    ContentMismatch,
+    Missing,
+}
+
+impl crate::db::PgEnum for ContentState {
+    const TYPE: &'static str = "content_state";
+    fn label(self) -> &'static str {
+        match self {
+            ContentState::Pending => "pending",
+            ContentState::Match => "match",
+            ContentState::ContentMismatch => "content_mismatch",
+            ContentState::Missing => "missing",
+        }
+    }
+}
+
 /// Every field of the evidence body (API.md) but `id` and `folder_id`.
 /// Absent fields stay absent when serialized.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]

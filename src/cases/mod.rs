@@ -5,7 +5,9 @@
 
 mod items;
 
-pub use items::{CommunityRequest, Content, EvidenceData, EvidenceView, Gps, Pii, MAX_TITLE_CHARS};
+pub use items::{
+    CommunityRequest, Content, ContentState, EvidenceData, EvidenceView, Gps, Pii, MAX_TITLE_CHARS,
+};
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;

@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::ShareStatus;
+use crate::cases::ContentState;
 use crate::error::Result;
 use crate::jobs::Job;
 
@@ -25,7 +27,7 @@ pub async fn pend_copies_tx(tx: &mut PgConnection, evidence_id: Uuid) -> Result<
     let cases: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "WITH src AS (SELECT data->'content' AS content FROM evidence WHERE id = $1)
          UPDATE evidence c
-            SET content_state = 'pending',
+            SET content_state = $2,
                 data = jsonb_set(c.data, '{content}',
                                  coalesce(c.data->'content', '{}'::jsonb)
                                  || (jsonb_strip_nulls(jsonb_build_object(
@@ -35,16 +37,19 @@ pub async fn pend_copies_tx(tx: &mut PgConnection, evidence_id: Uuid) -> Result<
                                  - 'uri')
            FROM src, received r
           WHERE c.source_evidence_id = $1
-            AND c.content_state IS DISTINCT FROM 'match'
+            AND c.content_state IS DISTINCT FROM $3
             AND r.imported_case_id = c.case_id AND r.revoked_at IS NULL
             AND EXISTS (SELECT 1 FROM grants g
                          WHERE g.received_id = r.id AND g.evidence_id = $1
                            AND g.covering && ARRAY(SELECT s.id FROM shares s
                                                     WHERE s.received_id = r.id
-                                                      AND s.status IN ('processing', 'complete')))
+                                                      AND s.status = ANY($4)))
          RETURNING r.receiver_org_id, c.case_id",
     )
     .bind(evidence_id)
+    .bind(ContentState::Pending)
+    .bind(ContentState::Match)
+    .bind(ShareStatus::LIVE)
     .fetch_all(&mut *tx)
     .await?;
     for (org_id, case_id) in cases {

@@ -20,7 +20,7 @@ pub use write::{
     end_without_live_share_tx, mark_imported_tx, open_tx, set_policy_tx, snapshot_sender_audit_tx,
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -50,6 +50,43 @@ impl ReceivedRow {
     pub fn state(&self) -> ReceivedState {
         state_of(self.revoked_at.is_some(), self.imported_case_id.is_some())
     }
+}
+
+/// A share's status (`share_status` in PostgreSQL, R15). It is here,
+/// below sharing, because a collaboration lives while one of its shares is
+/// live ([`ShareStatus::LIVE`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
+#[sqlx(type_name = "share_status", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum ShareStatus {
+    Processing,
+    Complete,
+    Failed,
+    Revoked,
+}
+
+impl crate::db::PgEnum for ShareStatus {
+    const TYPE: &'static str = "share_status";
+    fn label(self) -> &'static str {
+        match self {
+            ShareStatus::Processing => "processing",
+            ShareStatus::Complete => "complete",
+            ShareStatus::Failed => "failed",
+            ShareStatus::Revoked => "revoked",
+        }
+    }
+}
+
+impl crate::jobs::outbox::StatusEvent for ShareStatus {
+    const TYPE: &'static str = "share";
+    fn label(self) -> &'static str {
+        crate::db::PgEnum::label(self)
+    }
+}
+
+impl ShareStatus {
+    /// The statuses of a live share (it grants, R29): bind as `= ANY($n)`.
+    pub const LIVE: &'static [ShareStatus] = &[ShareStatus::Processing, ShareStatus::Complete];
 }
 
 /// Where a received case stands for its receiver.
@@ -134,21 +171,30 @@ pub async fn external(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Res
 /// The granted evidence of collaboration `$1` (optionally only the ids in
 /// `$2`): the items a live share covers (R29: a revoked share's items are
 /// gone the moment it commits, before its job takes them back). Its columns
-/// are `receiving`'s `GrantedEvidence`.
-pub(crate) const GRANTED_SQL: &str =
-    "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, g.share_id
-     FROM grants g
-     JOIN evidence e ON e.id = g.evidence_id
-     LEFT JOIN received_folders rf ON rf.received_id = g.received_id AND rf.source_folder_id = e.folder_id
-     WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))
-       AND g.covering && ARRAY(SELECT s.id FROM shares s
-                                WHERE s.received_id = $1 AND s.status IN ('processing', 'complete'))";
+/// are `receiving`'s `GrantedEvidence`. A fragment its callers extend with
+/// parameters of their own, so the live statuses are written into it from
+/// [`ShareStatus::LIVE`] rather than bound.
+pub(crate) fn granted_sql() -> &'static str {
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, g.share_id
+             FROM grants g
+             JOIN evidence e ON e.id = g.evidence_id
+             LEFT JOIN received_folders rf ON rf.received_id = g.received_id AND rf.source_folder_id = e.folder_id
+             WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))
+               AND g.covering && ARRAY(SELECT s.id FROM shares s
+                                        WHERE s.received_id = $1 AND s.status IN ({live}))",
+            live = crate::db::literals(ShareStatus::LIVE)
+        )
+    });
+    SQL.as_str()
+}
 
 /// Whether a live share of collaboration `received_id` covers `evidence_id`
 /// (the item is in the external view).
 pub async fn granted(db: &mut PgConnection, received_id: Uuid, evidence_id: Uuid) -> Result<bool> {
     Ok(
-        sqlx::query_scalar(&format!("SELECT EXISTS ({GRANTED_SQL} AND e.id = $3)"))
+        sqlx::query_scalar(&format!("SELECT EXISTS ({} AND e.id = $3)", granted_sql()))
             .bind(received_id)
             .bind(None::<Vec<Uuid>>)
             .bind(evidence_id)

@@ -114,9 +114,10 @@ pub async fn mark_imported_tx(
 pub async fn end_without_live_share_tx(tx: &mut PgConnection, received_ids: &[Uuid]) -> Result<()> {
     sqlx::query(
         "UPDATE received r SET revoked_at = now() WHERE r.id = ANY($1) AND r.revoked_at IS NULL AND NOT EXISTS
-           (SELECT 1 FROM shares s WHERE s.received_id = r.id AND s.status IN ('processing', 'complete'))",
+           (SELECT 1 FROM shares s WHERE s.received_id = r.id AND s.status = ANY($2))",
     )
     .bind(received_ids)
+    .bind(super::ShareStatus::LIVE)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -140,11 +140,12 @@ pub async fn acknowledge(db: &sqlx::PgPool, seal: &AuditKey, case_id: Uuid) -> R
            JOIN shares s ON s.received_id = rc.id
            JOIN share_receipts r ON r.share_id = s.id
           WHERE rc.imported_case_id = $1 AND r.ack_jws IS NULL
-            AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.case_id = $1 AND e.content_state = 'pending')
+            AND NOT EXISTS (SELECT 1 FROM evidence e WHERE e.case_id = $1 AND e.content_state = $2)
           ORDER BY s.created_at
             FOR UPDATE OF r",
     )
     .bind(case_id)
+    .bind(crate::cases::ContentState::Pending)
     .fetch_all(&mut *tx)
     .await?;
     // One collaboration: one sharer, whose key set is read once.

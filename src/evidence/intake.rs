@@ -99,7 +99,7 @@ pub async fn record(
                 "SELECT $15::bytea, $16::text, $17::bytea FROM ok WHERE $15::bytea IS NOT NULL",
                 "$18"
             ),
-            jobs = crate::jobs::outbox::enqueue_ctes("ev", "$9", "$19", "$10", "$2", "$4", "$11"),
+            jobs = crate::jobs::outbox::enqueue_ctes("ev", "$9", "$19", "$10", "$2", "$4", "$4::text", "$11"),
         )
     });
     #[derive(sqlx::FromRow)]
@@ -343,7 +343,7 @@ pub async fn record_many(
         .enqueue_with_id_tx(
             &mut tx,
             jobs[&case_id],
-            Requester::case(orgs[&case_id], case_id),
+            Requester::subject(orgs[&case_id], case_id).coalescing(case_id.to_string()),
         )
         .await?;
     }

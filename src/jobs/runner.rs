@@ -20,6 +20,7 @@ use crate::jobs::registry::Registry;
 use crate::jobs::retry::{
     jittered_delay, publish_with_expiration, reconnect_backoff, retry_headers, step_for_attempt,
 };
+use crate::jobs::rows;
 use crate::jobs::{JobError, JobMessage, JobStatus};
 use crate::shutdown::Shutdown;
 use futures_util::StreamExt;
@@ -245,17 +246,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
             notice_id = tracing::field::Empty,
         );
         async {
-            let claimed: Option<(i32, serde_json::Value)> = match sqlx::query_as(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, deliveries = deliveries + 1,
-                        started_at = coalesce(started_at, now()), updated_at = now()
-                 WHERE id = $1 AND kind = $2 AND status NOT IN ('complete', 'dead')
-                 RETURNING attempts, payload",
-            )
-            .bind(job_id)
-            .bind(kind)
-            .fetch_optional(&self.db)
-            .await
-            {
+            let claimed = match rows::claim(&self.db, job_id, kind).await {
                 Ok(c) => c,
                 Err(e) => {
                     // Database down: put the message back for later.
@@ -266,11 +257,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
                 }
             };
             let Some((attempts, payload)) = claimed else {
-                let attempts: Option<i32> = match sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1")
-                    .bind(job_id)
-                    .fetch_optional(&self.db)
-                    .await
-                {
+                let attempts = match rows::attempts(&self.db, job_id).await {
                     Ok(a) => a,
                     Err(_) => Some(1), // cannot tell: treat as finished, never dead-letter
                 };
@@ -307,10 +294,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
                         _ = alive.tick() => {
                             // A sign of life for the rescuer; a failure here
                             // only risks a harmless second run.
-                            let _ = sqlx::query("UPDATE jobs SET updated_at = now() WHERE id = $1 AND status = 'running'")
-                                .bind(job_id)
-                                .execute(&self.db)
-                                .await;
+                            let _ = rows::touch(&self.db, job_id).await;
                         }
                     }
                 }
@@ -350,12 +334,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
                         delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
                         return Ok(());
                     }
-                    let _ = sqlx::query("UPDATE jobs SET status = $3, last_error = $2, updated_at = now() WHERE id = $1")
-                        .bind(job_id)
-                        .bind(&reason)
-                        .bind(JobStatus::Retrying)
-                        .execute(&self.db)
-                        .await;
+                    let _ = rows::retrying(&self.db, job_id, &reason).await;
                     metrics::counter!("caseshare_jobs_retried_total", "kind" => kind).increment(1);
                     delivery.ack(BasicAckOptions::default()).await?;
                 }
@@ -433,17 +412,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
 
     /// Record the outcome; returns the job's latency (created to finished).
     async fn finish(&self, job_id: Uuid, status: JobStatus, error: Option<&str>) -> Option<f64> {
-        let r = sqlx::query_scalar::<_, f64>(
-            "UPDATE jobs SET status = $2, last_error = coalesce($3, last_error),
-                    finished_at = now(), updated_at = now() WHERE id = $1
-             RETURNING EXTRACT(EPOCH FROM finished_at - created_at)::float8",
-        )
-        .bind(job_id)
-        .bind(status)
-        .bind(error)
-        .fetch_one(&self.db)
-        .await;
-        match r {
+        match rows::finish(&self.db, job_id, status, error).await {
             Ok(latency) => Some(latency),
             Err(e) => {
                 // The handler's effects are keyed, so a redelivery will finish it.

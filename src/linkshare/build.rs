@@ -79,10 +79,12 @@ impl Job for BuildLinkShare {
     /// a `link_share.processing` status event.
     async fn on_requeue(&self, tx: &mut PgConnection) -> sqlx::Result<Reopened> {
         let reopened: Option<(Uuid, Uuid)> = sqlx::query_as(
-            "UPDATE link_shares SET status = 'processing', failure = NULL
-             WHERE id = $1 AND status = 'failed' RETURNING org_id, case_id",
+            "UPDATE link_shares SET status = $2, failure = NULL
+             WHERE id = $1 AND status = $3 RETURNING org_id, case_id",
         )
         .bind(self.link_share_id)
+        .bind(LinkShareStatus::Processing)
+        .bind(LinkShareStatus::Failed)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((org_id, case_id)) = reopened else {
@@ -132,16 +134,18 @@ async fn complete(
     let result = async {
         let mut tx = ctx.db.begin().await?;
         let done: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-            "UPDATE link_shares SET status = 'complete', manifest_sha256 = $2, size_bytes = $3,
+            "UPDATE link_shares SET status = $6, manifest_sha256 = $2, size_bytes = $3,
                     package_key = $4, contents = $5, completed_at = now(),
                     expires_at = now() + make_interval(hours => duration_hours)
-             WHERE id = $1 AND status = 'processing' RETURNING expires_at",
+             WHERE id = $1 AND status = $7 RETURNING expires_at",
         )
         .bind(row.id)
         .bind(&built.manifest_sha256)
         .bind(built.size_bytes as i64)
         .bind(&key)
         .bind(&built.files)
+        .bind(LinkShareStatus::Complete)
+        .bind(LinkShareStatus::Processing)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(expires_at) = done else {
@@ -190,11 +194,13 @@ async fn complete(
 async fn fail(db: &PgPool, id: Uuid, reason: &str, evidence_id: Option<Uuid>) -> Result<()> {
     let mut tx = db.begin().await?;
     let failed: Option<(Uuid, Uuid)> = sqlx::query_as(
-        "UPDATE link_shares SET status = 'failed', failure = $2
-         WHERE id = $1 AND status = 'processing' RETURNING org_id, case_id",
+        "UPDATE link_shares SET status = $3, failure = $2
+         WHERE id = $1 AND status = $4 RETURNING org_id, case_id",
     )
     .bind(id)
     .bind(reason)
+    .bind(LinkShareStatus::Failed)
+    .bind(LinkShareStatus::Processing)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some((org_id, case_id)) = failed {

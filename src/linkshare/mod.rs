@@ -72,6 +72,20 @@ pub enum LinkShareStatus {
     Revoked,
 }
 
+impl crate::jobs::outbox::StatusEvent for LinkShareStatus {
+    const TYPE: &'static str = "link_share";
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl crate::db::PgEnum for LinkShareStatus {
+    const TYPE: &'static str = "link_share_status";
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
+}
+
 impl LinkShareStatus {
     pub fn as_str(self) -> &'static str {
         match self {

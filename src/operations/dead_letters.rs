@@ -45,8 +45,9 @@ pub async fn list(settings: &Settings) -> anyhow::Result<DeadLetters> {
     let db = pool(settings).await?;
     let jobs = sqlx::query_as::<_, DeadJob>(
         "SELECT id, kind, org_id, attempts, deliveries, created_at, finished_at, last_error
-         FROM jobs WHERE status = 'dead' ORDER BY finished_at NULLS FIRST, id",
+         FROM jobs WHERE status = $1 ORDER BY finished_at NULLS FIRST, id",
     )
+    .bind(JobStatus::Dead)
     .fetch_all(&db)
     .await;
     db.close().await;
@@ -282,8 +283,9 @@ async fn requeue_in(db: &PgPool, target: RequeueTarget) -> anyhow::Result<Vec<Re
         }
         RequeueTarget::AllDead => {
             sqlx::query_as(&format!(
-                "{select} WHERE status = 'dead' ORDER BY finished_at NULLS FIRST, id FOR UPDATE"
+                "{select} WHERE status = $1 ORDER BY finished_at NULLS FIRST, id FOR UPDATE"
             ))
+            .bind(JobStatus::Dead)
             .fetch_all(&mut *tx)
             .await?
         }
@@ -305,15 +307,7 @@ async fn requeue_one(
     registry: &Registry<JobContext>,
     job: LockedJob,
 ) -> anyhow::Result<Requeued> {
-    sqlx::query(
-        "UPDATE jobs SET status = $2, attempts = 0, started_at = NULL, finished_at = NULL,
-                updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(job.id)
-    .bind(JobStatus::Queued)
-    .execute(&mut *tx)
-    .await?;
+    crate::jobs::requeue_tx(tx, job.id).await?;
     outbox::republish(tx, job.id, &job.kind).await?;
     let reopened = registry.requeue(&job.kind, job.payload, tx).await?;
 

@@ -21,9 +21,11 @@ use std::path::PathBuf;
 use uuid::Uuid;
 
 use crate::audit::{self, Action};
+use crate::cases::ContentState;
 use crate::content::store::{ContentStore, Object};
 use crate::content::store_uri;
 use crate::context::JobContext;
+use crate::db::PgEnum;
 use crate::error::Result;
 use crate::evidence::EvidenceView;
 use crate::jobs::{Job, JobError};
@@ -72,11 +74,11 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn state(&self) -> &'static str {
+    fn state(&self) -> ContentState {
         match self {
-            Outcome::Match(_) => "match",
-            Outcome::Mismatch => "content_mismatch",
-            Outcome::Missing => "missing",
+            Outcome::Match(_) => ContentState::Match,
+            Outcome::Mismatch => ContentState::ContentMismatch,
+            Outcome::Missing => ContentState::Missing,
         }
     }
 }
@@ -89,14 +91,17 @@ impl Job for CopyContent {
         let mut after = Uuid::nil();
         let mut counts = [0u64; 3];
         loop {
-            let rows: Vec<Pending> = sqlx::query_as(
+            let rows: Vec<Pending> = sqlx::query_as(&format!(
                 "SELECT id, source_evidence_id AS source, data->'content'->>'sha256' AS sha256,
                         (data->'content'->>'size_bytes')::bigint AS size_bytes
                    FROM evidence
-                  WHERE case_id = $1 AND content_state = 'pending' AND id > $2
+                  WHERE case_id = $1 AND content_state = {pending} AND id > $2
                     AND source_evidence_id IS NOT NULL AND data->'content'->>'sha256' IS NOT NULL
                   ORDER BY id LIMIT $3",
-            )
+                // The partial index `evidence_content_pending` serves it: the
+                // state is in the text, so a generic plan still uses it.
+                pending = ContentState::Pending.literal(),
+            ))
             .bind(self.case_id)
             .bind(after)
             .bind(CHUNK)
@@ -209,28 +214,30 @@ async fn record(
     outcomes: &[(Uuid, Outcome)],
 ) -> Result<(), JobError> {
     let ids: Vec<Uuid> = outcomes.iter().map(|(id, _)| *id).collect();
-    let states: Vec<&str> = outcomes.iter().map(|(_, o)| o.state()).collect();
+    let states: Vec<ContentState> = outcomes.iter().map(|(_, o)| o.state()).collect();
     let mut tx = ctx.db.begin().await?;
     audit::act_as_job(&mut tx, job_id).await?;
     let org_id: Option<Uuid> = sqlx::query_scalar(
-        "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::text[]) AS u(id, state)),
+        "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::content_state[]) AS u(id, state)),
               done AS (
                 UPDATE evidence e
-                   SET content_state = u.state::content_state,
-                       data = CASE WHEN u.state = 'match'
+                   SET content_state = u.state,
+                       data = CASE WHEN u.state = $4
                                    THEN jsonb_set(e.data, '{content,uri}', to_jsonb('store://' || e.id::text))
                                    ELSE e.data END
-                  FROM u WHERE e.id = u.id AND e.content_state = 'pending'
+                  FROM u WHERE e.id = u.id AND e.content_state = $5
                 RETURNING e.case_id)
          SELECT c.org_id FROM cases c WHERE c.id = $3 AND EXISTS (SELECT 1 FROM done)",
     )
     .bind(&ids)
     .bind(&states)
     .bind(case_id)
+    .bind(ContentState::Match)
+    .bind(ContentState::Pending)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(org_id) = org_id {
-        let count = |s: &str| states.iter().filter(|x| **x == s).count();
+        let count = |s: ContentState| states.iter().filter(|x| **x == s).count();
         audit::record(
             &mut tx,
             Action::ContentCopied,
@@ -238,9 +245,9 @@ async fn record(
                 org_id: Some(org_id),
                 case_id: Some(case_id),
                 details: Some(serde_json::json!({
-                    "match": count("match"),
-                    "content_mismatch": count("content_mismatch"),
-                    "missing": count("missing"),
+                    "match": count(ContentState::Match),
+                    "content_mismatch": count(ContentState::ContentMismatch),
+                    "missing": count(ContentState::Missing),
                 })),
                 ..Default::default()
             },

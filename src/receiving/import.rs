@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::view::{filtered, snapshots, GrantedEvidence};
 use crate::audit::{self, Action};
 use crate::cases;
-use crate::collaboration::GRANTED_SQL;
+use crate::collaboration::granted_sql;
 use crate::collaboration::{lock, ReceivedRow};
 use crate::context::JobContext;
 use crate::error::{Error, Result};
@@ -64,7 +64,8 @@ pub(super) async fn copy_evidence_tx(
     sync_folders_tx(tx, r.id, case_id).await?;
     let snapshots = snapshots(&mut *tx, r.id).await?;
     sqlx::query(&format!(
-        "DECLARE granted_copy NO SCROLL CURSOR FOR {GRANTED_SQL}"
+        "DECLARE granted_copy NO SCROLL CURSOR FOR {}",
+        granted_sql()
     ))
     .bind(r.id)
     .bind(only)
@@ -187,12 +188,13 @@ pub async fn import_tx(
     .await?;
     // R59: the receiver learns its new case; the sharer that the share was
     // imported, not the id of the receiver's case.
-    let event = serde_json::json!({ "type": "import", "received_id": r.id, "share_id": r.share_id,
-                                    "org_id": r.receiver_org_id, "status": ImportStatus::Complete, "at": chrono::Utc::now() });
-    jobs::outbox::status_event(tx, &[r.sharer_org_id], "import.complete", event.clone()).await?;
+    let event = serde_json::json!({ "received_id": r.id, "share_id": r.share_id,
+                                    "org_id": r.receiver_org_id, "at": chrono::Utc::now() });
+    let complete = ImportStatus::Complete;
+    jobs::outbox::status_event_tx(tx, &[r.sharer_org_id], complete, event.clone()).await?;
     let mut own = event;
     own["imported_case_id"] = serde_json::json!(case_id);
-    jobs::outbox::status_event(tx, &[r.receiver_org_id], "import.complete", own).await?;
+    jobs::outbox::status_event_tx(tx, &[r.receiver_org_id], complete, own).await?;
     Ok(case_id)
 }
 
@@ -216,6 +218,16 @@ pub async fn auto_import_tx(tx: &mut PgConnection, received_id: Uuid) -> Result<
 pub enum ImportStatus {
     Processing,
     Complete,
+}
+
+impl jobs::outbox::StatusEvent for ImportStatus {
+    const TYPE: &'static str = "import";
+    fn label(self) -> &'static str {
+        match self {
+            ImportStatus::Processing => "processing",
+            ImportStatus::Complete => "complete",
+        }
+    }
 }
 
 /// Manual import (R19): checked here so a refusal answers at once; the copy

@@ -145,10 +145,11 @@ pub(super) async fn pending_updates(db: &mut PgConnection, r: &ReceivedRow) -> R
          JOIN evidence e ON e.id = u.evidence_id
          JOIN grants g ON g.received_id = u.received_id AND g.evidence_id = u.evidence_id
          WHERE u.received_id = $1 AND u.applied_at IS NULL
-           AND g.covering && ARRAY(SELECT s.id FROM shares s WHERE s.received_id = $1 AND s.status = 'complete')
+           AND g.covering && ARRAY(SELECT s.id FROM shares s WHERE s.received_id = $1 AND s.status = $2)
          ORDER BY u.created_at, u.id",
     )
     .bind(r.id)
+    .bind(crate::collaboration::ShareStatus::Complete)
     .fetch_all(&mut *db)
     .await?;
     Ok(Updates {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{org_ref, OrgRef};
 use crate::audit::{self, Action};
 use crate::cases::{CaseData, Folder};
-use crate::collaboration::{for_case, granted, state_of, ReceivedRow, ReceivedState, GRANTED_SQL};
+use crate::collaboration::{for_case, granted, state_of, ReceivedRow, ReceivedState};
 use crate::error::Result;
 use crate::evidence::{EvidenceData, EvidenceView};
 use crate::policy::{filter, PolicySnapshot};
@@ -162,9 +162,10 @@ async fn granted_page(
     }
     Ok(Some(
         sqlx::query_as(&format!(
-            "{GRANTED_SQL}
+            "{}
                AND ($3::uuid IS NULL OR (e.created_at, e.id) > (SELECT created_at, id FROM evidence WHERE id = $3))
-             ORDER BY e.created_at, e.id LIMIT $4"
+             ORDER BY e.created_at, e.id LIMIT $4",
+            crate::collaboration::granted_sql()
         ))
         .bind(received_id)
         .bind(None::<Vec<Uuid>>)

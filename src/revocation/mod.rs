@@ -77,8 +77,9 @@ pub async fn revoke_many(
         }
         BulkRevoke::Case { case_id } => {
             access::own_case(&mut tx, user, *case_id).await?;
-            sqlx::query_as("SELECT id, case_id FROM shares WHERE case_id = $1 AND status IN ('processing', 'complete')")
+            sqlx::query_as("SELECT id, case_id FROM shares WHERE case_id = $1 AND status = ANY($2)")
                 .bind(case_id)
+                .bind(ShareStatus::LIVE)
                 .fetch_all(&mut *tx)
                 .await?
         }
@@ -90,10 +91,11 @@ pub async fn revoke_many(
             }
             sqlx::query_as(
                 "SELECT id, case_id FROM shares
-             WHERE org_id = $1 AND target_org_id = $2 AND status IN ('processing', 'complete')",
+             WHERE org_id = $1 AND target_org_id = $2 AND status = ANY($3)",
             )
             .bind(user.org_id)
             .bind(org_id)
+            .bind(ShareStatus::LIVE)
             .fetch_all(&mut *tx)
             .await?
         }
@@ -129,10 +131,11 @@ async fn revoke_tx(
         .execute(&mut *tx)
         .await?;
     let revoked: Vec<ShareRow> = sqlx::query_as(&format!(
-        "UPDATE shares SET status = 'revoked', revoked_at = now()
-         WHERE id = ANY($1) AND status <> 'revoked' RETURNING {SHARE_COLUMNS}"
+        "UPDATE shares SET status = $2, revoked_at = now()
+         WHERE id = ANY($1) AND status <> $2 RETURNING {SHARE_COLUMNS}"
     ))
     .bind(share_ids)
+    .bind(ShareStatus::Revoked)
     .fetch_all(&mut *tx)
     .await?;
     if revoked.is_empty() {

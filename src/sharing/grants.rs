@@ -7,7 +7,7 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Scope, ShareRow};
+use super::{Scope, ShareRow, ShareStatus};
 use crate::collaboration;
 use crate::error::{Error, Result};
 use crate::policy::PolicySnapshot;
@@ -86,10 +86,11 @@ pub(crate) fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) 
 pub async fn govern(tx: &mut PgConnection, received_id: Uuid) -> Result<Option<PolicySnapshot>> {
     let snapshots: Vec<sqlx::types::Json<PolicySnapshot>> = sqlx::query_scalar(
         "SELECT policy FROM shares
-         WHERE received_id = $1 AND status <> 'failed' AND policy IS NOT NULL
+         WHERE received_id = $1 AND status <> $2 AND policy IS NOT NULL
          ORDER BY created_at, id",
     )
     .bind(received_id)
+    .bind(ShareStatus::Failed)
     .fetch_all(&mut *tx)
     .await?;
     let governing = snapshots.into_iter().map(|s| s.0).reduce(|a, b| {
@@ -167,8 +168,9 @@ pub async fn grant(
          -- In key order: the primary key's btree is appended to, not split
          -- at random (ids made before time-ordered UUIDv7 ids are random).
          ORDER BY e.id
-         ON CONFLICT (received_id, evidence_id) DO UPDATE SET {COVER_SQL}
-         RETURNING evidence_id, (xmax = 0) AS inserted"
+         ON CONFLICT (received_id, evidence_id) DO UPDATE SET {cover}
+         RETURNING evidence_id, (xmax = 0) AS inserted",
+        cover = cover_sql()
     ))
     .bind(share.case_id)
     .bind(kind)
@@ -190,18 +192,28 @@ pub async fn grant(
 /// covers the item, its first share stays and the new shares join
 /// `covering` (a redaction only ever narrows); otherwise the item is granted
 /// afresh, as if it had not been granted before.
-pub(crate) const COVER_SQL: &str = "
+pub(crate) fn cover_sql() -> &'static str {
+    // The live statuses are written in from the enum: the fragment joins
+    // statements whose parameters are their own.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "
     share_id = CASE WHEN grants.covering && ARRAY(SELECT id FROM shares
-                         WHERE received_id = grants.received_id AND status IN ('processing', 'complete'))
+                         WHERE received_id = grants.received_id AND status IN ({live}))
                     THEN grants.share_id ELSE EXCLUDED.share_id END,
     caption_redacted = CASE WHEN grants.covering && ARRAY(SELECT id FROM shares
-                         WHERE received_id = grants.received_id AND status IN ('processing', 'complete'))
+                         WHERE received_id = grants.received_id AND status IN ({live}))
                     THEN grants.caption_redacted OR EXCLUDED.caption_redacted
                     ELSE EXCLUDED.caption_redacted END,
     covering = CASE WHEN grants.covering && ARRAY(SELECT id FROM shares
-                         WHERE received_id = grants.received_id AND status IN ('processing', 'complete'))
+                         WHERE received_id = grants.received_id AND status IN ({live}))
                     THEN ARRAY(SELECT DISTINCT x FROM unnest(grants.covering || EXCLUDED.covering) AS x ORDER BY x)
-                    ELSE EXCLUDED.covering END";
+                    ELSE EXCLUDED.covering END",
+            live = crate::db::literals(ShareStatus::LIVE)
+        )
+    });
+    SQL.as_str()
+}
 
 /// R29, R43, R51: revoking `share_id` takes back what only it covered: it
 /// leaves every item's `covering`, and items no other share covers go.

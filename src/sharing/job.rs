@@ -58,11 +58,14 @@ impl Job for ShareCase {
                 NoticeKind::Share
             }
         };
-        sqlx::query("UPDATE shares SET status = 'complete', completed_at = now(), received_id = $2 WHERE id = $1")
-            .bind(share.id)
-            .bind(share.received_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE shares SET status = $3, completed_at = now(), received_id = $2 WHERE id = $1",
+        )
+        .bind(share.id)
+        .bind(share.received_id)
+        .bind(ShareStatus::Complete)
+        .execute(&mut *tx)
+        .await?;
         audit::record(
             &mut tx,
             Action::ShareComplete,
@@ -110,10 +113,12 @@ impl Job for ShareCase {
     /// `share.processing` status event.
     async fn on_requeue(&self, tx: &mut PgConnection) -> sqlx::Result<Reopened> {
         let share: Option<ShareRow> = sqlx::query_as(&format!(
-            "UPDATE shares SET status = 'processing', failure = NULL
-             WHERE id = $1 AND status = 'failed' RETURNING {SHARE_COLUMNS}"
+            "UPDATE shares SET status = $2, failure = NULL
+             WHERE id = $1 AND status = $3 RETURNING {SHARE_COLUMNS}"
         ))
         .bind(self.share_id)
+        .bind(ShareStatus::Processing)
+        .bind(ShareStatus::Failed)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(share) = share else {
@@ -133,10 +138,12 @@ impl Job for ShareCase {
 async fn fail(db: &PgPool, share_id: Uuid, reason: &str) -> Result<()> {
     let mut tx = db.begin().await?;
     let share: Option<ShareRow> = sqlx::query_as(&format!(
-        "UPDATE shares SET status = 'failed', failure = $2 WHERE id = $1 AND status = 'processing' RETURNING {SHARE_COLUMNS}"
+        "UPDATE shares SET status = $3, failure = $2 WHERE id = $1 AND status = $4 RETURNING {SHARE_COLUMNS}"
     ))
     .bind(share_id)
     .bind(reason)
+    .bind(ShareStatus::Failed)
+    .bind(ShareStatus::Processing)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(share) = share {

@@ -21,7 +21,7 @@ mod recipients;
 mod request;
 
 pub use disclosure::{access_list, dissemination, list_for_case, AccessEntry, Dissemination};
-pub(crate) use grants::COVER_SQL;
+pub(crate) use grants::cover_sql;
 pub use grants::{govern, grant, ungrant};
 pub(crate) use grants::{scope_args, SCOPE_FOLDERS_SQL};
 pub use job::ShareCase;
@@ -35,7 +35,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use crate::collaboration::{recipient_schema, Recipient};
+pub use crate::collaboration::{recipient_schema, Recipient, ShareStatus};
 use crate::error::{Error, Result};
 use crate::policy::PolicySnapshot;
 use crate::principal::UserPrincipal;
@@ -70,17 +70,6 @@ impl Target {
             Target::Internal { recipients } | Target::Partner { recipients, .. } => recipients,
         }
     }
-}
-
-/// A share's status (`share_status` in PostgreSQL, R15).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
-#[sqlx(type_name = "share_status", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum ShareStatus {
-    Processing,
-    Complete,
-    Failed,
-    Revoked,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -183,8 +172,7 @@ pub async fn status_event_tx(
         .chain(share.target_org_id)
         .collect();
     let payload = status_payload(share, status);
-    let event = format!("share.{}", payload["status"].as_str().unwrap_or_default());
-    crate::jobs::outbox::status_event(tx, &orgs, &event, payload).await
+    crate::jobs::outbox::status_event_tx(tx, &orgs, status, payload).await
 }
 
 fn status_payload(share: &ShareRow, status: ShareStatus) -> serde_json::Value {
