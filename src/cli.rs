@@ -277,7 +277,7 @@ async fn dead_letters(settings: &Settings, command: DeadLettersCommand) -> anyho
             let n = operations::purge(settings).await?;
             println!(
                 "purged {n} message(s) from {}",
-                crate::worker::topology(settings).dead_queue()
+                crate::job_registry::topology(settings).dead_queue()
             );
         }
     }

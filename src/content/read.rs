@@ -12,10 +12,9 @@ use uuid::Uuid;
 use super::store_uri;
 use crate::access::{self, Seen};
 use crate::audit::{self, Action};
+use crate::cases::EvidenceData;
 use crate::error::{Error, Result};
-use crate::evidence::EvidenceData;
 use crate::principal::UserPrincipal;
-use crate::receiving;
 
 /// A file the user may read, and where its reads are audited.
 #[derive(Debug)]
@@ -82,7 +81,7 @@ pub async fn readable(
         }
         Seen::Own { .. } => (row.case_id, None),
         Seen::External { received, .. } => {
-            if !receiving::granted(db, received.id, evidence_id).await? {
+            if !crate::collaboration::granted(db, received.id, evidence_id).await? {
                 return Err(Error::NotFound("evidence"));
             }
             if !received.policy.policy.permissions.copy_download {

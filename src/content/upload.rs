@@ -238,7 +238,7 @@ async fn record_upload(
     .await?;
     // R53: imported copies of this item made before its file arrived get it
     // now, while their collaboration is live and a live share covers it.
-    crate::receiving::files::pend_copies_tx(&mut tx, evidence_id).await?;
+    crate::collaboration::pend_copies_tx(&mut tx, evidence_id).await?;
     audit::record(
         &mut tx,
         Action::ContentUploaded,

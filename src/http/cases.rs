@@ -251,7 +251,15 @@ pub async fn patch_folder(
     Json(body): Json<FolderPatch>,
 ) -> Result<axum::Json<Folder>> {
     let mut tx = crate::db::begin(&s.db).await?;
-    let folder = cases::update_folder(&mut tx, &u, folder_id, body).await?;
+    let case_id = cases::lock_folder(&mut tx, u.org_id, folder_id).await?;
+    // R41: those who see the case may organize its folders; others get 404.
+    access::writable(&mut tx, &u, case_id)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(_) => Error::NotFound("folder"),
+            e => e,
+        })?;
+    let folder = cases::update_folder(&mut tx, case_id, folder_id, body).await?;
     tx.commit().await?;
     Ok(axum::Json(folder))
 }
@@ -432,7 +440,7 @@ pub async fn case_audit(
             Some(*received)
         }
         // An imported copy shows the sender snapshot of its collaboration.
-        Seen::Own { .. } => receiving::for_case(&mut conn, u.org_id, case_id).await?,
+        Seen::Own { .. } => crate::collaboration::for_case(&mut conn, u.org_id, case_id).await?,
     };
     let limit = page.limit()?;
     let items =

@@ -241,7 +241,7 @@ pub async fn get_job(
         Principal::Service(_) => return Err(Error::NotFound("job")),
         // R41: a job about a case is read by those who see the case.
         Principal::User(u) if job.org_id == Some(u.org_id) => {
-            if let Some(case_id) = job.case_id {
+            if let Some(case_id) = job.subject_id {
                 crate::access::case(&mut *s.db.acquire().await?, &u, case_id)
                     .await
                     .map_err(|e| match e {

@@ -155,7 +155,7 @@ pub async fn get_receipt(
     Path(share_id): Path<Uuid>,
 ) -> Result<axum::Json<Receipt>> {
     Ok(axum::Json(
-        custody::receipt_for(&mut *s.db.acquire().await?, &u, share_id).await?,
+        crate::sharing::receipt_for(&mut *s.db.acquire().await?, &u, share_id).await?,
     ))
 }
 

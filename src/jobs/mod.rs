@@ -1,7 +1,7 @@
 //! Jobs: one small serializable struct per kind, one idempotent handler each.
 //! This layer knows no domain: a job is anything implementing [`Job`], and the
 //! kinds a process runs are the ones registered in a [`Registry`] at the top
-//! of the application (`crate::worker`).
+//! of the application (`crate::job_registry`).
 //!
 //! A job is written to PostgreSQL (`jobs` + an `outbox` row, `outbox.rs`)
 //! inside the transaction of the request that caused it, so a job exists
@@ -12,12 +12,14 @@
 //! constraints, `ON CONFLICT DO NOTHING`), so a redelivery or a second worker
 //! changes nothing.
 
+mod events;
 pub mod faults;
 pub mod outbox;
 pub mod registry;
 pub mod relay;
 pub mod rescue;
 pub mod retry;
+mod rows;
 pub mod runner;
 
 use serde::de::DeserializeOwned;
@@ -27,6 +29,7 @@ use std::future::Future;
 use uuid::Uuid;
 
 pub use registry::{EventError, Registry, Upstream};
+pub use rows::{complete_unrun_tx, requeue_tx, take_queued};
 
 /// A job row's status (`job_status` in PostgreSQL).
 #[derive(
@@ -40,6 +43,13 @@ pub enum JobStatus {
     Retrying,
     Complete,
     Dead,
+}
+
+impl crate::db::PgEnum for JobStatus {
+    const TYPE: &'static str = "job_status";
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
 }
 
 impl JobStatus {
@@ -104,6 +114,20 @@ impl JobError {
             source = s.source();
         }
         out
+    }
+}
+
+/// The domain's error as a job's outcome: the database's errors as
+/// [`From<sqlx::Error>`] decides, an internal error transient, any other
+/// (a refusal, a missing row) permanent.
+impl From<crate::error::Error> for JobError {
+    fn from(e: crate::error::Error) -> Self {
+        use crate::error::Error;
+        match e {
+            Error::Database(e) => e.into(),
+            Error::Internal(e) => JobError::transient(e.to_string()),
+            other => JobError::permanent(other.to_string()),
+        }
     }
 }
 
@@ -199,7 +223,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     ) -> impl Future<Output = sqlx::Result<Uuid>> + Send {
         async move {
             let id = Uuid::now_v7();
-            self.enqueue_with_id_tx(tx, id, Requester::case(org_id, case_id))
+            self.enqueue_with_id_tx(tx, id, Requester::subject(org_id, case_id))
                 .await?;
             Ok(id)
         }
@@ -221,19 +245,34 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
     }
 }
 
-/// Who may read a job's status: the users of `org_id` (none: the service
-/// only), and when the job is about one case, only those who see it (R41).
-#[derive(Debug, Clone, Copy, Default)]
+/// Who may read a job's status, and how the queue files it: the users of
+/// `org_id` (none: the service only); when the job has a subject (what it
+/// is about, for the domain a case), only those who see it (R41); and its
+/// coalesce key, when jobs of its kind may be done together
+/// ([`take_queued`]).
+#[derive(Debug, Clone, Default)]
 pub struct Requester {
     pub org_id: Option<Uuid>,
-    pub case_id: Option<Uuid>,
+    pub subject_id: Option<Uuid>,
+    pub coalesce_key: Option<String>,
 }
 
 impl Requester {
-    pub fn case(org_id: Uuid, case_id: Uuid) -> Self {
+    /// A job about `subject_id` (a case), read by the users of `org_id`
+    /// who see it.
+    pub fn subject(org_id: Uuid, subject_id: Uuid) -> Self {
         Requester {
             org_id: Some(org_id),
-            case_id: Some(case_id),
+            subject_id: Some(subject_id),
+            coalesce_key: None,
+        }
+    }
+
+    /// The same, and coalesced with the queued jobs of its kind and `key`.
+    pub fn coalescing(self, key: impl Into<String>) -> Self {
+        Requester {
+            coalesce_key: Some(key.into()),
+            ..self
         }
     }
 }
@@ -242,7 +281,7 @@ impl From<Option<Uuid>> for Requester {
     fn from(org_id: Option<Uuid>) -> Self {
         Requester {
             org_id,
-            case_id: None,
+            ..Default::default()
         }
     }
 }
@@ -260,21 +299,6 @@ pub async fn enqueue_many_tx<J: Job>(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     outbox::enqueue_many(tx, J::NAME, &payloads, org_id).await
-}
-
-/// Mark jobs `complete` that another job's run did in the caller's
-/// transaction (coalescing); their messages are then acked unrun.
-pub async fn complete_unrun_tx(tx: &mut PgConnection, ids: &[Uuid]) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE jobs SET status = $2, started_at = coalesce(started_at, now()),
-                finished_at = now(), updated_at = now()
-         WHERE id = ANY($1)",
-    )
-    .bind(ids)
-    .bind(JobStatus::Complete)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
 }
 
 /// The message body on a job queue: ids only, the payload stays in PostgreSQL.
@@ -304,8 +328,9 @@ pub struct JobView {
     pub id: Uuid,
     #[serde(skip)]
     pub org_id: Option<Uuid>,
+    /// What the job is about (a case): R41's visibility.
     #[serde(skip)]
-    pub case_id: Option<Uuid>,
+    pub subject_id: Option<Uuid>,
     #[schema(value_type = JobKind)]
     pub kind: String,
     pub status: JobStatus,
@@ -318,7 +343,7 @@ pub struct JobView {
 
 pub async fn find(db: &PgPool, id: Uuid) -> sqlx::Result<Option<JobView>> {
     sqlx::query_as(
-        "SELECT id, org_id, case_id, kind, status, attempts, deliveries, last_error, created_at, finished_at
+        "SELECT id, org_id, subject_id, kind, status, attempts, deliveries, last_error, created_at, finished_at
          FROM jobs WHERE id = $1",
     )
     .bind(id)

@@ -24,7 +24,8 @@ pub async fn enqueue(
     requester: super::Requester,
 ) -> sqlx::Result<()> {
     sqlx::query(
-        "WITH job AS (INSERT INTO jobs (id, kind, payload, org_id, case_id) VALUES ($1, $2, $3, $4, $6)),
+        "WITH job AS (INSERT INTO jobs (id, kind, payload, org_id, subject_id, coalesce_key)
+                      VALUES ($1, $2, $3, $4, $6, $7)),
               out AS (INSERT INTO outbox (exchange, routing_key, payload, job_id) VALUES ('jobs', $2, $5, $1))
          SELECT 1",
     )
@@ -33,7 +34,8 @@ pub async fn enqueue(
     .bind(payload)
     .bind(requester.org_id)
     .bind(job_message(id, kind))
-    .bind(requester.case_id)
+    .bind(requester.subject_id)
+    .bind(requester.coalesce_key)
     .execute(&mut *tx)
     .await?;
     relay::wake();
@@ -42,21 +44,23 @@ pub async fn enqueue(
 
 /// Two CTEs (`job`, `out`) that enqueue one job for each row of the CTE
 /// `source`, for a command that writes its whole effect in one statement:
-/// `id`, `kind`, `payload`, `org`, `case` and `message` are SQL expressions
-/// (placeholders), `message` bound to [`job_message`]. The caller wakes the
-/// relay after its statement.
+/// `id`, `kind`, `payload`, `org`, `subject`, `coalesce_key` and `message`
+/// are SQL expressions (placeholders), `message` bound to [`job_message`].
+/// The caller wakes the relay after its statement.
+#[allow(clippy::too_many_arguments)]
 pub fn enqueue_ctes(
     source: &str,
     id: &str,
     kind: &str,
     payload: &str,
     org: &str,
-    case: &str,
+    subject: &str,
+    coalesce_key: &str,
     message: &str,
 ) -> String {
     format!(
-        "job AS (INSERT INTO jobs (id, kind, payload, org_id, case_id)
-                 SELECT {id}, {kind}, {payload}, {org}, {case} FROM {source}),
+        "job AS (INSERT INTO jobs (id, kind, payload, org_id, subject_id, coalesce_key)
+                 SELECT {id}, {kind}, {payload}, {org}, {subject}, {coalesce_key} FROM {source}),
          out AS (INSERT INTO outbox (exchange, routing_key, payload, job_id)
                  SELECT 'jobs', {kind}, {message}, {id} FROM {source})"
     )
@@ -113,13 +117,35 @@ pub async fn republish(tx: &mut PgConnection, id: Uuid, kind: &str) -> sqlx::Res
     Ok(())
 }
 
-/// Record a status event (R15) once for each org it concerns (R59): the
-/// relay publishes it to `<prefix>.status` with the routing key
-/// `status.<org_id>.<event>` (`event` such as `share.complete`), so a
-/// reader can be confined to its own org's events by a topic permission on
-/// its bindings. Events carry ids and status only, never evidence fields
-/// (R10).
-pub async fn status_event(
+/// A status a status event reports (R15, R59): a share's, a link share's,
+/// an import's. The event's routing key is derived from it, never written by
+/// hand: `status.<org_id>.<TYPE>.<label>` (e.g. `share.complete`).
+pub trait StatusEvent: Copy + serde::Serialize {
+    /// What the event is about: the payload's `type` and the key's first word.
+    const TYPE: &'static str;
+    /// The status, as the key's last word (its serialized form).
+    fn label(self) -> &'static str;
+}
+
+/// Record the status event of `status` (R15) once for each org it concerns
+/// (R59), in the caller's transaction: `payload` (ids only, never evidence
+/// fields, R10) gets the event's `type` and `status`. The relay publishes
+/// it to `<prefix>.status` with the routing key
+/// `status.<org_id>.<TYPE>.<label>`, so a reader can be confined to its own
+/// org's events by a topic permission on its bindings.
+pub async fn status_event_tx<S: StatusEvent>(
+    tx: &mut PgConnection,
+    orgs: &[Uuid],
+    status: S,
+    mut payload: serde_json::Value,
+) -> sqlx::Result<()> {
+    payload["type"] = serde_json::json!(S::TYPE);
+    payload["status"] = serde_json::json!(status);
+    let event = format!("{}.{}", S::TYPE, status.label());
+    insert_status_event(tx, orgs, &event, payload).await
+}
+
+async fn insert_status_event(
     tx: &mut PgConnection,
     orgs: &[Uuid],
     event: &str,

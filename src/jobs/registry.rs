@@ -1,5 +1,5 @@
 //! The registry: which job kinds a process runs and how to call each, built
-//! once at the top of the application (`crate::worker`), the way crates.io's
+//! once at the top of the application (`crate::job_registry`), the way crates.io's
 //! worker registers its job types. The runner, the topology and the
 //! dead-letter commands ask it; nothing else matches on a kind.
 

@@ -14,20 +14,7 @@ use std::time::Duration;
 /// most 1,000 per call; concurrent rescuers skip each other's rows, and a
 /// rescued job's lease starts again). Returns how many were rescued.
 pub async fn rescue(db: &PgPool, lease: Duration) -> sqlx::Result<u64> {
-    let rescued: Vec<(uuid::Uuid, String)> = sqlx::query_as(
-        "WITH stuck AS (
-             SELECT id, kind FROM jobs
-              WHERE status = 'running' AND updated_at < now() - make_interval(secs => $1)
-              ORDER BY updated_at LIMIT 1000
-              FOR UPDATE SKIP LOCKED),
-              bumped AS (UPDATE jobs j SET updated_at = now() FROM stuck WHERE j.id = stuck.id),
-              out AS (INSERT INTO outbox (exchange, routing_key, payload, job_id)
-                      SELECT 'jobs', kind, jsonb_build_object('job_id', id, 'kind', kind), id FROM stuck)
-         SELECT id, kind FROM stuck",
-    )
-    .bind(lease.as_secs_f64())
-    .fetch_all(db)
-    .await?;
+    let rescued = super::rows::stuck(db, lease).await?;
     for (id, kind) in &rescued {
         tracing::warn!(job_id = %id, kind = %kind, lease_secs = lease.as_secs(),
             "job showed no life for its lease; published again");

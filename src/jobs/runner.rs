@@ -11,13 +11,16 @@
 //!
 //! The ack always comes after the outcome is durable, so a crash anywhere means
 //! a redelivery, never a loss; handlers are idempotent, so never a double effect.
+//!
+//! The upstream events queue (R38), consumed in batches, is `jobs::events`.
 
 use crate::amqp::{self, Publisher, Topology};
 pub use crate::jobs::faults::Faults;
-use crate::jobs::registry::{EventError, Registry, Upstream};
+use crate::jobs::registry::Registry;
 use crate::jobs::retry::{
     jittered_delay, publish_with_expiration, reconnect_backoff, retry_headers, step_for_attempt,
 };
+use crate::jobs::rows;
 use crate::jobs::{JobError, JobMessage, JobStatus};
 use crate::shutdown::Shutdown;
 use futures_util::StreamExt;
@@ -67,7 +70,7 @@ pub struct EventBatch {
 }
 
 /// Why a consumer loop ended.
-enum Ended {
+pub(super) enum Ended {
     Shutdown,
     Crashed,
 }
@@ -209,133 +212,6 @@ impl<C: Send + Sync + 'static> Worker<C> {
         }
     }
 
-    /// The upstream events queue (R38), batched: take what is waiting (up
-    /// to `event_batch.max` deliveries, or what arrives within
-    /// `event_batch.wait` of the first), record it in one transaction, then
-    /// settle: one `multiple` ack when every event was recorded; otherwise
-    /// each delivery alone (an invalid event is dead-lettered by itself, the
-    /// rest go through). Batches run one after another on the channel, so a
-    /// `multiple` ack covers exactly the batch.
-    async fn consume_events(
-        self: Arc<Self>,
-        conn: Arc<Connection>,
-        publisher: Publisher,
-        shutdown: Shutdown,
-    ) -> anyhow::Result<Ended> {
-        let queue = self.topology.events_queue();
-        let channel = conn.create_channel().await?;
-        let max = usize::from(self.event_batch.max.max(1));
-        channel
-            .basic_qos(
-                self.event_batch.max.max(self.concurrency),
-                BasicQosOptions::default(),
-            )
-            .await?;
-        let tag = format!("{}-{}", queue, Uuid::new_v4());
-        let mut consumer = channel
-            .basic_consume(
-                queue.clone().into(),
-                tag.clone().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        loop {
-            let first = tokio::select! {
-                _ = shutdown.wait() => {
-                    let _ = channel.basic_cancel(tag.clone().into(), BasicCancelOptions::default()).await;
-                    let _ = channel.close(200, "shutdown".into()).await;
-                    return Ok(Ended::Shutdown);
-                }
-                next = consumer.next() => match next {
-                    Some(Ok(d)) => d,
-                    Some(Err(e)) => return Err(e.into()),
-                    None => anyhow::bail!("consumer on {queue} was cancelled"),
-                },
-            };
-            let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + self.event_batch.wait;
-            while batch.len() < max {
-                match tokio::time::timeout_at(deadline, consumer.next()).await {
-                    Ok(Some(Ok(d))) => batch.push(d),
-                    Ok(Some(Err(e))) => return Err(e.into()),
-                    Ok(None) => anyhow::bail!("consumer on {queue} was cancelled"),
-                    Err(_) => break,
-                }
-            }
-            metrics::counter!("caseshare_messages_delivered_total", "queue" => queue.clone())
-                .increment(batch.len() as u64);
-            metrics::histogram!("caseshare_event_batch_size").record(batch.len() as f64);
-            match self.handle_events(&batch, &publisher).await {
-                Ok(()) => {
-                    metrics::counter!("caseshare_messages_settled_total", "queue" => queue.clone())
-                        .increment(batch.len() as u64);
-                }
-                Err(HandleError::Crash) => {
-                    let _ = channel.close(320, "simulated crash".into()).await;
-                    return Ok(Ended::Crashed);
-                }
-                Err(HandleError::Broker(e)) => return Err(e.into()),
-            }
-        }
-    }
-
-    async fn handle_events(
-        &self,
-        batch: &[Delivery],
-        publisher: &Publisher,
-    ) -> Result<(), HandleError> {
-        let Some(events) = self.registry.event_handler() else {
-            return Ok(());
-        };
-        let upstream: Vec<Upstream> = batch
-            .iter()
-            .map(|d| Upstream {
-                user_id: d.properties.user_id().as_ref().map(|u| u.as_str()),
-                body: d.data.as_slice(),
-            })
-            .collect();
-        let results = events.handle(&self.ctx, &upstream).await;
-        // Fault injection (crash tests): the batch is recorded, not yet acked.
-        if self.faults.take(events.kind) {
-            return Err(HandleError::Crash);
-        }
-        let recorded = results.iter().filter(|r| r.is_ok()).count();
-        metrics::counter!("caseshare_events_ingested_total").increment(recorded as u64);
-        if recorded == batch.len() {
-            if let Some(last) = batch.last() {
-                last.ack(BasicAckOptions { multiple: true }).await?;
-            }
-            return Ok(());
-        }
-        let mut waited = false;
-        for (delivery, result) in batch.iter().zip(results) {
-            match result {
-                Ok(()) => {
-                    delivery.ack(BasicAckOptions::default()).await?;
-                }
-                Err(EventError::Invalid(reason)) => {
-                    self.dead_letter(delivery, publisher, None, events.kind, &reason, None)
-                        .await?;
-                }
-                Err(EventError::Unavailable(reason)) => {
-                    if !waited {
-                        tracing::warn!(%reason, "cannot record events yet; requeueing");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                        waited = true;
-                    }
-                    delivery
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..Default::default()
-                        })
-                        .await?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     async fn handle_job(
         &self,
         kind: &'static str,
@@ -370,17 +246,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
             notice_id = tracing::field::Empty,
         );
         async {
-            let claimed: Option<(i32, serde_json::Value)> = match sqlx::query_as(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, deliveries = deliveries + 1,
-                        started_at = coalesce(started_at, now()), updated_at = now()
-                 WHERE id = $1 AND kind = $2 AND status NOT IN ('complete', 'dead')
-                 RETURNING attempts, payload",
-            )
-            .bind(job_id)
-            .bind(kind)
-            .fetch_optional(&self.db)
-            .await
-            {
+            let claimed = match rows::claim(&self.db, job_id, kind).await {
                 Ok(c) => c,
                 Err(e) => {
                     // Database down: put the message back for later.
@@ -391,11 +257,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
                 }
             };
             let Some((attempts, payload)) = claimed else {
-                let attempts: Option<i32> = match sqlx::query_scalar("SELECT attempts FROM jobs WHERE id = $1")
-                    .bind(job_id)
-                    .fetch_optional(&self.db)
-                    .await
-                {
+                let attempts = match rows::attempts(&self.db, job_id).await {
                     Ok(a) => a,
                     Err(_) => Some(1), // cannot tell: treat as finished, never dead-letter
                 };
@@ -432,10 +294,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
                         _ = alive.tick() => {
                             // A sign of life for the rescuer; a failure here
                             // only risks a harmless second run.
-                            let _ = sqlx::query("UPDATE jobs SET updated_at = now() WHERE id = $1 AND status = 'running'")
-                                .bind(job_id)
-                                .execute(&self.db)
-                                .await;
+                            let _ = rows::touch(&self.db, job_id).await;
                         }
                     }
                 }
@@ -475,12 +334,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
                         delivery.nack(BasicNackOptions { requeue: true, ..Default::default() }).await?;
                         return Ok(());
                     }
-                    let _ = sqlx::query("UPDATE jobs SET status = $3, last_error = $2, updated_at = now() WHERE id = $1")
-                        .bind(job_id)
-                        .bind(&reason)
-                        .bind(JobStatus::Retrying)
-                        .execute(&self.db)
-                        .await;
+                    let _ = rows::retrying(&self.db, job_id, &reason).await;
                     metrics::counter!("caseshare_jobs_retried_total", "kind" => kind).increment(1);
                     delivery.ack(BasicAckOptions::default()).await?;
                 }
@@ -503,7 +357,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
 
     /// R38: an upstream system published to the events exchange; the
     /// registered event handler records it.
-    async fn dead_letter(
+    pub(super) async fn dead_letter(
         &self,
         delivery: &Delivery,
         publisher: &Publisher,
@@ -558,17 +412,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
 
     /// Record the outcome; returns the job's latency (created to finished).
     async fn finish(&self, job_id: Uuid, status: JobStatus, error: Option<&str>) -> Option<f64> {
-        let r = sqlx::query_scalar::<_, f64>(
-            "UPDATE jobs SET status = $2, last_error = coalesce($3, last_error),
-                    finished_at = now(), updated_at = now() WHERE id = $1
-             RETURNING EXTRACT(EPOCH FROM finished_at - created_at)::float8",
-        )
-        .bind(job_id)
-        .bind(status)
-        .bind(error)
-        .fetch_one(&self.db)
-        .await;
-        match r {
+        match rows::finish(&self.db, job_id, status, error).await {
             Ok(latency) => Some(latency),
             Err(e) => {
                 // The handler's effects are keyed, so a redelivery will finish it.
@@ -580,7 +424,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
 }
 
 #[derive(Debug)]
-enum HandleError {
+pub(super) enum HandleError {
     Crash,
     Broker(lapin::Error),
 }

@@ -12,6 +12,7 @@ use crate::access;
 use crate::audit::{self, Action};
 use crate::config::Settings;
 use crate::content::store::{ContentStore, Object};
+use crate::db::PgEnum;
 use crate::error::{Error, Result};
 use crate::notify::{self, NoticeKind};
 use crate::principal::UserPrincipal;
@@ -65,10 +66,12 @@ pub async fn revoke(db: &PgPool, user: &UserPrincipal, id: Uuid) -> Result<LinkS
     // R41: withdrawing a link is for the case's owner and admins.
     access::managed(&mut tx, user, row.case_id, access::not_manager).await?;
     let revoked: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
-        "UPDATE link_shares SET status = 'revoked', revoked_at = now()
-         WHERE id = $1 AND status IN ('processing', 'complete') RETURNING revoked_at",
+        "UPDATE link_shares SET status = $2, revoked_at = now()
+         WHERE id = $1 AND status = ANY($3) RETURNING revoked_at",
     )
     .bind(id)
+    .bind(LinkShareStatus::Revoked)
+    .bind([LinkShareStatus::Processing, LinkShareStatus::Complete].as_slice())
     .fetch_optional(&mut *tx)
     .await?;
     if revoked.is_some() {
@@ -104,14 +107,20 @@ pub async fn revoke(db: &PgPool, user: &UserPrincipal, id: Uuid) -> Result<LinkS
 /// Returns how many packages were deleted.
 pub async fn sweep_expired(db: &PgPool, store: &ContentStore) -> Result<u64> {
     let mut tx = db.begin().await?;
-    let expired: Vec<(Uuid, Uuid, Uuid, Option<String>)> = sqlx::query_as(
-        "SELECT id, org_id, case_id, package_key FROM link_shares
-         WHERE package_deleted_at IS NULL
-           AND ((status = 'complete' AND expires_at < now()) OR status = 'revoked')
-         ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED",
-    )
-    .fetch_all(&mut *tx)
-    .await?;
+    // The statuses are in the text (made from the enum), not bound: the
+    // partial indexes on complete and revoked link shares serve this sweep.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "SELECT id, org_id, case_id, package_key FROM link_shares
+             WHERE package_deleted_at IS NULL
+               AND ((status = {complete} AND expires_at < now()) OR status = {revoked})
+             ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED",
+            complete = LinkShareStatus::Complete.literal(),
+            revoked = LinkShareStatus::Revoked.literal(),
+        )
+    });
+    let expired: Vec<(Uuid, Uuid, Uuid, Option<String>)> =
+        sqlx::query_as(SQL.as_str()).fetch_all(&mut *tx).await?;
     for (id, org_id, case_id, key) in &expired {
         let key = package_key(*id, key.as_deref());
         store
@@ -162,16 +171,14 @@ pub async fn status_event_tx(
     case_id: Uuid,
     status: LinkShareStatus,
 ) -> sqlx::Result<()> {
-    crate::jobs::outbox::status_event(
+    crate::jobs::outbox::status_event_tx(
         tx,
         &[org_id],
-        &format!("link_share.{}", status.as_str()),
+        status,
         serde_json::json!({
-            "type": "link_share",
             "link_share_id": id,
             "case_id": case_id,
             "org_id": org_id,
-            "status": status,
             "at": chrono::Utc::now(),
         }),
     )
@@ -188,20 +195,26 @@ pub async fn queue_reminders(db: &PgPool, settings: &Settings) -> Result<u64> {
         return Ok(0);
     }
     let mut tx = db.begin().await?;
-    let due: Vec<Uuid> = sqlx::query_scalar(
-        "UPDATE link_shares SET reminder_queued_at = now()
-         WHERE id IN (
-             SELECT id FROM link_shares
-             WHERE status = 'complete' AND reminder_queued_at IS NULL AND package_deleted_at IS NULL
-               AND expires_at > now()
-               AND expires_at - make_interval(hours => $1) <= now()
-               AND duration_hours > $1
-             ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED)
-         RETURNING id",
-    )
-    .bind(settings.link_reminder_hours as i32)
-    .fetch_all(&mut *tx)
-    .await?;
+    // The status is in the text (made from the enum): the partial index on
+    // complete link shares awaiting a reminder serves it.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "UPDATE link_shares SET reminder_queued_at = now()
+             WHERE id IN (
+                 SELECT id FROM link_shares
+                 WHERE status = {complete} AND reminder_queued_at IS NULL AND package_deleted_at IS NULL
+                   AND expires_at > now()
+                   AND expires_at - make_interval(hours => $1) <= now()
+                   AND duration_hours > $1
+                 ORDER BY expires_at LIMIT 500 FOR UPDATE SKIP LOCKED)
+             RETURNING id",
+            complete = LinkShareStatus::Complete.literal(),
+        )
+    });
+    let due: Vec<Uuid> = sqlx::query_scalar(SQL.as_str())
+        .bind(settings.link_reminder_hours as i32)
+        .fetch_all(&mut *tx)
+        .await?;
     for id in &due {
         for to in recipients(&mut tx, *id).await? {
             notify::enqueue_link_share_tx(&mut tx, NoticeKind::LinkShareReminder, *id, &to).await?;

@@ -29,6 +29,7 @@ mod download;
 pub mod iso9660;
 mod lifecycle;
 mod package;
+mod plan;
 mod request;
 
 pub use build::BuildLinkShare;
@@ -38,6 +39,10 @@ pub use lifecycle::{
 };
 pub use package::Package;
 pub use request::{create, LinkRecipient, LinkShareAccepted, LinkShareRequest, MAX_DURATION_HOURS};
+
+// The token and the addresses built from it sit below `notify`, which
+// links to them in emails.
+pub use crate::linktoken::{download_url, page_url, token, token_hash};
 
 // Content upload and verification live in `crate::content`; their former
 // paths under `linkshare` stay valid.
@@ -65,6 +70,20 @@ pub enum LinkShareStatus {
     Complete,
     Failed,
     Revoked,
+}
+
+impl crate::jobs::outbox::StatusEvent for LinkShareStatus {
+    const TYPE: &'static str = "link_share";
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl crate::db::PgEnum for LinkShareStatus {
+    const TYPE: &'static str = "link_share_status";
+    fn label(self) -> &'static str {
+        self.as_str()
+    }
 }
 
 impl LinkShareStatus {
@@ -142,47 +161,6 @@ const COLUMNS: &str =
     "id, case_id, org_id, scope, attachments, retain_folder_structure, package, duration_hours,
     status, failure, token_derived, manifest_sha256, size_bytes, expires_at, created_at, completed_at,
     package_key, revoked_at, policy";
-
-/// A link share's download token: HMAC-SHA256 of its id under a key
-/// derived from `CASESHARE_DOWNLOAD_KEY`, a secret of its own (configured,
-/// or generated per installation, R60), in hex: knowing every id and every
-/// non-secret setting does not give it. It is not stored anywhere:
-/// the service recomputes it for emails and for the sharer's view, and the
-/// database holds only [`token_hash`], as for user tokens. Whoever can read
-/// the database cannot download; rotating the key invalidates every link.
-pub fn token(settings: &Settings, id: Uuid) -> String {
-    hex::encode(
-        settings
-            .download_key()
-            .derive("link share download token")
-            .tag(id.as_bytes()),
-    )
-}
-
-/// What the table keeps of a download token: its SHA-256.
-pub fn token_hash(token: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(token.as_bytes()).into()
-}
-
-/// The page a recipient lands on (#22): who sent what, until when, and the
-/// download button. Emails link here.
-pub fn page_url(settings: &Settings, id: Uuid) -> String {
-    format!(
-        "{}/links/{}",
-        settings.public_url.trim_end_matches('/'),
-        token(settings, id)
-    )
-}
-
-/// The URL a recipient downloads a link share's package from.
-pub fn download_url(settings: &Settings, id: Uuid) -> String {
-    format!(
-        "{}/v1/downloads/{}",
-        settings.public_url.trim_end_matches('/'),
-        token(settings, id)
-    )
-}
 
 /// The store key of a link share's package: recorded at completion, or
 /// `<id>.zip` for packages built before keys were recorded.

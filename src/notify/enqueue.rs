@@ -91,7 +91,7 @@ async fn enqueue_keyed(
          SELECT i, $1, $2, $3, $8, r, k, m FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[]) AS u(i, r, k, m)
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     )
-    .bind(kind.as_str())
+    .bind(kind)
     .bind(share_id)
     .bind(received_id)
     .bind(&ids)

@@ -19,14 +19,21 @@ mod render;
 mod send;
 
 pub use enqueue::{enqueue_access_revoked_tx, enqueue_link_share_tx, enqueue_tx};
-pub use recipients::{onward_emails_if_ended, principal_emails, share_recipients};
+pub use recipients::{onward_emails_if_ended, principal_emails};
 pub use send::SendNotice;
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
+/// A notice's kind (`notice_kind` in PostgreSQL, migration 0024). Every
+/// match on it is exhaustive (`render`): a new kind without a template does
+/// not compile.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
+#[sqlx(type_name = "notice_kind", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 #[schema(rename_all = "snake_case")]
 pub enum NoticeKind {
     Share,
@@ -69,11 +76,21 @@ pub enum NoticeStatus {
     Failed,
 }
 
+impl crate::db::PgEnum for NoticeStatus {
+    const TYPE: &'static str = "notice_status";
+    fn label(self) -> &'static str {
+        match self {
+            NoticeStatus::Pending => "pending",
+            NoticeStatus::Sent => "sent",
+            NoticeStatus::Failed => "failed",
+        }
+    }
+}
+
 #[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NoticeView {
     pub id: Uuid,
-    #[schema(value_type = NoticeKind)]
-    pub kind: String,
+    pub kind: NoticeKind,
     pub recipient: String,
     pub status: NoticeStatus,
     pub attempts: i32,

@@ -13,7 +13,7 @@ use crate::jobs::JobError;
 /// A claimed notice: what rendering and sending it need.
 #[derive(sqlx::FromRow)]
 pub(super) struct NoticeRow {
-    pub(super) kind: String,
+    pub(super) kind: NoticeKind,
     pub(super) recipient: String,
     pub(super) message_id: String,
     pub(super) share_id: Option<Uuid>,
@@ -59,10 +59,32 @@ pub(super) async fn render(
     ctx: &JobContext,
     n: &NoticeRow,
 ) -> Result<Rendered, JobError> {
-    if n.kind == NoticeKind::LinkShare.as_str() || n.kind == NoticeKind::LinkShareReminder.as_str()
-    {
-        return render_link_share(db, ctx, n).await;
-    }
+    // Exhaustive: a new kind is a compile error here until it has a template.
+    let (template, subject): (&str, fn(&CaseNames) -> String) = match n.kind {
+        NoticeKind::LinkShare => return render_link_share(db, ctx, n, false).await,
+        NoticeKind::LinkShareReminder => return render_link_share(db, ctx, n, true).await,
+        NoticeKind::Share => ("share", |c| {
+            format!("{} shared a case with you: {}", c.sharing_org, c.case_title)
+        }),
+        NoticeKind::Revoke => ("revoke", |c| {
+            format!("{} revoked a shared case: {}", c.sharing_org, c.case_title)
+        }),
+        NoticeKind::AccessRevoked => ("revoke", |c| {
+            format!(
+                "{} stopped sharing a case with you: {}",
+                c.sharing_org, c.case_title
+            )
+        }),
+        NoticeKind::RecipientRemoved => ("revoke", |c| {
+            format!(
+                "{} removed your access to a case shared by {}: {}",
+                c.receiving_org, c.sharing_org, c.case_title
+            )
+        }),
+        NoticeKind::InternalShare | NoticeKind::OnwardShare => ("internal_share", |c| {
+            format!("A case was shared with you: {}", c.case_title)
+        }),
+    };
     // Only ids, names and the case title are read: nothing else can leak (R10).
     // The case as the recipient sees it: the partner's imported copy once
     // there is one, else the shared case (external, or the org's own).
@@ -91,20 +113,11 @@ pub(super) async fn render(
             ctx.settings.public_url.trim_end_matches('/'),
         )
         .replace("{case_id}", &case_id.to_string());
-    let template = match n.kind.as_str() {
-        "share" => "share",
-        "revoke" | "access_revoked" | "recipient_removed" => "revoke",
-        _ => "internal_share",
-    };
-    let subject = match n.kind.as_str() {
-        "share" => format!("{sharing_org} shared a case with you: {case_title}"),
-        "revoke" => format!("{sharing_org} revoked a shared case: {case_title}"),
-        "access_revoked" => format!("{sharing_org} stopped sharing a case with you: {case_title}"),
-        "recipient_removed" => {
-            format!("{receiving_org} removed your access to a case shared by {sharing_org}: {case_title}")
-        }
-        _ => format!("A case was shared with you: {case_title}"),
-    };
+    let subject = subject(&CaseNames {
+        sharing_org: &sharing_org,
+        receiving_org: &receiving_org,
+        case_title: &case_title,
+    });
     let vars = [
         ("sharing_org", sharing_org),
         ("receiving_org", receiving_org),
@@ -112,6 +125,13 @@ pub(super) async fn render(
         ("view_url", view_url),
     ];
     fill_template(template, subject, &vars, message.as_deref())
+}
+
+/// What a case notice's subject names.
+struct CaseNames<'a> {
+    sharing_org: &'a str,
+    receiving_org: &'a str,
+    case_title: &'a str,
 }
 
 /// The email templates, text and HTML parts (`templating`: the HTML part
@@ -176,6 +196,7 @@ async fn render_link_share(
     db: &mut PgConnection,
     ctx: &JobContext,
     n: &NoticeRow,
+    reminder: bool,
 ) -> Result<Rendered, JobError> {
     let LinkNoticeRow { id, case_title, sharing_org, message, token_derived, expires_at, manifest } = sqlx::query_as(
         "SELECT l.id, c.title AS case_title, o.name AS sharing_org, l.message, l.token_derived, l.expires_at,
@@ -190,7 +211,7 @@ async fn render_link_share(
     // The landing page, not the raw package: the recipient sees who sent
     // what before a multi-gigabyte download starts.
     let download_url = if token_derived {
-        crate::linkshare::page_url(&ctx.settings, id)
+        crate::linktoken::page_url(&ctx.settings, id)
     } else {
         "(the download link in the first email about this package)".to_string()
     };
@@ -198,7 +219,6 @@ async fn render_link_share(
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default();
     let manifest = manifest.unwrap_or_default();
-    let reminder = n.kind == NoticeKind::LinkShareReminder.as_str();
     let subject = if reminder {
         format!("Reminder: the case package {case_title} from {sharing_org} expires on {expires}")
     } else {

@@ -39,11 +39,15 @@ impl Job for SendNotice {
     }
 
     async fn on_dead(&self, ctx: &JobContext, reason: &str) {
-        let r = sqlx::query("UPDATE notices SET status = 'failed', last_error = $2 WHERE id = $1 AND status = 'pending'")
-            .bind(self.notice_id)
-            .bind(reason)
-            .execute(&ctx.db)
-            .await;
+        let r = sqlx::query(
+            "UPDATE notices SET status = $3, last_error = $2 WHERE id = $1 AND status = $4",
+        )
+        .bind(self.notice_id)
+        .bind(reason)
+        .bind(NoticeStatus::Failed)
+        .bind(NoticeStatus::Pending)
+        .execute(&ctx.db)
+        .await;
         if let Err(e) = r {
             tracing::error!(error = %e, notice_id = %self.notice_id, "cannot mark notice failed");
         }
@@ -54,10 +58,12 @@ impl Job for SendNotice {
     /// notices); one already `sent` stays sent, so a requeue never mails twice.
     async fn on_requeue(&self, tx: &mut PgConnection) -> sqlx::Result<Reopened> {
         let share_id: Option<Option<Uuid>> = sqlx::query_scalar(
-            "UPDATE notices SET status = 'pending' WHERE id = $1 AND status = 'failed'
+            "UPDATE notices SET status = $2 WHERE id = $1 AND status = $3
              RETURNING share_id",
         )
         .bind(self.notice_id)
+        .bind(NoticeStatus::Pending)
+        .bind(NoticeStatus::Failed)
         .fetch_optional(&mut *tx)
         .await?;
         Ok(match share_id {
@@ -88,11 +94,12 @@ async fn claim(
 ) -> Result<Claim, JobError> {
     let claimed: Option<NoticeRow> = sqlx::query_as(
         "UPDATE notices SET attempts = attempts + 1, claimed_until = now() + make_interval(secs => $2)
-         WHERE id = $1 AND status = 'pending' AND (claimed_until IS NULL OR claimed_until < now())
+         WHERE id = $1 AND status = $3 AND (claimed_until IS NULL OR claimed_until < now())
          RETURNING kind, recipient, message_id, share_id, link_share_id",
     )
     .bind(notice_id)
     .bind(lease.as_secs_f64())
+    .bind(NoticeStatus::Pending)
     .fetch_optional(db)
     .await?;
     if let Some(notice) = claimed {
@@ -149,9 +156,10 @@ async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
     let outcome = send(&ctx, &notice).await;
     let release = match &outcome {
         Ok(()) => sqlx::query(
-            "UPDATE notices SET status = 'sent', sent_at = now(), last_error = NULL, claimed_until = NULL WHERE id = $1",
+            "UPDATE notices SET status = $2, sent_at = now(), last_error = NULL, claimed_until = NULL WHERE id = $1",
         )
         .bind(notice_id)
+        .bind(NoticeStatus::Sent)
         .execute(&ctx.db)
         .await
         .map(|_| ()),
@@ -164,7 +172,7 @@ async fn deliver(ctx: JobContext, notice_id: Uuid) -> Result<(), JobError> {
     };
     match (outcome, release) {
         (Ok(()), Ok(())) => {
-            metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind.clone())
+            metrics::counter!("caseshare_emails_sent_total", "kind" => notice.kind.as_str())
                 .increment(1);
             Ok(())
         }

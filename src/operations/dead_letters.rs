@@ -12,8 +12,8 @@ use super::{broker, is_not_found, one_line, passive_declare, pool, time, topolog
 use crate::audit::{self, Action};
 use crate::config::Settings;
 use crate::context::JobContext;
+use crate::job_registry;
 use crate::jobs::{outbox, relay, JobStatus, Registry};
-use crate::worker;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeadJob {
@@ -45,8 +45,9 @@ pub async fn list(settings: &Settings) -> anyhow::Result<DeadLetters> {
     let db = pool(settings).await?;
     let jobs = sqlx::query_as::<_, DeadJob>(
         "SELECT id, kind, org_id, attempts, deliveries, created_at, finished_at, last_error
-         FROM jobs WHERE status = 'dead' ORDER BY finished_at NULLS FIRST, id",
+         FROM jobs WHERE status = $1 ORDER BY finished_at NULLS FIRST, id",
     )
+    .bind(JobStatus::Dead)
     .fetch_all(&db)
     .await;
     db.close().await;
@@ -261,7 +262,7 @@ pub async fn requeue(settings: &Settings, target: RequeueTarget) -> anyhow::Resu
 }
 
 async fn requeue_in(db: &PgPool, target: RequeueTarget) -> anyhow::Result<Vec<Requeued>> {
-    let registry = worker::registry();
+    let registry = job_registry::registry();
     let mut tx = db.begin().await?;
     let select = "SELECT id, kind, org_id, status, payload FROM jobs";
     let jobs: Vec<LockedJob> = match target {
@@ -282,8 +283,9 @@ async fn requeue_in(db: &PgPool, target: RequeueTarget) -> anyhow::Result<Vec<Re
         }
         RequeueTarget::AllDead => {
             sqlx::query_as(&format!(
-                "{select} WHERE status = 'dead' ORDER BY finished_at NULLS FIRST, id FOR UPDATE"
+                "{select} WHERE status = $1 ORDER BY finished_at NULLS FIRST, id FOR UPDATE"
             ))
+            .bind(JobStatus::Dead)
             .fetch_all(&mut *tx)
             .await?
         }
@@ -305,15 +307,7 @@ async fn requeue_one(
     registry: &Registry<JobContext>,
     job: LockedJob,
 ) -> anyhow::Result<Requeued> {
-    sqlx::query(
-        "UPDATE jobs SET status = $2, attempts = 0, started_at = NULL, finished_at = NULL,
-                updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(job.id)
-    .bind(JobStatus::Queued)
-    .execute(&mut *tx)
-    .await?;
+    crate::jobs::requeue_tx(tx, job.id).await?;
     outbox::republish(tx, job.id, &job.kind).await?;
     let reopened = registry.requeue(&job.kind, job.payload, tx).await?;
 

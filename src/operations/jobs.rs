@@ -9,6 +9,7 @@ use std::fmt::Write as _;
 
 use super::pool;
 use crate::config::Settings;
+use crate::jobs::JobStatus;
 
 /// One kind's row.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,7 +37,7 @@ pub struct JobStats {
 /// Every registered kind (and any other kind with rows), zero-filled.
 pub async fn job_stats(settings: &Settings, window_hours: u32) -> anyhow::Result<JobStats> {
     let db = pool(settings).await?;
-    let kinds: Vec<String> = crate::worker::registry()
+    let kinds: Vec<String> = crate::job_registry::registry()
         .names()
         .into_iter()
         .map(String::from)
@@ -60,13 +61,13 @@ pub async fn job_stats(settings: &Settings, window_hours: u32) -> anyhow::Result
               lat AS (
                 SELECT kind, extract(epoch FROM finished_at - created_at)::float8 AS s
                   FROM jobs
-                 WHERE status = 'complete' AND finished_at > now() - make_interval(hours => $2))
+                 WHERE status = $6 AND finished_at > now() - make_interval(hours => $2))
          SELECT k.kind,
-                count(j.id) FILTER (WHERE j.status = 'queued'),
-                count(j.id) FILTER (WHERE j.status = 'running'),
-                count(j.id) FILTER (WHERE j.status = 'retrying'),
-                count(j.id) FILTER (WHERE j.status = 'complete'),
-                count(j.id) FILTER (WHERE j.status = 'dead'),
+                count(j.id) FILTER (WHERE j.status = $3),
+                count(j.id) FILTER (WHERE j.status = $4),
+                count(j.id) FILTER (WHERE j.status = $5),
+                count(j.id) FILTER (WHERE j.status = $6),
+                count(j.id) FILTER (WHERE j.status = $7),
                 coalesce(sum(greatest(j.attempts - 1, 0)), 0)::bigint,
                 (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FROM lat WHERE lat.kind = k.kind),
                 (SELECT percentile_cont(0.95) WITHIN GROUP (ORDER BY s) FROM lat WHERE lat.kind = k.kind),
@@ -77,6 +78,11 @@ pub async fn job_stats(settings: &Settings, window_hours: u32) -> anyhow::Result
     )
     .bind(&kinds)
     .bind(window_hours as i32)
+    .bind(JobStatus::Queued)
+    .bind(JobStatus::Running)
+    .bind(JobStatus::Retrying)
+    .bind(JobStatus::Complete)
+    .bind(JobStatus::Dead)
     .fetch_all(&db)
     .await?;
     db.close().await;

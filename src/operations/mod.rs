@@ -56,7 +56,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::Settings;
-use crate::worker::topology;
+use crate::job_registry::topology;
 
 /// Refusals an operator should see as such (not as an internal failure).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 
 use super::Policy;
 use crate::cases::CaseData;
-use crate::evidence::EvidenceData;
+use crate::cases::EvidenceData;
 
 /// Placeholder a receiver gets for a caption the sharer redacted (R11).
 pub const REDACTED_CAPTION: &str = "[redacted by the sharing agency]";
@@ -80,7 +80,7 @@ pub fn case(policy: &Policy, data: &CaseData) -> CaseData {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evidence::{CommunityRequest, Content, Gps, Pii};
+    use crate::cases::{CommunityRequest, Content, Gps, Pii};
     use crate::policy::{CaseTerms, EvidenceTerms, Permissions};
     use proptest::prelude::*;
 

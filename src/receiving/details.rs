@@ -11,7 +11,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::updates::{pending_updates, Updates};
-use super::{org_ref, OrgRef, ReceivedState};
+use super::{org_ref, OrgRef};
+use crate::cases::ContentState;
+use crate::collaboration::{ReceivedState, ShareStatus};
 use crate::error::Result;
 use crate::policy::{Permissions, PolicySnapshot};
 use crate::principal::UserPrincipal;
@@ -40,7 +42,7 @@ pub struct ImportDetails {
     pub partner_org: OrgRef,
     /// Recipients named by every live share of the collaboration, then those
     /// added onward (R28), each once; a stopped one (R44) is not listed.
-    #[schema(value_type = Vec<crate::sharing::Recipient>)]
+    #[schema(value_type = Vec<crate::collaboration::Recipient>)]
     pub recipients: Vec<serde_json::Value>,
     pub received_on: chrono::DateTime<chrono::Utc>,
     pub access_level: AccessLevel,
@@ -109,7 +111,7 @@ pub async fn import_details(
     // users, groups (from `case_access`, so a stop is honoured) and email
     // addresses that name no user (from the live shares' targets).
     let recipients: Vec<serde_json::Value> = sqlx::query_scalar(
-        "WITH live AS (SELECT * FROM shares WHERE received_id = $1 AND status IN ('processing', 'complete')),
+        "WITH live AS (SELECT * FROM shares WHERE received_id = $1 AND status = ANY($4)),
          named AS (
              SELECT a.added_at AS at, jsonb_build_object(a.principal_kind || '_id', a.principal_id) AS r
                FROM case_access a
@@ -125,19 +127,24 @@ pub async fn import_details(
     .bind(r.id)
     .bind(r.case_id)
     .bind(r.receiver_org_id)
+    .bind(ShareStatus::LIVE)
     .fetch_all(&mut *db)
     .await?;
     let sharer = org_ref(db, r.sharer_org_id).await?;
     let files = match r.imported_case_id {
         Some(copy) => Some(
             sqlx::query_as::<_, FileCounts>(
-                "SELECT count(*) FILTER (WHERE content_state = 'pending') AS pending,
-                        count(*) FILTER (WHERE content_state = 'match') AS matched,
-                        count(*) FILTER (WHERE content_state = 'content_mismatch') AS mismatch,
-                        count(*) FILTER (WHERE content_state = 'missing') AS missing
+                "SELECT count(*) FILTER (WHERE content_state = $2) AS pending,
+                        count(*) FILTER (WHERE content_state = $3) AS matched,
+                        count(*) FILTER (WHERE content_state = $4) AS mismatch,
+                        count(*) FILTER (WHERE content_state = $5) AS missing
                    FROM evidence WHERE case_id = $1 AND content_state IS NOT NULL",
             )
             .bind(copy)
+            .bind(ContentState::Pending)
+            .bind(ContentState::Match)
+            .bind(ContentState::ContentMismatch)
+            .bind(ContentState::Missing)
             .fetch_one(&mut *db)
             .await?,
         ),

@@ -10,10 +10,11 @@ use sqlx::{PgConnection, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::view::{filtered, snapshots, GrantedEvidence, GRANTED_SQL};
-use super::{lock, ReceivedRow};
+use super::view::{filtered, snapshots, GrantedEvidence};
 use crate::audit::{self, Action};
 use crate::cases;
+use crate::collaboration::granted_sql;
+use crate::collaboration::{lock, ReceivedRow};
 use crate::context::JobContext;
 use crate::error::{Error, Result};
 use crate::evidence::EvidenceView;
@@ -63,7 +64,8 @@ pub(super) async fn copy_evidence_tx(
     sync_folders_tx(tx, r.id, case_id).await?;
     let snapshots = snapshots(&mut *tx, r.id).await?;
     sqlx::query(&format!(
-        "DECLARE granted_copy NO SCROLL CURSOR FOR {GRANTED_SQL}"
+        "DECLARE granted_copy NO SCROLL CURSOR FOR {}",
+        granted_sql()
     ))
     .bind(r.id)
     .bind(only)
@@ -169,11 +171,7 @@ pub async fn import_tx(
     .bind(sqlx::types::Json(data.tags.clone().unwrap_or_default()))
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE received SET imported_case_id = $2 WHERE id = $1")
-        .bind(r.id)
-        .bind(case_id)
-        .execute(&mut *tx)
-        .await?;
+    crate::collaboration::mark_imported_tx(tx, r.id, case_id).await?;
     let copied = copy_evidence_tx(tx, &r, case_id, None).await?;
     audit::record(
         tx,
@@ -190,12 +188,13 @@ pub async fn import_tx(
     .await?;
     // R59: the receiver learns its new case; the sharer that the share was
     // imported, not the id of the receiver's case.
-    let event = serde_json::json!({ "type": "import", "received_id": r.id, "share_id": r.share_id,
-                                    "org_id": r.receiver_org_id, "status": ImportStatus::Complete, "at": chrono::Utc::now() });
-    jobs::outbox::status_event(tx, &[r.sharer_org_id], "import.complete", event.clone()).await?;
+    let event = serde_json::json!({ "received_id": r.id, "share_id": r.share_id,
+                                    "org_id": r.receiver_org_id, "at": chrono::Utc::now() });
+    let complete = ImportStatus::Complete;
+    jobs::outbox::status_event_tx(tx, &[r.sharer_org_id], complete, event.clone()).await?;
     let mut own = event;
     own["imported_case_id"] = serde_json::json!(case_id);
-    jobs::outbox::status_event(tx, &[r.receiver_org_id], "import.complete", own).await?;
+    jobs::outbox::status_event_tx(tx, &[r.receiver_org_id], complete, own).await?;
     Ok(case_id)
 }
 
@@ -219,6 +218,16 @@ pub async fn auto_import_tx(tx: &mut PgConnection, received_id: Uuid) -> Result<
 pub enum ImportStatus {
     Processing,
     Complete,
+}
+
+impl jobs::outbox::StatusEvent for ImportStatus {
+    const TYPE: &'static str = "import";
+    fn label(self) -> &'static str {
+        match self {
+            ImportStatus::Processing => "processing",
+            ImportStatus::Complete => "complete",
+        }
+    }
 }
 
 /// Manual import (R19): checked here so a refusal answers at once; the copy
@@ -266,7 +275,7 @@ impl Job for ImportCase {
         crate::audit::act_as_job(&mut tx, job_id).await?;
         import_tx(&mut tx, self.received_id, self.user_id)
             .await
-            .map_err(crate::sharing::job_error)?;
+            .map_err(JobError::from)?;
         tx.commit().await?;
         Ok(())
     }

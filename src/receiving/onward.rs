@@ -109,13 +109,7 @@ pub async fn check_onward(
     case_id: Uuid,
     onward: Onward,
 ) -> Result<Option<ReceivedRow>> {
-    let r: Option<ReceivedRow> = sqlx::query_as(&format!(
-        "SELECT {} FROM received WHERE imported_case_id = $1",
-        super::RECEIVED_COLUMNS
-    ))
-    .bind(case_id)
-    .fetch_optional(db)
-    .await?;
+    let r = crate::collaboration::of_imported_copy(db, case_id).await?;
     if let Some(r) = &r {
         let permissions = &r.policy.policy.permissions;
         match onward {

@@ -11,8 +11,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::import::copy_evidence_tx;
-use super::{lock, ReceivedRow};
 use crate::audit::{self, Action};
+use crate::collaboration::{lock, ReceivedRow};
 use crate::error::{Error, Result};
 use crate::orgs::{self, OrgKind};
 use crate::principal::UserPrincipal;
@@ -145,10 +145,11 @@ pub(super) async fn pending_updates(db: &mut PgConnection, r: &ReceivedRow) -> R
          JOIN evidence e ON e.id = u.evidence_id
          JOIN grants g ON g.received_id = u.received_id AND g.evidence_id = u.evidence_id
          WHERE u.received_id = $1 AND u.applied_at IS NULL
-           AND g.covering && ARRAY(SELECT s.id FROM shares s WHERE s.received_id = $1 AND s.status = 'complete')
+           AND g.covering && ARRAY(SELECT s.id FROM shares s WHERE s.received_id = $1 AND s.status = $2)
          ORDER BY u.created_at, u.id",
     )
     .bind(r.id)
+    .bind(crate::collaboration::ShareStatus::Complete)
     .fetch_all(&mut *db)
     .await?;
     Ok(Updates {
@@ -203,7 +204,7 @@ pub async fn apply_updates(
     let (found, manage) = match crate::access::case(&mut tx, user, case_id).await? {
         crate::access::Seen::External { received, .. } => (*received, false),
         crate::access::Seen::Own { manage, .. } => (
-            super::for_case(&mut tx, user.org_id, case_id)
+            crate::collaboration::for_case(&mut tx, user.org_id, case_id)
                 .await?
                 .ok_or(Error::NotFound("case"))?,
             manage,

@@ -11,21 +11,14 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{for_case, org_ref, state_of, OrgRef, ReceivedRow, ReceivedState};
+use super::{org_ref, OrgRef};
 use crate::audit::{self, Action};
 use crate::cases::{CaseData, Folder};
-use crate::error::{Error, Result};
+use crate::collaboration::{for_case, granted, state_of, ReceivedRow, ReceivedState};
+use crate::error::Result;
 use crate::evidence::{EvidenceData, EvidenceView};
 use crate::policy::{filter, PolicySnapshot};
 use crate::principal::UserPrincipal;
-
-/// A live external view of `case_id` for `org_id` (R18), or 404.
-pub async fn external(db: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<ReceivedRow> {
-    match for_case(db, org_id, case_id).await? {
-        Some(r) if r.case_id == case_id && r.revoked_at.is_none() => Ok(r),
-        _ => Err(Error::NotFound("case")),
-    }
-}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ExternalMark {
@@ -169,9 +162,10 @@ async fn granted_page(
     }
     Ok(Some(
         sqlx::query_as(&format!(
-            "{GRANTED_SQL}
+            "{}
                AND ($3::uuid IS NULL OR (e.created_at, e.id) > (SELECT created_at, id FROM evidence WHERE id = $3))
-             ORDER BY e.created_at, e.id LIMIT $4"
+             ORDER BY e.created_at, e.id LIMIT $4",
+            crate::collaboration::granted_sql()
         ))
         .bind(received_id)
         .bind(None::<Vec<Uuid>>)
@@ -181,19 +175,6 @@ async fn granted_page(
         .await?,
     ))
 }
-
-/// The granted evidence of collaboration `$1` (optionally only the ids in
-/// `$2`), as [`GrantedEvidence`]: the items a live share covers (R29: a
-/// revoked share's items are gone the moment it commits, before its job
-/// takes them back).
-pub(super) const GRANTED_SQL: &str =
-    "SELECT e.id, e.data, g.caption_redacted, rf.id AS receiver_folder_id, g.share_id
-     FROM grants g
-     JOIN evidence e ON e.id = g.evidence_id
-     LEFT JOIN received_folders rf ON rf.received_id = g.received_id AND rf.source_folder_id = e.folder_id
-     WHERE g.received_id = $1 AND ($2::uuid[] IS NULL OR e.id = ANY($2))
-       AND g.covering && ARRAY(SELECT s.id FROM shares s
-                                WHERE s.received_id = $1 AND s.status IN ('processing', 'complete'))";
 
 /// R43: each item filtered by its own share's snapshot, so a later, looser
 /// share to the same partner never widens what earlier items show. An item
@@ -213,19 +194,6 @@ pub(super) fn filtered(
             })
         })
         .collect()
-}
-
-/// Whether a live share of collaboration `received_id` covers `evidence_id`
-/// (the item is in the external view).
-pub async fn granted(db: &mut PgConnection, received_id: Uuid, evidence_id: Uuid) -> Result<bool> {
-    Ok(
-        sqlx::query_scalar(&format!("SELECT EXISTS ({GRANTED_SQL} AND e.id = $3)"))
-            .bind(received_id)
-            .bind(None::<Vec<Uuid>>)
-            .bind(evidence_id)
-            .fetch_one(db)
-            .await?,
-    )
 }
 
 /// R18, R24: a page of the external view's evidence (see `granted_page`),

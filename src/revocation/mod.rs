@@ -77,8 +77,9 @@ pub async fn revoke_many(
         }
         BulkRevoke::Case { case_id } => {
             access::own_case(&mut tx, user, *case_id).await?;
-            sqlx::query_as("SELECT id, case_id FROM shares WHERE case_id = $1 AND status IN ('processing', 'complete')")
+            sqlx::query_as("SELECT id, case_id FROM shares WHERE case_id = $1 AND status = ANY($2)")
                 .bind(case_id)
+                .bind(ShareStatus::LIVE)
                 .fetch_all(&mut *tx)
                 .await?
         }
@@ -90,10 +91,11 @@ pub async fn revoke_many(
             }
             sqlx::query_as(
                 "SELECT id, case_id FROM shares
-             WHERE org_id = $1 AND target_org_id = $2 AND status IN ('processing', 'complete')",
+             WHERE org_id = $1 AND target_org_id = $2 AND status = ANY($3)",
             )
             .bind(user.org_id)
             .bind(org_id)
+            .bind(ShareStatus::LIVE)
             .fetch_all(&mut *tx)
             .await?
         }
@@ -129,10 +131,11 @@ async fn revoke_tx(
         .execute(&mut *tx)
         .await?;
     let revoked: Vec<ShareRow> = sqlx::query_as(&format!(
-        "UPDATE shares SET status = 'revoked', revoked_at = now()
-         WHERE id = ANY($1) AND status <> 'revoked' RETURNING {SHARE_COLUMNS}"
+        "UPDATE shares SET status = $2, revoked_at = now()
+         WHERE id = ANY($1) AND status <> $2 RETURNING {SHARE_COLUMNS}"
     ))
     .bind(share_ids)
+    .bind(ShareStatus::Revoked)
     .fetch_all(&mut *tx)
     .await?;
     if revoked.is_empty() {
@@ -143,13 +146,7 @@ async fn revoke_tx(
     crate::access::revoke_shares_tx(tx, &ids).await?;
     let received: Vec<Uuid> = revoked.iter().filter_map(|s| s.received_id).collect();
     // A collaboration ends when no live share of it remains.
-    sqlx::query(
-        "UPDATE received r SET revoked_at = now() WHERE r.id = ANY($1) AND r.revoked_at IS NULL AND NOT EXISTS
-           (SELECT 1 FROM shares s WHERE s.received_id = r.id AND s.status IN ('processing', 'complete'))",
-    )
-    .bind(&received)
-    .execute(&mut *tx)
-    .await?;
+    crate::collaboration::end_without_live_share_tx(tx, &received).await?;
     // R51, R57: onward recipients of a collaboration that ended lose the
     // external view with it; a later share to the same partner does not
     // bring them back (an imported copy stays with them, R30).
@@ -208,12 +205,12 @@ impl Job for RevokeShare {
             // is re-granted from the other shares' scopes.
             sharing::ungrant(&mut tx, received_id, share.id)
                 .await
-                .map_err(sharing::job_error)?;
+                .map_err(JobError::from)?;
             // R43: the governing policy is the strictest of the shares left.
             sharing::govern(&mut tx, received_id)
                 .await
-                .map_err(sharing::job_error)?;
-            let mut recipients = notify::share_recipients(&mut tx, share).await?;
+                .map_err(JobError::from)?;
+            let mut recipients = sharing::share_recipients(&mut tx, share).await?;
             // R57: when the collaboration ends with this share, the
             // recipients its receiver added onward lose the external view
             // too, and are told.

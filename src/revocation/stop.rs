@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::jobs::{Job, JobError};
 use crate::notify;
 use crate::principal::UserPrincipal;
+use crate::sharing::ShareStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -62,10 +63,11 @@ pub async fn stop_sharing(
         }
         let shares: Vec<Uuid> = sqlx::query_scalar(
             "SELECT id FROM shares WHERE case_id = $1 AND target_org_id = $2
-                AND status IN ('processing', 'complete')",
+                AND status = ANY($3)",
         )
         .bind(case_id)
         .bind(req.id)
+        .bind(ShareStatus::LIVE)
         .fetch_all(&mut *tx)
         .await?;
         let (_, job) = super::revoke_tx(&mut tx, user, &shares).await?;

@@ -9,7 +9,6 @@
 //! revoke committed first, the share is no longer live here; if this job
 //! locked first, the revoke waits for it and is acknowledged after it.
 
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -18,14 +17,8 @@ use crate::context::JobContext;
 use crate::jobs::{Job, JobError};
 use crate::receiving;
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct EvidenceAdded {
-    pub evidence_id: Uuid,
-    /// More evidence of the same case recorded in the same batch (batched
-    /// intake: one job per case and batch).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub more: Vec<Uuid>,
-}
+/// Intake owns the payload (it writes the job); the handler is here.
+pub use crate::evidence::EvidenceAdded;
 
 /// At most this many other queued evidence-added jobs of the same case are
 /// done by one handler run (see `EvidenceAdded::run`).
@@ -58,33 +51,37 @@ impl Job for EvidenceAdded {
             )));
         };
         crate::jobs::record_case(case_id);
-        // Driven by the (few) queued jobs (index `jobs_status`), not by the
-        // case's evidence, which may be many. A partial index on queued jobs
-        // made no difference within the benchmark's spread and costs a write
-        // on every claim and finish, so there is none.
-        // The oldest queued jobs of this case, straight from the partial
-        // index `jobs_queued_by_case`: the cost is the limit, not the backlog.
-        let absorbed: Vec<(Uuid, Uuid, Option<Uuid>)> = sqlx::query_as(
-            "WITH taken AS (
-                 SELECT j.id, j.payload FROM jobs j
-                  WHERE j.case_id = $1 AND j.status = 'queued' AND j.kind = 'evidence-added' AND j.id <> $4
-                  ORDER BY j.created_at, j.id LIMIT $3
-                  FOR UPDATE OF j SKIP LOCKED)
-             SELECT t.id, e.id, e.folder_id FROM taken t
-             CROSS JOIN LATERAL (
-                 SELECT (t.payload ->> 'evidence_id')::uuid
-                 UNION ALL
-                 SELECT m::uuid FROM jsonb_array_elements_text(coalesce(t.payload -> 'more', '[]'::jsonb)) AS m
-             ) AS x (evidence_id)
-             JOIN evidence e ON e.id = x.evidence_id
-             WHERE e.id <> $2 AND e.case_id = $1 AND e.source_evidence_id IS NULL",
-        )
-        .bind(case_id)
-        .bind(self.evidence_id)
-        .bind(COALESCE_LIMIT)
-        .bind(job_id)
-        .fetch_all(&mut *tx)
-        .await?;
+        // Coalescing (a queue feature): the oldest queued evidence-added
+        // jobs of this case, locked `SKIP LOCKED`; their evidence is fanned
+        // out here and they are completed in this transaction.
+        let taken: Vec<(Uuid, EvidenceAdded)> =
+            crate::jobs::take_queued(&mut tx, &case_id.to_string(), COALESCE_LIMIT).await?;
+        let by_evidence: HashMap<Uuid, Uuid> = taken
+            .iter()
+            .flat_map(|(job, e)| {
+                std::iter::once(e.evidence_id)
+                    .chain(e.more.iter().copied())
+                    .map(move |id| (id, *job))
+            })
+            .collect();
+        let absorbed: Vec<(Uuid, Uuid, Option<Uuid>)> = if by_evidence.is_empty() {
+            vec![]
+        } else {
+            let ids: Vec<Uuid> = by_evidence.keys().copied().collect();
+            let found: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
+                "SELECT id, folder_id FROM evidence
+                  WHERE id = ANY($1) AND id <> $2 AND case_id = $3 AND source_evidence_id IS NULL",
+            )
+            .bind(&ids)
+            .bind(self.evidence_id)
+            .bind(case_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            found
+                .into_iter()
+                .map(|(e, folder)| (by_evidence[&e], e, folder))
+                .collect()
+        };
         let mut items = vec![(self.evidence_id, folder_id)];
         if !self.more.is_empty() {
             let more: Vec<(Uuid, Option<Uuid>)> = sqlx::query_as(
@@ -136,10 +133,11 @@ async fn fan_out(
     );
     let shares: Vec<(Uuid, Uuid, Scope, Vec<Uuid>)> = sqlx::query_as::<_, ShareRow>(
         "SELECT id, received_id, scope, redact_caption_evidence_ids, status FROM shares
-         WHERE case_id = $1 AND status IN ('processing', 'complete') AND target_kind = 'partner'
+         WHERE case_id = $1 AND status = ANY($2) AND target_kind = 'partner'
          ORDER BY created_at FOR SHARE",
     )
     .bind(case_id)
+    .bind(ShareStatus::LIVE)
     .fetch_all(&mut *tx)
     .await?
     .into_iter()
@@ -209,9 +207,9 @@ async fn fan_out(
     received_ids.dedup();
     // Lock the collaborations in one order, shared: revokes and imports
     // wait for us, other evidence-added jobs do not.
-    let rows = receiving::share_lock(&mut *tx, &received_ids)
+    let rows = crate::collaboration::share_lock(&mut *tx, &received_ids)
         .await
-        .map_err(super::job_error)?;
+        .map_err(JobError::from)?;
     // One row per (collaboration, evidence, covering share), in share age
     // order; PostgreSQL folds them into one grant each.
     let (mut r, mut e, mut s, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -231,7 +229,7 @@ async fn fan_out(
              GROUP BY r, e
              ON CONFLICT (received_id, evidence_id) DO UPDATE SET {}
              RETURNING received_id, evidence_id, (xmax = 0)",
-            super::COVER_SQL
+            super::cover_sql()
         ))
         .bind(&r)
         .bind(&e)
@@ -270,7 +268,7 @@ async fn fan_out(
         .await?;
         receiving::deliver_to(&mut *tx, row, &new)
             .await
-            .map_err(super::job_error)?;
+            .map_err(JobError::from)?;
     }
     Ok(())
 }

@@ -7,7 +7,8 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::{Scope, ShareRow};
+use super::{Scope, ShareRow, ShareStatus};
+use crate::collaboration;
 use crate::error::{Error, Result};
 use crate::policy::PolicySnapshot;
 use crate::receiving;
@@ -23,21 +24,8 @@ pub(super) async fn materialize(
         .policy
         .as_ref()
         .ok_or_else(|| Error::Internal(anyhow::anyhow!("partner share without policy")))?;
-    let (received_id, received_at): (Uuid, chrono::DateTime<chrono::Utc>) = sqlx::query_as(
-        "INSERT INTO received (id, case_id, sharer_org_id, receiver_org_id, policy, share_id)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (case_id, receiver_org_id) DO UPDATE
-            SET policy = EXCLUDED.policy, share_id = EXCLUDED.share_id, revoked_at = NULL
-         RETURNING id, received_at",
-    )
-    .bind(Uuid::now_v7())
-    .bind(share.case_id)
-    .bind(share.org_id)
-    .bind(partner)
-    .bind(policy)
-    .bind(share.id)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (received_id, received_at) =
+        collaboration::open_tx(tx, share.case_id, share.org_id, partner, policy, share.id).await?;
     sqlx::query("UPDATE shares SET received_id = $2 WHERE id = $1")
         .bind(share.id)
         .bind(received_id)
@@ -52,11 +40,12 @@ pub(super) async fn materialize(
     receiving::deliver_new_evidence_tx(tx, received_id, &new_evidence).await?;
 
     // R7: a snapshot of the case's and its evidence's audit trail, if allowed.
-    snapshot_audit(
+    collaboration::snapshot_sender_audit_tx(
         tx,
-        governing.policy.permissions.sender_audit_trail,
-        share,
+        share.case_id,
+        share.org_id,
         received_id,
+        governing.policy.permissions.sender_audit_trail,
     )
     .await?;
     Ok(received_id)
@@ -87,50 +76,6 @@ pub(crate) fn scope_args(scope: &Scope) -> (&'static str, Vec<Uuid>, Vec<Uuid>) 
     }
 }
 
-/// R7, R49: the collaboration's snapshot of the sender's audit trail (`{taken_at,
-/// items: [AuditItem]}`), or none when the policy withholds it. Its items are
-/// the entries of the case that concern what this collaboration was given:
-/// the case's own entries (created, updated), entries about granted evidence,
-/// and entries about this collaboration's own shares; entries about other
-/// evidence, other partners' shares, link shares (their ids), content checks
-/// and stopped access are left out. Built by PostgreSQL in one statement, so a
-/// case with a long trail is never held in the worker's memory.
-async fn snapshot_audit(
-    tx: &mut PgConnection,
-    allowed: bool,
-    share: &ShareRow,
-    received_id: Uuid,
-) -> Result<()> {
-    sqlx::query(
-        r#"UPDATE received SET sender_snapshot = CASE WHEN $4 THEN jsonb_build_object(
-             'taken_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-             'items', coalesce((
-                SELECT jsonb_agg(jsonb_build_object(
-                    'id', a.id,
-                    'at', to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                    'org_id', a.org_id, 'actor_user_id', a.actor_user_id, 'action', a.action,
-                    'case_id', a.case_id, 'evidence_id', a.evidence_id, 'share_id', a.share_id,
-                    'details', a.details) ORDER BY a.id)
-                FROM audit_log a
-                WHERE a.case_id = $1 AND a.org_id = $2 AND NOT EXISTS (SELECT 1 FROM audit_refused r WHERE r.id = a.id)
-                  AND (a.evidence_id IS NULL
-                       OR EXISTS (SELECT 1 FROM grants g WHERE g.received_id = $3 AND g.evidence_id = a.evidence_id))
-                  AND (a.share_id IS NULL
-                       OR EXISTS (SELECT 1 FROM shares s WHERE s.id = a.share_id AND s.received_id = $3))
-                  AND (a.share_id IS NOT NULL OR a.evidence_id IS NOT NULL
-                       OR a.action IN ('case_created', 'case_updated'))),
-                '[]'::jsonb)) END
-           WHERE id = $3"#,
-    )
-    .bind(share.case_id)
-    .bind(share.org_id)
-    .bind(received_id)
-    .bind(allowed)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
-}
-
 /// R43, R51: case-level fields and permissions follow the most restrictive
 /// snapshot among the collaboration's shares, the revoked ones included: a
 /// revocation never widens (revoking the strictest share leaves the
@@ -141,10 +86,11 @@ async fn snapshot_audit(
 pub async fn govern(tx: &mut PgConnection, received_id: Uuid) -> Result<Option<PolicySnapshot>> {
     let snapshots: Vec<sqlx::types::Json<PolicySnapshot>> = sqlx::query_scalar(
         "SELECT policy FROM shares
-         WHERE received_id = $1 AND status <> 'failed' AND policy IS NOT NULL
+         WHERE received_id = $1 AND status <> $2 AND policy IS NOT NULL
          ORDER BY created_at, id",
     )
     .bind(received_id)
+    .bind(ShareStatus::Failed)
     .fetch_all(&mut *tx)
     .await?;
     let governing = snapshots.into_iter().map(|s| s.0).reduce(|a, b| {
@@ -152,11 +98,7 @@ pub async fn govern(tx: &mut PgConnection, received_id: Uuid) -> Result<Option<P
         PolicySnapshot { policy, ..b }
     });
     if let Some(governing) = &governing {
-        sqlx::query("UPDATE received SET policy = $2 WHERE id = $1")
-            .bind(received_id)
-            .bind(sqlx::types::Json(governing))
-            .execute(&mut *tx)
-            .await?;
+        collaboration::set_policy_tx(tx, received_id, governing).await?;
     }
     Ok(governing)
 }
@@ -226,8 +168,9 @@ pub async fn grant(
          -- In key order: the primary key's btree is appended to, not split
          -- at random (ids made before time-ordered UUIDv7 ids are random).
          ORDER BY e.id
-         ON CONFLICT (received_id, evidence_id) DO UPDATE SET {COVER_SQL}
-         RETURNING evidence_id, (xmax = 0) AS inserted"
+         ON CONFLICT (received_id, evidence_id) DO UPDATE SET {cover}
+         RETURNING evidence_id, (xmax = 0) AS inserted",
+        cover = cover_sql()
     ))
     .bind(share.case_id)
     .bind(kind)
@@ -249,18 +192,28 @@ pub async fn grant(
 /// covers the item, its first share stays and the new shares join
 /// `covering` (a redaction only ever narrows); otherwise the item is granted
 /// afresh, as if it had not been granted before.
-pub(crate) const COVER_SQL: &str = "
+pub(crate) fn cover_sql() -> &'static str {
+    // The live statuses are written in from the enum: the fragment joins
+    // statements whose parameters are their own.
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "
     share_id = CASE WHEN grants.covering && ARRAY(SELECT id FROM shares
-                         WHERE received_id = grants.received_id AND status IN ('processing', 'complete'))
+                         WHERE received_id = grants.received_id AND status IN ({live}))
                     THEN grants.share_id ELSE EXCLUDED.share_id END,
     caption_redacted = CASE WHEN grants.covering && ARRAY(SELECT id FROM shares
-                         WHERE received_id = grants.received_id AND status IN ('processing', 'complete'))
+                         WHERE received_id = grants.received_id AND status IN ({live}))
                     THEN grants.caption_redacted OR EXCLUDED.caption_redacted
                     ELSE EXCLUDED.caption_redacted END,
     covering = CASE WHEN grants.covering && ARRAY(SELECT id FROM shares
-                         WHERE received_id = grants.received_id AND status IN ('processing', 'complete'))
+                         WHERE received_id = grants.received_id AND status IN ({live}))
                     THEN ARRAY(SELECT DISTINCT x FROM unnest(grants.covering || EXCLUDED.covering) AS x ORDER BY x)
-                    ELSE EXCLUDED.covering END";
+                    ELSE EXCLUDED.covering END",
+            live = crate::db::literals(ShareStatus::LIVE)
+        )
+    });
+    SQL.as_str()
+}
 
 /// R29, R43, R51: revoking `share_id` takes back what only it covered: it
 /// leaves every item's `covering`, and items no other share covers go.

@@ -14,7 +14,7 @@ use super::grants::materialize;
 use super::{status_event_tx, ShareRow, ShareStatus, SHARE_COLUMNS};
 use crate::audit::{self, Action};
 use crate::context::JobContext;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::jobs::{Job, JobError, Reopened};
 use crate::notify::{self, NoticeKind};
 use crate::receiving;
@@ -53,16 +53,19 @@ impl Job for ShareCase {
             Some(partner) => {
                 let received_id = materialize(&mut tx, &share, partner)
                     .await
-                    .map_err(job_error)?;
+                    .map_err(JobError::from)?;
                 share.received_id = Some(received_id);
                 NoticeKind::Share
             }
         };
-        sqlx::query("UPDATE shares SET status = 'complete', completed_at = now(), received_id = $2 WHERE id = $1")
-            .bind(share.id)
-            .bind(share.received_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE shares SET status = $3, completed_at = now(), received_id = $2 WHERE id = $1",
+        )
+        .bind(share.id)
+        .bind(share.received_id)
+        .bind(ShareStatus::Complete)
+        .execute(&mut *tx)
+        .await?;
         audit::record(
             &mut tx,
             Action::ShareComplete,
@@ -79,9 +82,9 @@ impl Job for ShareCase {
         let seal = crate::custody::seal_key(&ctx.settings.audit_key());
         crate::custody::sign_manifest_tx(&mut tx, &seal, share.id)
             .await
-            .map_err(job_error)?;
+            .map_err(JobError::from)?;
         status_event_tx(&mut tx, &share, ShareStatus::Complete).await?;
-        let recipients = notify::share_recipients(&mut tx, &share).await?;
+        let recipients = super::share_recipients(&mut tx, &share).await?;
         notify::enqueue_tx(
             &mut tx,
             notice_kind,
@@ -94,7 +97,7 @@ impl Job for ShareCase {
         if let Some(received_id) = share.received_id {
             receiving::auto_import_tx(&mut tx, received_id)
                 .await
-                .map_err(job_error)?;
+                .map_err(JobError::from)?;
         }
         tx.commit().await?;
         Ok(())
@@ -110,10 +113,12 @@ impl Job for ShareCase {
     /// `share.processing` status event.
     async fn on_requeue(&self, tx: &mut PgConnection) -> sqlx::Result<Reopened> {
         let share: Option<ShareRow> = sqlx::query_as(&format!(
-            "UPDATE shares SET status = 'processing', failure = NULL
-             WHERE id = $1 AND status = 'failed' RETURNING {SHARE_COLUMNS}"
+            "UPDATE shares SET status = $2, failure = NULL
+             WHERE id = $1 AND status = $3 RETURNING {SHARE_COLUMNS}"
         ))
         .bind(self.share_id)
+        .bind(ShareStatus::Processing)
+        .bind(ShareStatus::Failed)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(share) = share else {
@@ -130,21 +135,15 @@ impl Job for ShareCase {
     }
 }
 
-pub fn job_error(e: Error) -> JobError {
-    match e {
-        Error::Database(e) => e.into(),
-        Error::Internal(e) => JobError::transient(e.to_string()),
-        other => JobError::permanent(other.to_string()),
-    }
-}
-
 async fn fail(db: &PgPool, share_id: Uuid, reason: &str) -> Result<()> {
     let mut tx = db.begin().await?;
     let share: Option<ShareRow> = sqlx::query_as(&format!(
-        "UPDATE shares SET status = 'failed', failure = $2 WHERE id = $1 AND status = 'processing' RETURNING {SHARE_COLUMNS}"
+        "UPDATE shares SET status = $3, failure = $2 WHERE id = $1 AND status = $4 RETURNING {SHARE_COLUMNS}"
     ))
     .bind(share_id)
     .bind(reason)
+    .bind(ShareStatus::Failed)
+    .bind(ShareStatus::Processing)
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(share) = share {

@@ -6,20 +6,27 @@
 //! R13–R15), `job` is the `ShareCase` worker that completes it (R15, R17),
 //! `grants` resolves a scope to folders and evidence and grants them set-based
 //! (R13, R17, R21), `fanout` shares evidence added later (R22–R25, R31), and
-//! `access` holds the owner's read models: shares, access list (R16) and
-//! dissemination log (R45).
+//! `disclosure` holds the owner's read models: shares, access list (R16) and
+//! dissemination log (R45); `recipients` says whom a share notifies (R32,
+//! R33) as plain addresses for `notify`; `receipt` who may read a share's
+//! custody receipt (R54). The collaboration row a partner share opens is
+//! `crate::collaboration`'s.
 
-mod access;
+mod disclosure;
 pub mod fanout;
 mod grants;
 mod job;
+mod receipt;
+mod recipients;
 mod request;
 
-pub use access::{access_list, dissemination, list_for_case, AccessEntry, Dissemination};
-pub(crate) use grants::COVER_SQL;
+pub use disclosure::{access_list, dissemination, list_for_case, AccessEntry, Dissemination};
+pub(crate) use grants::cover_sql;
 pub use grants::{govern, grant, ungrant};
 pub(crate) use grants::{scope_args, SCOPE_FOLDERS_SQL};
-pub use job::{job_error, ShareCase};
+pub use job::ShareCase;
+pub use receipt::receipt_for;
+pub use recipients::share_recipients;
 pub(crate) use request::validate_scope;
 pub use request::{create, ShareRequest};
 
@@ -28,6 +35,7 @@ use sqlx::PgConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub use crate::collaboration::{recipient_schema, Recipient, ShareStatus};
 use crate::error::{Error, Result};
 use crate::policy::PolicySnapshot;
 use crate::principal::UserPrincipal;
@@ -39,83 +47,6 @@ pub enum Scope {
     Case,
     Folders { folder_ids: Vec<Uuid> },
     Evidence { evidence_ids: Vec<Uuid> },
-}
-
-/// A named recipient (R14, R47). Untagged: the variant is told by its field
-/// (its schema: [`recipient_schema::Recipient`]).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum Recipient {
-    /// R47: a user named by badge ID. `user_id` is the user the badge named
-    /// when the share was accepted (set by the service, whatever was sent).
-    Badge {
-        badge_id: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        user_id: Option<Uuid>,
-    },
-    User {
-        user_id: Uuid,
-    },
-    Group {
-        group_id: Uuid,
-    },
-    Email {
-        email: String,
-    },
-}
-
-/// The OpenAPI schema of [`Recipient`]: `anyOf` its variants, as serde's
-/// `untagged` takes the first that fits. Derived, it would be `oneOf`, which
-/// a badge recipient with its resolved `user_id` breaks: it fits the badge
-/// variant and the user one.
-pub mod recipient_schema {
-    use utoipa::openapi::schema::{AnyOfBuilder, Schema};
-    use utoipa::openapi::RefOr;
-    use utoipa::{PartialSchema, ToSchema};
-    use uuid::Uuid;
-
-    /// A named recipient (R14, R47). Untagged: the variant is told by its field.
-    #[derive(serde::Serialize, ToSchema)]
-    #[serde(untagged)]
-    #[allow(dead_code)]
-    pub enum Recipient {
-        /// R47: a user named by badge ID. `user_id` is the user the badge named
-        /// when the share was accepted (set by the service, whatever was sent).
-        Badge {
-            badge_id: String,
-            user_id: Option<Uuid>,
-        },
-        User {
-            user_id: Uuid,
-        },
-        Group {
-            group_id: Uuid,
-        },
-        Email {
-            email: String,
-        },
-    }
-
-    impl PartialSchema for super::Recipient {
-        fn schema() -> RefOr<Schema> {
-            match Recipient::schema() {
-                RefOr::T(Schema::OneOf(one)) => RefOr::T(Schema::AnyOf(
-                    one.items
-                        .into_iter()
-                        .fold(AnyOfBuilder::new(), |any, item| any.item(item))
-                        .description(one.description)
-                        .build(),
-                )),
-                other => other,
-            }
-        }
-    }
-
-    impl ToSchema for super::Recipient {
-        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-            Recipient::schemas(schemas)
-        }
-    }
 }
 
 /// R14.
@@ -139,17 +70,6 @@ impl Target {
             Target::Internal { recipients } | Target::Partner { recipients, .. } => recipients,
         }
     }
-}
-
-/// A share's status (`share_status` in PostgreSQL, R15).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, ToSchema)]
-#[sqlx(type_name = "share_status", rename_all = "lowercase")]
-#[serde(rename_all = "lowercase")]
-pub enum ShareStatus {
-    Processing,
-    Complete,
-    Failed,
-    Revoked,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -252,8 +172,7 @@ pub async fn status_event_tx(
         .chain(share.target_org_id)
         .collect();
     let payload = status_payload(share, status);
-    let event = format!("share.{}", payload["status"].as_str().unwrap_or_default());
-    crate::jobs::outbox::status_event(tx, &orgs, &event, payload).await
+    crate::jobs::outbox::status_event_tx(tx, &orgs, status, payload).await
 }
 
 fn status_payload(share: &ShareRow, status: ShareStatus) -> serde_json::Value {

@@ -38,7 +38,7 @@ pub struct AccessEntry {
 /// such. One statement.
 pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result<Vec<AccessEntry>> {
     let rows: Vec<(String, Option<Uuid>, String, bool)> = sqlx::query_as(
-        "WITH live AS (SELECT * FROM shares WHERE case_id = $1 AND status IN ('processing', 'complete')),
+        "WITH live AS (SELECT * FROM shares WHERE case_id = $1 AND status = ANY($3)),
          entries AS (
              SELECT 0 AS pos, c.created_at AS at, 'user' AS kind, u.id, u.name, true AS owner
                FROM cases c JOIN users u ON u.id = c.owner_id WHERE c.id = $1
@@ -63,6 +63,7 @@ pub async fn access_list(db: &mut PgConnection, case: &cases::CaseRow) -> Result
     )
     .bind(case.id)
     .bind(case.owner_id)
+    .bind(super::ShareStatus::LIVE)
     .fetch_all(db)
     .await?;
     Ok(rows

@@ -3,7 +3,10 @@
 //! API, as the roles ask. `serve` runs all of them in one process. Every
 //! process installs the Prometheus recorder and answers `/healthz`, `/readyz`
 //! and `/metrics`: on the API's address, or without the API (`worker`) on
-//! `CASESHARE_METRICS_ADDR`.
+//! `CASESHARE_METRICS_ADDR`. The periodic duties (audit sealing, the job
+//! rescuer, the sweeps) are `maintenance`.
+
+mod maintenance;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +20,7 @@ use crate::jobs::runner::{EventBatch, Faults, Worker};
 use crate::jobs::Job;
 use crate::mail::Mailer;
 use crate::shutdown::Shutdown;
-use crate::{db, http, notify, orgs, telemetry, worker};
+use crate::{db, http, job_registry, notify, orgs, telemetry};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Roles {
@@ -64,8 +67,8 @@ impl Application {
         // Entries this process writes are signed where they are written.
         crate::audit::install_key(&settings.audit_key());
         let store = ContentStore::from_settings(&settings)?;
-        let registry = Arc::new(worker::registry());
-        let topology = worker::topology(&settings);
+        let registry = Arc::new(job_registry::registry());
+        let topology = job_registry::topology(&settings);
         let shutdown = Shutdown::new();
         let faults = Arc::new(Faults::default());
         let mut tasks = JoinSet::new();
@@ -75,9 +78,10 @@ impl Application {
             db: pool.clone(),
             amqp_url: settings.amqp_url.clone(),
             topology: topology.clone(),
-            audit_key: settings.audit_key(),
         };
         tasks.spawn(relay.run(shutdown.clone()));
+        // Every process seals new audit entries into the chain (R39).
+        maintenance::spawn_sealer(&mut tasks, &pool, &settings, &shutdown);
 
         if roles.workers {
             let ctx = JobContext {
@@ -120,59 +124,8 @@ impl Application {
                 job_lease: std::time::Duration::from_secs(settings.job_lease_secs),
             });
             tasks.spawn(worker.run(shutdown.clone()));
-            // The rescuer: jobs left running past their lease go out again.
-            let (db, stop) = (pool.clone(), shutdown.clone());
-            let lease = std::time::Duration::from_secs(settings.job_lease_secs);
-            tasks.spawn(async move {
-                let mut tick =
-                    tokio::time::interval((lease / 2).min(std::time::Duration::from_secs(60)));
-                loop {
-                    tokio::select! {
-                        _ = stop.wait() => break,
-                        _ = tick.tick() => {
-                            if let Err(e) = crate::jobs::rescue::rescue(&db, lease).await {
-                                tracing::warn!(error = %e, "cannot rescue jobs");
-                            }
-                        }
-                    }
-                }
-            });
-            // R40: expired packages leave the store within a minute, and
-            // recipients are reminded before their links expire.
-            let (db, settings, stop, store) = (
-                pool.clone(),
-                settings.clone(),
-                shutdown.clone(),
-                store.clone(),
-            );
-            tasks.spawn(async move {
-                let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-                loop {
-                    tokio::select! {
-                        _ = stop.wait() => break,
-                        _ = tick.tick() => {
-                            if let Err(e) = crate::linkshare::sweep_expired(&db, &store).await {
-                                tracing::warn!(error = %e, "cannot sweep expired packages");
-                            }
-                            if let Err(e) = crate::linkshare::queue_reminders(&db, &settings).await {
-                                tracing::warn!(error = %e, "cannot queue link expiry reminders");
-                            }
-                            // Idempotency keys past their 24 h.
-                            if let Err(e) = crate::idempotency::sweep(&db).await {
-                                tracing::warn!(error = %e, "cannot sweep idempotency keys");
-                            }
-                            // What a crash left in the scratch space.
-                            match store.sweep_temp(std::time::Duration::from_secs(24 * 3600)).await {
-                                Ok(0) => {}
-                                Ok(n) => tracing::info!(removed = n, "removed stale temporary files"),
-                                Err(e) => tracing::warn!(error = %e, "cannot sweep temporary files"),
-                            }
-                        }
-                    }
-                }
-            });
+            maintenance::spawn_workers(&mut tasks, &pool, &settings, &store, &shutdown);
         }
-
         // Every process is observable: the API serves /healthz, /readyz and
         // /metrics among its routes; a process without it serves only those,
         // on the metrics address.

@@ -15,14 +15,24 @@
 //! Managing a case (editing it, sharing it, link-sharing it, revoking,
 //! stopping sharing) is for its owner and its org's admins; other users who
 //! see it may read it and add evidence and folders (R41).
+//!
+//! This file holds the question (`case`, `writable`, `managed`, …); `named`
+//! the one writer of `case_access`, the named principals (R14, R28, R29,
+//! R57); `list` a user's case list in one statement (R41, R42).
+
+mod list;
+mod named;
+
+pub use list::{list_cases, received_visible_sql, ListedCase};
+pub use named::{end_onward_tx, name_for_share_tx, name_onward_tx, revoke_shares_tx, Named};
 
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::cases::{CaseRow, CASE_COLUMNS};
+use crate::collaboration::{self, ReceivedRow};
 use crate::error::{Error, Result};
 use crate::principal::{Role, UserPrincipal};
-use crate::receiving::{self, ReceivedRow};
 
 /// The principals a user acts as: itself and its groups (`$1` = user id).
 /// Bind the user id as `$1` in every query that uses it.
@@ -185,7 +195,7 @@ pub async fn case(db: &mut PgConnection, user: &UserPrincipal, case_id: Uuid) ->
             scope: scoped_shares,
         });
     }
-    let received = receiving::external(db, user.org_id, case_id).await?;
+    let received = collaboration::external(db, user.org_id, case_id).await?;
     Ok(Seen::External {
         case,
         received: Box::new(received),
@@ -285,7 +295,7 @@ pub async fn received(
     match case(db, user, case_id).await? {
         Seen::External { received, .. } => Ok(*received),
         // An own case is a collaboration's only as its imported copy.
-        Seen::Own { .. } => receiving::for_case(db, user.org_id, case_id)
+        Seen::Own { .. } => collaboration::for_case(db, user.org_id, case_id)
             .await?
             .ok_or(Error::NotFound("case")),
     }
@@ -330,222 +340,4 @@ fn prefixed(columns: &str) -> String {
         .map(|c| format!("c.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A named principal of a share or of an onward addition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
-pub enum Named {
-    User(Uuid),
-    Group(Uuid),
-}
-
-impl Named {
-    fn parts(self) -> (Uuid, &'static str) {
-        match self {
-            Named::User(id) => (id, "user"),
-            Named::Group(id) => (id, "group"),
-        }
-    }
-}
-
-/// Record the principals a share names (R14, R42, R47), in the share's
-/// transaction: `org_id` is theirs (the partner's, or the owner's for an
-/// internal share). Set-based: one statement.
-pub async fn name_for_share_tx(
-    tx: &mut PgConnection,
-    case_id: Uuid,
-    org_id: Uuid,
-    share_id: Uuid,
-    added_by: Uuid,
-    named: &[Named],
-) -> Result<()> {
-    let (ids, kinds): (Vec<Uuid>, Vec<&str>) = named.iter().map(|n| n.parts()).unzip();
-    sqlx::query(
-        "INSERT INTO case_access (case_id, org_id, principal_id, principal_kind, share_id, added_by)
-         SELECT $1, $2, p.id, p.kind, $3, $4 FROM UNNEST($5::uuid[], $6::text[]) AS p (id, kind)
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(case_id)
-    .bind(org_id)
-    .bind(share_id)
-    .bind(added_by)
-    .bind(&ids)
-    .bind(&kinds)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// R28: a principal added onward by the receiver. True when it is new, or
-/// was added before a collaboration that ended (R51) and is added again.
-pub async fn name_onward_tx(
-    tx: &mut PgConnection,
-    received: &ReceivedRow,
-    added_by: Uuid,
-    named: Named,
-) -> Result<bool> {
-    let (id, kind) = named.parts();
-    let done = sqlx::query(
-        "INSERT INTO case_access (case_id, org_id, principal_id, principal_kind, received_id, added_by)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (received_id, principal_id) WHERE received_id IS NOT NULL DO UPDATE
-            SET revoked_at = NULL, added_by = EXCLUDED.added_by, added_at = now()
-          WHERE case_access.revoked_at IS NOT NULL",
-    )
-    .bind(received.case_id)
-    .bind(received.receiver_org_id)
-    .bind(id)
-    .bind(kind)
-    .bind(received.id)
-    .bind(added_by)
-    .execute(tx)
-    .await?;
-    Ok(done.rows_affected() > 0)
-}
-
-/// R51, R57: the onward recipients (R28) of those of `received_ids` that
-/// have ended lose the external view; the rows stay for the imported copy
-/// (R30) and for the dissemination log.
-pub async fn end_onward_tx(tx: &mut PgConnection, received_ids: &[Uuid]) -> Result<()> {
-    sqlx::query(
-        "UPDATE case_access a SET revoked_at = r.revoked_at FROM received r
-         WHERE a.received_id = r.id AND r.id = ANY($1) AND r.revoked_at IS NOT NULL
-           AND a.revoked_at IS NULL",
-    )
-    .bind(received_ids)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// Revoked shares name no one any more for the external view (R29); the
-/// rows stay for the imported copy (R30).
-pub async fn revoke_shares_tx(tx: &mut PgConnection, share_ids: &[Uuid]) -> Result<()> {
-    sqlx::query(
-        "UPDATE case_access SET revoked_at = now() WHERE share_id = ANY($1) AND revoked_at IS NULL",
-    )
-    .bind(share_ids)
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
-/// One line of a user's case list.
-#[derive(Debug, sqlx::FromRow)]
-pub struct ListedCase {
-    pub id: Uuid,
-    pub case_number: String,
-    pub title: String,
-    pub external: bool,
-    pub imported: bool,
-    pub sharing_org_id: Option<Uuid>,
-    pub sharing_org_name: Option<String>,
-    pub at: chrono::DateTime<chrono::Utc>,
-}
-
-/// The cases a user sees (R41, R42), in one statement: the rows come from
-/// indexed sources (the org's cases for an admin, the user's own cases by
-/// `cases_owner`, the rows naming the user or its groups), never from a scan
-/// of the org's cases filtered row by row; the plan for a user with 50 of
-/// 10,000 cases is in the README (0.7 ms, generic plan). `external`: only received external cases (true) or
-/// only own and imported ones (false).
-pub async fn list_cases(
-    db: &mut PgConnection,
-    user: &UserPrincipal,
-    external: Option<bool>,
-    after: Option<Uuid>,
-    limit: usize,
-) -> Result<Option<Vec<ListedCase>>> {
-    // One page by keyset on (at DESC, id), after the case `after` ($5):
-    // PostgreSQL reads the list and keeps the page (a top-N sort), so a page
-    // of an org with 10,000 cases sends one page, not the org. The cursor's
-    // position is an uncorrelated subquery (computed once): written as a
-    // correlated EXISTS, the generic plan's estimate crossed
-    // `jit_above_cost` and JIT compilation alone took ~40 ms.
-    let rows: Vec<ListedCase> = sqlx::query_as(&format!(
-        "{} , mark AS (SELECT at FROM list WHERE id = $5)
-         SELECT l.* FROM list l
-          WHERE $5::uuid IS NULL
-             OR l.at < (SELECT at FROM mark)
-             OR (l.at = (SELECT at FROM mark) AND l.id > $5)
-          ORDER BY l.at DESC, l.id LIMIT $6",
-        list_cases_cte()
-    ))
-    .bind(user.user_id)
-    .bind(user.org_id)
-    .bind(is_admin(user))
-    .bind(external)
-    .bind(after)
-    .bind(limit as i64 + 1)
-    .fetch_all(&mut *db)
-    .await?;
-    if rows.is_empty() {
-        if let Some(after) = after {
-            // An empty page after a cursor: the end, or a case that left the list.
-            let known: bool = sqlx::query_scalar(&format!(
-                "{} SELECT EXISTS (SELECT 1 FROM list WHERE id = $5)",
-                list_cases_cte()
-            ))
-            .bind(user.user_id)
-            .bind(user.org_id)
-            .bind(is_admin(user))
-            .bind(external)
-            .bind(after)
-            .fetch_one(&mut *db)
-            .await?;
-            if !known {
-                return Ok(None);
-            }
-        }
-    }
-    Ok(Some(rows))
-}
-
-/// The whole list of `list_cases` as the CTE `list` ($1 user, $2 org,
-/// $3 admin, $4 the `external` filter).
-fn list_cases_cte() -> &'static str {
-    static CTE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    CTE.get_or_init(|| {
-        format!(
-            "WITH named AS (
-                 SELECT a.case_id, a.revoked_at IS NULL AS live FROM case_access a
-                  WHERE a.org_id = $2 AND a.principal_id IN ({PRINCIPALS_SQL})),
-             own AS (
-                 SELECT c.id, c.case_number, c.title, c.created_at FROM cases c WHERE $3 AND c.org_id = $2
-                 UNION
-                 SELECT c.id, c.case_number, c.title, c.created_at FROM cases c
-                  WHERE c.owner_id = $1 AND c.org_id = $2
-                 UNION
-                 SELECT c.id, c.case_number, c.title, c.created_at FROM named n
-                   JOIN cases c ON c.id = n.case_id AND c.org_id = $2 WHERE n.live
-                 UNION
-                 SELECT c.id, c.case_number, c.title, c.created_at FROM named n
-                   JOIN received r ON r.case_id = n.case_id AND r.receiver_org_id = $2
-                   JOIN cases c ON c.id = r.imported_case_id),
-             list AS (
-                 SELECT own.id, own.case_number, own.title, false AS external,
-                        EXISTS (SELECT 1 FROM received r WHERE r.imported_case_id = own.id) AS imported,
-                        NULL::uuid AS sharing_org_id, NULL::text AS sharing_org_name, own.created_at AS at
-                   FROM own
-                  WHERE $4::bool IS NULL OR NOT $4
-                 UNION ALL
-                 SELECT c.id, c.case_number, c.title, true, false, o.id, o.name, r.received_at
-                   FROM received r JOIN cases c ON c.id = r.case_id JOIN orgs o ON o.id = r.sharer_org_id
-                  WHERE r.receiver_org_id = $2 AND r.revoked_at IS NULL AND r.imported_case_id IS NULL
-                    AND ($4::bool IS NULL OR $4)
-                    AND ($3 OR r.case_id IN (SELECT case_id FROM named WHERE live)))"
-        )
-    })
-}
-
-/// The collaborations a user of a receiving org sees (`GET /v1/received`,
-/// R42): all of them for an admin; for others those naming them (live, or
-/// imported: the copy stays with its recipients, R30).
-pub fn received_visible_sql() -> String {
-    format!(
-        "($3 OR EXISTS (SELECT 1 FROM case_access a WHERE a.case_id = r.case_id AND a.org_id = $2
-                          AND (a.revoked_at IS NULL OR r.imported_case_id IS NOT NULL)
-                          AND a.principal_id IN ({PRINCIPALS_SQL})))"
-    )
 }

@@ -1,6 +1,13 @@
-//! Cases and folders of an org, and who may see them (tenant isolation): an
-//! org sees its own cases (including imported copies), and another org's case
-//! only through a live grant, as a read-only external view (R18).
+//! Cases and folders of an org (R18, R21): the case model every domain module
+//! reads. Who may see or change a case is `access`'s question, asked by the
+//! caller before it calls here: this module sits below `access` and never
+//! authorizes.
+
+mod items;
+
+pub use items::{
+    CommunityRequest, Content, ContentState, EvidenceData, EvidenceView, Gps, Pii, MAX_TITLE_CHARS,
+};
 
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -10,7 +17,6 @@ use uuid::Uuid;
 use crate::audit::{self, Action};
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::principal::UserPrincipal;
 
 /// The case fields that can reach a receiver (filtered by `policy::filter::case`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
@@ -212,29 +218,28 @@ pub struct FolderPatch {
     pub parent_id: Option<Uuid>,
 }
 
-/// Rename or move a folder of a case the org owns. Receivers' folders are
-/// copies (R21) and are not touched.
-pub async fn update_folder(
-    db: &mut PgConnection,
-    user: &UserPrincipal,
-    folder_id: Uuid,
-    patch: FolderPatch,
-) -> Result<Folder> {
-    let case_id: Uuid = sqlx::query_scalar(
+/// The case of folder `folder_id` of org `org_id`, with the folder locked
+/// for an update; 404 for a folder of another org. Whether the user may
+/// organize the case's folders (R41) is its caller's question (`access`).
+pub async fn lock_folder(db: &mut PgConnection, org_id: Uuid, folder_id: Uuid) -> Result<Uuid> {
+    sqlx::query_scalar(
         "SELECT f.case_id FROM folders f JOIN cases c ON c.id = f.case_id WHERE f.id = $1 AND c.org_id = $2 FOR UPDATE OF f",
     )
     .bind(folder_id)
-    .bind(user.org_id)
+    .bind(org_id)
     .fetch_optional(&mut *db)
     .await?
-    .ok_or(Error::NotFound("folder"))?;
-    // R41: those who see the case may organize its folders; others get 404.
-    crate::access::writable(db, user, case_id)
-        .await
-        .map_err(|e| match e {
-            Error::NotFound(_) => Error::NotFound("folder"),
-            e => e,
-        })?;
+    .ok_or(Error::NotFound("folder"))
+}
+
+/// Rename or move folder `folder_id` of `case_id`, locked by
+/// [`lock_folder`]. Receivers' folders are copies (R21) and are not touched.
+pub async fn update_folder(
+    db: &mut PgConnection,
+    case_id: Uuid,
+    folder_id: Uuid,
+    patch: FolderPatch,
+) -> Result<Folder> {
     if let Some(name) = &patch.name {
         if name.trim().is_empty() {
             return Err(Error::validation("name must not be empty"));

@@ -1,179 +1,16 @@
-//! Evidence intake: `POST /v1/cases/{id}/evidence` and the upstream events
-//! exchange (R38) both land here, so both paths behave the same. The evidence
-//! row and its evidence-added job are written in one transaction (R35); a
-//! client-chosen id makes a resend an idempotent retry.
+//! Recording evidence (R35, R41): one item in one statement (with its
+//! evidence-added job, outbox row, audit entry and idempotency claim), or a
+//! batch set-based in one transaction, each item answered on its own.
 
-use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, PgPool};
-use utoipa::ToSchema;
+use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::{Accepted, EvidenceAdded, NewEvidence, Writer};
 use crate::access;
 use crate::audit::{self, Action};
 use crate::error::{Error, Result};
-use crate::jobs::{Job, Requester, Upstream};
-use crate::limits;
-use crate::principal::{ServiceScope, UserPrincipal};
-use crate::publishers::PublisherBindings;
-use crate::sharing::fanout::EvidenceAdded;
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct Gps {
-    pub lat: f64,
-    pub lon: f64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct Pii {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub date_of_birth: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct CommunityRequest {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub caption: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pii: Option<Pii>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct Content {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size_bytes: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uri: Option<String>,
-    /// The media type the file was uploaded with (R52), served with it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
-}
-
-/// Every field of the evidence body (API.md) but `id` and `folder_id`.
-/// Absent fields stay absent when serialized.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, ToSchema)]
-pub struct EvidenceData {
-    pub title: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub categories: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recorded_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exif: Option<serde_json::Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub clips: Option<Vec<serde_json::Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub markers: Option<Vec<serde_json::Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notes: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tags: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gps: Option<Gps>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub custom_metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device_metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub community_request: Option<CommunityRequest>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transcript: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content: Option<Content>,
-}
-
-impl EvidenceData {
-    pub fn validate(&self) -> Result<()> {
-        if self.title.trim().is_empty() {
-            return Err(Error::validation("title must not be empty"));
-        }
-        limits::text("title", &self.title, MAX_TITLE_CHARS)?;
-        limits::opt("description", self.description.as_deref(), limits::TEXT)?;
-        limits::opt("transcript", self.transcript.as_deref(), limits::LONG)?;
-        limits::list(
-            "notes",
-            self.notes.as_deref().unwrap_or_default(),
-            limits::TEXT,
-        )?;
-        limits::list(
-            "tags",
-            self.tags.as_deref().unwrap_or_default(),
-            limits::SHORT,
-        )?;
-        limits::list(
-            "categories",
-            self.categories.as_deref().unwrap_or_default(),
-            limits::SHORT,
-        )?;
-        if let Some(g) = &self.gps {
-            if !(-90.0..=90.0).contains(&g.lat) || !(-180.0..=180.0).contains(&g.lon) {
-                return Err(Error::validation("gps lat/lon out of range"));
-            }
-        }
-        if let Some(exif) = &self.exif {
-            if !exif.is_object() {
-                return Err(Error::validation("exif must be an object"));
-            }
-        }
-        if let Some(c) = &self.content {
-            if let Some(h) = &c.sha256 {
-                if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) {
-                    return Err(Error::validation("content.sha256 must be 64 hex digits"));
-                }
-            }
-            if c.size_bytes.is_some_and(|s| s < 0) {
-                return Err(Error::validation("content.size_bytes must not be negative"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The longest evidence title accepted (a title is a label, not a document).
-pub const MAX_TITLE_CHARS: usize = 1_000;
-
-/// The evidence body as sent by a client.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-pub struct NewEvidence {
-    /// Optional client-chosen id: resending the same id is an idempotent retry.
-    pub id: Option<Uuid>,
-    pub folder_id: Option<Uuid>,
-    #[serde(flatten)]
-    pub data: EvidenceData,
-}
-
-/// Evidence as returned: the body plus its id and folder.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct EvidenceView {
-    pub id: Uuid,
-    pub folder_id: Option<Uuid>,
-    #[serde(flatten)]
-    pub data: EvidenceData,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    pub id: Uuid,
-    pub job_id: Uuid,
-}
-
-/// Who adds one evidence item over HTTP.
-pub enum Writer<'a> {
-    /// A user, who must be able to add to the case (R41; an external case
-    /// is read-only: 403).
-    User(&'a UserPrincipal),
-    /// A trusted service, acting for the orgs its token is bound to.
-    Service(&'a ServiceScope),
-}
+use crate::jobs::{Job, Requester};
+use crate::principal::UserPrincipal;
 
 /// Record one evidence item in `case_id` with its evidence-added job, its
 /// outbox row, its audit entry and the request's idempotency claim, all in
@@ -262,7 +99,7 @@ pub async fn record(
                 "SELECT $15::bytea, $16::text, $17::bytea FROM ok WHERE $15::bytea IS NOT NULL",
                 "$18"
             ),
-            jobs = crate::jobs::outbox::enqueue_ctes("ev", "$9", "$19", "$10", "$2", "$4", "$11"),
+            jobs = crate::jobs::outbox::enqueue_ctes("ev", "$9", "$19", "$10", "$2", "$4", "$4::text", "$11"),
         )
     });
     #[derive(sqlx::FromRow)]
@@ -506,7 +343,7 @@ pub async fn record_many(
         .enqueue_with_id_tx(
             &mut tx,
             jobs[&case_id],
-            Requester::case(orgs[&case_id], case_id),
+            Requester::subject(orgs[&case_id], case_id).coalescing(case_id.to_string()),
         )
         .await?;
     }
@@ -551,149 +388,4 @@ fn same_error(e: &Error) -> Error {
         Error::Forbidden(m) => Error::Forbidden(m.clone()),
         other => Error::validation(other.to_string()),
     }
-}
-
-/// R38, batched: record many upstream events in one transaction. Each
-/// delivery gets its own answer: recorded (or recorded before), invalid for
-/// good (dead-letter it alone), or unavailable (the database: retry all).
-/// An event acts for the org it names only if its publisher is bound to it.
-pub async fn ingest_events(
-    db: &PgPool,
-    publishers: &PublisherBindings,
-    events: &[Upstream<'_>],
-) -> Vec<Result<(), IngestError>> {
-    let mut out: Vec<Option<Result<(), IngestError>>> = (0..events.len()).map(|_| None).collect();
-    let mut items = Vec::new();
-    let mut index = Vec::new();
-    for (i, upstream) in events.iter().enumerate() {
-        match serde_json::from_slice::<EvidenceEvent>(upstream.body) {
-            Ok(event) => {
-                if let Err(reason) = publishers.admits(upstream.user_id, event.org_id) {
-                    out[i] = Some(Err(IngestError::Invalid(reason)));
-                    continue;
-                }
-                index.push(i);
-                items.push(BatchItem {
-                    case_id: event.case_id,
-                    org_id: Some(event.org_id),
-                    evidence: NewEvidence {
-                        id: Some(event.id),
-                        folder_id: event.evidence.folder_id,
-                        data: event.evidence.data,
-                    },
-                });
-            }
-            Err(e) => {
-                out[i] = Some(Err(IngestError::Invalid(format!(
-                    "malformed evidence event: {e}"
-                ))))
-            }
-        }
-    }
-    match record_many(db, None, items).await {
-        Ok(results) => {
-            for (i, r) in index.into_iter().zip(results) {
-                out[i] = Some(
-                    r.map(|_| ())
-                        .map_err(|e| IngestError::Invalid(e.to_string())),
-                );
-            }
-        }
-        Err(e) => {
-            for i in index {
-                out[i] = Some(Err(IngestError::Unavailable(e.to_string())));
-            }
-        }
-    }
-    out.into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(IngestError::Unavailable("not handled".into()))))
-        .collect()
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    /// Never valid: dead-letter it with the reason.
-    #[error("{0}")]
-    Invalid(String),
-    /// The database is unavailable: try again later.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-#[derive(Deserialize)]
-struct EvidenceEvent {
-    /// The org the publisher acts for: the case must be one of its cases.
-    org_id: Uuid,
-    case_id: Uuid,
-    id: Uuid,
-    #[serde(flatten)]
-    evidence: NewEvidenceNoId,
-}
-
-#[derive(Deserialize)]
-struct NewEvidenceNoId {
-    folder_id: Option<Uuid>,
-    #[serde(flatten)]
-    data: EvidenceData,
-}
-
-#[derive(sqlx::FromRow)]
-pub struct EvidenceRow {
-    pub id: Uuid,
-    pub folder_id: Option<Uuid>,
-    pub data: sqlx::types::Json<EvidenceData>,
-}
-
-/// One page of the org's own evidence, in (created_at, id) order, after the
-/// item `after` (keyset: the cost is the page, not the case's size). One
-/// row more than `limit` is read, so the caller knows whether another page
-/// follows. `None` when `after` is not evidence of this case.
-pub async fn page_owned(
-    db: &mut PgConnection,
-    case_id: Uuid,
-    scope: Option<&crate::access::ItemScope>,
-    after: Option<Uuid>,
-    limit: usize,
-) -> Result<Option<Vec<EvidenceView>>> {
-    if let Some(after) = after {
-        let known: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM evidence WHERE id = $1 AND case_id = $2)",
-        )
-        .bind(after)
-        .bind(case_id)
-        .fetch_one(&mut *db)
-        .await?;
-        if !known {
-            return Ok(None);
-        }
-    }
-    // R55: a user given folders or a subset by internal shares sees those
-    // (two arrays: the generic plan stays the unscoped one's).
-    let (folders, items) = match scope {
-        Some(scope) => (Some(&scope.folder_ids), Some(&scope.evidence_ids)),
-        None => (None, None),
-    };
-    let rows: Vec<EvidenceRow> = sqlx::query_as(
-        "SELECT id, folder_id, data FROM evidence
-         WHERE case_id = $1
-           AND ($2::uuid IS NULL OR (created_at, id) > (SELECT created_at, id FROM evidence WHERE id = $2))
-           AND ($4::uuid[] IS NULL OR folder_id = ANY($4) OR id = ANY($5))
-         ORDER BY created_at, id LIMIT $3",
-    )
-    .bind(case_id)
-    .bind(after)
-    .bind(limit as i64 + 1)
-    .bind(folders)
-    .bind(items)
-        .fetch_all(db)
-        .await?;
-    Ok(Some(
-        rows.into_iter()
-            .map(|r| EvidenceView {
-                id: r.id,
-                folder_id: r.folder_id,
-                data: r.data.0,
-            })
-            .collect(),
-    ))
 }
