@@ -10,7 +10,7 @@ use crate::amqp::Topology;
 use crate::config::Settings;
 use crate::context::JobContext;
 use crate::evidence::{self, IngestError};
-use crate::jobs::{EventError, Registry, Upstream};
+use crate::jobs::{EventError, Registry, Spans, Upstream};
 use crate::{linkshare, notify, receiving, revocation, sharing};
 
 /// The kind name that dead-lettered upstream evidence events carry
@@ -29,6 +29,37 @@ pub fn registry() -> Registry<JobContext> {
         .register::<notify::SendNotice>()
         .register::<linkshare::BuildLinkShare>()
         .events(EVIDENCE_EVENT, ingest_events)
+        .spans(Spans {
+            make: job_span,
+            subjects: &SUBJECTS,
+        })
+}
+
+/// What a job can be about, as the payload names it (ids only): recorded on
+/// the run's span, so one case or share can be followed through the logs
+/// (R37). Handlers record the case when only they know it.
+const SUBJECTS: [&str; 5] = [
+    "case_id",
+    "share_id",
+    "evidence_id",
+    "link_share_id",
+    "notice_id",
+];
+
+/// The span of one job run: the job layer's fields and every subject.
+fn job_span(job_id: uuid::Uuid, kind: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        target: crate::jobs::SPAN_TARGET,
+        "job",
+        %job_id,
+        kind = kind,
+        attempt = tracing::field::Empty,
+        case_id = tracing::field::Empty,
+        share_id = tracing::field::Empty,
+        evidence_id = tracing::field::Empty,
+        link_share_id = tracing::field::Empty,
+        notice_id = tracing::field::Empty,
+    )
 }
 
 /// The deployment's RabbitMQ objects: a queue for every registered job kind,

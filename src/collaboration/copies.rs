@@ -54,7 +54,7 @@ pub async fn pend_copies_tx(tx: &mut PgConnection, evidence_id: Uuid) -> Result<
     .await?;
     for (org_id, case_id) in cases {
         CopyContent { case_id }
-            .enqueue_for_case_tx(tx, org_id, case_id)
+            .enqueue_about_tx(tx, org_id, case_id)
             .await?;
     }
     Ok(())

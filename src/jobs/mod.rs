@@ -28,7 +28,7 @@ use sqlx::{PgConnection, PgPool};
 use std::future::Future;
 use uuid::Uuid;
 
-pub use registry::{EventError, Registry, Upstream};
+pub use registry::{EventError, Registry, Spans, Upstream, SPAN_TARGET};
 pub use rows::{complete_unrun_tx, requeue_tx, take_queued};
 
 /// A job row's status (`job_status` in PostgreSQL).
@@ -146,10 +146,11 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
-/// Put the case a job is about on its span (the runner's `job` span), so
-/// one case can be followed through the logs.
-pub fn record_case(case_id: Uuid) {
-    tracing::Span::current().record("case_id", tracing::field::display(case_id));
+/// Record `id` as the subject `field` of the running job's span (a field
+/// its [`registry::Spans`] declares), e.g. the case a job turned out to be
+/// about, so it can be followed through the logs.
+pub fn record_subject(field: &'static str, id: Uuid) {
+    tracing::Span::current().record(field, tracing::field::display(id));
 }
 
 /// What a dead-letter requeue reopened besides the job row (for the operator
@@ -213,17 +214,18 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
         }
     }
 
-    /// Like `enqueue_for_tx` for a job about one case: its status is read by
-    /// the users of `org_id` who see that case (R41).
-    fn enqueue_for_case_tx(
+    /// Like `enqueue_for_tx` for a job about one subject (the row its
+    /// status is read through: the users of `org_id` who see that subject
+    /// may read it, R41, as the application's job visibility decides).
+    fn enqueue_about_tx(
         &self,
         tx: &mut PgConnection,
         org_id: Uuid,
-        case_id: Uuid,
+        subject_id: Uuid,
     ) -> impl Future<Output = sqlx::Result<Uuid>> + Send {
         async move {
             let id = Uuid::now_v7();
-            self.enqueue_with_id_tx(tx, id, Requester::subject(org_id, case_id))
+            self.enqueue_with_id_tx(tx, id, Requester::subject(org_id, subject_id))
                 .await?;
             Ok(id)
         }

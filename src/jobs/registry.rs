@@ -64,6 +64,35 @@ impl<C> Events<C> {
 pub struct Registry<C> {
     kinds: BTreeMap<&'static str, Kind<C>>,
     events: Option<Events<C>>,
+    spans: Spans,
+}
+
+/// The target of a job run's span: the runner's, so that a log filter on
+/// the runner (e.g. `caseshare::jobs::runner=debug`) shows its spans too.
+pub const SPAN_TARGET: &str = "caseshare::jobs::runner";
+
+/// How the runner names one run of a job in the logs. The job layer knows a
+/// job's id, kind and attempt; what a job is *about* (its subjects: payload
+/// fields holding ids) is the application's vocabulary, so the application
+/// declares those fields on the span it makes and names the payload fields
+/// the runner records there.
+#[derive(Clone, Copy)]
+pub struct Spans {
+    /// The span of one run, with target [`SPAN_TARGET`]: it declares
+    /// `job_id`, `kind`, an empty `attempt` and an empty field for each of
+    /// `subjects`.
+    pub make: fn(job_id: Uuid, kind: &'static str) -> tracing::Span,
+    /// Payload fields (string ids) recorded on the span when present.
+    pub subjects: &'static [&'static str],
+}
+
+impl Default for Spans {
+    fn default() -> Self {
+        Spans {
+            make: |job_id, kind| tracing::info_span!("job", %job_id, kind = kind, attempt = tracing::field::Empty),
+            subjects: &[],
+        }
+    }
 }
 
 impl<C: Send + Sync + 'static> Default for Registry<C> {
@@ -77,7 +106,23 @@ impl<C: Send + Sync + 'static> Registry<C> {
         Self {
             kinds: BTreeMap::new(),
             events: None,
+            spans: Spans::default(),
         }
+    }
+
+    /// Name each run's span with the application's subjects (see [`Spans`]).
+    pub fn spans(mut self, spans: Spans) -> Self {
+        self.spans = spans;
+        self
+    }
+
+    /// The span of one run of `kind`, and the payload fields to record on it.
+    pub fn span(
+        &self,
+        job_id: Uuid,
+        kind: &'static str,
+    ) -> (tracing::Span, &'static [&'static str]) {
+        ((self.spans.make)(job_id, kind), self.spans.subjects)
     }
 
     /// Add a job kind.

@@ -36,15 +36,6 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 use uuid::Uuid;
 
-/// Payload fields recorded on a job's span when present (ids only).
-const SPAN_SUBJECTS: [&str; 5] = [
-    "case_id",
-    "share_id",
-    "evidence_id",
-    "link_share_id",
-    "notice_id",
-];
-
 /// Consumes the queues of every kind in `registry`; handlers get `ctx`.
 pub struct Worker<C> {
     pub ctx: C,
@@ -234,17 +225,7 @@ impl<C: Send + Sync + 'static> Worker<C> {
             }
         };
         let job_id = message.job_id;
-        let span = tracing::info_span!(
-            "job",
-            %job_id,
-            kind = kind,
-            attempt = tracing::field::Empty,
-            case_id = tracing::field::Empty,
-            share_id = tracing::field::Empty,
-            evidence_id = tracing::field::Empty,
-            link_share_id = tracing::field::Empty,
-            notice_id = tracing::field::Empty,
-        );
+        let (span, subjects) = self.registry.span(job_id, kind);
         async {
             let claimed = match rows::claim(&self.db, job_id, kind).await {
                 Ok(c) => c,
@@ -276,10 +257,10 @@ impl<C: Send + Sync + 'static> Worker<C> {
             };
             let span = tracing::Span::current();
             span.record("attempt", attempts);
-            // The subject of the job, for following one case through the logs.
-            for field in SPAN_SUBJECTS {
+            // What the job is about, for following it through the logs.
+            for field in subjects {
                 if let Some(id) = payload.get(field).and_then(|v| v.as_str()) {
-                    span.record(field, id);
+                    span.record(*field, id);
                 }
             }
             let started = Instant::now();
@@ -432,5 +413,17 @@ pub(super) enum HandleError {
 impl From<lapin::Error> for HandleError {
     fn from(e: lapin::Error) -> Self {
         HandleError::Broker(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // A log filter on the runner must show the job spans it runs in.
+    #[test]
+    fn job_spans_have_the_runners_target() {
+        assert_eq!(
+            crate::jobs::SPAN_TARGET,
+            module_path!().trim_end_matches("::tests")
+        );
     }
 }

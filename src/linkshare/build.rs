@@ -39,7 +39,7 @@ impl Job for BuildLinkShare {
                 self.link_share_id
             )));
         };
-        crate::jobs::record_case(row.case_id);
+        crate::jobs::record_subject("case_id", row.case_id);
         if row.status != LinkShareStatus::Processing {
             return Ok(()); // built (or failed) before: nothing to do
         }

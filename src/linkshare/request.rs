@@ -179,7 +179,7 @@ pub async fn create(
     )
     .await?;
     let job_id = BuildLinkShare { link_share_id: id }
-        .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
+        .enqueue_about_tx(&mut tx, user.org_id, case_id)
         .await?;
     status_event_tx(
         &mut tx,

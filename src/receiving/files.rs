@@ -52,7 +52,7 @@ pub use crate::collaboration::CopyContent;
 
 pub(super) async fn queue_tx(tx: &mut PgConnection, org_id: Uuid, case_id: Uuid) -> Result<()> {
     CopyContent { case_id }
-        .enqueue_for_case_tx(tx, org_id, case_id)
+        .enqueue_about_tx(tx, org_id, case_id)
         .await?;
     Ok(())
 }

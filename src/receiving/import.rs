@@ -254,7 +254,7 @@ pub async fn request_import(db: &PgPool, user: &UserPrincipal, received_id: Uuid
         received_id,
         user_id: Some(user.user_id),
     }
-    .enqueue_for_case_tx(&mut tx, user.org_id, r.case_id)
+    .enqueue_about_tx(&mut tx, user.org_id, r.case_id)
     .await?;
     tx.commit().await?;
     Ok(job_id)

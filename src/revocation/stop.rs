@@ -81,7 +81,7 @@ pub async fn stop_sharing(
                     share_id: None,
                     by_receiver: false,
                 }
-                .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
+                .enqueue_about_tx(&mut tx, user.org_id, case_id)
                 .await?
             }
         };
@@ -144,7 +144,7 @@ pub async fn stop_sharing(
         share_id: removed.first().copied(),
         by_receiver: false,
     }
-    .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
+    .enqueue_about_tx(&mut tx, user.org_id, case_id)
     .await?;
     tx.commit().await?;
     Ok(StopAccepted { job_id })
@@ -292,7 +292,7 @@ pub async fn remove_onward(
         share_id: removed.then_some(r.share_id),
         by_receiver: true,
     }
-    .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
+    .enqueue_about_tx(&mut tx, user.org_id, case_id)
     .await?;
     tx.commit().await?;
     Ok(StopAccepted { job_id })

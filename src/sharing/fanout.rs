@@ -50,7 +50,7 @@ impl Job for EvidenceAdded {
                 self.evidence_id
             )));
         };
-        crate::jobs::record_case(case_id);
+        crate::jobs::record_subject("case_id", case_id);
         // Coalescing (a queue feature): the oldest queued evidence-added
         // jobs of this case, locked `SKIP LOCKED`; their evidence is fanned
         // out here and they are completed in this transaction.

@@ -44,7 +44,7 @@ impl Job for ShareCase {
                 self.share_id
             )));
         };
-        crate::jobs::record_case(share.case_id);
+        crate::jobs::record_subject("case_id", share.case_id);
         if share.status != ShareStatus::Processing {
             return Ok(()); // done before, or revoked meanwhile: nothing to do
         }

@@ -167,7 +167,7 @@ pub async fn create(
     )
     .await?;
     let job_id = ShareCase { share_id: id }
-        .enqueue_for_case_tx(&mut tx, user.org_id, case_id)
+        .enqueue_about_tx(&mut tx, user.org_id, case_id)
         .await?;
     status_event_tx(&mut tx, &row, ShareStatus::Processing).await?;
     tx.commit().await?;
