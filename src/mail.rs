@@ -179,14 +179,14 @@ impl Mailer {
 
     /// Without a relay (outside production): each message is written as an
     /// `.eml` file to `dir`, created if missing.
-    pub fn to_files(dir: &std::path::Path, from: &str) -> anyhow::Result<Self> {
+    /// `timeout` bounds nothing here (no server to wait for) but sets the
+    /// notices' lease, as with a relay.
+    pub fn to_files(dir: &std::path::Path, from: &str, timeout: Duration) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         Ok(Self {
             transport: Transport::Files(lettre::AsyncFileTransport::<Tokio1Executor>::new(dir)),
             from: from.parse()?,
-            // Writing a file has no server to wait for; the lease below
-            // still needs a bound.
-            timeout: Duration::from_secs(15),
+            timeout,
         })
     }
 
@@ -194,7 +194,12 @@ impl Mailer {
     /// and sending, each bounded by the timeout, and rendering. A claim left
     /// by a killed worker ends this soon.
     pub fn send_lease(&self) -> Duration {
-        2 * self.timeout + Duration::from_secs(5)
+        Self::lease_for(self.timeout)
+    }
+
+    /// The send lease of a mailer whose SMTP steps time out after `timeout`.
+    pub fn lease_for(timeout: Duration) -> Duration {
+        2 * timeout + Duration::from_secs(5)
     }
 
     pub async fn send(&self, email: Email) -> Result<(), MailError> {

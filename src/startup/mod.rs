@@ -84,6 +84,8 @@ impl Application {
         maintenance::spawn_sealer(&mut tasks, &pool, &settings, &shutdown);
 
         if roles.workers {
+            // Bounds each SMTP step, and sets the notices' lease (files too).
+            let smtp_timeout = std::time::Duration::from_secs(settings.smtp_timeout_secs);
             let ctx = JobContext {
                 db: pool.clone(),
                 settings: settings.clone(),
@@ -95,7 +97,7 @@ impl Application {
                         mail_dir = %dir.display(),
                         "no SMTP relay configured (CASESHARE_SMTP_URL): emails are written as .eml files to mail_dir"
                     );
-                    Mailer::to_files(dir, &settings.mail_from)?
+                    Mailer::to_files(dir, &settings.mail_from, smtp_timeout)?
                 } else {
                     Mailer::new(
                         &settings.smtp_url,
@@ -103,7 +105,7 @@ impl Application {
                         registry
                             .prefetch(notify::SendNotice::NAME, settings.worker_concurrency)
                             .into(),
-                        std::time::Duration::from_secs(settings.smtp_timeout_secs),
+                        smtp_timeout,
                     )?
                 },
                 store: store.clone(),

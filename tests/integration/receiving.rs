@@ -452,31 +452,13 @@ async fn r22_r24_new_evidence_follows_case_and_folder_scopes_not_subsets() {
         vec!["first", "other new", "root new", "sub new"],
         "whole case: everything"
     );
-    let titles = |org: &Org| {
-        let org_user = org.admin.clone();
-        let app = &w.app;
-        let case = w.case;
-        async move {
-            let (_, v) = app
-                .get(&format!("/v1/cases/{case}/evidence"), &org_user)
-                .await;
-            let mut t: Vec<String> = v["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["title"].as_str().unwrap().to_string())
-                .collect();
-            t.sort();
-            t
-        }
-    };
     assert_eq!(
-        titles(&c).await,
+        evidence_titles(&w.app, &c.admin, w.case).await,
         vec!["sub new"],
         "folder share: new evidence in a subfolder only"
     );
     assert_eq!(
-        titles(&d).await,
+        evidence_titles(&w.app, &d.admin, w.case).await,
         vec!["first"],
         "subset share: nothing new automatically"
     );
@@ -504,7 +486,10 @@ async fn r22_r24_new_evidence_follows_case_and_folder_scopes_not_subsets() {
         )
         .await;
     w.app.wait_share(&w.a.user, s["id"].as_str().unwrap()).await;
-    assert_eq!(titles(&d).await, vec!["first", "root new"]);
+    assert_eq!(
+        evidence_titles(&w.app, &d.admin, w.case).await,
+        vec!["first", "root new"]
+    );
     w.app.stop().await;
 }
 
