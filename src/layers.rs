@@ -8,7 +8,8 @@
 //!
 //! The same walk over `src/` checks that no status is written in SQL by
 //! hand (#23): a status is bound as the enum it is, or, where a partial
-//! index needs it in the text, written from the enum (`db::PgEnum`).
+//! index needs it in the text, written from the enum (`db::PgEnum`); and
+//! that each table is written from one module only (`one_writer_per_table`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -210,6 +211,73 @@ pub fn violations(src: &Path) -> Vec<String> {
     out
 }
 
+/// The tables a file's SQL changes (`INSERT INTO t`, `UPDATE t`, `DELETE
+/// FROM t`; not `ON CONFLICT … DO UPDATE` or a `FOR [NO KEY] UPDATE` lock),
+/// with the line of each. Comment lines are skipped.
+pub fn written_tables(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("//") {
+            continue;
+        }
+        let words: Vec<&str> = line
+            .split(|c: char| !(is_ident(c) || c == '{'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        for (k, w) in words.iter().enumerate() {
+            let table = match *w {
+                "INTO" if k > 0 && words[k - 1] == "INSERT" => words.get(k + 1),
+                "FROM" if k > 0 && words[k - 1] == "DELETE" => words.get(k + 1),
+                "UPDATE" if k == 0 || !matches!(words[k - 1], "DO" | "FOR" | "KEY" | "ON") => {
+                    words.get(k + 1)
+                }
+                _ => None,
+            };
+            if let Some(t) = table
+                .filter(|t| t.chars().all(|c| c.is_ascii_lowercase() || c == '_') && **t != "SET")
+            {
+                out.push((i + 1, t.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// Tables changed from more than one top-level module of `src/` (#23: one
+/// writer per table), each with where it is written.
+pub fn shared_writers(src: &Path) -> Vec<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    files.sort();
+    let mut by_table: BTreeMap<String, (BTreeSet<String>, Vec<String>)> = BTreeMap::new();
+    for file in &files {
+        let Some(module) = module_of(src, file) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(file).expect("a source file is readable");
+        for (line, table) in written_tables(&text) {
+            let shown = file
+                .strip_prefix(src.parent().unwrap_or(src))
+                .unwrap_or(file);
+            let entry = by_table.entry(table).or_default();
+            entry.0.insert(module.clone());
+            entry.1.push(format!("{}:{line}", shown.display()));
+        }
+    }
+    by_table
+        .into_iter()
+        .filter(|(_, (modules, _))| modules.len() > 1)
+        .map(|(table, (modules, at))| {
+            format!(
+                "`{table}` is written from {}: {}",
+                modules.into_iter().collect::<Vec<_>>().join(", "),
+                at.join(", ")
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,45 +294,58 @@ mod tests {
         );
     }
 
-    /// Every label of every status enum, quoted as SQL writes it. (Kinds are
-    /// left out: `'share'` or `'link_share'` are also audit actions and
-    /// dissemination kinds, which are not enums.)
-    fn status_literals() -> Vec<String> {
+    /// Every value of every status enum: its hand-written label
+    /// (`PgEnum::label`) and the value sqlx binds for it (`rename_all`).
+    /// (Kinds are left out: `'share'` or `'link_share'` are also audit
+    /// actions and dissemination kinds, which are not enums.)
+    fn statuses() -> Vec<(String, String)> {
         use crate::cases::ContentState;
         use crate::db::PgEnum;
         use crate::jobs::JobStatus;
         use crate::linkshare::LinkShareStatus;
         use crate::notify::NoticeStatus;
         use crate::sharing::ShareStatus;
-        fn quoted<T: PgEnum>(all: &[T]) -> Vec<String> {
-            all.iter().map(|v| format!("'{}'", v.label())).collect()
+        fn bound<T>(all: &[T]) -> Vec<(String, String)>
+        where
+            T: PgEnum + for<'q> sqlx::Encode<'q, sqlx::Postgres>,
+        {
+            all.iter()
+                .map(|v| {
+                    let mut buf = sqlx::postgres::PgArgumentBuffer::default();
+                    let _ = v.encode_by_ref(&mut buf).expect("a status encodes");
+                    (
+                        v.label().to_string(),
+                        String::from_utf8_lossy(&buf).into_owned(),
+                    )
+                })
+                .collect()
         }
         [
-            quoted(&[
+            bound(&[
                 JobStatus::Queued,
                 JobStatus::Running,
                 JobStatus::Retrying,
                 JobStatus::Complete,
                 JobStatus::Dead,
             ]),
-            quoted(&[
+            bound(&[
                 ShareStatus::Processing,
                 ShareStatus::Complete,
                 ShareStatus::Failed,
                 ShareStatus::Revoked,
             ]),
-            quoted(&[
+            bound(&[
                 LinkShareStatus::Processing,
                 LinkShareStatus::Complete,
                 LinkShareStatus::Failed,
                 LinkShareStatus::Revoked,
             ]),
-            quoted(&[
+            bound(&[
                 NoticeStatus::Pending,
                 NoticeStatus::Sent,
                 NoticeStatus::Failed,
             ]),
-            quoted(&[
+            bound(&[
                 ContentState::Pending,
                 ContentState::Match,
                 ContentState::ContentMismatch,
@@ -274,10 +355,23 @@ mod tests {
         .concat()
     }
 
+    /// The hand-written labels (used where a partial index needs a status
+    /// in the text) are the values sqlx binds: the two cannot drift apart.
+    #[test]
+    fn status_labels_are_the_bound_values() {
+        let all = statuses();
+        let drifted: Vec<_> = all.iter().filter(|(l, b)| l != b).collect();
+        assert!(drifted.is_empty(), "label vs bound value: {drifted:?}");
+        assert_eq!(all.len(), 20);
+    }
+
     #[test]
     fn no_status_literal_in_sql() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let literals = status_literals();
+        let literals: Vec<String> = statuses()
+            .into_iter()
+            .map(|(label, _)| format!("'{label}'"))
+            .collect();
         let mut files = Vec::new();
         rust_files(&src, &mut files);
         let mut found = Vec::new();
@@ -296,6 +390,35 @@ mod tests {
             found.is_empty(),
             "status literals in SQL (bind the enum, or write `PgEnum::literal` where a partial index needs the value in the text):\n{}",
             found.join("\n")
+        );
+    }
+
+    #[test]
+    fn one_writer_per_table() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let found = shared_writers(&src);
+        assert!(
+            found.is_empty(),
+            "tables with more than one writing module (give each table one writer):\n{}",
+            found.join("\n")
+        );
+    }
+
+    #[test]
+    fn written_tables_are_read_from_sql() {
+        let text =
+            "\"INSERT INTO evidence (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET x = 1\"\n\
+                    // UPDATE commented\n\
+                    \"SELECT 1 FROM cases FOR NO KEY UPDATE\"; \"SELECT 1 FOR UPDATE OF f\"\n\
+                    \"WITH d AS (DELETE FROM grants g RETURNING 1) UPDATE shares SET a = 1\"\n\
+                    format!(\"UPDATE {table} SET\")";
+        assert_eq!(
+            written_tables(text),
+            vec![
+                (1, "evidence".to_string()),
+                (4, "grants".to_string()),
+                (4, "shares".to_string())
+            ]
         );
     }
 

@@ -24,7 +24,10 @@ mod list;
 mod named;
 
 pub use list::{list_cases, received_visible_sql, ListedCase};
-pub use named::{end_onward_tx, name_for_share_tx, name_onward_tx, revoke_shares_tx, Named};
+pub use named::{
+    end_onward_tx, name_for_share_tx, name_onward_tx, remove_from_case_tx, remove_onward_tx,
+    revoke_shares_tx, Named,
+};
 
 use sqlx::PgConnection;
 use uuid::Uuid;

@@ -108,3 +108,44 @@ pub async fn revoke_shares_tx(tx: &mut PgConnection, share_ids: &[Uuid]) -> Resu
     .await?;
     Ok(())
 }
+
+/// R44, R57: every row that named `principal_id` (of `org_id`) for
+/// `case_id`, whatever its cause (internal or partner shares, onward
+/// additions), goes. Returns the share each row was through.
+pub async fn remove_from_case_tx(
+    tx: &mut PgConnection,
+    case_id: Uuid,
+    org_id: Uuid,
+    principal_id: Uuid,
+) -> Result<Vec<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "DELETE FROM case_access a WHERE a.case_id = $1 AND a.org_id = $2 AND a.principal_id = $3
+         RETURNING coalesce(a.share_id, (SELECT r.share_id FROM received r WHERE r.id = a.received_id))",
+    )
+    .bind(case_id)
+    .bind(org_id)
+    .bind(principal_id)
+    .fetch_all(tx)
+    .await?)
+}
+
+/// R57: an onward recipient of collaboration `received_id` goes, for the
+/// external view and the imported copy alike (an explicit removal, unlike a
+/// revocation, R30). Returns whether there was one.
+pub async fn remove_onward_tx(
+    tx: &mut PgConnection,
+    received_id: Uuid,
+    named: Named,
+) -> Result<bool> {
+    let (id, kind) = named.parts();
+    Ok(sqlx::query(
+        "DELETE FROM case_access WHERE received_id = $1 AND principal_id = $2 AND principal_kind = $3",
+    )
+    .bind(received_id)
+    .bind(id)
+    .bind(kind)
+    .execute(tx)
+    .await?
+    .rows_affected()
+        > 0)
+}

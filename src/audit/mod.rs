@@ -242,6 +242,18 @@ fn entry_key() -> sqlx::Result<AuditKey> {
 pub const RESERVE_COLUMNS: &str = "nextval(pg_get_serial_sequence('audit_log', 'id')) AS audit_id,
      (extract(epoch FROM clock_timestamp()) * 1000000)::bigint AS audit_at_us";
 
+/// The `aud` CTE of a one-statement command: insert one reserved entry
+/// (see [`Reserved`]) for each row of `source`, already MACed. The values
+/// are SQL expressions for `id, at, org_id, actor_user_id, action, case_id,
+/// evidence_id, mac`, in that order.
+pub fn insert_reserved_cte(source: &str, values: [&str; 8]) -> String {
+    let [id, at, org, actor, action, case, evidence, mac] = values;
+    format!(
+        "aud AS (INSERT INTO audit_log (id, at, org_id, actor_user_id, action, case_id, evidence_id, mac)
+                 SELECT {id}, {at}, {org}, {actor}, {action}, {case}, {evidence}, {mac} FROM {source})"
+    )
+}
+
 /// An entry's id and time taken ahead of its insert, for a command that
 /// writes its whole effect in one statement: the MAC is computed here,
 /// before the statement, so the entry is inserted whole with its MAC (no

@@ -4,6 +4,7 @@
 //! authorizes.
 
 mod items;
+pub mod write;
 
 pub use items::{
     CommunityRequest, Content, ContentState, EvidenceData, EvidenceView, Gps, Pii, MAX_TITLE_CHARS,
@@ -91,20 +92,14 @@ pub async fn create(
         new.tags.as_deref().unwrap_or_default(),
         limits::SHORT,
     )?;
-    let row: CaseRow = sqlx::query_as(&format!(
-        "INSERT INTO cases (id, org_id, owner_id, case_number, title, description, notes, tags)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {CASE_COLUMNS}"
-    ))
-    .bind(Uuid::now_v7())
-    .bind(org_id)
-    .bind(owner_id)
-    .bind(new.case_number.trim())
-    .bind(new.title.trim())
-    .bind(&new.description)
-    .bind(sqlx::types::Json(new.notes.unwrap_or_default()))
-    .bind(sqlx::types::Json(new.tags.unwrap_or_default()))
-    .fetch_one(&mut *db)
-    .await?;
+    let data = CaseData {
+        case_number: new.case_number.trim().to_string(),
+        title: new.title.trim().to_string(),
+        description: new.description,
+        notes: new.notes,
+        tags: new.tags,
+    };
+    let row = write::insert_case(db, Uuid::now_v7(), org_id, Some(owner_id), &data).await?;
     audit::record(
         db,
         Action::CaseCreated,
@@ -143,6 +138,14 @@ pub async fn owned_for_update(
     .fetch_optional(db)
     .await?
     .ok_or(Error::NotFound("case"))
+}
+
+/// The org owning `case_id`, if the case exists.
+pub async fn org_of(db: &mut PgConnection, case_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT org_id FROM cases WHERE id = $1")
+        .bind(case_id)
+        .fetch_optional(db)
+        .await?)
 }
 
 pub async fn by_id(db: &mut PgConnection, case_id: Uuid) -> Result<CaseRow> {
@@ -184,13 +187,7 @@ pub async fn create_folder(db: &mut PgConnection, case_id: Uuid, new: NewFolder)
         folder_in_case(db, case_id, parent).await?;
     }
     let id = Uuid::now_v7();
-    sqlx::query("INSERT INTO folders (id, case_id, parent_id, name) VALUES ($1, $2, $3, $4)")
-        .bind(id)
-        .bind(case_id)
-        .bind(new.parent_id)
-        .bind(new.name.trim())
-        .execute(db)
-        .await?;
+    write::insert_folder(db, id, case_id, new.parent_id, new.name.trim()).await?;
     Ok(id)
 }
 
@@ -262,15 +259,13 @@ pub async fn update_folder(
             return Err(Error::validation("a folder cannot be moved below itself"));
         }
     }
-    Ok(sqlx::query_as(
-        "UPDATE folders SET name = coalesce($2, name), parent_id = coalesce($3, parent_id) WHERE id = $1
-         RETURNING id, name, parent_id",
+    write::update_folder(
+        db,
+        folder_id,
+        patch.name.as_deref().map(str::trim),
+        patch.parent_id,
     )
-    .bind(folder_id)
-    .bind(patch.name.as_deref().map(str::trim))
-    .bind(patch.parent_id)
-    .fetch_one(db)
-    .await?)
+    .await
 }
 
 pub async fn folders(db: &mut PgConnection, case_id: Uuid) -> Result<Vec<Folder>> {

@@ -24,38 +24,38 @@ pub struct CopyContent {
 /// (a revoked collaboration gets nothing new, R30). Copies that already hold
 /// the file are left alone.
 pub async fn pend_copies_tx(tx: &mut PgConnection, evidence_id: Uuid) -> Result<()> {
-    let cases: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "WITH src AS (SELECT data->'content' AS content FROM evidence WHERE id = $1)
-         UPDATE evidence c
-            SET content_state = $2,
-                data = jsonb_set(c.data, '{content}',
-                                 coalesce(c.data->'content', '{}'::jsonb)
-                                 || (jsonb_strip_nulls(jsonb_build_object(
-                                        'sha256', src.content->'sha256',
-                                        'size_bytes', src.content->'size_bytes',
-                                        'content_type', src.content->'content_type')))
-                                 - 'uri')
-           FROM src, received r
-          WHERE c.source_evidence_id = $1
-            AND c.content_state IS DISTINCT FROM $3
-            AND r.imported_case_id = c.case_id AND r.revoked_at IS NULL
+    // The copies whose collaboration is live and covered by a live share,
+    // with the org each belongs to (locked, so a revocation waits for us).
+    let copies: Vec<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT c.id, c.case_id, r.receiver_org_id
+           FROM evidence c JOIN received r ON r.imported_case_id = c.case_id
+          WHERE c.source_evidence_id = $1 AND r.revoked_at IS NULL
+            AND c.content_state IS DISTINCT FROM $2
             AND EXISTS (SELECT 1 FROM grants g
                          WHERE g.received_id = r.id AND g.evidence_id = $1
                            AND g.covering && ARRAY(SELECT s.id FROM shares s
                                                     WHERE s.received_id = r.id
-                                                      AND s.status = ANY($4)))
-         RETURNING r.receiver_org_id, c.case_id",
+                                                      AND s.status = ANY($3)))
+          ORDER BY c.id
+          FOR UPDATE OF c",
     )
     .bind(evidence_id)
-    .bind(ContentState::Pending)
     .bind(ContentState::Match)
     .bind(ShareStatus::LIVE)
     .fetch_all(&mut *tx)
     .await?;
-    for (org_id, case_id) in cases {
-        CopyContent { case_id }
-            .enqueue_about_tx(tx, org_id, case_id)
-            .await?;
+    if copies.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = copies.iter().map(|(id, _, _)| *id).collect();
+    let changed = crate::cases::write::pend_copies(tx, evidence_id, &ids).await?;
+    let mut queued = std::collections::HashSet::new();
+    for (_, case_id, org_id) in copies {
+        if changed.contains(&case_id) && queued.insert(case_id) {
+            CopyContent { case_id }
+                .enqueue_about_tx(tx, org_id, case_id)
+                .await?;
+        }
     }
     Ok(())
 }

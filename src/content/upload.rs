@@ -227,14 +227,12 @@ async fn record_upload(
         .commit()
         .await
         .map_err(|e| io_error("store the upload", e))?;
-    sqlx::query(
-        "UPDATE evidence SET data = jsonb_set(data, '{content}', coalesce(data->'content', '{}'::jsonb) || $2)
-         WHERE id = $1",
+    crate::cases::write::set_content(
+        &mut tx,
+        evidence_id,
+        serde_json::json!({ "sha256": sha256, "size_bytes": size_bytes, "uri": store_uri(evidence_id),
+                            "content_type": content_type }),
     )
-    .bind(evidence_id)
-    .bind(serde_json::json!({ "sha256": sha256, "size_bytes": size_bytes, "uri": store_uri(evidence_id),
-                              "content_type": content_type }))
-    .execute(&mut *tx)
     .await?;
     // R53: imported copies of this item made before its file arrived get it
     // now, while their collaboration is live and a live share covers it.

@@ -81,12 +81,9 @@ pub async fn record(
                   ok AS (SELECT 1 FROM c, folder_ok WHERE c.visible AND c.org_id = $2 AND folder_ok.ok),
                   claim AS ({claim}),
                   go AS (SELECT 1 FROM ok WHERE $15::bytea IS NULL OR EXISTS (SELECT 1 FROM claim)),
-                  ev AS (INSERT INTO evidence (id, case_id, folder_id, title, data, job_id)
-                         SELECT $5, $4, $6, $7, $8, $9 FROM go
-                         ON CONFLICT (id) DO NOTHING RETURNING id),
+                  {ev},
                   {jobs},
-                  aud AS (INSERT INTO audit_log (id, at, org_id, actor_user_id, action, case_id, evidence_id, mac)
-                          SELECT $12, $13, $2, $1, $20, $4, $5, $14 FROM ev)
+                  {aud}
              SELECT (SELECT visible FROM c) AS visible,
                     (SELECT c.org_id FROM c) AS org_id,
                     (SELECT ok FROM folder_ok) AS folder_ok,
@@ -99,7 +96,9 @@ pub async fn record(
                 "SELECT $15::bytea, $16::text, $17::bytea FROM ok WHERE $15::bytea IS NOT NULL",
                 "$18"
             ),
+            ev = crate::cases::write::insert_evidence_cte("go", "$5", "$4", "$6", "$7", "$8", "$9"),
             jobs = crate::jobs::outbox::enqueue_ctes("ev", "$9", "$19", "$10", "$2", "$4", "$4::text", "$11"),
+            aud = audit::insert_reserved_cte("ev", ["$12", "$13", "$2", "$1", "$20", "$4", "$5", "$14"]),
         )
     });
     #[derive(sqlx::FromRow)]
@@ -257,14 +256,7 @@ pub async fn record_many(
     let jobs: std::collections::HashMap<Uuid, Uuid> =
         orgs.keys().map(|c| (*c, Uuid::now_v7())).collect();
     let mut seen = std::collections::HashSet::new();
-    let (mut e_ids, mut e_cases, mut e_folders, mut e_titles, mut e_data, mut e_jobs) = (
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-        Vec::new(),
-    );
+    let mut new_items = crate::cases::write::NewItems::default();
     for (i, item) in items.iter().enumerate() {
         if results[i].is_some() {
             continue;
@@ -287,31 +279,22 @@ pub async fn record_many(
         if !seen.insert(ids[i]) {
             continue; // the same id twice in one batch: the first one counts
         }
-        e_ids.push(ids[i]);
-        e_cases.push(item.case_id);
-        e_folders.push(item.evidence.folder_id);
-        e_titles.push(item.evidence.data.title.trim().to_string());
-        e_data.push(
+        new_items.ids.push(ids[i]);
+        new_items.cases.push(item.case_id);
+        new_items.folders.push(item.evidence.folder_id);
+        new_items
+            .titles
+            .push(item.evidence.data.title.trim().to_string());
+        new_items.data.push(
             serde_json::to_value(&item.evidence.data).map_err(|e| Error::Internal(e.into()))?,
         );
-        e_jobs.push(jobs[&item.case_id]);
+        new_items.jobs.push(jobs[&item.case_id]);
     }
-    let inserted: Vec<(Uuid, Uuid)> = sqlx::query_as(
-        "INSERT INTO evidence (id, case_id, folder_id, title, data, job_id)
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[])
-         ON CONFLICT (id) DO NOTHING RETURNING id, case_id",
-    )
-    .bind(&e_ids)
-    .bind(&e_cases)
-    .bind(&e_folders)
-    .bind(&e_titles)
-    .bind(&e_data)
-    .bind(&e_jobs)
-    .fetch_all(&mut *tx)
-    .await?;
+    let inserted = crate::cases::write::insert_evidence(&mut tx, &new_items).await?;
     let inserted_ids: std::collections::HashSet<Uuid> = inserted.iter().map(|(i, _)| *i).collect();
     // Ids recorded before: a retry answers as the first time did.
-    let earlier: Vec<Uuid> = e_ids
+    let earlier: Vec<Uuid> = new_items
+        .ids
         .iter()
         .filter(|i| !inserted_ids.contains(i))
         .copied()

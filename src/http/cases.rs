@@ -179,15 +179,13 @@ pub async fn patch_case(
         changed.push(("description", Some(d)));
     }
     if !changed.is_empty() {
-        sqlx::query(
-            "UPDATE cases SET title = coalesce($2, title), case_number = coalesce($3, case_number),
-                    description = coalesce($4, description), updated_at = now() WHERE id = $1",
+        cases::write::update_case(
+            &mut tx,
+            case_id,
+            patch.title.as_deref().map(str::trim),
+            patch.case_number.as_deref().map(str::trim),
+            patch.description.as_deref(),
         )
-        .bind(case_id)
-        .bind(patch.title.as_deref().map(str::trim))
-        .bind(patch.case_number.as_deref().map(str::trim))
-        .bind(&patch.description)
-        .execute(&mut *tx)
         .await?;
         // R26: receivers with an imported copy are offered the change.
         receiving::record_case_updates_tx(&mut tx, case_id, &changed).await?;

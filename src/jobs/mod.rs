@@ -155,12 +155,14 @@ pub fn record_subject(field: &'static str, id: Uuid) {
 
 /// What a dead-letter requeue reopened besides the job row (for the operator
 /// and the audit entry).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Default)]
 pub struct Reopened {
     /// e.g. `notice <id>: failed -> pending`.
     pub subject: Option<String>,
-    /// The share the job is about, for the audit entry.
-    pub share_id: Option<Uuid>,
+    /// What the requeue's audit entry is filed under besides the job's org
+    /// (the handler names its subject's column, e.g. `share_id`); its
+    /// `org_id`, actor and details are the requeue's own.
+    pub filed_under: crate::audit::Entry,
 }
 
 /// One kind of job. Its `NAME` is a wire contract (queue names, rows): never

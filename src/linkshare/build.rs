@@ -103,7 +103,7 @@ impl Job for BuildLinkShare {
                 "link share {}: failed -> processing",
                 self.link_share_id
             )),
-            share_id: None,
+            filed_under: Default::default(),
         })
     }
 }

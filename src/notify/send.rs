@@ -69,7 +69,10 @@ impl Job for SendNotice {
         Ok(match share_id {
             Some(share_id) => Reopened {
                 subject: Some(format!("notice {}: failed -> pending", self.notice_id)),
-                share_id,
+                filed_under: crate::audit::Entry {
+                    share_id,
+                    ..Default::default()
+                },
             },
             None => Reopened::default(),
         })

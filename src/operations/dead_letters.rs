@@ -316,9 +316,9 @@ async fn requeue_one(
         Action::DeadLetterRequeued,
         audit::Entry {
             org_id: job.org_id,
-            share_id: reopened.share_id,
+            actor_user_id: None,
             details: Some(serde_json::json!({ "job_id": job.id, "kind": job.kind })),
-            ..Default::default()
+            ..reopened.filed_under
         },
     )
     .await?;

@@ -36,12 +36,12 @@ const CHUNK: i64 = 64;
 /// Prepare a filtered item for the copy: its sender's object is not the
 /// copy's (the `uri` goes until the copy has its own), and whether a file is
 /// to be copied (`pending`): the sender had stored content under its SHA-256.
-pub(super) fn detach_content(view: &mut EvidenceView) -> Option<&'static str> {
+pub(super) fn detach_content(view: &mut EvidenceView) -> Option<ContentState> {
     let content = view.data.content.as_mut()?;
     let stored =
         content.sha256.is_some() && content.uri.as_deref() == Some(store_uri(view.id).as_str());
     content.uri = None;
-    stored.then_some("pending")
+    stored.then_some(ContentState::Pending)
 }
 
 /// Queue the copy of `case_id`'s pending files (an imported copy of
@@ -217,25 +217,12 @@ async fn record(
     let states: Vec<ContentState> = outcomes.iter().map(|(_, o)| o.state()).collect();
     let mut tx = ctx.db.begin().await?;
     audit::act_as_job(&mut tx, job_id).await?;
-    let org_id: Option<Uuid> = sqlx::query_scalar(
-        "WITH u AS (SELECT * FROM unnest($1::uuid[], $2::content_state[]) AS u(id, state)),
-              done AS (
-                UPDATE evidence e
-                   SET content_state = u.state,
-                       data = CASE WHEN u.state = $4
-                                   THEN jsonb_set(e.data, '{content,uri}', to_jsonb('store://' || e.id::text))
-                                   ELSE e.data END
-                  FROM u WHERE e.id = u.id AND e.content_state = $5
-                RETURNING e.case_id)
-         SELECT c.org_id FROM cases c WHERE c.id = $3 AND EXISTS (SELECT 1 FROM done)",
-    )
-    .bind(&ids)
-    .bind(&states)
-    .bind(case_id)
-    .bind(ContentState::Match)
-    .bind(ContentState::Pending)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let moved = crate::cases::write::record_copy_outcomes(&mut tx, &ids, &states).await?;
+    let org_id: Option<Uuid> = if moved > 0 {
+        crate::cases::org_of(&mut tx, case_id).await?
+    } else {
+        None
+    };
     if let Some(org_id) = org_id {
         let count = |s: ContentState| states.iter().filter(|x| **x == s).count();
         audit::record(

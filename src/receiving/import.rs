@@ -27,24 +27,12 @@ use crate::principal::UserPrincipal;
 /// only folders not there yet (R21). Evidence whose folder has no copy lands
 /// at the imported case's root (R23).
 async fn sync_folders_tx(tx: &mut PgConnection, received_id: Uuid, case_id: Uuid) -> Result<()> {
-    let added: Vec<Uuid> = sqlx::query_scalar(
-        "INSERT INTO folders (id, case_id, name) SELECT id, $2, name FROM received_folders WHERE received_id = $1
-         ON CONFLICT (id) DO NOTHING RETURNING id",
-    )
-    .bind(received_id)
-    .bind(case_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    if !added.is_empty() {
-        sqlx::query(
-            "UPDATE folders f SET parent_id = rf.parent_id FROM received_folders rf
-             WHERE f.id = rf.id AND f.id = ANY($1) AND rf.parent_id IS NOT NULL",
-        )
-        .bind(&added)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
+    let tree: Vec<cases::Folder> =
+        sqlx::query_as("SELECT id, name, parent_id FROM received_folders WHERE received_id = $1")
+            .bind(received_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    cases::write::copy_folders(tx, case_id, &tree).await
 }
 
 /// How many granted items an import holds in memory at a time.
@@ -91,47 +79,22 @@ pub(super) async fn copy_evidence_tx(
     Ok(copied)
 }
 
-/// Insert filtered copies into `case_id` in one statement (UNNEST). Returns
-/// how many were new, and how many of those have a file to copy (R53).
+/// Insert filtered copies into `case_id` (R10: as the policy shows them),
+/// each with its file to copy where the sender stored one (R53). Returns how
+/// many were new, and how many of those have a file to copy.
 async fn insert_copies(
     tx: &mut PgConnection,
     case_id: Uuid,
     views: Vec<EvidenceView>,
 ) -> Result<(u64, u64)> {
-    let n = views.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut sources = Vec::with_capacity(n);
-    let mut folders = Vec::with_capacity(n);
-    let mut titles = Vec::with_capacity(n);
-    let mut data = Vec::with_capacity(n);
-    let mut states = Vec::with_capacity(n);
-    for mut v in views {
-        states.push(super::files::detach_content(&mut v));
-        ids.push(Uuid::now_v7());
-        sources.push(v.id);
-        folders.push(v.folder_id);
-        titles.push(v.data.title.clone());
-        data.push(serde_json::to_value(&v.data).map_err(anyhow::Error::from)?);
-    }
-    let (copied, files): (i64, i64) = sqlx::query_as(
-        "WITH ins AS (
-            INSERT INTO evidence (id, case_id, folder_id, title, data, source_evidence_id, content_state)
-            SELECT i, $1, f, t, d, s, st::content_state
-              FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::jsonb[], $6::uuid[], $7::text[]) AS u(i, f, t, d, s, st)
-            ON CONFLICT (case_id, source_evidence_id) DO NOTHING
-            RETURNING content_state)
-         SELECT count(*), count(content_state) FROM ins",
-    )
-    .bind(case_id)
-    .bind(&ids)
-    .bind(&folders)
-    .bind(&titles)
-    .bind(&data)
-    .bind(&sources)
-    .bind(&states)
-    .fetch_one(&mut *tx)
-    .await?;
-    Ok((copied as u64, files as u64))
+    let copies = views
+        .into_iter()
+        .map(|mut view| {
+            let content = super::files::detach_content(&mut view);
+            cases::write::ItemCopy { view, content }
+        })
+        .collect();
+    cases::write::insert_copies(tx, case_id, copies).await
 }
 
 /// R19: import a received case: a new case owned by the receiver, with the
@@ -157,20 +120,7 @@ pub async fn import_tx(
     let source = cases::by_id(tx, r.case_id).await?;
     let data = filter::case(&r.policy.policy, &source.data());
     let case_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO cases (id, org_id, owner_id, case_number, title, description, notes, tags)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(case_id)
-    .bind(r.receiver_org_id)
-    .bind(actor)
-    .bind(&data.case_number)
-    .bind(&data.title)
-    .bind(&data.description)
-    .bind(sqlx::types::Json(data.notes.clone().unwrap_or_default()))
-    .bind(sqlx::types::Json(data.tags.clone().unwrap_or_default()))
-    .execute(&mut *tx)
-    .await?;
+    cases::write::insert_case(tx, case_id, r.receiver_org_id, actor, &data).await?;
     crate::collaboration::mark_imported_tx(tx, r.id, case_id).await?;
     let copied = copy_evidence_tx(tx, &r, case_id, None).await?;
     audit::record(

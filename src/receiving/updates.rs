@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use super::import::copy_evidence_tx;
 use crate::audit::{self, Action};
+use crate::cases;
 use crate::collaboration::{lock, ReceivedRow};
 use crate::error::{Error, Result};
 use crate::orgs::{self, OrgKind};
@@ -246,18 +247,8 @@ pub async fn apply_updates(
     }
 
     for u in pending.case.iter().filter(|u| case_ids.contains(&u.id)) {
-        let column = match u.field.as_str() {
-            "title" => "title",
-            "case_number" => "case_number",
-            _ => "description",
-        };
-        sqlx::query(&format!(
-            "UPDATE cases SET {column} = $2, updated_at = now() WHERE id = $1"
-        ))
-        .bind(imported)
-        .bind(&u.new)
-        .execute(&mut *tx)
-        .await?;
+        let field = cases::write::CaseField::named(&u.field);
+        cases::write::set_case_field(&mut tx, imported, field, u.new.as_deref()).await?;
     }
     sqlx::query("UPDATE case_updates SET applied_at = now() WHERE id = ANY($1)")
         .bind(&case_ids)

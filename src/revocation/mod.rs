@@ -125,19 +125,7 @@ async fn revoke_tx(
     user: &UserPrincipal,
     share_ids: &[Uuid],
 ) -> Result<(Vec<ShareRow>, Option<Uuid>)> {
-    // Lock in one order, so concurrent bulk revokes cannot deadlock.
-    sqlx::query("SELECT id FROM shares WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-        .bind(share_ids)
-        .execute(&mut *tx)
-        .await?;
-    let revoked: Vec<ShareRow> = sqlx::query_as(&format!(
-        "UPDATE shares SET status = $2, revoked_at = now()
-         WHERE id = ANY($1) AND status <> $2 RETURNING {SHARE_COLUMNS}"
-    ))
-    .bind(share_ids)
-    .bind(ShareStatus::Revoked)
-    .fetch_all(&mut *tx)
-    .await?;
+    let revoked = sharing::mark_revoked(tx, share_ids).await?;
     if revoked.is_empty() {
         return Ok((revoked, None));
     }

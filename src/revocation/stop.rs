@@ -122,15 +122,7 @@ pub async fn stop_sharing(
     };
     // Every row that named the principal for this case, whatever its cause
     // (internal or partner shares, onward additions).
-    let removed: Vec<Uuid> = sqlx::query_scalar(
-        "DELETE FROM case_access a WHERE a.case_id = $1 AND a.org_id = $2 AND a.principal_id = $3
-         RETURNING coalesce(a.share_id, (SELECT r.share_id FROM received r WHERE r.id = a.received_id))",
-    )
-    .bind(case_id)
-    .bind(org_id)
-    .bind(req.id)
-    .fetch_all(&mut *tx)
-    .await?;
+    let removed = access::remove_from_case_tx(&mut tx, case_id, org_id, req.id).await?;
     if !removed.is_empty() {
         // The share access was through: the entry stays out of other
         // partners' audit snapshots (R49).
@@ -265,19 +257,11 @@ pub async fn remove_onward(
     }
     // The onward row goes, for the external view and the imported copy alike
     // (an explicit removal, unlike a revocation, R30).
-    let removed = sqlx::query(
-        "DELETE FROM case_access WHERE received_id = $1 AND principal_id = $2 AND principal_kind = $3",
-    )
-    .bind(r.id)
-    .bind(id)
-    .bind(match kind {
-        RecipientKind::User => "user",
-        RecipientKind::Group => "group",
-    })
-    .execute(&mut *tx)
-    .await?
-    .rows_affected()
-        > 0;
+    let named = match kind {
+        RecipientKind::User => Named::User(id),
+        RecipientKind::Group => Named::Group(id),
+    };
+    let removed = access::remove_onward_tx(&mut tx, r.id, named).await?;
     if removed {
         let details =
             serde_json::json!({ "kind": kind, "id": id, "onward": true, "received_id": r.id });

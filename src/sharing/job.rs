@@ -124,13 +124,13 @@ impl Job for ShareCase {
         let Some(share) = share else {
             return Ok(Reopened {
                 subject: None,
-                share_id: Some(self.share_id),
+                filed_under: filed_under(self.share_id),
             });
         };
         status_event_tx(tx, &share, ShareStatus::Processing).await?;
         Ok(Reopened {
             subject: Some(format!("share {}: failed -> processing", share.id)),
-            share_id: Some(share.id),
+            filed_under: filed_under(share.id),
         })
     }
 }
@@ -151,4 +151,12 @@ async fn fail(db: &PgPool, share_id: Uuid, reason: &str) -> Result<()> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// A requeued share job's audit entry is filed under its share.
+fn filed_under(share_id: Uuid) -> crate::audit::Entry {
+    crate::audit::Entry {
+        share_id: Some(share_id),
+        ..Default::default()
+    }
 }

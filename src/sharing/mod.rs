@@ -141,6 +141,24 @@ pub async fn load(db: &mut PgConnection, share_id: Uuid) -> Result<ShareRow> {
         .ok_or(Error::NotFound("share"))
 }
 
+/// R29: mark the shares among `share_ids` that are not revoked yet revoked
+/// (locked in id order first, so concurrent bulk revokes cannot deadlock).
+/// Returns the shares revoked now.
+pub async fn mark_revoked(tx: &mut PgConnection, share_ids: &[Uuid]) -> Result<Vec<ShareRow>> {
+    sqlx::query("SELECT id FROM shares WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(share_ids)
+        .execute(&mut *tx)
+        .await?;
+    Ok(sqlx::query_as(&format!(
+        "UPDATE shares SET status = $2, revoked_at = now()
+         WHERE id = ANY($1) AND status <> $2 RETURNING {SHARE_COLUMNS}"
+    ))
+    .bind(share_ids)
+    .bind(ShareStatus::Revoked)
+    .fetch_all(tx)
+    .await?)
+}
+
 /// A share of a case of the user's org that the user sees (R41); 404 for
 /// anyone else: ids do not leak.
 pub async fn load_owned(

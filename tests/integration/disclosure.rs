@@ -163,17 +163,19 @@ async fn r43_r51_a_covering_share_never_widens_an_item_shared_earlier() {
 async fn r51_revoking_a_sibling_share_grants_nothing_new() {
     let w = World::spawn(BETA_PD, policy(true), "Moves").await;
     let (app, a, b, case) = (&w.app, &w.a, &w.b, w.case);
-    let shared = app.create_folder(&a.user, case, "Shared", None).await;
-    let private = app.create_folder(&a.user, case, "Informants", None).await;
-    let mut inside = full_evidence("Scene photo");
-    inside["folder_id"] = json!(shared);
-    app.add_evidence(&a.user, case, inside).await;
-    let mut secret = full_evidence("Informant interview");
-    secret["folder_id"] = json!(private);
-    app.add_evidence(&a.user, case, secret).await;
-    let (other, _) = app
-        .add_evidence(&a.user, case, full_evidence("Invoice"))
-        .await;
+    let tree = Tree::build(
+        app,
+        &a.user,
+        case,
+        &[("Shared", None), ("Informants", None)],
+        &[
+            (full_evidence("Scene photo"), Some("Shared")),
+            (full_evidence("Informant interview"), Some("Informants")),
+            (full_evidence("Invoice"), None),
+        ],
+    )
+    .await;
+    let (shared, other) = (tree.folder("Shared"), tree.item("Invoice"));
     app.drain().await;
     share_naming_user(
         app,
@@ -193,7 +195,7 @@ async fn r51_revoking_a_sibling_share_grants_nothing_new() {
     .await;
     let (s, v) = app
         .patch(
-            &format!("/v1/folders/{private}"),
+            &format!("/v1/folders/{}", tree.folder("Informants")),
             &a.user,
             json!({ "parent_id": shared }),
         )

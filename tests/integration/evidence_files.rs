@@ -435,25 +435,31 @@ async fn r55_internal_shares_give_their_scope_only() {
     let a = app.create_org("Alpha PD", "lea").await;
     app.setup(&a, policy(true), false).await;
     let case = app.create_case(&a.user, "Scoped").await;
-    let scene = app.create_folder(&a.user, case, "Scene", None).await;
-    let cam = app.create_folder(&a.user, case, "Cam", Some(scene)).await;
-    let other = app.create_folder(&a.user, case, "Other", None).await;
     let file = bytes(64);
-    let add = async |title: &str, folder: Option<Uuid>| {
-        let (id, _) = app
-            .add_evidence(
-                &a.user,
-                case,
-                json!({ "title": title, "folder_id": folder, "content": { "sha256": sha(&file) } }),
-            )
-            .await;
-        put_file(&app, &a.user, id, file.clone(), "image/png").await;
-        id
-    };
-    let photo = add("Photo", Some(scene)).await;
-    let clip = add("Clip", Some(cam)).await;
-    let memo = add("Memo", Some(other)).await;
-    let root = add("Root", None).await;
+    let with_file = |title: &str| json!({ "title": title, "content": { "sha256": sha(&file) } });
+    let tree = Tree::build(
+        &app,
+        &a.user,
+        case,
+        &[("Scene", None), ("Cam", Some("Scene")), ("Other", None)],
+        &[
+            (with_file("Photo"), Some("Scene")),
+            (with_file("Clip"), Some("Cam")),
+            (with_file("Memo"), Some("Other")),
+            (with_file("Root"), None),
+        ],
+    )
+    .await;
+    for title in ["Photo", "Clip", "Memo", "Root"] {
+        put_file(&app, &a.user, tree.item(title), file.clone(), "image/png").await;
+    }
+    let scene = tree.folder("Scene");
+    let (photo, clip, memo, root) = (
+        tree.item("Photo"),
+        tree.item("Clip"),
+        tree.item("Memo"),
+        tree.item("Root"),
+    );
     let (folder_user, folder_token) = app.create_user(a.id, "Folder Reader", "user").await;
     let (group_user, group_token) = app.create_user(a.id, "Group Reader", "user").await;
     let (whole_user, whole_token) = app.create_user(a.id, "Whole Reader", "user").await;
@@ -512,7 +518,10 @@ async fn r55_internal_shares_give_their_scope_only() {
         assert_eq!(res.status, want, "{id}");
     }
     // New evidence in the shared folder's subfolder is seen at once (R22).
-    add("Later", Some(cam)).await;
+    let mut later = with_file("Later");
+    later["folder_id"] = json!(tree.folder("Cam"));
+    let (later, _) = app.add_evidence(&a.user, case, later).await;
+    put_file(&app, &a.user, later, file.clone(), "image/png").await;
     assert_eq!(
         evidence_titles(&app, &folder_token, case).await,
         vec!["Clip", "Later", "Photo"]

@@ -118,34 +118,33 @@ async fn world_with(options: Options) -> World {
     let a = app.create_org("Alpha PD", "lea").await;
     // No advanced-sharing setup: classic sharing does not need it.
     let case = app.create_case(&a.user, "Burglary on Main St").await;
-    let scene = app.create_folder(&a.user, case, "Scene", None).await;
-    let cam = app.create_folder(&a.user, case, "Cam", Some(scene)).await;
-
     // Larger than axum's default body limit (2 MiB): the upload streams.
     let video_bytes: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
     let photo_bytes = b"\x89PNG not really a png".to_vec();
-    let (video, _) = app
-        .add_evidence(
-            &a.user,
-            case,
-            json!({ "title": "Door cam", "folder_id": cam, "transcript": "he went that way",
-                    "content": { "sha256": sha(&video_bytes) } }),
-        )
-        .await;
-    let (photo, _) = app
-        .add_evidence(
-            &a.user,
-            case,
-            json!({ "title": "Photo 1", "folder_id": scene }),
-        )
-        .await;
-    let (report, _) = app
-        .add_evidence(
-            &a.user,
-            case,
-            json!({ "title": "Report", "content": { "sha256": "b".repeat(64) } }),
-        )
-        .await;
+    let tree = Tree::build(
+        &app,
+        &a.user,
+        case,
+        &[("Scene", None), ("Cam", Some("Scene"))],
+        &[
+            (
+                json!({ "title": "Door cam", "transcript": "he went that way",
+                        "content": { "sha256": sha(&video_bytes) } }),
+                Some("Cam"),
+            ),
+            (evidence_titled("Photo 1"), Some("Scene")),
+            (
+                json!({ "title": "Report", "content": { "sha256": "b".repeat(64) } }),
+                None,
+            ),
+        ],
+    )
+    .await;
+    let (video, photo, report) = (
+        tree.item("Door cam"),
+        tree.item("Photo 1"),
+        tree.item("Report"),
+    );
 
     let (s, v) = upload(&app, &a.user, video, video_bytes.clone()).await;
     assert_eq!(s, StatusCode::OK, "{v}");

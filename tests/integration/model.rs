@@ -185,21 +185,19 @@ async fn fixture() -> Fixture {
     let app = spawn_app().await;
     let (a, b, case) = two_partners(&app, policy(true)).await;
     app.setup(&b, policy(true), false).await;
-    let folders = [
-        app.create_folder(&a.user, case, "F0", None).await,
-        app.create_folder(&a.user, case, "F1", None).await,
-    ];
-    let mut ids = Vec::new();
-    for i in 0..ITEMS {
-        let mut body = full_evidence(&title(i));
-        if let Some(f) = folder_of(i) {
-            body["folder_id"] = json!(folders[f]);
-        }
-        let bytes = file(i);
-        body["content"] = json!({ "sha256": sha(&bytes), "size_bytes": bytes.len() });
-        let (id, _) = app.add_evidence(&a.user, case, body).await;
-        put_file(&app, &a.user, id, bytes, "application/octet-stream").await;
-        ids.push(id);
+    const FOLDERS: [&str; 2] = ["F0", "F1"];
+    let items: Vec<(Value, Option<&str>)> = (0..ITEMS)
+        .map(|i| {
+            let mut body = full_evidence(&title(i));
+            let bytes = file(i);
+            body["content"] = json!({ "sha256": sha(&bytes), "size_bytes": bytes.len() });
+            (body, folder_of(i).map(|f| FOLDERS[f]))
+        })
+        .collect();
+    let tree = Tree::build(&app, &a.user, case, &[("F0", None), ("F1", None)], &items).await;
+    let ids: Vec<Uuid> = (0..ITEMS).map(|i| tree.item(&title(i))).collect();
+    for (i, id) in ids.iter().enumerate() {
+        put_file(&app, &a.user, *id, file(i), "application/octet-stream").await;
     }
     app.drain().await;
     let titles = (0..ITEMS).map(title).collect();

@@ -409,16 +409,20 @@ async fn r22_r24_new_evidence_follows_case_and_folder_scopes_not_subsets() {
     let d = w.app.create_org("Delta PD", "lea").await;
     w.app.partner(w.a.id, c.id).await;
     w.app.partner(w.a.id, d.id).await;
-    let shared = w.app.create_folder(&w.a.user, w.case, "Shared", None).await;
-    let sub = w
-        .app
-        .create_folder(&w.a.user, w.case, "Sub", Some(shared))
-        .await;
-    let other = w.app.create_folder(&w.a.user, w.case, "Other", None).await;
-    let (first, _) = w
-        .app
-        .add_evidence(&w.a.user, w.case, json!({ "title": "first" }))
-        .await;
+    let tree = Tree::build(
+        &w.app,
+        &w.a.user,
+        w.case,
+        &[("Shared", None), ("Sub", Some("Shared")), ("Other", None)],
+        &[(evidence_titled("first"), None)],
+    )
+    .await;
+    let (shared, sub, other) = (
+        tree.folder("Shared"),
+        tree.folder("Sub"),
+        tree.folder("Other"),
+    );
+    let first = tree.item("first");
     w.app.drain().await;
     w.share(json!({ "kind": "case" })).await;
     for (org, scope) in [

@@ -687,40 +687,26 @@ async fn r13_scope_folders_include_subfolders_and_subsets_are_exact() {
     let w = world(policy(true)).await;
     let c = w.app.create_org("Gamma PD", "lea").await;
     w.app.partner(w.a.id, c.id).await;
-    let video = w.app.create_folder(&w.a.user, w.case, "Video", None).await;
-    let night = w
-        .app
-        .create_folder(&w.a.user, w.case, "Night", Some(video))
-        .await;
-    let photos = w.app.create_folder(&w.a.user, w.case, "Photos", None).await;
-    let (in_video, _) = w
-        .app
-        .add_evidence(
-            &w.a.user,
-            w.case,
-            json!({ "title": "v", "folder_id": video }),
-        )
-        .await;
-    let (in_night, _) = w
-        .app
-        .add_evidence(
-            &w.a.user,
-            w.case,
-            json!({ "title": "n", "folder_id": night }),
-        )
-        .await;
-    let (in_photos, _) = w
-        .app
-        .add_evidence(
-            &w.a.user,
-            w.case,
-            json!({ "title": "p", "folder_id": photos }),
-        )
-        .await;
-    let (at_root, _) = w
-        .app
-        .add_evidence(&w.a.user, w.case, json!({ "title": "r" }))
-        .await;
+    let tree = Tree::build(
+        &w.app,
+        &w.a.user,
+        w.case,
+        &[("Video", None), ("Night", Some("Video")), ("Photos", None)],
+        &[
+            (evidence_titled("v"), Some("Video")),
+            (evidence_titled("n"), Some("Night")),
+            (evidence_titled("p"), Some("Photos")),
+            (evidence_titled("r"), None),
+        ],
+    )
+    .await;
+    let video = tree.folder("Video");
+    let (in_video, in_night, in_photos, at_root) = (
+        tree.item("v"),
+        tree.item("n"),
+        tree.item("p"),
+        tree.item("r"),
+    );
     w.app.drain().await;
 
     w.app
@@ -878,24 +864,18 @@ async fn r14_r15_r16_internal_and_partner_shares_and_the_access_list() {
 #[tokio::test]
 async fn r17_sharing_again_extends_without_duplicates() {
     let w = world(policy(true)).await;
-    let f1 = w.app.create_folder(&w.a.user, w.case, "One", None).await;
-    let f2 = w.app.create_folder(&w.a.user, w.case, "Two", None).await;
-    let (e1, _) = w
-        .app
-        .add_evidence(
-            &w.a.user,
-            w.case,
-            json!({ "title": "one", "folder_id": f1 }),
-        )
-        .await;
-    let (e2, _) = w
-        .app
-        .add_evidence(
-            &w.a.user,
-            w.case,
-            json!({ "title": "two", "folder_id": f2 }),
-        )
-        .await;
+    let tree = Tree::build(
+        &w.app,
+        &w.a.user,
+        w.case,
+        &[("One", None), ("Two", None)],
+        &[
+            (evidence_titled("one"), Some("One")),
+            (evidence_titled("two"), Some("Two")),
+        ],
+    )
+    .await;
+    let (e1, e2) = (tree.item("one"), tree.item("two"));
     w.app.drain().await;
     w.app
         .share_and_settle(
@@ -908,7 +888,10 @@ async fn r17_sharing_again_extends_without_duplicates() {
         .share_and_settle(
             &w.a.user,
             w.case,
-            to_partner(w.b.id, json!({ "kind": "folders", "folder_ids": [f1, f2] })),
+            to_partner(
+                w.b.id,
+                json!({ "kind": "folders", "folder_ids": [tree.folder("One"), tree.folder("Two")] }),
+            ),
         )
         .await;
     w.app

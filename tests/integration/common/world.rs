@@ -135,3 +135,70 @@ pub fn full_evidence(title: &str) -> Value {
         "content": { "sha256": "a".repeat(64), "size_bytes": 1024, "uri": "s3://bucket/uri-secret" }
     })
 }
+
+/// A folder tree with items in it, as many tests start from ("ladders": a
+/// folder, its subfolder, a sibling, an item on each rung and one at the
+/// root), built through the API by [`Tree::build`]. Folders are known by
+/// name, items by title.
+pub struct Tree {
+    folders: std::collections::HashMap<String, Uuid>,
+    items: std::collections::HashMap<String, Uuid>,
+}
+
+impl Tree {
+    /// Create `folders` (name, parent's name; a parent comes before its
+    /// children) and then `items` (evidence body, folder's name or `None`
+    /// for the root) in `case` as `user`. (The items' jobs are the
+    /// caller's to wait for: some tests build with no worker running.)
+    pub async fn build(
+        app: &TestApp,
+        user: &str,
+        case: Uuid,
+        folders: &[(&str, Option<&str>)],
+        items: &[(Value, Option<&str>)],
+    ) -> Tree {
+        let mut tree = Tree {
+            folders: Default::default(),
+            items: Default::default(),
+        };
+        for (name, parent) in folders {
+            let parent = parent.map(|p| tree.folder(p));
+            let id = app.create_folder(user, case, name, parent).await;
+            tree.folders.insert(name.to_string(), id);
+        }
+        for (body, folder) in items {
+            let mut body = body.clone();
+            if let Some(f) = folder {
+                body["folder_id"] = json!(tree.folder(f));
+            }
+            let title = body["title"]
+                .as_str()
+                .expect("an item has a title")
+                .to_string();
+            let (id, _) = app.add_evidence(user, case, body).await;
+            tree.items.insert(title, id);
+        }
+        tree
+    }
+
+    /// The folder named `name`.
+    pub fn folder(&self, name: &str) -> Uuid {
+        *self
+            .folders
+            .get(name)
+            .unwrap_or_else(|| panic!("no folder {name:?} in the tree"))
+    }
+
+    /// The item titled `title`.
+    pub fn item(&self, title: &str) -> Uuid {
+        *self
+            .items
+            .get(title)
+            .unwrap_or_else(|| panic!("no item {title:?} in the tree"))
+    }
+}
+
+/// A minimal evidence body titled `title`.
+pub fn evidence_titled(title: &str) -> Value {
+    json!({ "title": title })
+}
