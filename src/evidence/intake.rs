@@ -97,7 +97,7 @@ pub async fn record(
                 "$18"
             ),
             ev = crate::cases::write::insert_evidence_cte("go", "$5", "$4", "$6", "$7", "$8", "$9"),
-            jobs = crate::jobs::outbox::enqueue_ctes("ev", "$9", "$19", "$10", "$2", "$4", "$4::text", "$11"),
+            jobs = crate::jobs::outbox::enqueue_ctes("ev", "$9", "$19", "$10", "$2", "$4", "$4", "$11"),
             aud = audit::insert_reserved_cte("ev", ["$12", "$13", "$2", "$1", "$20", "$4", "$5", "$14"]),
         )
     });
@@ -326,7 +326,7 @@ pub async fn record_many(
         .enqueue_with_id_tx(
             &mut tx,
             jobs[&case_id],
-            Requester::subject(orgs[&case_id], case_id).coalescing(case_id.to_string()),
+            Requester::subject(orgs[&case_id], case_id).coalescing(case_id),
         )
         .await?;
     }

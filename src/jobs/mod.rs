@@ -258,7 +258,7 @@ pub trait Job: Serialize + DeserializeOwned + Send + Sync + 'static {
 pub struct Requester {
     pub org_id: Option<Uuid>,
     pub subject_id: Option<Uuid>,
-    pub coalesce_key: Option<String>,
+    pub coalesce_key: Option<Uuid>,
 }
 
 impl Requester {
@@ -273,9 +273,9 @@ impl Requester {
     }
 
     /// The same, and coalesced with the queued jobs of its kind and `key`.
-    pub fn coalescing(self, key: impl Into<String>) -> Self {
+    pub fn coalescing(self, key: Uuid) -> Self {
         Requester {
-            coalesce_key: Some(key.into()),
+            coalesce_key: Some(key),
             ..self
         }
     }

@@ -18,10 +18,12 @@ use crate::db::PgEnum;
 /// The oldest queued jobs of kind `J` with `coalesce_key` (at most `limit`),
 /// locked for the caller's transaction; those another run holds are
 /// skipped. The cost is the limit, not the backlog: the partial index
-/// `jobs_queued_by_coalesce_key` hands them over in order.
+/// `jobs_queued_by_coalesce_key` hands them over in order (the key is a
+/// uuid, e.g. the case the jobs are about; the kind is checked on the rows,
+/// migration 0026).
 pub async fn take_queued<J: Job>(
     tx: &mut PgConnection,
-    coalesce_key: &str,
+    coalesce_key: Uuid,
     limit: i64,
 ) -> sqlx::Result<Vec<(Uuid, J)>> {
     // The status is in the text (made from the enum), not bound, so that a

@@ -55,7 +55,7 @@ impl Job for EvidenceAdded {
         // jobs of this case, locked `SKIP LOCKED`; their evidence is fanned
         // out here and they are completed in this transaction.
         let taken: Vec<(Uuid, EvidenceAdded)> =
-            crate::jobs::take_queued(&mut tx, &case_id.to_string(), COALESCE_LIMIT).await?;
+            crate::jobs::take_queued(&mut tx, case_id, COALESCE_LIMIT).await?;
         let by_evidence: HashMap<Uuid, Uuid> = taken
             .iter()
             .flat_map(|(job, e)| {

@@ -437,29 +437,20 @@ async fn r55_internal_shares_give_their_scope_only() {
     let case = app.create_case(&a.user, "Scoped").await;
     let file = bytes(64);
     let with_file = |title: &str| json!({ "title": title, "content": { "sha256": sha(&file) } });
-    let tree = Tree::build(
+    let tree = Tree::ladder(
         &app,
         &a.user,
         case,
-        &[("Scene", None), ("Cam", Some("Scene")), ("Other", None)],
-        &[
-            (with_file("Photo"), Some("Scene")),
-            (with_file("Clip"), Some("Cam")),
-            (with_file("Memo"), Some("Other")),
-            (with_file("Root"), None),
-        ],
+        ["Scene", "Cam", "Other"],
+        ["Photo", "Clip", "Memo", "Root"],
+        with_file,
     )
     .await;
-    for title in ["Photo", "Clip", "Memo", "Root"] {
-        put_file(&app, &a.user, tree.item(title), file.clone(), "image/png").await;
+    for id in tree.items(["Photo", "Clip", "Memo", "Root"]) {
+        put_file(&app, &a.user, id, file.clone(), "image/png").await;
     }
     let scene = tree.folder("Scene");
-    let (photo, clip, memo, root) = (
-        tree.item("Photo"),
-        tree.item("Clip"),
-        tree.item("Memo"),
-        tree.item("Root"),
-    );
+    let [photo, clip, memo, root] = tree.items(["Photo", "Clip", "Memo", "Root"]);
     let (folder_user, folder_token) = app.create_user(a.id, "Folder Reader", "user").await;
     let (group_user, group_token) = app.create_user(a.id, "Group Reader", "user").await;
     let (whole_user, whole_token) = app.create_user(a.id, "Whole Reader", "user").await;

@@ -687,26 +687,17 @@ async fn r13_scope_folders_include_subfolders_and_subsets_are_exact() {
     let w = world(policy(true)).await;
     let c = w.app.create_org("Gamma PD", "lea").await;
     w.app.partner(w.a.id, c.id).await;
-    let tree = Tree::build(
+    let tree = Tree::ladder(
         &w.app,
         &w.a.user,
         w.case,
-        &[("Video", None), ("Night", Some("Video")), ("Photos", None)],
-        &[
-            (evidence_titled("v"), Some("Video")),
-            (evidence_titled("n"), Some("Night")),
-            (evidence_titled("p"), Some("Photos")),
-            (evidence_titled("r"), None),
-        ],
+        ["Video", "Night", "Photos"],
+        ["v", "n", "p", "r"],
+        evidence_titled,
     )
     .await;
     let video = tree.folder("Video");
-    let (in_video, in_night, in_photos, at_root) = (
-        tree.item("v"),
-        tree.item("n"),
-        tree.item("p"),
-        tree.item("r"),
-    );
+    let [in_video, in_night, in_photos, at_root] = tree.items(["v", "n", "p", "r"]);
     w.app.drain().await;
 
     w.app
@@ -962,12 +953,21 @@ async fn r22_r23_a_queued_burst_is_fanned_out_once_per_item_in_few_runs() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let case = api.create_case(&a.user, "Busy case").await;
-    let scene = api.create_folder(&a.user, case, "Scene", None).await;
-    let cam = api.create_folder(&a.user, case, "Cam", Some(scene)).await;
-    let other = api.create_folder(&a.user, case, "Other", None).await;
-    let (seed, _) = api
-        .add_evidence(&a.user, case, json!({ "title": "seed" }))
-        .await;
+    // No worker runs yet: the seed's job waits for the setup's workers.
+    let tree = Tree::build(
+        &api,
+        &a.user,
+        case,
+        &[("Scene", None), ("Cam", Some("Scene")), ("Other", None)],
+        &[(evidence_titled("seed"), None)],
+    )
+    .await;
+    let (scene, cam, other) = (
+        tree.folder("Scene"),
+        tree.folder("Cam"),
+        tree.folder("Other"),
+    );
+    let seed = tree.item("seed");
 
     // Shares need workers: a worker deployment joins for the setup only.
     let setup_workers = spawn_with(Options {

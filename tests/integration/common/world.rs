@@ -181,12 +181,44 @@ impl Tree {
         tree
     }
 
+    /// The usual ladder: folder `top`, `sub` inside it and `sibling` beside
+    /// it (`folders`), and one item in each and one at the root (`titles`,
+    /// in that order), each made by `body(title)`.
+    pub async fn ladder(
+        app: &TestApp,
+        user: &str,
+        case: Uuid,
+        folders: [&str; 3],
+        titles: [&str; 4],
+        body: impl Fn(&str) -> Value,
+    ) -> Tree {
+        let [top, sub, sibling] = folders;
+        Tree::build(
+            app,
+            user,
+            case,
+            &[(top, None), (sub, Some(top)), (sibling, None)],
+            &[
+                (body(titles[0]), Some(top)),
+                (body(titles[1]), Some(sub)),
+                (body(titles[2]), Some(sibling)),
+                (body(titles[3]), None),
+            ],
+        )
+        .await
+    }
+
     /// The folder named `name`.
     pub fn folder(&self, name: &str) -> Uuid {
         *self
             .folders
             .get(name)
             .unwrap_or_else(|| panic!("no folder {name:?} in the tree"))
+    }
+
+    /// The items titled `titles`, in that order.
+    pub fn items<const N: usize>(&self, titles: [&str; N]) -> [Uuid; N] {
+        titles.map(|t| self.item(t))
     }
 
     /// The item titled `title`.
