@@ -162,7 +162,7 @@ fn payload(jws: &str) -> Result<serde_json::Value> {
 /// payloads equal to what was signed, and the acknowledgement naming this
 /// manifest. The first failure, or what was checked.
 pub fn verify_receipt(receipt: &Receipt, keys: &Jwks) -> std::result::Result<String, Invalid> {
-    let manifest = verify(&receipt.signature, MANIFEST_TYPE, keys)?;
+    let manifest: serde_json::Value = verify(&receipt.signature, MANIFEST_TYPE, keys)?;
     if manifest != receipt.manifest {
         return Err(Invalid::Mismatch(
             "the manifest differs from the one signed".into(),
@@ -178,7 +178,7 @@ pub fn verify_receipt(receipt: &Receipt, keys: &Jwks) -> std::result::Result<Str
             receipt.share_id, receipt.key_id
         ));
     };
-    let content = verify(&ack.signature, ACK_TYPE, keys)?;
+    let content: serde_json::Value = verify(&ack.signature, ACK_TYPE, keys)?;
     if content != ack.content {
         return Err(Invalid::Mismatch(
             "the acknowledgement differs from the one signed".into(),
@@ -239,18 +239,19 @@ mod tests {
                 retired_at: None,
             }],
         };
-        assert_eq!(verify(&jws, MANIFEST_TYPE, &keys).unwrap(), payload);
+        let read: serde_json::Value = verify(&jws, MANIFEST_TYPE, &keys).unwrap();
+        assert_eq!(read, payload);
         let (head, rest) = jws.split_once('.').unwrap();
         let (body, sig) = rest.split_once('.').unwrap();
         let mut body = URL_SAFE_NO_PAD.decode(body).unwrap();
         body[3] ^= 1;
         let forged = format!("{head}.{}.{sig}", URL_SAFE_NO_PAD.encode(&body));
         assert!(matches!(
-            verify(&forged, MANIFEST_TYPE, &keys),
+            verify::<serde_json::Value>(&forged, MANIFEST_TYPE, &keys),
             Err(Invalid::BadSignature(_))
         ));
         assert!(matches!(
-            verify(&jws, ACK_TYPE, &keys),
+            verify::<serde_json::Value>(&jws, ACK_TYPE, &keys),
             Err(Invalid::Malformed(_))
         ));
     }

@@ -19,7 +19,7 @@ pub(super) async fn sign(
     seal: &AuditKey,
     org_id: Uuid,
     typ: &str,
-    payload: &serde_json::Value,
+    payload: &impl serde::Serialize,
 ) -> Result<(String, String)> {
     let (kid, key) = active_key(tx, seal, org_id).await?;
     let mut header = Header::new(Algorithm::EdDSA);
@@ -43,12 +43,13 @@ pub enum Invalid {
     Mismatch(String),
 }
 
-/// Verify a JWS of type `typ` against `keys`; its payload.
-pub fn verify(
+/// Verify a JWS of type `typ` against `keys`; its payload, read as `T`
+/// (`serde_json::Value` for all of it).
+pub fn verify<T: serde::de::DeserializeOwned>(
     jws: &str,
     typ: &str,
     keys: &Jwks,
-) -> std::result::Result<serde_json::Value, Invalid> {
+) -> std::result::Result<T, Invalid> {
     let header = jsonwebtoken::decode_header(jws).map_err(|e| Invalid::Malformed(e.to_string()))?;
     if header.alg != Algorithm::EdDSA || header.typ.as_deref() != Some(typ) {
         return Err(Invalid::Malformed(format!(
@@ -66,7 +67,7 @@ pub fn verify(
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
     validation.validate_aud = false;
-    jsonwebtoken::decode::<serde_json::Value>(jws, &key, &validation)
+    jsonwebtoken::decode::<T>(jws, &key, &validation)
         .map(|data| data.claims)
         .map_err(|_| Invalid::BadSignature(kid))
 }
@@ -83,7 +84,9 @@ pub async fn sign_manifest_tx(
     seal: &AuditKey,
     share_id: Uuid,
 ) -> Result<()> {
-    let manifest: Option<(Uuid, serde_json::Value)> = sqlx::query_as(
+    // The manifest stays the text PostgreSQL made of it, signed as it is
+    // (`RawValue`): a 100,000-item manifest is never a tree of values here.
+    let manifest: Option<(Uuid, String)> = sqlx::query_as(
         "SELECT s.org_id, jsonb_build_object(
                     'share_id', s.id, 'case_id', s.case_id, 'sharing_org_id', s.org_id,
                     'recipient_org_id', s.target_org_id,
@@ -95,7 +98,7 @@ pub async fn sign_manifest_tx(
                                    'size_bytes', (e.data->'content'->>'size_bytes')::bigint,
                                    'sha256', e.data->'content'->>'sha256') ORDER BY e.id)
                           FROM grants g JOIN evidence e ON e.id = g.evidence_id
-                         WHERE g.received_id = s.received_id AND s.id = ANY(g.covering)), '[]'::jsonb))
+                         WHERE g.received_id = s.received_id AND s.id = ANY(g.covering)), '[]'::jsonb))::text
            FROM shares s
           WHERE s.id = $1 AND s.target_org_id IS NOT NULL
             AND NOT EXISTS (SELECT 1 FROM share_receipts r WHERE r.share_id = s.id)",
@@ -106,6 +109,8 @@ pub async fn sign_manifest_tx(
     let Some((org_id, manifest)) = manifest else {
         return Ok(());
     };
+    let manifest =
+        serde_json::value::RawValue::from_string(manifest).map_err(anyhow::Error::from)?;
     let (jws, kid) = sign(tx, seal, org_id, MANIFEST_TYPE, &manifest).await?;
     sqlx::query(
         "INSERT INTO share_receipts (share_id, manifest_jws, manifest_kid) VALUES ($1, $2, $3)",
@@ -154,29 +159,17 @@ pub async fn acknowledge(db: &sqlx::PgPool, seal: &AuditKey, case_id: Uuid) -> R
     };
     let keys = jwks(&mut tx, sharer).await?;
     for (share_id, manifest_jws, _, receiver, accepted_by) in pending {
-        let manifest = verify(&manifest_jws, MANIFEST_TYPE, &keys);
+        // Only what the acknowledgement needs of each item is read.
+        let manifest = verify::<Listed>(&manifest_jws, MANIFEST_TYPE, &keys);
         let manifest_ok = manifest.is_ok();
-        let items: Vec<serde_json::Value> = match &manifest {
-            Ok(m) => m["items"].as_array().cloned().unwrap_or_default(),
+        let items = match manifest {
+            Ok(m) => m.items,
             Err(e) => {
                 tracing::error!(share_id = %share_id, error = %e, "a manifest does not verify");
                 vec![]
             }
         };
-        let ids: Vec<Uuid> = items
-            .iter()
-            .filter_map(|i| i["id"].as_str()?.parse().ok())
-            .collect();
-        let shas: Vec<Option<String>> = items
-            .iter()
-            .filter(|i| {
-                i["id"]
-                    .as_str()
-                    .and_then(|s| s.parse::<Uuid>().ok())
-                    .is_some()
-            })
-            .map(|i| i["sha256"].as_str().map(str::to_string))
-            .collect();
+        let ids: Vec<Uuid> = items.iter().map(|i| i.id).collect();
         // What the copy holds of the manifest's items: one statement, one
         // pass over the copy's rows (the `= ANY` list is hashed), matched
         // here. Not a join per item: planned on the statistics of a copy
@@ -196,11 +189,10 @@ pub async fn acknowledge(db: &sqlx::PgPool, seal: &AuditKey, case_id: Uuid) -> R
             .into_iter()
             .map(|(id, state, sha)| (id, (state, sha)))
             .collect();
-        let results: Vec<serde_json::Value> = ids
-            .iter()
-            .zip(&shas)
-            .map(|(id, want)| {
-                let result = match (held.get(id), want) {
+        let results: Vec<AckItem> = items
+            .into_iter()
+            .map(|ListedItem { id, sha256: want }| {
+                let result = match (held.get(&id), &want) {
                     (None, _) => "missing",
                     (Some(_), None) => "match",
                     (Some((Some(state), sha)), Some(want)) if state == "match" => {
@@ -213,18 +205,20 @@ pub async fn acknowledge(db: &sqlx::PgPool, seal: &AuditKey, case_id: Uuid) -> R
                     (Some((Some(state), _)), Some(_)) if state == "content_mismatch" => "mismatch",
                     (Some(_), Some(_)) => "missing",
                 };
-                serde_json::json!({ "id": id, "result": result })
+                AckItem { id, result }
             })
             .collect();
-        let ack = serde_json::json!({
-            "share_id": share_id,
-            "manifest_sha256": jws_sha256(&manifest_jws),
-            "manifest_ok": manifest_ok,
-            "receiving_org_id": receiver,
-            "accepted_by": accepted_by.map_or_else(|| "auto-import".to_string(), |u| format!("user:{u}")),
-            "at": chrono::Utc::now(),
-            "items": results,
-        });
+        drop(held);
+        let ack = Ack {
+            accepted_by: accepted_by
+                .map_or_else(|| "auto-import".to_string(), |u| format!("user:{u}")),
+            at: chrono::Utc::now(),
+            items: results,
+            manifest_ok,
+            manifest_sha256: jws_sha256(&manifest_jws),
+            receiving_org_id: receiver,
+            share_id,
+        };
         let (jws, kid) = sign(&mut tx, seal, receiver, ACK_TYPE, &ack).await?;
         sqlx::query(
             "UPDATE share_receipts SET ack_jws = $2, ack_kid = $3, acked_at = now() WHERE share_id = $1",
@@ -237,4 +231,35 @@ pub async fn acknowledge(db: &sqlx::PgPool, seal: &AuditKey, case_id: Uuid) -> R
     }
     tx.commit().await?;
     Ok(())
+}
+
+/// What an acknowledgement reads of a manifest: each item's id and SHA-256.
+#[derive(serde::Deserialize)]
+struct Listed {
+    items: Vec<ListedItem>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedItem {
+    id: Uuid,
+    #[serde(default)]
+    sha256: Option<String>,
+}
+
+/// An acknowledgement as signed (fields in the order they are written).
+#[derive(serde::Serialize)]
+struct Ack {
+    accepted_by: String,
+    at: chrono::DateTime<chrono::Utc>,
+    items: Vec<AckItem>,
+    manifest_ok: bool,
+    manifest_sha256: String,
+    receiving_org_id: Uuid,
+    share_id: Uuid,
+}
+
+#[derive(serde::Serialize)]
+struct AckItem {
+    id: Uuid,
+    result: &'static str,
 }
