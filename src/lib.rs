@@ -36,12 +36,12 @@
 //! | R16 | `sharing/disclosure.rs` |
 //! | R17 | `sharing/grants.rs` (`materialize`), `sharing/job.rs`, `collaboration/write.rs` (`open_tx`: the one writer of `received`) |
 //! | R18 | `receiving/view.rs`, `collaboration/mod.rs` (`external`, `granted`), `cases/` |
-//! | R19 | `receiving/import.rs` |
+//! | R19 | `receiving/import.rs`, `cases/write.rs` (`insert_case`, `insert_copies`) |
 //! | R20 | `receiving/details.rs` |
-//! | R21 | `sharing/grants.rs` (`copy_folders`), `receiving/import.rs` |
+//! | R21 | `sharing/grants.rs` (`copy_folders`), `receiving/import.rs`, `cases/write.rs` (`copy_folders`) |
 //! | R22 | `sharing/fanout.rs` |
 //! | R23 | `sharing/grants.rs`, `receiving/view.rs`, `receiving/import.rs` |
-//! | R24–R27 | `receiving/updates.rs`, `receiving/view.rs` |
+//! | R24–R27 | `receiving/updates.rs`, `receiving/view.rs`, `cases/write.rs` (`set_case_field`: an accepted case update) |
 //! | R28 | `receiving/onward.rs`, `access/named.rs` (`name_onward_tx`), `sharing/disclosure.rs` (dissemination) |
 //! | R29–R31 | `revocation/mod.rs`, `collaboration/write.rs` (`end_without_live_share_tx`), `sharing/fanout.rs` (R31's race) |
 //! | R32, R33 | `sharing/recipients.rs` (whom a share names), `notify/recipients.rs`, `notify/enqueue.rs`, `notify/render.rs` |
@@ -63,10 +63,10 @@
 //! | R48 | `receiving/details.rs` |
 //! | R51 | `sharing/grants.rs` (`covering`), `receiving/view.rs` (`snapshots`), `receiving/onward.rs` |
 //! | R52 | `content/read.rs`, `http/links.rs` (`get_content`, `Served`) |
-//! | R53 | `receiving/files.rs` (`CopyContent`), `collaboration/copies.rs` (`pend_copies_tx`), `receiving/import.rs`, `content/store/` (`put_verified`) |
+//! | R53 | `receiving/files.rs` (`CopyContent`), `collaboration/copies.rs` (`pend_copies_tx`), `receiving/import.rs`, `cases/write.rs` (`pend_copies`, `record_copy_outcomes`), `content/store/` (`put_verified`) |
 //! | R54 | `custody/` (`keys.rs`, `sign.rs`: manifests, acknowledgements; `mod.rs`: receipts), `sharing/receipt.rs` (who may read one), `sharing/job.rs`, `receiving/files.rs`, `cli.rs` (`receipt verify`) |
 //! | R56 | `directory.rs` (recipient lookup: own-org prefixes, partners' exact email or badge), `http/directory.rs`, migration 0019 |
-//! | R57 | `revocation/`, `access/named.rs` (`end_onward_tx`) |
+//! | R57 | `revocation/`, `access/named.rs` (`end_onward_tx`, `remove_onward_tx`) |
 //! | R58 | `linkshare/request.rs` (`email_org`, `governing_policy`), `linkshare/plan.rs` (`packaged_audit`) |
 //! | R59 | `jobs/outbox.rs` (`status_event_tx`: routing keys from the `StatusEvent` enums), `publishers.rs` |
 //! | R60 | `keys.rs`, `linktoken.rs` (`token`), `idempotency.rs` |
