@@ -102,3 +102,17 @@ impl IntoResponse for Error {
         response
     }
 }
+
+/// A response of the OpenAPI document in the error schema (`ErrorBody`).
+pub fn error_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}

@@ -205,13 +205,13 @@ impl utoipa::Modify for IdempotencyHeader {
                     .build(),
             );
             op.responses.responses.entry("422".into()).or_insert_with(|| {
-                super::openapi::error_response(
+                super::error::error_response(
                     "the body is invalid, or the Idempotency-Key is malformed or was used for another request",
                 )
                 .into()
             });
             op.responses.responses.entry("409".into()).or_insert_with(|| {
-                super::openapi::error_response(
+                super::error::error_response(
                     "a conflict, or the request with this Idempotency-Key was applied but its answer is not recorded",
                 )
                 .into()

@@ -1,7 +1,9 @@
 //! The thin intake API (axum): parse, authorize, call the domain, map errors.
 //! Every route is listed in the OpenAPI document generated from this code
-//! (`openapi`). Here: the state every handler gets and the routers; the
-//! layers every request passes are `middleware`.
+//! (`ApiDoc`, here beside the route table that lists the same handlers;
+//! `openapi` finishes and serves it). Here: the state every handler gets,
+//! the document and the routers; the layers every request passes are
+//! `middleware`.
 
 pub mod admin;
 pub mod auth;
@@ -27,12 +29,14 @@ use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 use std::sync::Arc;
+use utoipa::OpenApi;
 
 use crate::amqp::Topology;
 use crate::config::Settings;
+use idempotency::IdempotencyHeader;
 pub use middleware::RateLimit;
 use middleware::{deadline, panicked, rate_limited, request_context, track};
-pub use openapi::ApiDoc;
+use openapi::{BearerAuth, ErrorStatuses};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -48,6 +52,34 @@ pub struct AppState {
     /// Recently seen user tokens (`auth::TokenCache`).
     pub token_cache: Arc<auth::TokenCache>,
 }
+
+/// The API's document: every operation (the route table below lists the
+/// same handlers), finished by `openapi`'s modifiers and served cleaned.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "caseshare", description = include_str!("api.md")),
+    paths(
+        bootstrap::create_org, bootstrap::create_user, bootstrap::create_group, bootstrap::create_partnership,
+        cases::create_case, cases::list_cases, cases::get_case, cases::patch_case, cases::create_folder,
+        cases::list_folders, cases::patch_folder, cases::add_evidence, cases::add_evidence_batch, cases::list_evidence, cases::case_audit,
+        admin::get_setup, admin::complete_setup, admin::get_settings, admin::put_settings, admin::create_policy,
+        admin::get_policy, admin::put_policy, admin::list_partners, admin::assign_partner_policy,
+        admin::remove_partner_policy, admin::get_partner_policy,
+        sharing::create_share, sharing::get_share, sharing::list_shares, sharing::access_list, sharing::revoke_share,
+        sharing::share_notices, sharing::revoke_many, sharing::dissemination, sharing::get_receipt, sharing::org_keys, sharing::stop_sharing,
+        receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
+        receiving::add_recipient, receiving::remove_recipient, directory::search,
+        links::put_content, links::get_content, links::create_link_share, links::get_link_share, links::download,
+        links::list_link_shares, links::revoke_link_share,
+        ops::healthz, ops::readyz, ops::metrics, ops::get_job,
+    ),
+    // Schemas only a path parameter refers to (utoipa collects those of
+    // bodies by itself).
+    components(schemas(crate::revocation::RecipientKind)),
+    modifiers(&BearerAuth, &ErrorStatuses, &IdempotencyHeader),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
 
 pub fn router(state: AppState) -> Router {
     Router::new()

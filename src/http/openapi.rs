@@ -1,6 +1,7 @@
 //! The served OpenAPI document (`GET /openapi.json`): utoipa's document of
-//! [`ApiDoc`] (every operation, with the statuses any of them can answer),
-//! made clean for client generators (issue #22):
+//! [`super::ApiDoc`] (with the modifiers here: the bearer scheme and the
+//! statuses any operation can answer), made clean for client generators
+//! (issue #22):
 //! - public operations say `security: []` (utoipa writes `[{}]`, which
 //!   generators read as "a token is required");
 //! - request and response bodies that are bytes, not JSON, are typed
@@ -15,38 +16,10 @@
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::LazyLock;
-use utoipa::OpenApi;
 
-use super::idempotency::IdempotencyHeader;
-use super::{admin, bootstrap, cases, directory, links, ops, receiving, sharing};
+use super::error::error_response;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "caseshare", description = include_str!("api.md")),
-    paths(
-        bootstrap::create_org, bootstrap::create_user, bootstrap::create_group, bootstrap::create_partnership,
-        cases::create_case, cases::list_cases, cases::get_case, cases::patch_case, cases::create_folder,
-        cases::list_folders, cases::patch_folder, cases::add_evidence, cases::add_evidence_batch, cases::list_evidence, cases::case_audit,
-        admin::get_setup, admin::complete_setup, admin::get_settings, admin::put_settings, admin::create_policy,
-        admin::get_policy, admin::put_policy, admin::list_partners, admin::assign_partner_policy,
-        admin::remove_partner_policy, admin::get_partner_policy,
-        sharing::create_share, sharing::get_share, sharing::list_shares, sharing::access_list, sharing::revoke_share,
-        sharing::share_notices, sharing::revoke_many, sharing::dissemination, sharing::get_receipt, sharing::org_keys, sharing::stop_sharing,
-        receiving::list_received, receiving::import, receiving::import_details, receiving::apply_updates,
-        receiving::add_recipient, receiving::remove_recipient, directory::search,
-        links::put_content, links::get_content, links::create_link_share, links::get_link_share, links::download,
-        links::list_link_shares, links::revoke_link_share,
-        ops::healthz, ops::readyz, ops::metrics, ops::get_job,
-    ),
-    // Schemas only a path parameter refers to (utoipa collects those of
-    // bodies by itself).
-    components(schemas(crate::revocation::RecipientKind)),
-    modifiers(&BearerAuth, &ErrorStatuses, &IdempotencyHeader),
-    security(("bearer" = [])),
-)]
-pub struct ApiDoc;
-
-struct BearerAuth;
+pub(super) struct BearerAuth;
 
 impl utoipa::Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -59,25 +32,11 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// A response of the OpenAPI document in the error schema (`ErrorBody`).
-pub(super) fn error_response(description: &str) -> utoipa::openapi::Response {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
-}
-
 /// Statuses any API operation can answer, listed on every operation with the
 /// error schema: 401 (a missing or unknown token, where a token is needed),
 /// 429 (the token's rate), 500 and 503 (a dependency down, or the request's
 /// deadline); with a request body also 413 and 422.
-struct ErrorStatuses;
+pub(super) struct ErrorStatuses;
 
 impl utoipa::Modify for ErrorStatuses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
@@ -126,8 +85,9 @@ impl utoipa::Modify for ErrorStatuses {
 /// The document, built once per process.
 pub fn document() -> &'static Value {
     static DOC: LazyLock<Value> = LazyLock::new(|| {
-        let mut doc =
-            serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+        use utoipa::OpenApi;
+        let mut doc = serde_json::to_value(super::ApiDoc::openapi())
+            .expect("the OpenAPI document serializes");
         clean(&mut doc);
         doc
     });
