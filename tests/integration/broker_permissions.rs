@@ -11,8 +11,8 @@
 
 use crate::common::*;
 use lapin::options::{
-    BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::BasicProperties;
@@ -274,26 +274,7 @@ async fn broker_permissions_confine_upstream_publishers_and_status_readers() {
         .await
         .unwrap();
     let gch = gconn.create_channel().await.unwrap();
-    let mut reasons = Vec::new();
-    while reasons.len() < 2 {
-        let got = eventually("a dead-lettered event", || async {
-            gch.basic_get(
-                topology.dead_queue().into(),
-                BasicGetOptions { no_ack: true },
-            )
-            .await
-            .ok()
-            .flatten()
-        })
-        .await;
-        let headers = got
-            .delivery
-            .properties
-            .headers()
-            .clone()
-            .unwrap_or_default();
-        reasons.push(caseshare::amqp::header_str(&headers, "x-reason").unwrap_or_default());
-    }
+    let mut reasons = dead_letter_reasons(&gch, &topology, 2).await;
     reasons.sort();
     assert!(
         reasons[0].contains("may not publish for org"),

@@ -5,9 +5,7 @@
 //! redelivers the batch and changes nothing.
 
 use crate::common::*;
-use lapin::options::{
-    BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions,
-};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -105,21 +103,7 @@ async fn r38_batched_events_refuse_bad_members_alone_and_record_the_rest_once() 
     bodies.push(event(b.id, case, Uuid::new_v4(), "not Beta's case"));
     publish_all(&ch, &topology, &bodies).await;
 
-    let mut reasons = Vec::new();
-    while reasons.len() < 4 {
-        let got = eventually("a dead letter", || async {
-            ch.basic_get(
-                topology.dead_queue().into(),
-                BasicGetOptions { no_ack: true },
-            )
-            .await
-            .ok()
-            .flatten()
-        })
-        .await;
-        let headers = got.properties.headers().clone().unwrap_or_default();
-        reasons.push(caseshare::amqp::header_str(&headers, "x-reason").unwrap_or_default());
-    }
+    let reasons = dead_letter_reasons(&ch, &topology, 4).await;
     assert!(
         reasons.iter().any(|r| r.contains("malformed")),
         "{reasons:?}"

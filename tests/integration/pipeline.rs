@@ -58,7 +58,7 @@ async fn r35_evidence_and_its_job_are_recorded_together_and_a_resend_is_idempote
 // R36
 #[tokio::test]
 async fn r36_malformed_messages_are_dead_lettered_with_a_reason_and_the_worker_goes_on() {
-    use lapin::options::{BasicGetOptions, BasicPublishOptions};
+    use lapin::options::BasicPublishOptions;
     let app = spawn_app().await;
     let a = app.create_org("Alpha PD", "lea").await;
     let case = app.create_case(&a.user, "Case").await;
@@ -95,26 +95,7 @@ async fn r36_malformed_messages_are_dead_lettered_with_a_reason_and_the_worker_g
     .unwrap()
     .await
     .unwrap();
-    let mut reasons = Vec::new();
-    while reasons.len() < 3 {
-        let got = eventually("dead letter", || async {
-            ch.basic_get(
-                topology.dead_queue().into(),
-                BasicGetOptions { no_ack: true },
-            )
-            .await
-            .ok()
-            .flatten()
-        })
-        .await;
-        let headers = got
-            .delivery
-            .properties
-            .headers()
-            .clone()
-            .unwrap_or_default();
-        reasons.push(caseshare::amqp::header_str(&headers, "x-reason").unwrap_or_default());
-    }
+    let reasons = dead_letter_reasons(&ch, &topology, 3).await;
     assert!(
         reasons.iter().any(|r| r.contains("malformed message")),
         "{reasons:?}"

@@ -120,3 +120,28 @@ impl StatusListener {
         let _ = self.conn.close(200, "bye".into()).await;
     }
 }
+
+/// The `x-reason` of the next `n` messages of `topology`'s dead-letter
+/// queue, in the order they are taken (each one waited for).
+pub async fn dead_letter_reasons(
+    ch: &lapin::Channel,
+    topology: &caseshare::amqp::Topology,
+    n: usize,
+) -> Vec<String> {
+    let mut reasons = Vec::with_capacity(n);
+    while reasons.len() < n {
+        let got = eventually("a dead letter", || async {
+            ch.basic_get(
+                topology.dead_queue().into(),
+                lapin::options::BasicGetOptions { no_ack: true },
+            )
+            .await
+            .ok()
+            .flatten()
+        })
+        .await;
+        let headers = got.properties.headers().clone().unwrap_or_default();
+        reasons.push(caseshare::amqp::header_str(&headers, "x-reason").unwrap_or_default());
+    }
+    reasons
+}
